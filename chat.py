@@ -1,0 +1,238 @@
+"""PKC AI-ONE web server: create_app(settings) builds the FastAPI app; routes stay thin.
+
+Run with `uvicorn chat:app` (start_server.sh does): `app` is built on first access from the
+environment / .env, so importing this module has no side effects.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from conversation import ChatServices, chat_turn, error_frame
+from errors import AppError, BadRequest, UnsupportedMediaType
+from health import model_health
+from llm_engine import LlmEngine
+from session_store import SessionStore
+from settings import Settings
+from vram_guard import ModelSlot
+
+log = logging.getLogger("aione")
+ROOT = Path(__file__).resolve().parent
+MAX_JSON_BYTES = 1024 * 1024
+NO_CACHE = {"Cache-Control": "no-cache"}
+M = TypeVar("M", bound=BaseModel)
+
+
+# ---- request bodies -----------------------------------------------------------------------
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # later features add fields
+    message: str
+    session_id: str | None = None
+
+
+class NewSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = ""
+
+
+class RenameSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str
+
+    @field_validator("title")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title must not be empty")
+        return value
+
+
+def clean_title(title: str, limit: int) -> str:
+    """One line, no control characters, at most `limit` characters (else an error)."""
+    title = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    if len(title) > limit:
+        raise BadRequest(f"title is too long: {len(title)} characters, at most {limit}", code="title_too_long")
+    return title
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse a JSON body with clear 4xx errors for each way it can be wrong."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(f"send the body as application/json (got {content_type or 'no content type'})")
+    body = await request.body()
+    if len(body) > MAX_JSON_BYTES:
+        raise AppError(f"request body is too large: {len(body)} bytes, at most {MAX_JSON_BYTES}",
+                       code="body_too_large", status=413)
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise AppError(_describe(exc), code="invalid_request", status=422) from exc
+
+
+def _describe(exc: ValidationError | RequestValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return f"{where}: {first.get('msg', 'invalid value')}"
+
+
+# ---- app ----------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    slot = ModelSlot({"chat": LlmEngine(settings.chat)})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.paths.data.mkdir(parents=True, exist_ok=True)
+        settings.paths.uploads.mkdir(parents=True, exist_ok=True)
+        store = await SessionStore.open(settings.paths.db, settings.paths.logs)
+        app.state.services = ChatServices(settings, store, slot)
+        preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
+        try:
+            yield
+        finally:
+            if preload is not None:
+                preload.cancel()
+            await slot.close()
+            await store.close()
+
+    app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.slot = slot
+    _install_error_handlers(app)
+    _add_page_routes(app)
+    _add_api_routes(app, settings)
+    return app
+
+
+async def _preload_chat(slot: ModelSlot) -> None:
+    """Load the chat model in the background so the first message does not wait for it."""
+    try:
+        slot.engine("chat").check_files()
+        async with slot.lease("chat") as lease:
+            async for _ in lease.acquire():
+                pass
+    except AppError as exc:
+        log.warning("chat model not preloaded: %s", exc.message)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(AppError(_describe(exc), code="invalid_request").to_json(), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        frame = error_frame(exc)
+        return JSONResponse({"error": {"code": frame["code"], "message": frame["message"]}}, status_code=500)
+
+
+def _add_page_routes(app: FastAPI) -> None:
+    for name, media in (("index.html", "text/html"), ("app.js", "text/javascript"), ("assets.css", "text/css")):
+        def serve(name: str = name, media: str = media) -> FileResponse:
+            return FileResponse(ROOT / name, media_type=media, headers=NO_CACHE)
+
+        app.add_api_route("/" if name == "index.html" else f"/{name}", serve, methods=["GET"], include_in_schema=False)
+    app.mount("/ui", StaticFiles(directory=ROOT / "ui"), name="ui")
+
+
+def _services(request: Request) -> ChatServices:
+    return request.app.state.services
+
+
+def _add_api_routes(app: FastAPI, settings: Settings) -> None:
+    @app.get("/health")
+    async def health(request: Request) -> dict:
+        return {"status": "ok", "models": model_health(settings), "slot": request.app.state.slot.state()}
+
+    @app.get("/api/slot")
+    async def slot_state(request: Request) -> dict:
+        slot: ModelSlot = request.app.state.slot
+        return slot.state() | {"models": {"chat": slot.engine("chat").model_label}}
+
+    @app.post("/chat_stream_sse_fetch")
+    async def chat_stream(request: Request) -> Response:
+        body = await read_json(request, ChatRequest)
+        message = body.message.strip()
+        if not message:
+            raise AppError("message must not be empty", code="empty_message", status=422)
+        limit = settings.server.max_message_chars
+        if len(message) > limit:
+            raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
+                           code="message_too_long", status=422)
+        services = _services(request)
+        if body.session_id is None:
+            session_id = (await services.store.create_session())["id"]
+        else:
+            session_id = (await services.store.get_session(body.session_id))["id"]
+        return EventSourceResponse(_sse(chat_turn(services, session_id, message)), ping=15)
+
+    @app.get("/api/sessions")
+    async def list_sessions(request: Request) -> dict:
+        return {"sessions": await _services(request).store.list_sessions()}
+
+    @app.post("/api/sessions", status_code=201)
+    async def new_session(request: Request) -> dict:
+        body = await read_json(request, NewSession)
+        title = clean_title(body.title, settings.server.max_title_chars)
+        return await _services(request).store.create_session(title)
+
+    @app.patch("/api/sessions/{session_id}")
+    async def rename_session(session_id: str, request: Request) -> dict:
+        body = await read_json(request, RenameSession)
+        title = clean_title(body.title, settings.server.max_title_chars)
+        if not title:
+            raise AppError("title must not be empty", code="invalid_request", status=422)
+        return await _services(request).store.rename_session(session_id, title)
+
+    @app.delete("/api/sessions/{session_id}")
+    async def delete_session(session_id: str, request: Request) -> dict:
+        await _services(request).store.delete_session(session_id)
+        return {"deleted": session_id}
+
+    @app.get("/api/sessions/{session_id}/turns")
+    async def session_turns(session_id: str, request: Request) -> dict:
+        store = _services(request).store
+        return {"session": await store.get_session(session_id), "turns": await store.list_turns(session_id)}
+
+
+async def _sse(frames: AsyncIterator[dict]) -> AsyncIterator[dict]:
+    """The seed's wire format: `data: {json}` frames, then `data: [DONE]`."""
+    async for frame in frames:
+        yield {"data": json.dumps(frame, ensure_ascii=False)}
+    yield {"data": "[DONE]"}
+
+
+def __getattr__(name: str):
+    """`uvicorn chat:app` asks for `app`: build it then, from the environment."""
+    if name == "app":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,115 @@
+"""One chat turn, as a stream of frames: session → status → tokens → done (or error).
+
+The route validates the request and resolves the session; this module does the rest:
+saves the user turn before anything can fail, leases the slot, builds the prompt, streams
+tokens, and always saves the assistant turn with what was generated and why it ended.
+Later features (documents, images) add steps here, not in the route.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+
+from errors import AppError
+from llm_engine import Finish, LlmEngine, Token
+from session_store import SessionStore
+from settings import Settings
+from thread_bridge import iterate_in_thread
+from vram_guard import ModelSlot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChatServices:
+    settings: Settings
+    store: SessionStore
+    slot: ModelSlot
+
+
+def error_frame(exc: BaseException) -> dict:
+    if isinstance(exc, AppError):
+        return {"type": "error", "code": exc.code, "message": exc.message}
+    return {"type": "error", "code": "internal_error", "message": f"unexpected error: {type(exc).__name__}: {exc}"}
+
+
+async def chat_turn(services: ChatServices, session_id: str, message: str) -> AsyncIterator[dict]:
+    store, slot = services.store, services.slot
+    started = time.perf_counter()
+    yield {"type": "session", "session_id": session_id}
+
+    history = await store.history(session_id)
+    await store.add_turn(session_id, "user", message)
+
+    engine: LlmEngine = slot.engine("chat")  # type: ignore[assignment]
+    parts: list[str] = []
+    result = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
+              "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
+    stop = threading.Event()
+    try:
+        engine.check_files()  # a missing model is an error frame, not a load attempt
+        async with slot.lease("chat") as lease:
+            async for status in lease.acquire():
+                yield status
+            wait_ms = (time.perf_counter() - started) * 1000
+            prompt = await anyio.to_thread.run_sync(
+                engine.prepare, services.settings.chat.system_prompt, history, message
+            )
+            result["dropped_turns"] = prompt.dropped_messages
+            result["prompt_tokens"] = len(prompt.tokens)
+            if prompt.dropped_messages:
+                yield {"type": "status", "state": "history_trimmed", "dropped": prompt.dropped_messages,
+                       "message": f"{prompt.dropped_messages} oldest messages left out to fit the context"}
+            yield {"type": "status", "state": "generating", "model": engine.model_label}
+
+            gen_started = time.perf_counter()
+            first_token_at: float | None = None
+            result["finish_reason"] = "stopped"  # until the engine says otherwise
+            async for item in iterate_in_thread(lambda: engine.stream(prompt, stop), stop):
+                if isinstance(item, Token):
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                        result["ttft_ms"] = round((first_token_at - gen_started) * 1000, 1)
+                    parts.append(item.text)
+                    yield {"type": "token", "text": item.text}
+                elif isinstance(item, Finish):
+                    result["finish_reason"] = item.reason
+                    result["completion_tokens"] = item.completion_tokens
+            decode_s = time.perf_counter() - (first_token_at or gen_started)
+            if result["completion_tokens"] and decode_s > 0:
+                # tokens after the first, over the time after the first: decode speed
+                result["tokens_per_s"] = round(max(0, result["completion_tokens"] - 1) / decode_s, 2)
+        turn = await _save_answer(store, session_id, engine, parts, result)
+        yield {
+            "type": "done",
+            "turn_id": turn["id"],
+            "finish_reason": result["finish_reason"],
+            "model": engine.model_label,
+            "usage": {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"]},
+            "timings": {"wait_ms": round(wait_ms, 1), "ttft_ms": result["ttft_ms"],
+                        "tokens_per_s": result["tokens_per_s"],
+                        "total_ms": round((time.perf_counter() - started) * 1000, 1)},
+            "dropped_turns": result["dropped_turns"],
+        }
+        result = None  # saved
+    except Exception as exc:
+        if not isinstance(exc, AppError):
+            log.exception("chat turn failed")
+        result["finish_reason"] = "error"
+        yield error_frame(exc)
+    finally:
+        stop.set()
+        if result is not None:  # stopped, disconnected or failed: keep what was generated
+            if result["completion_tokens"] is None and parts:
+                result["completion_tokens"] = len(parts)
+            with anyio.CancelScope(shield=True):
+                await _save_answer(store, session_id, engine, parts, result)
+
+
+async def _save_answer(store: SessionStore, session_id: str, engine: LlmEngine, parts: list[str], result: dict) -> dict:
+    return await store.add_turn(session_id, "assistant", "".join(parts), model=engine.model_label, **result)

@@ -1,0 +1,58 @@
+"""Typed errors raised by engines, stores and routes.
+
+chat.py turns every AppError into {"error": {"code", "message"}} with its status, or into
+an error frame once an SSE stream has started. Messages say what to do next.
+"""
+from __future__ import annotations
+
+
+class AppError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def to_json(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ModelMissing(AppError):
+    """The configured model file is absent or not a model of the expected format."""
+
+    status = 503
+    code = "model_missing"
+
+
+class ModelLoadError(AppError):
+    """The file exists but the library refused to load it."""
+
+    status = 503
+    code = "model_load_failed"
+
+
+class ContextOverflow(AppError):
+    """Even the system prompt and the new message alone do not fit the context window."""
+
+    status = 413
+    code = "context_overflow"

