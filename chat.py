@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,7 +27,7 @@ from health import model_health
 from llm_engine import LlmEngine
 from session_store import SessionStore
 from settings import Settings
-from vram_guard import ModelSlot
+from vram_guard import Engine, ModelSlot
 
 log = logging.getLogger("aione")
 ROOT = Path(__file__).resolve().parent
@@ -94,9 +94,10 @@ def _describe(exc: ValidationError | RequestValidationError) -> str:
 
 
 # ---- app ----------------------------------------------------------------------------------
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
+    """Build the app. `engines` replaces the real ones (tests pass fakes for the HTTP layer)."""
     settings = settings or Settings()
-    slot = ModelSlot({"chat": LlmEngine(settings.chat)})
+    slot = ModelSlot(engines or {"chat": LlmEngine(settings.chat)})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -126,8 +127,8 @@ async def _preload_chat(slot: ModelSlot) -> None:
     """Load the chat model in the background so the first message does not wait for it."""
     try:
         slot.engine("chat").check_files()
-        async with slot.lease("chat") as lease:
-            async for _ in lease.acquire():
+        async with slot.lease("chat") as lease, aclosing(lease.acquire()) as waiting:
+            async for _ in waiting:
                 pass
     except AppError as exc:
         log.warning("chat model not preloaded: %s", exc.message)
@@ -225,8 +226,9 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
 
 async def _sse(frames: AsyncIterator[dict]) -> AsyncIterator[dict]:
     """The seed's wire format: `data: {json}` frames, then `data: [DONE]`."""
-    async for frame in frames:
-        yield {"data": json.dumps(frame, ensure_ascii=False)}
+    async with aclosing(frames):  # a disconnect closes us; close the turn now, not at GC
+        async for frame in frames:
+            yield {"data": json.dumps(frame, ensure_ascii=False)}
     yield {"data": "[DONE]"}
 
 

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
@@ -54,8 +55,9 @@ async def chat_turn(services: ChatServices, session_id: str, message: str) -> As
     try:
         engine.check_files()  # a missing model is an error frame, not a load attempt
         async with slot.lease("chat") as lease:
-            async for status in lease.acquire():
-                yield status
+            async with aclosing(lease.acquire()) as waiting:
+                async for status in waiting:
+                    yield status
             wait_ms = (time.perf_counter() - started) * 1000
             prompt = await anyio.to_thread.run_sync(
                 engine.prepare, services.settings.chat.system_prompt, history, message
@@ -70,16 +72,17 @@ async def chat_turn(services: ChatServices, session_id: str, message: str) -> As
             gen_started = time.perf_counter()
             first_token_at: float | None = None
             result["finish_reason"] = "stopped"  # until the engine says otherwise
-            async for item in iterate_in_thread(lambda: engine.stream(prompt, stop), stop):
-                if isinstance(item, Token):
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                        result["ttft_ms"] = round((first_token_at - gen_started) * 1000, 1)
-                    parts.append(item.text)
-                    yield {"type": "token", "text": item.text}
-                elif isinstance(item, Finish):
-                    result["finish_reason"] = item.reason
-                    result["completion_tokens"] = item.completion_tokens
+            async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
+                async for item in items:
+                    if isinstance(item, Token):
+                        if first_token_at is None:
+                            first_token_at = time.perf_counter()
+                            result["ttft_ms"] = round((first_token_at - gen_started) * 1000, 1)
+                        parts.append(item.text)
+                        yield {"type": "token", "text": item.text}
+                    elif isinstance(item, Finish):
+                        result["finish_reason"] = item.reason
+                        result["completion_tokens"] = item.completion_tokens
             decode_s = time.perf_counter() - (first_token_at or gen_started)
             if result["completion_tokens"] and decode_s > 0:
                 # tokens after the first, over the time after the first: decode speed

@@ -4,6 +4,8 @@ The whole iteration runs in one worker thread and hands items to the event loop,
 costs one thread-safe callback instead of one thread hop. When the consumer stops (Stop,
 client disconnect, error) the stop flag is set and we wait for the worker to finish its
 current item: the caller's slot lease must not be released while the engine still runs.
+Consume it inside `contextlib.aclosing(...)`: leaving an `async for` early does not close
+an async generator by itself.
 """
 from __future__ import annotations
 
@@ -16,6 +18,34 @@ import anyio
 
 T = TypeVar("T")
 _END = object()
+
+
+async def _wait_through_cancel(future: asyncio.Future[T]) -> T:
+    """Await a thread's future to the end even if cancelled meanwhile, then re-raise the cancel.
+
+    Whatever the thread does (load, unload, the last token) must finish before the caller
+    moves on, or the slot would describe a model that is still changing. anyio's shield
+    holds back anyio cancellations; the loop holds back a plain task.cancel().
+    """
+    cancelled: BaseException | None = None
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                result = await asyncio.shield(future)
+                break
+            except asyncio.CancelledError as exc:
+                if future.cancelled():
+                    raise
+                cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+    return result
+
+
+async def run_blocking(fn: Callable[..., T], *args: object) -> T:
+    """Run a blocking call in a worker thread; it always runs to completion (see above)."""
+    loop = asyncio.get_running_loop()
+    return await _wait_through_cancel(loop.run_in_executor(None, fn, *args))
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:
@@ -50,5 +80,4 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: thre
             yield item
     finally:
         stop.set()
-        with anyio.CancelScope(shield=True):
-            await worker
+        await _wait_through_cancel(worker)

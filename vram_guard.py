@@ -23,9 +23,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import anyio
-
 from errors import AppError, NotFound
+from thread_bridge import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class ModelSlot:
         if self._resident is not None:
             engine = self._engines[self._resident]
             self._resident = None
-            await anyio.to_thread.run_sync(engine.unload)
+            await run_blocking(engine.unload)
 
     # ---- queue ----------------------------------------------------------------------------
     def _enqueue(self, ticket: _Ticket) -> None:
@@ -124,16 +123,18 @@ class ModelSlot:
             yield {"type": "status", "state": "unloading", "model": old.name}
             self._resident = None
             # Not cancellable: a half-unloaded model would leave the slot inconsistent.
-            await anyio.to_thread.run_sync(old.unload)
+            await run_blocking(old.unload)
         engine = self._engines[name]
         yield {"type": "status", "state": "loading", "model": name}
         started = time.perf_counter()
         self._resident = name
         try:
-            await anyio.to_thread.run_sync(engine.load)
-        except BaseException:
+            await run_blocking(engine.load)
+        except Exception:
+            # A failed load: drop anything half-loaded. (A cancel arrives only after the load
+            # thread finished, so the model is then fully loaded and stays resident.)
             self._resident = None
-            await anyio.to_thread.run_sync(engine.unload)  # drop anything half-loaded
+            await run_blocking(engine.unload)
             raise
         self.swaps += 1
         log.info("loaded %s in %.2f s", name, time.perf_counter() - started)

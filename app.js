@@ -1,0 +1,71 @@
+// @ts-check
+/** Wires the page: loads the HTML partials, then connects the modules in ui/. */
+import { api } from "./ui/api.js";
+import { ChatController, setTitle } from "./ui/chat.js";
+import { initComposer } from "./ui/composer.js";
+import { applyI18n } from "./ui/i18n.js";
+import { renderSessions } from "./ui/sidebar.js";
+import { startStatusPolling } from "./ui/status.js";
+
+async function loadPartials() {
+  const slots = [...document.querySelectorAll("[data-partial]")];
+  await Promise.all(slots.map(async (slot) => {
+    const response = await fetch(/** @type {string} */ (slot.getAttribute("data-partial")));
+    slot.innerHTML = await response.text(); // our own static files, never user or model text
+  }));
+  applyI18n();
+}
+
+async function main() {
+  await loadPartials();
+  const composer = initComposer({
+    onSend: (text) => chat.send(text),
+    onStop: () => chat.stop(),
+  });
+
+  const refreshSessions = async () => {
+    try {
+      const sessions = await api.listSessions();
+      renderSessions(sessions, chat.sessionId, {
+        onOpen: (id) => { chat.open(id).then(refreshSessions); closeMenu(); },
+        onRename: async (id, title) => {
+          try {
+            await api.renameSession(id, title);
+            if (id === chat.sessionId) setTitle(title);
+          } catch (error) { composer.showError(String(/** @type {any} */ (error).message)); }
+          refreshSessions();
+        },
+        onDelete: async (id) => {
+          try {
+            await api.deleteSession(id);
+            if (id === chat.sessionId) await chat.open(null);
+          } catch (error) { composer.showError(String(/** @type {any} */ (error).message)); }
+          refreshSessions();
+        },
+      });
+      const current = sessions.find((s) => s.id === chat.sessionId);
+      if (current) setTitle(current.title);
+    } catch (error) {
+      composer.showError(String(/** @type {any} */ (error).message ?? error));
+    }
+  };
+
+  const chat = new ChatController({
+    onSessionsChanged: refreshSessions,
+    setBusy: (busy) => composer.setBusy(busy),
+    showError: (message) => composer.showError(message),
+  });
+
+  const sidebar = /** @type {HTMLElement} */ (document.getElementById("sidebar"));
+  const closeMenu = () => sidebar.classList.remove("open");
+  document.getElementById("menu-toggle")?.addEventListener("click", () => sidebar.classList.toggle("open"));
+  document.getElementById("new-session")?.addEventListener("click", () => { chat.newChat(); closeMenu(); composer.focus(); });
+
+  await chat.open(chat.sessionId);
+  await refreshSessions();
+  startStatusPolling();
+  composer.focus();
+  document.body.dataset.ready = "1";
+}
+
+main();

