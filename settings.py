@@ -79,7 +79,10 @@ class ChatModel(BaseModel):
         description="Layers offloaded to the GPU (-1 = all). Default: all on a GPU build, 0 otherwise.",
     )
     n_threads: int = Field(
-        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1, description="CPU threads for generation."
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
+        ge=1,
+        description="CPU threads for generation. Default: half the logical cores, as llama-cpp-python does; "
+        "the rest serve the web server and the CPU models (embeddings, emotion) running beside it.",
     )
     n_batch: int = Field(512, ge=8, le=8192, description="Prompt-processing batch size in tokens.")
     use_mmap: bool = Field(True, description="Memory-map the model file so reloads hit the page cache.")
