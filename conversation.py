@@ -20,7 +20,7 @@ from errors import AppError
 from llm_engine import Finish, LlmEngine, Token
 from session_store import SessionStore
 from settings import Settings
-from thread_bridge import iterate_in_thread
+from thread_bridge import iterate_in_thread, run_blocking
 from vram_guard import ModelSlot
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,7 @@ async def chat_turn(services: ChatServices, session_id: str, message: str) -> As
                 async for status in waiting:
                     yield status
             wait_ms = (time.perf_counter() - started) * 1000
-            prompt = await anyio.to_thread.run_sync(
-                engine.prepare, services.settings.chat.system_prompt, history, message
-            )
+            prompt = await run_blocking(engine.prepare, services.settings.chat.system_prompt, history, message)
             result["dropped_turns"] = prompt.dropped_messages
             result["prompt_tokens"] = len(prompt.tokens)
             if prompt.dropped_messages:

