@@ -91,3 +91,13 @@ def read_frames(response: httpx.Response) -> list:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def store(isolated_data: Path):
+    """A real SessionStore in the test's own data dir."""
+    from session_store import SessionStore
+
+    s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
+    yield s
+    await s.close()

@@ -7,19 +7,11 @@ import pytest
 
 from conversation import ChatServices, chat_turn
 from llm_engine import LlmEngine, Token
-from session_store import SessionStore
 from tests.conftest import make_settings
 from tests.fakes import FakeChatEngine
 from vram_guard import ModelSlot
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def store(isolated_data):
-    s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
-    yield s
-    await s.close()
 
 
 async def run_turn(services: ChatServices, session_id: str, message: str) -> list[dict]:

@@ -12,13 +12,6 @@ from session_store import MIGRATIONS, SessionStore
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def store(isolated_data):
-    s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
-    yield s
-    await s.close()
-
-
 async def test_migrations_are_recorded_once_and_wal_is_on(isolated_data):
     for _ in range(2):  # opening twice must not re-apply
         s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")

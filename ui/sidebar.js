@@ -28,26 +28,25 @@ function sessionItem(session, active, handlers) {
   open.title = session.title || t("untitled");
   open.addEventListener("click", () => handlers.onOpen(session.id));
 
-  const rename = document.createElement("button");
-  rename.type = "button";
-  rename.className = "icon-button session-rename";
-  rename.textContent = "✎";
-  rename.setAttribute("aria-label", t("rename"));
-  rename.title = t("rename");
-  rename.addEventListener("click", () => startRename(li, open, session, handlers));
-
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.className = "icon-button session-delete";
-  remove.textContent = "✕";
-  remove.setAttribute("aria-label", t("delete"));
-  remove.title = t("delete");
-  remove.addEventListener("click", () => {
+  const rename = iconButton("session-rename", "✎", t("rename"), () => startRename(li, open, session, handlers));
+  const remove = iconButton("session-delete", "✕", t("delete"), () => {
     if (window.confirm(t("confirmDelete"))) handlers.onDelete(session.id);
   });
 
   li.append(open, rename, remove);
   return li;
+}
+
+/** @param {string} className @param {string} glyph @param {string} label @param {() => void} onClick */
+function iconButton(className, glyph, label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `icon-button ${className}`;
+  button.textContent = glyph;
+  button.title = label;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", onClick);
+  return button;
 }
 
 /** @param {HTMLElement} li @param {HTMLElement} open @param {Session} session @param {SidebarHandlers} handlers */
