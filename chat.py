@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from conversation import ChatServices, chat_turn, error_frame
 from errors import AppError, BadRequest, UnsupportedMediaType
 from health import model_health
+from kv_store import KvStore
 from llm_engine import LlmEngine
 from session_store import SessionStore
 from settings import Settings
@@ -39,9 +41,10 @@ M = TypeVar("M", bound=BaseModel)
 
 # ---- request bodies -----------------------------------------------------------------------
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # later features add fields
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())  # later features add fields
     message: str
     session_id: str | None = None
+    model: str = "chat"  # "chat" or a name from extra_chat_models
 
 
 class NewSession(BaseModel):
@@ -95,10 +98,20 @@ def _describe(exc: ValidationError | RequestValidationError) -> str:
 
 
 # ---- app ----------------------------------------------------------------------------------
+def build_engines(settings: Settings) -> dict[str, Engine]:
+    """The heavy models the slot guards: the chat LLM and any extra named chat LLMs."""
+    slot = settings.slot
+    kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
+    headroom = slot.compute_headroom_mb * 1024 * 1024
+    chat_models = {"chat": settings.chat} | settings.extra_chat_models
+    return {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
+            for name, cfg in chat_models.items()}
+
+
 def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. `engines` replaces the real ones (tests pass fakes for the HTTP layer)."""
     settings = settings or Settings()
-    slot = ModelSlot(engines or {"chat": LlmEngine(settings.chat)})
+    slot = ModelSlot(engines or build_engines(settings), settings.slot)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -138,7 +151,8 @@ async def _preload_chat(slot: ModelSlot) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.status)
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+        return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -177,7 +191,8 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/api/slot")
     async def slot_state(request: Request) -> dict:
         slot: ModelSlot = request.app.state.slot
-        return slot.state() | {"models": {"chat": slot.engine("chat").model_label}}
+        return slot.state() | {"models": {name: getattr(slot.engine(name), "model_label", name)
+                                          for name in slot.engine_names}}
 
     @app.post("/chat_stream_sse_fetch")
     async def chat_stream(request: Request) -> Response:
@@ -190,11 +205,13 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
             raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
                            code="message_too_long", status=422)
         services = _services(request)
+        services.slot.admit(body.model)  # 404 / 429 / 503 / 507 before the stream starts
         if body.session_id is None:
             session_id = (await services.store.create_session())["id"]
         else:
             session_id = (await services.store.get_session(body.session_id))["id"]
-        return EventSourceResponse(_sse(chat_turn(services, session_id, message)), ping=15, sep="\r\n")
+        turn = chat_turn(services, session_id, message, body.model)
+        return EventSourceResponse(_sse(turn), ping=15, sep="\r\n")
 
     @app.get("/api/sessions")
     async def list_sessions(request: Request) -> dict:

@@ -21,7 +21,7 @@ from llm_engine import Finish, LlmEngine, Token
 from session_store import SessionStore
 from settings import Settings
 from thread_bridge import iterate_in_thread, run_blocking
-from vram_guard import ModelSlot
+from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def error_frame(exc: BaseException) -> dict:
     return {"type": "error", "code": "internal_error", "message": f"unexpected error: {type(exc).__name__}: {exc}"}
 
 
-async def chat_turn(services: ChatServices, session_id: str, message: str) -> AsyncIterator[dict]:
+async def chat_turn(services: ChatServices, session_id: str, message: str, engine_name: str = "chat") -> AsyncIterator[dict]:
     store, slot = services.store, services.slot
     started = time.perf_counter()
     yield {"type": "session", "session_id": session_id}
@@ -47,19 +47,19 @@ async def chat_turn(services: ChatServices, session_id: str, message: str) -> As
     history = await store.history(session_id)
     await store.add_turn(session_id, "user", message)
 
-    engine: LlmEngine = slot.engine("chat")  # type: ignore[assignment]
+    engine: LlmEngine = slot.engine(engine_name)  # type: ignore[assignment]
     parts: list[str] = []
     result = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
               "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
     stop = threading.Event()
     try:
         engine.check_files()  # a missing model is an error frame, not a load attempt
-        async with slot.lease("chat") as lease:
+        async with slot.lease(engine_name, Priority.CHAT) as lease:
             async with aclosing(lease.acquire()) as waiting:
                 async for status in waiting:
                     yield status
             wait_ms = (time.perf_counter() - started) * 1000
-            prompt = await run_blocking(engine.prepare, services.settings.chat.system_prompt, history, message)
+            prompt = await run_blocking(engine.prepare, engine.system_prompt, history, message, session_id)
             result["dropped_turns"] = prompt.dropped_messages
             result["prompt_tokens"] = len(prompt.tokens)
             if prompt.dropped_messages:
@@ -91,7 +91,8 @@ async def chat_turn(services: ChatServices, session_id: str, message: str) -> As
             "turn_id": turn["id"],
             "finish_reason": result["finish_reason"],
             "model": engine.model_label,
-            "usage": {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"]},
+            "usage": {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"],
+                      "cached_tokens": prompt.cached_tokens},
             "timings": {"wait_ms": round(wait_ms, 1), "ttft_ms": result["ttft_ms"],
                         "tokens_per_s": result["tokens_per_s"],
                         "total_ms": round((time.perf_counter() - started) * 1000, 1)},

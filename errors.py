@@ -10,9 +10,12 @@ class AppError(Exception):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after  # seconds; sent as a Retry-After header
         if code is not None:
             self.code = code
         if status is not None:
@@ -45,10 +48,35 @@ class ModelMissing(AppError):
 
 
 class ModelLoadError(AppError):
-    """The file exists but the library refused to load it."""
+    """The file exists but the library refused to load it. `oom`: probably out of memory."""
 
     status = 503
     code = "model_load_failed"
+
+    def __init__(self, message: str, *, oom: bool = False, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.oom = oom
+
+
+class SlotBusy(AppError):
+    """Too many requests already wait for this model."""
+
+    status = 429
+    code = "queue_full"
+
+
+class ModelCoolingDown(AppError):
+    """The model failed to load recently; it is not tried again until the cooldown ends."""
+
+    status = 503
+    code = "model_cooling_down"
+
+
+class ModelTooLarge(AppError):
+    """The model's VRAM estimate exceeds the whole budget: it can never be loaded as set."""
+
+    status = 507
+    code = "model_too_large"
 
 
 class ContextOverflow(AppError):

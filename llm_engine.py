@@ -3,20 +3,34 @@
 The engine renders the prompt itself (so it can count tokens and drop the oldest turns when
 the conversation outgrows the context) and streams completion tokens, checking a stop flag
 between tokens. Loading and unloading happen only through the model slot.
+
+Warm swap-back: the KV cache belongs to one conversation at a time. Before another
+conversation takes it, and before the model is unloaded, the owner's cache is saved to a
+KvStore in RAM; when that conversation speaks again it is restored instead of recomputed.
 """
 from __future__ import annotations
 
+import ctypes
 import gc
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
 
 from errors import ContextOverflow, ModelLoadError
-from gguf_meta import check_gguf_file, read_shape
+from gguf_meta import GgufShape, check_gguf_file, read_shape
+from kv_store import KvStore, SavedKv
 from settings import ChatModel
 
+log = logging.getLogger(__name__)
+
 MODEL_SETTING = "AIONE_CHAT__MODEL_PATH"
-COMPUTE_HEADROOM_BYTES = 256 * 1024 * 1024  # scratch buffers beside weights and KV
+CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per element, GGML block sizes
+_load_lock = threading.Lock()  # the progress hook below patches a module function
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,7 @@ class Prompt:
     stopping_criteria: object  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
     dropped_messages: int  # oldest history messages left out to fit the context
     max_new_tokens: int
+    cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
 
 
 @dataclass(frozen=True)
@@ -40,14 +55,69 @@ class Finish:
     completion_tokens: int
 
 
-class LlmEngine:
-    name = "chat"
+@dataclass(frozen=True)
+class VramEstimate:
+    weights: int
+    kv_cache: int
+    headroom: int
 
-    def __init__(self, cfg: ChatModel, name: str = "chat") -> None:
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.headroom
+
+
+def _looks_like_oom(message: str, on_gpu: bool) -> bool:
+    text = message.lower()
+    if any(word in text for word in ("out of memory", "alloc", "memory")):
+        return True
+    # llama-cpp-python says only "Failed to create llama_context" when the KV/compute
+    # buffers do not fit, and "Failed to load model" when GPU weights do not.
+    return "llama_context" in text or (on_gpu and "failed to load model" in text)
+
+
+@contextmanager
+def _load_progress(callback: Callable[[float], None] | None):
+    """Report llama.cpp's model-load progress (0..1). Llama() exposes no hook, so the model
+    params it builds get our callback for the duration of one load."""
+    if callback is None:
+        yield
+        return
+    import llama_cpp.llama_cpp as lib
+
+    def report(progress: float, _user_data) -> bool:
+        try:
+            callback(float(progress))
+        except Exception:  # a broken observer must not abort the load
+            pass
+        return True
+
+    c_callback = lib.llama_progress_callback(report)
+    original = lib.llama_model_default_params
+
+    def params_with_progress():
+        params = original()
+        params.progress_callback = c_callback
+        return params
+
+    with _load_lock:
+        lib.llama_model_default_params = params_with_progress
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
+class LlmEngine:
+    def __init__(self, cfg: ChatModel, name: str = "chat", kv_store: KvStore | None = None,
+                 headroom_bytes: int = 512 << 20) -> None:
         self.cfg = cfg
         self.name = name
+        self.kv_store = kv_store if kv_store is not None else KvStore(0, 0)
+        self.headroom_bytes = headroom_bytes
+        self.n_ctx = cfg.n_ctx  # may shrink after an out-of-memory load
         self._llm = None
         self._formatter = None
+        self._kv_owner: str | None = None  # conversation whose tokens the KV cache holds
 
     # ---- slot contract ----------------------------------------------------------------
     @property
@@ -55,48 +125,122 @@ class LlmEngine:
         return self._llm is not None
 
     @property
+    def system_prompt(self) -> str:
+        return self.cfg.system_prompt
+
+    @property
     def model_label(self) -> str:
         return self.cfg.model_path.name if self.cfg.model_path else "(none)"
 
     def check_files(self) -> None:
-        check_gguf_file(self.cfg.model_path, MODEL_SETTING, "chat")
+        check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name)
 
-    def load(self) -> None:
+    def load(self, progress: Callable[[float], None] | None = None) -> None:
+        import llama_cpp
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
 
-        path = check_gguf_file(self.cfg.model_path, MODEL_SETTING, "chat")
+        path = check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name)
+        cache_type = getattr(llama_cpp, f"GGML_TYPE_{self.cfg.cache_type.upper()}")
         try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=self.cfg.n_ctx,
-                n_gpu_layers=self.cfg.n_gpu_layers,
-                n_threads=self.cfg.n_threads,
-                n_batch=self.cfg.n_batch,
-                use_mmap=self.cfg.use_mmap,
-                seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
-                verbose=False,
-            )
+            with _load_progress(progress):
+                self._llm = Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_gpu_layers=self.cfg.n_gpu_layers,
+                    n_threads=self.cfg.n_threads,
+                    n_batch=min(self.cfg.n_batch, self.n_ctx),
+                    use_mmap=self.cfg.use_mmap,
+                    type_k=cache_type,
+                    type_v=cache_type,
+                    seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
+                    verbose=False,
+                )
             self._formatter = self._template_formatter()
         except (ValueError, RuntimeError, KeyError) as exc:
             self.unload()
-            raise ModelLoadError(f"chat model could not be loaded from {path.name}: {exc}. Check {MODEL_SETTING}") from exc
+            raise ModelLoadError(
+                f"{self.name} model could not be loaded from {path.name}: {exc}. Check {MODEL_SETTING}",
+                oom=_looks_like_oom(str(exc), self.cfg.n_gpu_layers != 0),
+            ) from exc
 
     def unload(self) -> None:
-        llm, self._llm, self._formatter = self._llm, None, None
+        llm = self._llm
+        if llm is not None:
+            self._save_owner_kv()
+        self._llm, self._formatter, self._kv_owner = None, None, None
         if llm is not None:
             llm.close()  # frees the model now; the finalizer would error at interpreter exit
         gc.collect()
 
-    def estimate_vram(self) -> int:
-        """Bytes on the GPU: the offloaded share of the weights, the KV cache, a headroom."""
+    def shrink_context(self) -> bool:
+        """Halve the context for the next load (after out of memory); False at the floor."""
+        smaller = max(self.cfg.min_ctx_on_retry, self.n_ctx // 2)
+        if smaller >= self.n_ctx:
+            return False
+        log.warning("%s: context %d -> %d after a failed load", self.name, self.n_ctx, smaller)
+        self.n_ctx = smaller
+        return True
+
+    @cached_property
+    def _shape(self) -> GgufShape:
+        return read_shape(check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name))
+
+    def estimate(self) -> VramEstimate:
+        """What the model puts on the GPU, from its GGUF header and the settings."""
         if self.cfg.n_gpu_layers == 0:
-            return 0
-        path = check_gguf_file(self.cfg.model_path, MODEL_SETTING, "chat")
-        shape = read_shape(path)
+            return VramEstimate(0, 0, 0)
+        shape = self._shape
         layers = shape.n_layers or 1
         share = 1.0 if self.cfg.n_gpu_layers < 0 else min(1.0, self.cfg.n_gpu_layers / layers)
-        n_ctx = self.cfg.n_ctx
-        return int(shape.file_bytes * share + shape.kv_cache_bytes(n_ctx) * share + COMPUTE_HEADROOM_BYTES)
+        kv = shape.kv_cache_bytes(self.n_ctx, CACHE_BYTES[self.cfg.cache_type])
+        return VramEstimate(int(shape.file_bytes * share), int(kv * share), self.headroom_bytes)
+
+    def estimate_vram(self) -> int:
+        return self.estimate().total
+
+    # ---- warm swap-back -----------------------------------------------------------------
+    def _save_owner_kv(self) -> None:
+        import llama_cpp
+
+        llm, owner = self._llm, self._kv_owner
+        if llm is None or owner is None or llm.n_tokens == 0 or self.kv_store.max_sessions == 0:
+            return
+        try:
+            ctx = llm._ctx.ctx
+            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+            saved = SavedKv(np.array(llm.input_ids[: llm.n_tokens], dtype=np.intc), bytes(buffer)[:written])
+            self.kv_store.put(f"{self.name}:{owner}", saved)
+        except Exception:  # saving is an optimisation; never fail an unload for it
+            log.exception("could not save the KV cache of %s", owner)
+
+    def _restore_kv(self, session_id: str) -> int:
+        import llama_cpp
+
+        saved = self.kv_store.take(f"{self.name}:{session_id}")
+        if saved is None or len(saved.token_ids) >= self.n_ctx:
+            return 0
+        llm = self._llm
+        llm._ctx.kv_cache_clear()
+        source = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, source, len(saved.state), 0) != len(saved.state):
+            llm._ctx.kv_cache_clear()
+            llm.n_tokens = 0
+            return 0
+        n = len(saved.token_ids)
+        llm.input_ids[:n] = saved.token_ids
+        llm.n_tokens = n
+        return n
+
+    def _bind_conversation(self, session_id: str | None) -> None:
+        """Make the KV cache hold `session_id`'s tokens if we kept them; save the previous owner's."""
+        if session_id == self._kv_owner:
+            return
+        self._save_owner_kv()
+        if session_id is not None and f"{self.name}:{session_id}" in self.kv_store:
+            self._restore_kv(session_id)
+        self._kv_owner = session_id
 
     # ---- prompt -----------------------------------------------------------------------
     def _template_formatter(self):
@@ -118,13 +262,15 @@ class LlmEngine:
         tokens = self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, rendered
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str) -> Prompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None) -> Prompt:
         """Fit system + history + message into the context, dropping the oldest turns first.
 
         The system prompt and the new message are never dropped or cut; if those alone do
         not fit, ContextOverflow says so.
         """
-        n_ctx = self.cfg.n_ctx
+        if self._llm is None:
+            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        n_ctx = self.n_ctx
         reserve = min(self.cfg.max_tokens, n_ctx // 4)  # room kept for the answer
         budget = n_ctx - reserve
         head = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -146,9 +292,21 @@ class LlmEngine:
             while kept and kept[0]["role"] != "user":
                 kept.pop(0)
                 dropped += 1
+        self._bind_conversation(session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         return Prompt(tokens, stop, rendered.stopping_criteria, dropped,
-                      max_new_tokens=min(self.cfg.max_tokens, n_ctx - len(tokens)))
+                      max_new_tokens=min(self.cfg.max_tokens, n_ctx - len(tokens)),
+                      cached_tokens=self._reusable_prefix(tokens))
+
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """Tokens llama-cpp-python will not evaluate again (it always re-evaluates the last one)."""
+        cached = self._llm.input_ids[: self._llm.n_tokens]
+        n = 0
+        for a, b in zip(cached, tokens[:-1]):
+            if a != b:
+                break
+            n += 1
+        return n
 
     # ---- generation ---------------------------------------------------------------------
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:
@@ -156,7 +314,7 @@ class LlmEngine:
         from llama_cpp import StoppingCriteriaList
 
         if self._llm is None:
-            raise ModelLoadError("chat model is not loaded", code="model_not_loaded")
+            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
         longest_input = 0
 
         def count_or_stop(input_ids, _logits) -> bool:

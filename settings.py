@@ -9,6 +9,7 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +94,25 @@ class ChatModel(BaseModel):
     max_tokens: int = Field(512, ge=1, le=32_768, description="Most tokens generated for one answer.")
     seed: int = Field(-1, ge=-1, description="Sampling seed; -1 = random each answer.")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, max_length=20_000, description="System prompt of every chat.")
+    cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
+        "f16", description="KV cache precision; q8_0 halves its VRAM (needs flash attention on some builds)."
+    )
+    min_ctx_on_retry: int = Field(1024, ge=256, description="Smallest context a load retry after out-of-memory may shrink to.")
+
+
+class Slot(BaseModel):
+    """The VRAM guard: how heavy models share the card."""
+
+    vram_budget_mb: int = Field(8192, ge=256, description="VRAM the models may use, in MiB (measured free VRAM caps it).")
+    compute_headroom_mb: int = Field(512, ge=0, description="Scratch buffers counted per model beside weights and KV cache.")
+    coresidence: bool = Field(False, description="Keep several models on the GPU when their estimates fit the budget.")
+    max_wait_s: float = Field(30.0, ge=0, description="A queued request waits at most this long before it goes next.")
+    max_jumps: int = Field(4, ge=0, description="Later requests served first (to avoid a swap) at most this often; 0 = strict FIFO.")
+    queue_limit: int = Field(10, ge=1, description="Requests waiting for one model before new ones get 429.")
+    cooldown_base_s: float = Field(10.0, ge=0, description="Pause after a failed load; doubles with each failure in a row.")
+    cooldown_max_s: float = Field(300.0, ge=0, description="Longest pause after failed loads.")
+    kv_keep_sessions: int = Field(4, ge=0, description="Conversations whose chat KV cache is kept in RAM across swaps.")
+    kv_keep_mb: int = Field(2048, ge=0, description="RAM for kept KV caches, in MiB (least recently used go first).")
 
 
 class VisionModel(BaseModel):
@@ -136,6 +156,12 @@ class Settings(BaseSettings):
     server: Server = Field(default_factory=Server, description="Web server.")
     paths: Paths = Field(default_factory=Paths, description="Where runtime state lives.")
     chat: ChatModel = Field(default_factory=ChatModel, description="Chat LLM.")
+    extra_chat_models: dict[str, ChatModel] = Field(
+        default_factory=dict,
+        description='More chat LLMs by name, chosen per request with "model": e.g. '
+        'AIONE_EXTRA_CHAT_MODELS=\'{"coder": {"model_path": "/models/coder.gguf"}}\'.',
+    )
+    slot: Slot = Field(default_factory=Slot, description="VRAM guard.")
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")

@@ -20,7 +20,7 @@ T = TypeVar("T")
 _END = object()
 
 
-async def _wait_through_cancel(future: asyncio.Future[T]) -> T:
+async def wait_through_cancel(future: asyncio.Future[T]) -> T:
     """Await a thread's future to the end even if cancelled meanwhile, then re-raise the cancel.
 
     Whatever the thread does (load, unload, the last token) must finish before the caller
@@ -45,7 +45,7 @@ async def _wait_through_cancel(future: asyncio.Future[T]) -> T:
 async def run_blocking(fn: Callable[..., T], *args: object) -> T:
     """Run a blocking call in a worker thread; it always runs to completion (see above)."""
     loop = asyncio.get_running_loop()
-    return await _wait_through_cancel(loop.run_in_executor(None, fn, *args))
+    return await wait_through_cancel(loop.run_in_executor(None, fn, *args))
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:
@@ -80,4 +80,4 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: thre
             yield item
     finally:
         stop.set()
-        await _wait_through_cancel(worker)
+        await wait_through_cancel(worker)

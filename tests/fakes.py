@@ -3,35 +3,40 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from errors import ModelLoadError
 from llm_engine import Finish, Prompt, Token
 
+GIB = 1 << 30
+
 
 class FakeEngine:
-    """A heavy model with controllable load time and failures; records what happened."""
+    """A heavy model with controllable load time, size and failures; records what happened."""
 
-    def __init__(self, name: str, log: list[str] | None = None, load_seconds: float = 0.0) -> None:
+    def __init__(self, name: str, log: list[str] | None = None, load_seconds: float = 0.0, vram: int = GIB) -> None:
         self.name = name
         self.log = log if log is not None else []
         self.load_seconds = load_seconds
-        self.fail_next_load = False
+        self.vram = vram
+        self.fail_loads = 0  # the next N loads fail
+        self.fail_oom = False  # ... and look like out-of-memory
+        self.shrinks_left = 1
         self._loaded = False
-        self.gate: threading.Event | None = None  # when set, load() waits for it
 
     @property
     def loaded(self) -> bool:
         return self._loaded
 
-    def load(self) -> None:
+    def load(self, progress: Callable[[float], None] | None = None) -> None:
         self.log.append(f"load {self.name}")
-        if self.gate is not None:
-            self.gate.wait(10)
-        time.sleep(self.load_seconds)
-        if self.fail_next_load:
-            self.fail_next_load = False
-            raise ModelLoadError(f"{self.name} failed to load")
+        for step in range(1, 5):
+            time.sleep(self.load_seconds / 4)
+            if progress:
+                progress(step / 4)
+        if self.fail_loads:
+            self.fail_loads -= 1
+            raise ModelLoadError(f"{self.name} failed to load", oom=self.fail_oom)
         self._loaded = True
 
     def unload(self) -> None:
@@ -39,19 +44,27 @@ class FakeEngine:
         self._loaded = False
 
     def estimate_vram(self) -> int:
-        return 1 << 30
+        return self.vram
+
+    def shrink_context(self) -> bool:
+        if self.shrinks_left <= 0:
+            return False
+        self.shrinks_left -= 1
+        self.log.append(f"shrink {self.name}")
+        return True
 
 
 class FakeChatEngine(FakeEngine):
     """Answers with scripted tokens, one every `token_seconds`."""
 
-    def __init__(self, replies: list[list[str]] | None = None, token_seconds: float = 0.0) -> None:
-        super().__init__("chat")
+    def __init__(self, replies: list[list[str]] | None = None, token_seconds: float = 0.0, name: str = "chat") -> None:
+        super().__init__(name)
         self.replies = list(replies or [])
         self.token_seconds = token_seconds
         self.prompts: list[list[dict]] = []
 
     model_label = "fake-chat"
+    system_prompt = "You are a test double."
 
     def enqueue(self, tokens: list[str]) -> None:
         self.replies.append(tokens)
@@ -59,7 +72,7 @@ class FakeChatEngine(FakeEngine):
     def check_files(self) -> None:
         pass
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str) -> Prompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None) -> Prompt:
         self.prompts.append([{"role": "system", "content": system_prompt}, *history, {"role": "user", "content": message}])
         return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64)
 

@@ -21,6 +21,13 @@ def post_chat(url: str, message: str, session_id: str | None = None) -> list:
         return read_frames(r)
 
 
+def wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def wait_until_idle(url: str, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -38,7 +45,10 @@ def test_a_chat_streams_in_order_and_is_saved(live_server, isolated_data):
     assert kinds.count("done") == 1 and kinds[-1] == "done"
     first_token = kinds.index("token")
     assert set(kinds[1:first_token]) == {"status"} and set(kinds[first_token:-1]) == {"token"}
-    assert [f["state"] for f in frames[1:first_token]] == ["loading", "ready", "generating"]
+    states = [f["state"] for f in frames[1:first_token]]
+    assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s] == ["loading", "ready", "generating"]
+    progress = [f["progress"] for f in frames[1:first_token] if f["state"] == "loading"]
+    assert progress[0] == 0.0 and len(progress) > 2 and progress == sorted(progress)  # llama.cpp's load callback
     done = frames[-2]
     assert done["finish_reason"] in ("done", "trimmed")
     assert done["usage"]["prompt_tokens"] > 0 and done["usage"]["completion_tokens"] > 0
@@ -183,6 +193,66 @@ def test_a_second_request_waits_in_the_queue_and_is_told_its_position(isolated_d
         second = post_chat(url, "second")
         first.join()
     statuses = [f for f in second if isinstance(f, dict) and f["type"] == "status"]
-    assert statuses[0] == {"type": "status", "state": "queued", "position": 1}
+    assert statuses[0]["state"] == "queued" and statuses[0]["position"] == 1 and statuses[0]["eta_s"] > 0
     assert "".join(f["text"] for f in second if isinstance(f, dict) and f["type"] == "token") == "two"
     assert "".join(f["text"] for f in first_frames if isinstance(f, dict) and f["type"] == "token") == "one " * 10
+
+
+def test_full_queue_cooldown_and_unknown_model_are_refused_before_streaming(isolated_data):
+    fake = FakeChatEngine(token_seconds=0.05)
+    fake.enqueue(["slow "] * 40)
+    settings = make_settings(isolated_data)
+    settings.slot.queue_limit = 1
+    other = FakeChatEngine(name="coder")
+    with serve(create_app(settings, engines={"chat": fake, "coder": other})) as url:
+        threads = [threading.Thread(target=post_chat, args=(url, f"m{i}")) for i in range(2)]
+        for started, t in enumerate(threads, start=1):
+            t.start()  # the first streams, the second waits: the queue (limit 1) is then full
+            wait_for(lambda: len(httpx.get(url + "/api/slot").json()["holders"])
+                     + httpx.get(url + "/api/slot").json()["queue"] == started)
+        refused = httpx.post(url + CHAT, json={"message": "third"})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "queue_full"
+        assert int(refused.headers["retry-after"]) >= 1
+        unknown = httpx.post(url + CHAT, json={"message": "hi", "model": "gpt-9"})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_model"
+        for t in threads:
+            t.join()
+        other.fail_loads = 1
+        with httpx.stream("POST", url + CHAT, json={"message": "use the coder", "model": "coder"}, timeout=30) as r:
+            frames = read_frames(r)
+        assert any(isinstance(f, dict) and f["type"] == "error" and f["code"] == "model_load_failed" for f in frames)
+        cooling = httpx.post(url + CHAT, json={"message": "again", "model": "coder"})
+        assert cooling.status_code == 503 and cooling.json()["error"]["code"] == "model_cooling_down"
+        assert int(cooling.headers["retry-after"]) >= 1
+        state = httpx.get(url + "/api/slot").json()
+        assert "coder" in state["cooldowns"] and state["busy"] is False
+        assert post_chat(url, "chat still works")[-2]["type"] == "done"
+
+
+def test_the_model_field_swaps_between_two_real_chat_models(isolated_data):
+    from settings import ChatModel
+
+    settings = make_settings(isolated_data)
+    settings.extra_chat_models = {"small-ctx": ChatModel(temperature=0.0, seed=3, max_tokens=8, n_ctx=512, n_threads=2)}
+    with serve(create_app(settings)) as url:
+        first = post_chat(url, "Hi", None)
+        session_id = first[0]["session_id"]
+        other = post_chat_model(url, "Hello there", session_id, "small-ctx")
+        back = post_chat(url, "And you?", session_id)
+        state = httpx.get(url + "/api/slot").json()
+    def states(frames):
+        return [f["state"] for f in frames if isinstance(f, dict) and f["type"] == "status" and f["state"] != "loading"]
+    assert states(other)[:1] == ["unloading"] and states(back)[:1] == ["unloading"]
+    assert all(f[-2]["type"] == "done" for f in (first, other, back))
+    assert state["resident"] == "chat" and state["swaps"] == 3 and state["evictions"] == 2
+    # Warm swap-back: the conversation's KV cache came back from RAM instead of being recomputed.
+    assert first[-2]["usage"]["cached_tokens"] == 0
+    assert back[-2]["usage"]["cached_tokens"] >= first[-2]["usage"]["prompt_tokens"]
+    assert set(state["models"]) == {"chat", "small-ctx"}
+
+
+def post_chat_model(url: str, message: str, session_id: str | None, model: str) -> list:
+    with httpx.stream("POST", url + CHAT, json={"message": message, "session_id": session_id, "model": model},
+                      timeout=120) as r:
+        assert r.status_code == 200
+        return read_frames(r)

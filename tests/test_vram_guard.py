@@ -1,25 +1,59 @@
-"""The model slot with fake engines: FIFO, swaps, release on error/cancel, failed loads."""
+"""The model slot with fake engines: swaps, grouping, fairness, priorities, cancellation,
+the failure ladder, cooldown, budget decisions and 429s."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from errors import ModelLoadError, NotFound
-from tests.fakes import FakeEngine
-from vram_guard import ModelSlot
+from errors import ModelCoolingDown, ModelLoadError, ModelTooLarge, NotFound, SlotBusy
+from gpu_probe import GpuMemory
+from settings import Slot as SlotSettings
+from tests.fakes import GIB, FakeEngine
+from vram_guard import ModelSlot, Priority
 
 pytestmark = pytest.mark.anyio
 
 
-def make_slot(**load_seconds: float) -> tuple[ModelSlot, list[str], dict[str, FakeEngine]]:
+class NoGpu:
+    available = False
+
+    def memory(self):
+        return None
+
+
+def make_slot(names=("chat", "vision"), gpu=None, clock=None, **settings) -> tuple[ModelSlot, list[str], dict[str, FakeEngine]]:
     log: list[str] = []
-    engines = {name: FakeEngine(name, log, load_seconds.get(name, 0.0)) for name in ("chat", "vision")}
-    return ModelSlot(engines), log, engines
+    engines = {name: FakeEngine(name, log) for name in names}
+    options = {"max_wait_s": 30.0} | settings
+    slot = ModelSlot(engines, SlotSettings(**options), gpu=gpu or NoGpu(), **({"clock": clock} if clock else {}))
+    return slot, log, engines
 
 
 async def statuses(lease) -> list[tuple]:
-    return [(s["state"], s.get("model", s.get("position"))) async for s in lease.acquire()]
+    """(state, model or position) per frame, repeated loading-progress frames folded."""
+    seen: list[tuple] = []
+    async for s in lease.acquire():
+        item = (s["state"], s.get("model", s.get("position")))
+        if not seen or seen[-1] != item:
+            seen.append(item)
+    return seen
+
+
+async def hold(slot: ModelSlot, engine: str, order: list[str], tag: str, seconds: float = 0.01,
+               priority: int = Priority.CHAT) -> None:
+    async with slot.lease(engine, priority) as lease:
+        await statuses(lease)
+        order.append(tag)
+        await asyncio.sleep(seconds)
+
+
+async def start_in_order(*coroutines) -> list[asyncio.Task]:
+    tasks = []
+    for coroutine in coroutines:
+        tasks.append(asyncio.create_task(coroutine))
+        await asyncio.sleep(0.005)  # arrival order is creation order
+    return tasks
 
 
 async def test_loads_on_first_use_and_swaps_when_engines_differ():
@@ -32,36 +66,88 @@ async def test_loads_on_first_use_and_swaps_when_engines_differ():
     async with slot.lease("vision") as lease:
         assert await statuses(lease) == [("unloading", "chat"), ("loading", "vision"), ("ready", "vision")]
     assert log == ["load chat", "unload chat", "load vision"]
-    assert slot.resident == "vision" and slot.swaps == 2
+    assert slot.resident == "vision" and slot.swaps == 2 and slot.evictions == 1
 
 
-async def test_waiters_are_served_first_come_first_served_with_positions():
-    slot, log, _ = make_slot()
-    granted: list[str] = []
-    positions: dict[str, list[int]] = {}
+async def test_load_progress_is_streamed():
+    slot, _, engines = make_slot()
+    engines["chat"].load_seconds = 0.2
+    async with slot.lease("chat") as lease:
+        frames = [s async for s in lease.acquire()]
+    progress = [f["progress"] for f in frames if f["state"] == "loading"]
+    assert progress[0] == 0.0 and 0.25 in progress and 0.75 in progress and progress == sorted(progress)
 
-    async def request(tag: str, engine: str) -> None:
-        async with slot.lease(engine) as lease:
-            async for status in lease.acquire():
-                if status["state"] == "queued":
-                    positions.setdefault(tag, []).append(status["position"])
-            granted.append(tag)
-            await asyncio.sleep(0.01)
+
+async def test_strict_fifo_when_grouping_is_off():
+    slot, log, _ = make_slot(max_jumps=0)
+    order: list[str] = []
+    holder = slot.lease("chat")
+    await statuses(holder)
+    tasks = await start_in_order(hold(slot, "vision", order, "1-vision"), hold(slot, "chat", order, "2-chat"),
+                                 hold(slot, "vision", order, "3-vision"))
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    assert order == ["1-vision", "2-chat", "3-vision"]
+    assert slot.swaps == 4
+
+
+async def test_grouping_serves_the_resident_model_first():
+    slot, log, _ = make_slot(max_jumps=10)
+    order: list[str] = []
+    holder = slot.lease("chat")
+    await statuses(holder)
+    tasks = await start_in_order(hold(slot, "vision", order, "B1"), hold(slot, "chat", order, "A1"),
+                                 hold(slot, "vision", order, "B2"), hold(slot, "chat", order, "A2"))
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    assert order == ["A1", "A2", "B1", "B2"]  # A B A B -> A A B B
+    assert log == ["load chat", "unload chat", "load vision"]  # one swap instead of four
+
+
+async def test_grouping_is_bounded_by_max_jumps():
+    slot, _, _ = make_slot(max_jumps=1)
+    order: list[str] = []
+    holder = slot.lease("chat")
+    await statuses(holder)
+    tasks = await start_in_order(hold(slot, "vision", order, "B"), hold(slot, "chat", order, "A1"),
+                                 hold(slot, "chat", order, "A2"), hold(slot, "chat", order, "A3"))
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    assert order == ["A1", "B", "A2", "A3"]  # B was passed once, then went next
+
+
+async def test_grouping_is_bounded_by_max_wait():
+    slot, _, _ = make_slot(max_jumps=100, max_wait_s=0.15)
+    order: list[str] = []
+
+    async def stream_of_chats():
+        for i in range(12):
+            await hold(slot, "chat", order, f"A{i}", seconds=0.03)
 
     holder = slot.lease("chat")
     await statuses(holder)
-    tasks = []
-    for tag, engine in (("1-vision", "vision"), ("2-chat", "chat"), ("3-vision", "vision")):
-        tasks.append(asyncio.create_task(request(tag, engine)))
-        await asyncio.sleep(0.01)  # arrival order is creation order
-    assert slot.state()["queue"] == 3
+    chats = asyncio.create_task(stream_of_chats())
+    await asyncio.sleep(0.005)
+    vision = asyncio.create_task(hold(slot, "vision", order, "B"))
+    await asyncio.sleep(0.005)
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(chats, vision)
+    assert 0 < order.index("B") < 11  # not starved until the chats ran out
+
+
+async def test_priorities_chat_before_background():
+    slot, _, _ = make_slot(max_jumps=10)
+    order: list[str] = []
+    holder = slot.lease("chat")
+    await statuses(holder)
+    tasks = await start_in_order(
+        hold(slot, "chat", order, "title", priority=Priority.BACKGROUND),
+        hold(slot, "vision", order, "image question", priority=Priority.VISION),
+        hold(slot, "chat", order, "user chat", priority=Priority.CHAT),
+    )
     await holder.__aexit__(None, None, None)
     await asyncio.gather(*tasks)
-    assert granted == ["1-vision", "2-chat", "3-vision"]
-    assert positions["1-vision"][0] == 1 and positions["3-vision"][0] == 3
-    assert positions["3-vision"][-1] == 1  # moved up as the line moved
-    assert log == ["load chat", "unload chat", "load vision", "unload vision", "load chat", "unload chat", "load vision"]
-    assert slot.state() == {"resident": "vision", "busy": False, "holder": None, "queue": 0, "swaps": 4}
+    assert order == ["user chat", "image question", "title"]
 
 
 async def test_slot_is_released_when_the_request_fails():
@@ -79,12 +165,7 @@ async def test_cancel_while_queued_leaves_the_queue_at_once():
     slot, log, _ = make_slot()
     holder = slot.lease("chat")
     await statuses(holder)
-
-    async def waiter():
-        async with slot.lease("vision") as lease:
-            await statuses(lease)
-
-    task = asyncio.create_task(waiter())
+    task = asyncio.create_task(hold(slot, "vision", [], "never"))
     await asyncio.sleep(0.01)
     assert slot.state()["queue"] == 1
     task.cancel()
@@ -92,22 +173,13 @@ async def test_cancel_while_queued_leaves_the_queue_at_once():
         await task
     assert slot.state()["queue"] == 0
     await holder.__aexit__(None, None, None)
-    assert slot.state()["busy"] is False
-    assert "load vision" not in log  # the cancelled request never caused a swap
+    assert slot.state()["busy"] is False and "load vision" not in log
 
 
 async def test_cancel_while_holding_frees_the_slot():
     slot, _, _ = make_slot()
-    running = asyncio.Event()
-
-    async def long_answer():
-        async with slot.lease("chat") as lease:
-            await statuses(lease)
-            running.set()
-            await asyncio.sleep(30)
-
-    task = asyncio.create_task(long_answer())
-    await running.wait()
+    task = asyncio.create_task(hold(slot, "chat", [], "long", seconds=30))
+    await asyncio.sleep(0.05)
     assert slot.state()["busy"] is True
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -117,38 +189,171 @@ async def test_cancel_while_holding_frees_the_slot():
         assert await statuses(lease) == [("ready", "chat")]
 
 
-async def test_failed_load_leaves_the_slot_consistent_and_the_previous_model_comes_back():
-    slot, log, engines = make_slot()
-    async with slot.lease("chat") as lease:
-        await statuses(lease)
-    engines["vision"].fail_next_load = True
-    with pytest.raises(ModelLoadError):
-        async with slot.lease("vision") as lease:
-            await statuses(lease)
-    assert slot.state()["resident"] is None and slot.state()["busy"] is False
-    assert not engines["vision"].loaded and not engines["chat"].loaded
-    async with slot.lease("chat") as lease:
-        assert await statuses(lease) == [("loading", "chat"), ("ready", "chat")]
-    assert log[-3:] == ["load vision", "unload vision", "load chat"]
-
-
-async def test_cancel_during_a_load_waits_for_the_load_and_keeps_state_true():
-    slot, _, engines = make_slot(chat=0.2)
-
-    async def request():
-        async with slot.lease("chat") as lease:
-            await statuses(lease)
-
-    task = asyncio.create_task(request())
+async def test_cancel_during_a_load_waits_for_it_and_keeps_the_model():
+    slot, _, engines = make_slot()
+    engines["chat"].load_seconds = 0.2
+    task = asyncio.create_task(hold(slot, "chat", [], "x"))
     await asyncio.sleep(0.05)  # inside load()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The load finished in its thread and stays: the next request does not load again.
-    assert engines["chat"].loaded and slot.resident == "chat"
-    assert slot.state()["busy"] is False
+    assert engines["chat"].loaded and slot.resident == "chat" and slot.state()["busy"] is False
     async with slot.lease("chat") as lease:
         assert await statuses(lease) == [("ready", "chat")]
+
+
+async def test_failed_load_leaves_the_slot_consistent_and_the_previous_model_comes_back():
+    slot, log, engines = make_slot()
+    async with slot.lease("chat") as lease:
+        await statuses(lease)
+    engines["vision"].fail_loads = 1  # not out of memory: no ladder, straight to the error
+    with pytest.raises(ModelLoadError):
+        async with slot.lease("vision") as lease:
+            await statuses(lease)
+    assert slot.state()["residents"] == {} and slot.state()["busy"] is False
+    assert not engines["vision"].loaded and not engines["chat"].loaded
+    async with slot.lease("chat") as lease:
+        assert await statuses(lease) == [("loading", "chat"), ("ready", "chat")]
+    assert log[-2:] == ["load vision", "load chat"]
+
+
+async def test_out_of_memory_retries_with_a_smaller_context():
+    slot, log, engines = make_slot()
+    engines["chat"].fail_loads, engines["chat"].fail_oom = 1, True
+    async with slot.lease("chat") as lease:
+        frames = await statuses(lease)
+    assert ("retrying", "chat") in frames and frames[-1] == ("ready", "chat")
+    assert log == ["load chat", "shrink chat", "load chat"]
+
+
+async def test_out_of_memory_ladder_evicts_everything_then_fails_with_a_cooldown():
+    now = [1000.0]
+    slot, log, engines = make_slot(names=("chat", "vision", "image"), clock=lambda: now[0], coresidence=True,
+                                   vram_budget_mb=8192, cooldown_base_s=10, cooldown_max_s=25)
+    for name in ("chat", "vision"):
+        async with slot.lease(name) as lease:
+            await statuses(lease)
+    engines["image"].fail_loads, engines["image"].fail_oom = 3, True
+    with pytest.raises(ModelLoadError, match="out of memory after retrying"):
+        async with slot.lease("image") as lease:
+            await statuses(lease)
+    assert log[2:] == ["load image", "shrink image", "load image", "unload chat", "unload vision", "load image"]
+    assert slot.state()["residents"] == {}
+    with pytest.raises(ModelCoolingDown) as info:
+        slot.admit("image")
+    assert info.value.status == 503 and info.value.retry_after == pytest.approx(10)
+    assert slot.state()["cooldowns"] == {"image": 10.0}
+    slot.admit("chat")  # other models are unaffected
+    # After the pause it may try again; a second failure doubles the pause, capped.
+    now[0] += 11
+    engines["image"].fail_loads, engines["image"].fail_oom = 1, False
+    with pytest.raises(ModelLoadError):
+        async with slot.lease("image") as lease:
+            await statuses(lease)
+    assert slot.state()["cooldowns"] == {"image": 20.0}
+    now[0] += 21
+    engines["image"].fail_loads = 1
+    with pytest.raises(ModelLoadError):
+        async with slot.lease("image") as lease:
+            await statuses(lease)
+    assert slot.state()["cooldowns"] == {"image": 25.0}  # capped
+    now[0] += 26
+    async with slot.lease("image") as lease:  # success clears the record
+        await statuses(lease)
+    assert slot.state()["cooldowns"] == {} and "image" not in slot._cooldowns
+
+
+async def test_budget_coresidence_fit_evict_lru_and_never_fits():
+    slot, log, engines = make_slot(names=("a", "b", "c", "huge"), coresidence=True, vram_budget_mb=4096)
+    engines["a"].vram, engines["b"].vram, engines["c"].vram, engines["huge"].vram = GIB, 2 * GIB, 2 * GIB, 5 * GIB
+    for name in ("a", "b"):
+        async with slot.lease(name) as lease:
+            await statuses(lease)
+    assert set(slot.state()["residents"]) == {"a", "b"} and slot.evictions == 0  # 3 GiB fit in 4
+    async with slot.lease("b") as lease:  # b is now the most recently used
+        await statuses(lease)
+    async with slot.lease("c") as lease:
+        assert ("unloading", "a") in await statuses(lease)  # least recently used goes
+    assert set(slot.state()["residents"]) == {"b", "c"}
+    with pytest.raises(ModelTooLarge, match="AIONE_SLOT__VRAM_BUDGET_MB") as info:
+        async with slot.lease("huge") as lease:
+            await statuses(lease)
+    assert info.value.status == 507 and "load huge" not in log  # refused before any load
+
+
+async def test_a_busy_model_is_never_evicted():
+    slot, log, engines = make_slot(names=("a", "b"), coresidence=True, vram_budget_mb=2048)
+    engines["a"].vram, engines["b"].vram = 1536 << 20, GIB
+    order: list[str] = []
+    streaming = asyncio.create_task(hold(slot, "a", order, "a streams", seconds=0.2))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(hold(slot, "b", order, "b"))
+    await asyncio.sleep(0.05)
+    assert "unload a" not in log and slot.state()["queued"]["b"] == 1
+    await asyncio.gather(streaming, waiting)
+    assert order == ["a streams", "b"] and log == ["load a", "unload a", "load b"]
+
+
+async def test_a_full_queue_is_refused_with_retry_after():
+    slot, _, _ = make_slot(queue_limit=2)
+    holder = slot.lease("chat")
+    await statuses(holder)
+    tasks = await start_in_order(hold(slot, "chat", [], "1"), hold(slot, "chat", [], "2"))
+    with pytest.raises(SlotBusy) as info:
+        slot.admit("chat")
+    assert info.value.status == 429 and info.value.retry_after >= 1
+    slot.admit("vision")  # the limit is per model
+    await holder.__aexit__(None, None, None)
+    await asyncio.gather(*tasks)
+    slot.admit("chat")
+
+
+async def test_queue_frames_report_position_and_an_estimated_wait():
+    slot, _, _ = make_slot()
+    holder = slot.lease("chat")
+    await statuses(holder)
+    frames: list[dict] = []
+
+    async def waiter():
+        async with slot.lease("vision") as lease:
+            async for frame in lease.acquire():
+                frames.append(frame)
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0.01)
+    await holder.__aexit__(None, None, None)
+    await task
+    assert frames[0]["state"] == "queued" and frames[0]["position"] == 1 and frames[0]["eta_s"] > 0
+
+
+class FakeGpu:
+    available = True
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used = total, 0
+
+    def memory(self) -> GpuMemory:
+        return GpuMemory(self.total, self.total - self.used, self.used)
+
+
+async def test_measured_vram_caps_the_budget_and_is_recorded_per_model():
+    gpu = FakeGpu(total=6 * GIB)
+    gpu.used = GIB  # another program holds 1 GiB
+    slot, _, engines = make_slot(gpu=gpu, vram_budget_mb=8192)
+    assert slot.budget() == 5 * GIB  # measured free beats the 8 GiB setting
+
+    real_load = engines["chat"].load
+
+    def load_and_take_memory(progress=None):
+        real_load(progress)
+        gpu.used += 3 * GIB // 2
+
+    engines["chat"].load = load_and_take_memory
+    async with slot.lease("chat") as lease:
+        await statuses(lease)
+    resident = slot.state()["residents"]["chat"]
+    assert resident["estimate_mb"] == 1024 and resident["measured_mb"] == 1536
+    assert slot.budget() == 5 * GIB  # what we hold counts as ours
 
 
 async def test_unknown_engine_is_refused():
@@ -157,7 +362,7 @@ async def test_unknown_engine_is_refused():
         slot.lease("image")
 
 
-async def test_close_unloads_the_resident_model():
+async def test_close_unloads_everything():
     slot, log, engines = make_slot()
     async with slot.lease("chat") as lease:
         await statuses(lease)
