@@ -152,6 +152,7 @@ class LlmEngine:
                     use_mmap=self.cfg.use_mmap,
                     type_k=cache_type,
                     type_v=cache_type,
+                    flash_attn=self.cfg.flash_attn or self.cfg.cache_type != "f16",
                     seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
                     verbose=False,
                 )

@@ -97,6 +97,7 @@ class ChatModel(BaseModel):
     cache_type: Literal["f16", "q8_0", "q4_0"] = Field(
         "f16", description="KV cache precision; q8_0 halves its VRAM (needs flash attention on some builds)."
     )
+    flash_attn: bool = Field(False, description="Flash attention (always on for a quantized KV cache, which needs it).")
     min_ctx_on_retry: int = Field(1024, ge=256, description="Smallest context a load retry after out-of-memory may shrink to.")
 
 
