@@ -1,10 +1,9 @@
 // @ts-check
 /** The conversation controller: current session, sending with streaming, Stop, restore. */
 import { api } from "./api.js";
-import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { streamEvents } from "./sse.js";
-import { refreshStatus, showStreamState } from "./status.js";
+import { describeStatus, refreshStatus, showStreamState } from "./status.js";
 
 const SESSION_KEY = "aione.sessionId";
 
@@ -74,10 +73,8 @@ export class ChatController {
           if (isNew) this.hooks.onSessionsChanged();
         } else if (frame.type === "status") {
           showStreamState(frame);
-          if (frame.state === "queued") answer.setStatus(`${t("statusQueued")} (${frame.position})`);
-          else if (frame.state === "loading") answer.setStatus(t("statusLoading"));
-          else if (frame.state === "unloading") answer.setStatus(t("statusUnloading"));
-          else if (frame.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
+          if (frame.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
+          else if (!["ready", "generating"].includes(frame.state)) answer.setStatus(describeStatus(frame));
         } else if (frame.type === "token") {
           answer.append(frame.text);
         } else if (frame.type === "error") {

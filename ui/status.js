@@ -1,44 +1,65 @@
 // @ts-check
-/** The status line: which model is loaded and what the slot is doing. */
+/** The status line and slot indicator: which model is on the GPU, VRAM, queue, what we wait for. */
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const line = () => /** @type {HTMLElement} */ (document.getElementById("status-line"));
-let modelName = "";
-let local = "";  // what this page's own request is doing, from its stream
+const slotBox = () => /** @type {HTMLElement|null} */ (document.getElementById("slot-indicator"));
+let local = ""; // what this page's own request is doing, from its stream
+/** @type {any} */
+let lastSlot = null;
 
-function render(/** @type {any} */ slot) {
-  const loaded = slot?.resident ? modelName || slot.resident : t("statusNoModel");
-  const activity = local || (slot?.busy ? t("statusGenerating") : t("statusIdle"));
-  line().textContent = `${t("model")}: ${loaded} · ${activity}`;
-  line().dataset.state = local ? "busy" : slot?.busy ? "busy" : "idle";
+/** @param {any} frame @returns {string} text for a stream status frame ("" when none applies) */
+export function describeStatus(frame) {
+  switch (frame?.state) {
+    case "queued":
+      return `${t("statusQueued")} (${frame.position}${t("positionSuffix")}${frame.eta_s ? `, ~${Math.ceil(frame.eta_s)}${t("seconds")}` : ""})`;
+    case "loading":
+      return `${t("statusLoading")} ${frame.model ?? ""} ${Math.round((frame.progress ?? 0) * 100)}%`;
+    case "unloading":
+      return `${t("statusUnloading")} ${frame.model ?? ""}`;
+    case "retrying":
+      return `${t("statusRetrying")} (${frame.reason ?? ""})`;
+    case "ready":
+    case "generating":
+      return t("statusGenerating");
+    default:
+      return "";
+  }
 }
 
-let lastSlot = null;
+function render() {
+  const slot = lastSlot;
+  const resident = slot?.resident;
+  const label = resident ? slot?.models?.[resident] ?? resident : t("statusNoModel");
+  const activity = local || (slot?.busy ? t("statusGenerating") : t("statusIdle"));
+  line().textContent = `${t("model")}: ${label} · ${activity}`;
+  line().dataset.state = local || slot?.busy ? "busy" : "idle";
+  const box = slotBox();
+  if (!box || !slot) return;
+  const gb = (/** @type {number} */ mb) => (mb / 1024).toFixed(1);
+  box.textContent = `${t("gpu")}: ${resident ?? "—"} · VRAM ${gb(slot.vram_estimate_mb)}/${gb(slot.budget_mb)} GB${slot.gpu_measured ? "" : ` (${t("estimated")})`} · ${t("queue")} ${slot.queue}`;
+  box.title = JSON.stringify(slot.residents);
+}
 
 export async function refreshStatus() {
   try {
     lastSlot = await api.slot();
-    modelName = lastSlot?.models?.[lastSlot.resident] ?? "";
-    render(lastSlot);
+    render();
   } catch {
     line().textContent = t("statusOffline");
     line().dataset.state = "offline";
   }
 }
 
-/** Show this page's request state from a stream status frame ("" when it ends). @param {any} frame */
+/** Show this page's request state from a stream status frame (null when it ends). @param {any} frame */
 export function showStreamState(frame) {
-  const state = frame?.state;
-  local = state === "queued" ? `${t("statusQueued")} (${frame.position})`
-    : state === "loading" ? t("statusLoading")
-    : state === "unloading" ? t("statusUnloading")
-    : state === "generating" || state === "ready" ? t("statusGenerating")
-    : "";
-  render(lastSlot ? { ...lastSlot, resident: state === "generating" || state === "ready" ? "chat" : lastSlot.resident } : null);
+  local = describeStatus(frame);
+  if (frame?.state === "loading" || frame?.state === "unloading") refreshStatus();
+  render();
 }
 
-export function startStatusPolling(intervalMs = 5000) {
+export function startStatusPolling(intervalMs = 3000) {
   refreshStatus();
   return setInterval(refreshStatus, intervalMs);
 }

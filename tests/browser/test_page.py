@@ -42,6 +42,8 @@ def test_chat_with_the_real_model_and_reload_restores_it(page: Page, live_server
     assert answer.strip()
     expect(page.locator(".session-item")).to_have_count(1)
     expect(page.locator(".session-item.active .session-open")).to_have_text("안녕하세요! Say hello in one sentence.")
+    expect(page.locator("#slot-indicator")).to_contain_text("GPU: chat")
+    expect(page.locator("#slot-indicator")).to_contain_text("/8.0 GB")
     shot(page, "chat-desktop")
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
@@ -180,3 +182,16 @@ def test_usable_at_360_pixels(page: Page, fake_server: str, fake_chat: FakeChatE
     expect(page.locator("#new-session")).to_be_in_viewport()
     page.wait_for_timeout(300)  # the drawer slides in
     shot(page, "chat-360-menu")
+
+
+def test_loading_progress_shows_in_the_answer_while_the_model_loads(page: Page, fake_server: str, fake_chat: FakeChatEngine):
+    fake_chat.load_seconds = 1.2
+    open_app(page, fake_server)
+    send(page, "first message loads the model")
+    status = last_answer(page).locator(".message-status")
+    expect(status).to_contain_text("모델 불러오는 중", timeout=5_000)
+    expect(status).to_contain_text("%")
+    expect(page.locator("#status-line")).to_contain_text("불러오는 중")
+    expect(last_answer(page)).to_have_attribute("data-finish", "done", timeout=10_000)
+    expect(status).to_be_hidden()
+    expect(page.locator("#slot-indicator")).to_contain_text("GPU: chat")
