@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio
@@ -42,10 +43,16 @@ async def wait_through_cancel(future: asyncio.Future[T]) -> T:
     return result
 
 
-async def run_blocking(fn: Callable[..., T], *args: object) -> T:
+# Model loads and unloads all run on this one thread: glibc gives each thread its own malloc
+# arena, and memory freed by an unload on one thread is not reused by a load on another, so
+# spreading them over a pool grew the server's RSS by ~80 MB over 30 swaps.
+MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-lifecycle")
+
+
+async def run_blocking(fn: Callable[..., T], *args: object, executor: Executor | None = None) -> T:
     """Run a blocking call in a worker thread; it always runs to completion (see above)."""
     loop = asyncio.get_running_loop()
-    return await wait_through_cancel(loop.run_in_executor(None, fn, *args))
+    return await wait_through_cancel(loop.run_in_executor(executor, fn, *args))
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:

@@ -32,7 +32,7 @@ from typing import Protocol
 from errors import AppError, ModelCoolingDown, ModelLoadError, ModelTooLarge, NotFound, SlotBusy
 from gpu_probe import GpuProbe
 from settings import Slot as SlotSettings
-from thread_bridge import run_blocking, wait_through_cancel
+from thread_bridge import MODEL_THREAD, run_blocking, wait_through_cancel
 
 log = logging.getLogger(__name__)
 MIB = 1 << 20
@@ -195,7 +195,7 @@ class ModelSlot:
         """Unload everything (server shutdown)."""
         for name in list(self._residents):
             self._residents.pop(name)
-            await run_blocking(self._engines[name].unload)
+            await run_blocking(self._engines[name].unload, executor=MODEL_THREAD)
 
     # ---- scheduling -------------------------------------------------------------------------
     def _enqueue(self, ticket: _Ticket) -> None:
@@ -324,7 +324,7 @@ class ModelSlot:
     async def _unload(self, name: str) -> AsyncIterator[dict]:
         yield {"type": "status", "state": "unloading", "model": name}
         try:
-            await run_blocking(self._engines[name].unload)  # runs to the end even if cancelled
+            await run_blocking(self._engines[name].unload, executor=MODEL_THREAD)  # runs to the end even if cancelled
         finally:
             self._residents.pop(name, None)
             self.evictions += 1
@@ -366,8 +366,14 @@ class ModelSlot:
         yield {"type": "status", "state": "loading", "model": name, "progress": 0.0}
         before = self._gpu.memory()
         started = self._clock()
-        load = asyncio.ensure_future(run_blocking(
-            engine.load, lambda fraction: loop.call_soon_threadsafe(progress.put_nowait, fraction)))
+        forwarded = [0.0]
+
+        def on_progress(fraction: float) -> None:  # on the load thread, once per tensor
+            if fraction - forwarded[0] >= 0.01:  # wake the event loop at most 100 times
+                forwarded[0] = fraction
+                loop.call_soon_threadsafe(progress.put_nowait, fraction)
+
+        load = asyncio.ensure_future(run_blocking(engine.load, on_progress, executor=MODEL_THREAD))
         last = 0.0
         try:
             while not load.done():

@@ -12,31 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.server_process import ServerProcess  # noqa: E402
 from settings import DEFAULT_SYSTEM_PROMPT, ChatModel, embedded_chat_model_path  # noqa: E402
 
 SEED = 42
 THREADS = ChatModel().n_threads  # the server's default; --threads overrides it in both modes
 QUESTION = "Story {n}: write a long, detailed story about a lighthouse keeper and a storm."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(tokens_at: list[float], started: float) -> dict:
@@ -79,47 +69,24 @@ class Raw:
         self.llm.close()
 
 
-class Server:
-    """chat:app under uvicorn in its own process, configured to match Raw."""
+def start_server(model: Path, n_ctx: int, max_tokens: int, data: Path) -> ServerProcess:
+    """The server, configured to match Raw."""
+    return ServerProcess({
+        "AIONE_CHAT__MODEL_PATH": str(model), "AIONE_CHAT__N_CTX": str(n_ctx),
+        "AIONE_CHAT__MAX_TOKENS": str(max_tokens), "AIONE_CHAT__TEMPERATURE": "0", "AIONE_CHAT__SEED": str(SEED),
+        "AIONE_CHAT__N_THREADS": str(THREADS), "AIONE_CHAT__N_GPU_LAYERS": "0", "AIONE_CHAT__TOP_P": "0.9",
+        "AIONE_CHAT__TOP_K": "40", "AIONE_CHAT__REPEAT_PENALTY": "1.1", "AIONE_CHAT__SYSTEM_PROMPT": DEFAULT_SYSTEM_PROMPT,
+    }, data)
 
-    def __init__(self, model: Path, n_ctx: int, max_tokens: int, data: Path) -> None:
-        self.port = free_port()
-        env = os.environ | {
-            "AIONE_PATHS__DATA": str(data), "AIONE_CHAT__MODEL_PATH": str(model),
-            "AIONE_CHAT__N_CTX": str(n_ctx), "AIONE_CHAT__MAX_TOKENS": str(max_tokens),
-            "AIONE_CHAT__TEMPERATURE": "0", "AIONE_CHAT__SEED": str(SEED), "AIONE_CHAT__N_THREADS": str(THREADS),
-            "AIONE_CHAT__N_GPU_LAYERS": "0", "AIONE_CHAT__TOP_P": "0.9", "AIONE_CHAT__TOP_K": "40",
-            "AIONE_CHAT__REPEAT_PENALTY": "1.1", "AIONE_CHAT__SYSTEM_PROMPT": DEFAULT_SYSTEM_PROMPT,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "chat:app", "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env=env)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.client = httpx.Client(timeout=120)
-        deadline = time.monotonic() + 60
-        while True:  # wait until the preloaded model is resident
-            try:
-                if self.client.get(self.url + "/api/slot").json().get("resident") == "chat":
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("server did not come up")
-            time.sleep(0.1)
 
-    def run(self, question: str) -> dict:
-        started = time.perf_counter()
-        stamps = []
-        with self.client.stream("POST", self.url + "/chat_stream_sse_fetch", json={"message": question}) as r:
-            for line in r.iter_lines():
-                if line.startswith('data: {"type": "token"'):
-                    stamps.append(time.perf_counter())
-        return timed(stamps, started)
-
-    def close(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait(30)
+def run_server(server: ServerProcess, question: str) -> dict:
+    started = time.perf_counter()
+    stamps = []
+    with server.client.stream("POST", server.url + "/chat_stream_sse_fetch", json={"message": question}) as r:
+        for line in r.iter_lines():
+            if line.startswith('data: {"type": "token"'):
+                stamps.append(time.perf_counter())
+    return timed(stamps, started)
 
 
 def main() -> None:
@@ -134,13 +101,14 @@ def main() -> None:
 
     raw = Raw(args.model, args.n_ctx, args.tokens)
     with tempfile.TemporaryDirectory() as data:
-        server = Server(args.model, args.n_ctx, args.tokens, Path(data))
+        server = start_server(args.model, args.n_ctx, args.tokens, Path(data))
+        modes = {"raw": raw.run, "server": lambda question: run_server(server, question)}
         try:
-            raw.run(QUESTION.format(n=0)), server.run(QUESTION.format(n=0))  # warm-up, not counted
+            modes["raw"](QUESTION.format(n=0)), modes["server"](QUESTION.format(n=0))  # warm-up, not counted
             results: dict[str, list[dict]] = {"raw": [], "server": []}
             for n in range(1, args.runs + 1):
-                for name, mode in (("raw", raw), ("server", server)):
-                    result = mode.run(QUESTION.format(n=n))
+                for name, run in modes.items():
+                    result = run(QUESTION.format(n=n))
                     results[name].append(result)
                     print(f"run {n} {name:6s} tokens={result['tokens']:4d} "
                           f"ttft={result['ttft_ms']:.1f} ms  {result['tokens_per_s']:.1f} tok/s")

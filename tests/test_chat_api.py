@@ -256,3 +256,20 @@ def post_chat_model(url: str, message: str, session_id: str | None, model: str) 
                       timeout=120) as r:
         assert r.status_code == 200
         return read_frames(r)
+
+
+def test_a_queued_request_leaves_the_queue_when_its_client_disconnects(isolated_data):
+    fake = FakeChatEngine(token_seconds=0.05)
+    fake.enqueue(["busy "] * 30)
+    with serve(create_app(make_settings(isolated_data), engines={"chat": fake})) as url:
+        first = threading.Thread(target=post_chat, args=(url, "first"))
+        first.start()
+        wait_for(lambda: httpx.get(url + "/api/slot").json()["busy"])
+        with httpx.stream("POST", url + CHAT, json={"message": "second"}, timeout=30) as r:
+            for line in r.iter_lines():
+                if '"queued"' in line:
+                    break  # seen its place in the queue; now hang up
+        wait_for(lambda: httpx.get(url + "/api/slot").json()["queue"] == 0, timeout=2)
+        assert httpx.get(url + "/api/slot").json()["busy"] is True  # the first still streams
+        first.join()
+    assert len(fake.prompts) == 1  # the second never reached the model
