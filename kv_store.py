@@ -6,6 +6,7 @@ prefix again.
 """
 from __future__ import annotations
 
+import ctypes
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -15,11 +16,12 @@ import numpy as np
 @dataclass(frozen=True)
 class SavedKv:
     token_ids: np.ndarray
-    state: bytes
+    state: ctypes.Array  # llama.cpp wrote into it directly: kept as is, never copied again
+    size: int  # bytes of `state` in use
 
     @property
     def nbytes(self) -> int:
-        return len(self.state) + self.token_ids.nbytes
+        return self.size + self.token_ids.nbytes
 
 
 class KvStore:

@@ -216,7 +216,7 @@ class LlmEngine:
             size = llama_cpp.llama_state_seq_get_size(ctx, 0)
             buffer = (ctypes.c_uint8 * size)()
             written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-            saved = SavedKv(np.array(llm.input_ids[: llm.n_tokens], dtype=np.intc), bytes(buffer)[:written])
+            saved = SavedKv(np.array(llm.input_ids[: llm.n_tokens], dtype=np.intc), buffer, int(written))
             self.kv_store.put(f"{self.name}:{owner}", saved)
         except Exception:  # saving is an optimisation; never fail an unload for it
             log.exception("could not save the KV cache of %s", owner)
@@ -229,8 +229,7 @@ class LlmEngine:
             return 0
         llm = self._llm
         llm._ctx.kv_cache_clear()
-        source = (ctypes.c_uint8 * len(saved.state)).from_buffer_copy(saved.state)
-        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, source, len(saved.state), 0) != len(saved.state):
+        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, saved.state, saved.size, 0) != saved.size:
             llm._ctx.kv_cache_clear()
             llm.n_tokens = 0
             return 0
