@@ -18,17 +18,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conversation import ChatServices, chat_turn, error_frame
-from errors import AppError, BadRequest, UnsupportedMediaType
+from errors import AppError, BadRequest, NotFound, UnsupportedMediaType
 from health import model_health
+from image_store import ImageStore
 from kv_store import KvStore
 from llm_engine import LlmEngine
 from session_store import SessionStore
 from settings import Settings
+from thread_bridge import run_blocking
+from vlm_engine import VlmEngine
 from vram_guard import Engine, ModelSlot
 
 log = logging.getLogger("aione")
@@ -45,6 +48,8 @@ class ChatRequest(BaseModel):
     message: str
     session_id: str | None = None
     model: str = "chat"  # "chat" or a name from extra_chat_models
+    images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
+    image_ids: list[str] = Field(default_factory=list, max_length=64)  # earlier images of this session, asked about again
 
 
 class NewSession(BaseModel):
@@ -72,14 +77,18 @@ def clean_title(title: str, limit: int) -> str:
     return title
 
 
-async def read_json(request: Request, model: type[M]) -> M:
+async def read_json(request: Request, model: type[M], max_bytes: int = MAX_JSON_BYTES) -> M:
     """Parse a JSON body with clear 4xx errors for each way it can be wrong."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaType(f"send the body as application/json (got {content_type or 'no content type'})")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:  # refuse before reading it all
+        raise AppError(f"request body is too large: {declared} bytes, at most {max_bytes}",
+                       code="body_too_large", status=413)
     body = await request.body()
-    if len(body) > MAX_JSON_BYTES:
-        raise AppError(f"request body is too large: {len(body)} bytes, at most {MAX_JSON_BYTES}",
+    if len(body) > max_bytes:
+        raise AppError(f"request body is too large: {len(body)} bytes, at most {max_bytes}",
                        code="body_too_large", status=413)
     try:
         data = json.loads(body)
@@ -98,27 +107,31 @@ def _describe(exc: ValidationError | RequestValidationError) -> str:
 
 
 # ---- app ----------------------------------------------------------------------------------
-def build_engines(settings: Settings) -> dict[str, Engine]:
-    """The heavy models the slot guards: the chat LLM and any extra named chat LLMs."""
+def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
+    """The heavy models the slot guards: the chat LLM, extra named chat LLMs, the vision LLM."""
     slot = settings.slot
     kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
     headroom = slot.compute_headroom_mb * 1024 * 1024
     chat_models = {"chat": settings.chat} | settings.extra_chat_models
-    return {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
-            for name, cfg in chat_models.items()}
+    engines: dict[str, Engine] = {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
+                                  for name, cfg in chat_models.items()}
+    if settings.vision.model_path is not None:
+        engines["vision"] = VlmEngine(settings.vision, read_image=images.read, headroom_bytes=headroom)
+    return engines
 
 
 def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. `engines` replaces the real ones (tests pass fakes for the HTTP layer)."""
     settings = settings or Settings()
-    slot = ModelSlot(engines or build_engines(settings), settings.slot)
+    images = ImageStore(settings.paths.uploads, settings.vision)
+    slot = ModelSlot(engines or build_engines(settings, images), settings.slot)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         settings.paths.data.mkdir(parents=True, exist_ok=True)
         settings.paths.uploads.mkdir(parents=True, exist_ok=True)
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
-        app.state.services = ChatServices(settings, store, slot)
+        app.state.services = ChatServices(settings, store, slot, images)
         preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
         try:
             yield
@@ -179,6 +192,17 @@ def _add_page_routes(app: FastAPI) -> None:
     app.mount("/ui", StaticFiles(directory=ROOT / "ui"), name="ui")
 
 
+def _check_images_allowed(services: ChatServices, body: ChatRequest) -> None:
+    vision = services.settings.vision
+    count = len(body.images) + len(body.image_ids)
+    if count > vision.max_images:
+        raise AppError(f"too many images: {count}, at most {vision.max_images} per message",
+                       code="too_many_images", status=422)
+    if "vision" not in services.slot.engine_names:
+        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH",
+                       code="vision_not_configured", status=503)
+
+
 def _services(request: Request) -> ChatServices:
     return request.app.state.services
 
@@ -194,9 +218,12 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
         return slot.state() | {"models": {name: getattr(slot.engine(name), "model_label", name)
                                           for name in slot.engine_names}}
 
+    vision = settings.vision
+    max_chat_body = MAX_JSON_BYTES + vision.max_images * (vision.max_image_bytes * 4 // 3 + 1024)
+
     @app.post("/chat_stream_sse_fetch")
     async def chat_stream(request: Request) -> Response:
-        body = await read_json(request, ChatRequest)
+        body = await read_json(request, ChatRequest, max_chat_body)
         message = body.message.strip()
         if not message:
             raise AppError("message must not be empty", code="empty_message", status=422)
@@ -205,13 +232,34 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
             raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
                            code="message_too_long", status=422)
         services = _services(request)
-        services.slot.admit(body.model)  # 404 / 429 / 503 / 507 before the stream starts
+        wants_vision = bool(body.images or body.image_ids)
+        engine = "vision" if wants_vision else body.model
+        if wants_vision:
+            _check_images_allowed(services, body)
+        services.slot.admit(engine)  # 404 / 429 / 503 / 507 before the stream starts
         if body.session_id is None:
             session_id = (await services.store.create_session())["id"]
         else:
             session_id = (await services.store.get_session(body.session_id))["id"]
-        turn = chat_turn(services, session_id, message, body.model)
+        for image_id in body.image_ids:
+            if await services.store.image_session(image_id) != session_id:
+                raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
+        stored = [await run_blocking(services.images.save_data_url, url, i) for i, url in enumerate(body.images)]
+        turn = chat_turn(services, session_id, message, engine, images=stored, image_refs=body.image_ids)
         return EventSourceResponse(_sse(turn), ping=15, sep="\r\n")
+
+    @app.get("/api/images/{image_id}")
+    async def image(image_id: str, request: Request) -> FileResponse:
+        path = _services(request).images.path(image_id)
+        if not path.is_file():
+            raise NotFound("image not found", code="image_not_found")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/api/config")
+    async def config(request: Request) -> dict:
+        """What the page needs to check input before sending it."""
+        return {"vision": "vision" in request.app.state.slot.engine_names, "max_images": vision.max_images,
+                "max_image_bytes": vision.max_image_bytes, "max_message_chars": settings.server.max_message_chars}
 
     @app.get("/api/sessions")
     async def list_sessions(request: Request) -> dict:
@@ -233,7 +281,8 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.delete("/api/sessions/{session_id}")
     async def delete_session(session_id: str, request: Request) -> dict:
-        await _services(request).store.delete_session(session_id)
+        services = _services(request)
+        services.images.delete(await services.store.delete_session(session_id))
         return {"deleted": session_id}
 
     @app.get("/api/sessions/{session_id}/turns")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio
 
 from errors import AppError
+from image_store import ImageStore, StoredImage
 from llm_engine import Finish, LlmEngine, Token
 from session_store import SessionStore
 from settings import Settings
@@ -31,6 +32,19 @@ class ChatServices:
     settings: Settings
     store: SessionStore
     slot: ModelSlot
+    images: ImageStore
+
+
+def text_history(history: list[dict]) -> list[dict]:
+    """History as plain chat messages. A message that came with images says so, and the
+    vision model's answer follows it, so a text model knows what the pictures showed."""
+    messages = []
+    for turn in history:
+        content = turn["content"]
+        if turn.get("images"):
+            content = f"[{len(turn['images'])} image(s) attached] {content}"
+        messages.append({"role": turn["role"], "content": content})
+    return messages
 
 
 def error_frame(exc: BaseException) -> dict:
@@ -39,13 +53,19 @@ def error_frame(exc: BaseException) -> dict:
     return {"type": "error", "code": "internal_error", "message": f"unexpected error: {type(exc).__name__}: {exc}"}
 
 
-async def chat_turn(services: ChatServices, session_id: str, message: str, engine_name: str = "chat") -> AsyncIterator[dict]:
+async def chat_turn(services: ChatServices, session_id: str, message: str, engine_name: str = "chat",
+                    images: Sequence[StoredImage] = (), image_refs: Sequence[str] = ()) -> AsyncIterator[dict]:
+    """`images`: validated and stored with this message; `image_refs`: earlier images of the
+    session asked about again. Either sends the turn to the vision engine."""
     store, slot = services.store, services.slot
     started = time.perf_counter()
     yield {"type": "session", "session_id": session_id}
 
-    history = await store.history(session_id)
-    await store.add_turn(session_id, "user", message)
+    history = text_history(await store.history(session_id))
+    await store.add_turn(session_id, "user", message, images=list(images))
+    if images:
+        yield {"type": "images", "ids": [image.id for image in images]}
+    shown = [*image_refs, *(image.id for image in images)]
 
     engine: LlmEngine = slot.engine(engine_name)  # type: ignore[assignment]
     parts: list[str] = []
@@ -54,14 +74,15 @@ async def chat_turn(services: ChatServices, session_id: str, message: str, engin
     stop = threading.Event()
     try:
         engine.check_files()  # a missing model is an error frame, not a load attempt
-        async with slot.lease(engine_name, Priority.CHAT) as lease:
+        async with slot.lease(engine_name, Priority.VISION if shown else Priority.CHAT) as lease:
             async with aclosing(lease.acquire()) as waiting:
                 async for status in waiting:
                     yield status
             wait_ms = (time.perf_counter() - started) * 1000
-            prompt = await run_blocking(engine.prepare, engine.system_prompt, history, message, session_id)
+            extra = (shown,) if shown else ()
+            prompt = await run_blocking(engine.prepare, engine.system_prompt, history, message, session_id, *extra)
             result["dropped_turns"] = prompt.dropped_messages
-            result["prompt_tokens"] = len(prompt.tokens)
+            result["prompt_tokens"] = len(prompt.tokens) or None
             if prompt.dropped_messages:
                 yield {"type": "status", "state": "history_trimmed", "dropped": prompt.dropped_messages,
                        "message": f"{prompt.dropped_messages} oldest messages left out to fit the context"}
@@ -81,6 +102,7 @@ async def chat_turn(services: ChatServices, session_id: str, message: str, engin
                     elif isinstance(item, Finish):
                         result["finish_reason"] = item.reason
                         result["completion_tokens"] = item.completion_tokens
+                        result["prompt_tokens"] = item.prompt_tokens
             decode_s = time.perf_counter() - (first_token_at or gen_started)
             if result["completion_tokens"] and decode_s > 0:
                 # tokens after the first, over the time after the first: decode speed

@@ -107,6 +107,8 @@ def _load_progress(callback: Callable[[float], None] | None):
 
 
 class LlmEngine:
+    model_setting = MODEL_SETTING  # the setting a user changes to point at another file
+
     def __init__(self, cfg: ChatModel, name: str = "chat", kv_store: KvStore | None = None,
                  headroom_bytes: int = 512 << 20) -> None:
         self.cfg = cfg
@@ -133,13 +135,13 @@ class LlmEngine:
         return self.cfg.model_path.name if self.cfg.model_path else "(none)"
 
     def check_files(self) -> None:
-        check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name)
+        check_gguf_file(self.cfg.model_path, self.model_setting, self.name)
 
     def load(self, progress: Callable[[float], None] | None = None) -> None:
         import llama_cpp
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
 
-        path = check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name)
+        path = check_gguf_file(self.cfg.model_path, self.model_setting, self.name)
         cache_type = getattr(llama_cpp, f"GGML_TYPE_{self.cfg.cache_type.upper()}")
         try:
             with _load_progress(progress):
@@ -155,7 +157,9 @@ class LlmEngine:
                     flash_attn=self.cfg.flash_attn or self.cfg.cache_type != "f16",
                     seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
                     verbose=False,
+                    **self._llama_extra_args(),
                 )
+            self._after_load()
             if self._formatter_for != path:  # the template comes from the file: reuse it across reloads
                 self._formatter, self._formatter_for = self._template_formatter(), path
         except ModelLoadError:
@@ -164,9 +168,16 @@ class LlmEngine:
         except (ValueError, RuntimeError, KeyError) as exc:
             self.unload()
             raise ModelLoadError(
-                f"{self.name} model could not be loaded from {path.name}: {exc}. Check {MODEL_SETTING}",
+                f"{self.name} model could not be loaded from {path.name}: {exc}. Check {self.model_setting}",
                 oom=_looks_like_oom(str(exc), self.cfg.n_gpu_layers != 0),
             ) from exc
+
+    def _llama_extra_args(self) -> dict:
+        """More Llama() arguments (the vision engine adds its chat handler)."""
+        return {}
+
+    def _after_load(self) -> None:
+        """Runs after Llama() succeeded; may raise ModelLoadError."""
 
     def unload(self) -> None:
         llm = self._llm
@@ -189,7 +200,7 @@ class LlmEngine:
 
     @cached_property
     def _shape(self) -> GgufShape:
-        return read_shape(check_gguf_file(self.cfg.model_path, MODEL_SETTING, self.name))
+        return read_shape(check_gguf_file(self.cfg.model_path, self.model_setting, self.name))
 
     def estimate(self) -> VramEstimate:
         """What the model puts on the GPU, from its GGUF header and the settings."""

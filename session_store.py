@@ -52,7 +52,22 @@ async def m001_sessions_and_turns(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX sessions_by_updated ON sessions(updated)")
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns]
+async def m002_images(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        """CREATE TABLE images (
+             id TEXT PRIMARY KEY,
+             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+             turn_id INTEGER REFERENCES turns(id) ON DELETE CASCADE,
+             width INTEGER NOT NULL,
+             height INTEGER NOT NULL,
+             source_format TEXT NOT NULL,
+             source_bytes INTEGER NOT NULL,
+             created TEXT NOT NULL)"""
+    )
+    await db.execute("CREATE INDEX images_by_turn ON images(turn_id)")
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images]
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
 
@@ -127,14 +142,19 @@ class SessionStore:
         self._log("session_renamed", {"session_id": session_id, "title": title})
         return await self.get_session(session_id)
 
-    async def delete_session(self, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> list[str]:
+        """Delete the session, its turns and image records; returns the image ids (files to remove)."""
         await self.get_session(session_id)
+        async with self._db.execute("SELECT id FROM images WHERE session_id = ?", (session_id,)) as cur:
+            image_ids = [row["id"] async for row in cur]
         await self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         await self._db.commit()
         self._log("session_deleted", {"session_id": session_id})
+        return image_ids
 
     # ---- turns ------------------------------------------------------------------------------
-    async def add_turn(self, session_id: str, role: str, text: str, **metrics) -> dict:
+    async def add_turn(self, session_id: str, role: str, text: str, images: list | None = None, **metrics) -> dict:
+        """Save a turn (and the images sent with it: StoredImage records)."""
         unknown = set(metrics) - set(TURN_METRICS)
         if unknown:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
@@ -148,6 +168,12 @@ class SessionStore:
             turn,
         )
         turn["id"] = cur.lastrowid
+        for image in images or []:
+            await self._db.execute(
+                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (image.id, session_id, turn["id"], image.width, image.height, image.source_format,
+                 image.source_bytes, turn["created"]))
+        turn["images"] = [image.id for image in images or []]
         title = session["title"]
         if not title and role == "user":
             title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
@@ -159,8 +185,24 @@ class SessionStore:
     async def list_turns(self, session_id: str) -> list[dict]:
         await self.get_session(session_id)
         async with self._db.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY id", (session_id,)) as cur:
-            return [dict(row) async for row in cur]
+            turns = [dict(row) async for row in cur]
+        images: dict[int, list[str]] = {}
+        async with self._db.execute(
+            "SELECT id, turn_id FROM images WHERE session_id = ? ORDER BY created, rowid", (session_id,)
+        ) as cur:
+            async for row in cur:
+                images.setdefault(row["turn_id"], []).append(row["id"])
+        for turn in turns:
+            turn["images"] = images.get(turn["id"], [])
+        return turns
+
+    async def image_session(self, image_id: str) -> str | None:
+        async with self._db.execute("SELECT session_id FROM images WHERE id = ?", (image_id,)) as cur:
+            row = await cur.fetchone()
+        return row["session_id"] if row else None
 
     async def history(self, session_id: str) -> list[dict]:
-        """The conversation so far as chat messages (oldest first), for the prompt."""
-        return [{"role": t["role"], "content": t["text"]} for t in await self.list_turns(session_id) if t["text"]]
+        """The conversation so far as chat messages (oldest first), for the prompt; a message
+        sent with images lists their ids under "images"."""
+        return [{"role": t["role"], "content": t["text"], "images": t["images"]}
+                for t in await self.list_turns(session_id) if t["text"]]

@@ -116,13 +116,21 @@ class Slot(BaseModel):
     kv_keep_mb: int = Field(2048, ge=0, description="RAM for kept KV caches, in MiB (least recently used go first).")
 
 
-class VisionModel(BaseModel):
+class VisionModel(ChatModel):
+    """The vision LLM: a chat model plus its projector, loaded only for image questions."""
+
     model_path: Path | None = Field(None, description="Vision LLM GGUF (e.g. Qwen3-VL-4B). Unset = vision off.")
     mmproj_path: Path | None = Field(None, description="Its multimodal projector GGUF (mmproj).")
-    n_ctx: int = Field(4096, ge=256, le=262_144, description="Context window of the vision model.")
-    n_gpu_layers: int = Field(-1, ge=-1, description="Layers of the vision model offloaded to the GPU.")
+    n_gpu_layers: int = Field(-1, ge=-1, description="Layers of the vision model offloaded to the GPU (-1 = all).")
     mmproj_on_gpu: bool = Field(True, description="Run the projector on the GPU (False saves VRAM on 8 GB).")
+    temperature: float = Field(0.2, ge=0.0, le=5.0, description="Sampling temperature for image answers.")
+    history_turns: int = Field(6, ge=0, le=100, description="Earlier messages of the session the vision model sees.")
     max_image_side: int = Field(1024, ge=64, le=8192, description="Images are downscaled to this longest side.")
+    max_images: int = Field(4, ge=1, le=16, description="Images per message.")
+    max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest image file accepted, in bytes.")
+    max_image_pixels: int = Field(
+        50_000_000, ge=4096, description="Largest width x height accepted; larger is refused before decoding."
+    )
 
 
 class ImageModel(BaseModel):

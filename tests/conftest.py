@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chat import create_app  # noqa: E402
-from settings import ChatModel, Paths, Server, Settings  # noqa: E402
+from settings import ChatModel, Paths, Server, Settings, VisionModel  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +29,16 @@ def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def make_settings(data: Path, **chat: object) -> Settings:
+TEST_MAX_IMAGE_BYTES = 200_000  # keeps the chat body limit (it grows with image limits) small
+
+
+def make_settings(data: Path, vision: dict | None = None, **chat: object) -> Settings:
     chat_cfg = {"temperature": 0.0, "seed": 7, "max_tokens": 48, "n_threads": 2} | chat
     return Settings(
         _env_file=None,
         paths=Paths(data=data),
         chat=ChatModel(**chat_cfg),
+        vision=VisionModel(**({"max_image_bytes": TEST_MAX_IMAGE_BYTES} | (vision or {}))),
         server=Server(preload_chat=False),
     )
 

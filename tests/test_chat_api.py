@@ -112,7 +112,7 @@ BAD_REQUESTS = [
     ("malformed", {"content": b'{"message": "hi"', "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
     ("not utf-8", {"content": b'{"message": "\xff"}', "headers": {"content-type": "application/json"}}, 400, "malformed_json"),
     ("wrong type", {"content": b"message=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
-    ("too large", {"content": b'{"message": "' + b"a" * (1024 * 1024 + 10) + b'"}', "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
+    ("too large", {"content": b'{"message": "' + b"a" * (3 * 1024 * 1024) + b'"}', "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
     ("unknown session", {"json": {"message": "hi", "session_id": "0" * 32}}, 404, "session_not_found"),
 ]
 

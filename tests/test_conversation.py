@@ -6,12 +6,17 @@ import threading
 import pytest
 
 from conversation import ChatServices, chat_turn
+from image_store import ImageStore
 from llm_engine import LlmEngine, Token
 from tests.conftest import make_settings
 from tests.fakes import FakeChatEngine
 from vram_guard import ModelSlot
 
 pytestmark = pytest.mark.anyio
+
+
+def services_for(settings, store, slot) -> ChatServices:
+    return ChatServices(settings, store, slot, ImageStore(settings.paths.uploads, settings.vision))
 
 
 async def run_turn(services: ChatServices, session_id: str, message: str) -> list[dict]:
@@ -21,7 +26,7 @@ async def run_turn(services: ChatServices, session_id: str, message: str) -> lis
 async def test_a_long_conversation_drops_oldest_turns_and_says_so(store, isolated_data):
     settings = make_settings(isolated_data, n_ctx=256, max_tokens=16)
     slot = ModelSlot({"chat": LlmEngine(settings.chat)})
-    services = ChatServices(settings, store, slot)
+    services = services_for(settings, store, slot)
     session = await store.create_session()
     for i in range(10):
         await store.add_turn(session["id"], "user", f"Old question {i} " + "about the weather " * 4)
@@ -49,7 +54,7 @@ class BreaksMidAnswer(FakeChatEngine):
 async def test_an_engine_failure_mid_answer_is_an_error_frame_and_the_partial_is_saved(store, isolated_data):
     engine = BreaksMidAnswer()
     slot = ModelSlot({"chat": engine})
-    services = ChatServices(make_settings(isolated_data), store, slot)
+    services = services_for(make_settings(isolated_data), store, slot)
     session = await store.create_session()
     frames = await run_turn(services, session["id"], "hi")
     assert [f["type"] for f in frames][-3:] == ["token", "token", "error"]
@@ -69,7 +74,7 @@ async def test_closing_the_stream_early_saves_a_stopped_turn_and_frees_the_slot(
     engine = FakeChatEngine(token_seconds=0.01)
     engine.enqueue([f"w{i} " for i in range(100)])
     slot = ModelSlot({"chat": engine})
-    services = ChatServices(make_settings(isolated_data), store, slot)
+    services = services_for(make_settings(isolated_data), store, slot)
     session = await store.create_session()
     frames = chat_turn(services, session["id"], "long please")
     seen = 0

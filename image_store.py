@@ -1,0 +1,134 @@
+"""Images sent with a message: validated by their content, normalised, stored under data/uploads.
+
+Nothing reaches a model before it passed here: a data URL of at most `max_image_bytes`, a
+real png / jpeg / webp / gif (first frame) / bmp by its bytes (not its name or MIME type),
+at most `max_image_pixels` (refused from the header, before decoding: no decompression
+bombs), fully decodable (no truncated files). EXIF orientation is applied, the image is
+downscaled to `max_image_side`, flattened to RGB and stored as PNG under a generated name.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from errors import AppError, NotFound
+from settings import VisionModel
+
+ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
+DATA_URL = re.compile(r"^data:(image/[a-zA-Z0-9.+-]+)?(;[a-zA-Z0-9=.+-]+)*;base64,(?P<payload>.*)$", re.DOTALL)
+IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class BadImage(AppError):
+    status = 400
+    code = "invalid_image"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: str
+    width: int
+    height: int
+    source_format: str
+    source_bytes: int
+
+
+class ImageStore:
+    def __init__(self, folder: Path, limits: VisionModel) -> None:
+        self.folder = folder
+        self.limits = limits
+
+    # ---- validation -------------------------------------------------------------------
+    def decode_data_url(self, data_url: str, index: int = 0) -> bytes:
+        label = f"image {index + 1}"
+        if not isinstance(data_url, str):
+            raise BadImage(f"{label}: send images as data URLs (data:image/png;base64,...)")
+        approx = len(data_url) * 3 // 4
+        if approx > self.limits.max_image_bytes * 1.01 + 1024:
+            raise BadImage(f"{label} is too large: about {approx} bytes, at most {self.limits.max_image_bytes}",
+                           code="image_too_large", status=413)
+        match = DATA_URL.match(data_url)
+        if match is None:
+            raise BadImage(f"{label}: not a base64 data URL of an image (data:image/png;base64,...)")
+        try:
+            data = base64.b64decode("".join(match["payload"].split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadImage(f"{label}: the base64 data is damaged ({exc})") from exc
+        if not data:
+            raise BadImage(f"{label} is empty")
+        if len(data) > self.limits.max_image_bytes:
+            raise BadImage(f"{label} is too large: {len(data)} bytes, at most {self.limits.max_image_bytes}",
+                           code="image_too_large", status=413)
+        return data
+
+    def normalise(self, data: bytes, index: int = 0):
+        """Check the bytes are a whole, allowed, not-too-large image.
+
+        Returns (the image upright, RGB and downscaled; the format it came in)."""
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        label = f"image {index + 1}"
+        Image.MAX_IMAGE_PIXELS = None  # our own pixel limit below is checked before decoding
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError as exc:
+            raise BadImage(f"{label} is not an image (png, jpeg, webp, gif or bmp)", code="unsupported_image",
+                           status=415) from exc
+        if image.format not in ALLOWED_FORMATS:
+            raise BadImage(f"{label} is {image.format}; send png, jpeg, webp, gif or bmp", code="unsupported_image",
+                           status=415)
+        source_format = image.format
+        width, height = image.size
+        if width * height > self.limits.max_image_pixels:
+            raise BadImage(f"{label} has {width}x{height} pixels, at most {self.limits.max_image_pixels} in all",
+                           code="image_too_large", status=413)
+        try:
+            image.seek(0)  # a GIF's first frame
+            image.load()
+            image = ImageOps.exif_transpose(image)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise BadImage(f"{label} is damaged or truncated ({exc})") from exc
+        if image.mode in ("RGBA", "LA", "P"):
+            image = image.convert("RGBA")
+            flat = Image.new("RGB", image.size, (255, 255, 255))  # transparency onto white, not black
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        else:
+            image = image.convert("RGB")
+        image.thumbnail((self.limits.max_image_side, self.limits.max_image_side), Image.Resampling.LANCZOS)
+        return image, source_format
+
+    # ---- storage ----------------------------------------------------------------------
+    def save_data_url(self, data_url: str, index: int = 0) -> StoredImage:
+        data = self.decode_data_url(data_url, index)
+        image, source_format = self.normalise(data, index)
+        image_id = uuid.uuid4().hex
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.folder / f".{image_id}.part"
+        image.save(temporary, "PNG")
+        os.replace(temporary, self.path(image_id))  # never a half-written file under the real name
+        return StoredImage(image_id, image.width, image.height, source_format, len(data))
+
+    def path(self, image_id: str) -> Path:
+        if not IMAGE_ID.match(image_id or ""):
+            raise NotFound("image not found", code="image_not_found")
+        return self.folder / f"{image_id}.png"
+
+    def read(self, image_id: str) -> bytes:
+        path = self.path(image_id)
+        if not path.is_file():
+            raise NotFound("image not found", code="image_not_found")
+        return path.read_bytes()
+
+    def delete(self, image_ids: list[str]) -> None:
+        for image_id in image_ids:
+            try:
+                self.path(image_id).unlink(missing_ok=True)
+            except NotFound:
+                pass

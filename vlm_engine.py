@@ -1,0 +1,149 @@
+"""Vision LLM: llama-cpp-python with libmtmd (the generic MTMDChatHandler) and a projector.
+
+Loaded through the slot only for image questions (it swaps with the chat LLM on 8 GB).
+Images reach it only as references to files the server validated and stored itself.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from errors import ContextOverflow, ModelLoadError
+from gguf_meta import check_gguf_file
+from llm_engine import Finish, LlmEngine, Token, VramEstimate
+from settings import VisionModel
+
+MMPROJ_SETTING = "AIONE_VISION__MMPROJ_PATH"
+IMAGE_REF = "aione-image:"  # how a stored image is named inside a message
+
+
+@dataclass(frozen=True)
+class VisionPrompt:
+    messages: list[dict]
+    dropped_messages: int = 0
+    tokens: list[int] = field(default_factory=list)  # known only after the images are encoded
+    cached_tokens: int = 0
+
+
+def _stored_image_handler(clip_model_path: str, use_gpu: bool, read_image: Callable[[str], bytes]):
+    from llama_cpp.llama_chat_format import MTMDChatHandler
+
+    class StoredImageHandler(MTMDChatHandler):
+        """MTMDChatHandler that reads images only from our store (never a URL: the base
+        class would fetch any non-data URL), and flattens message parts into text with the
+        media marker, as llama.cpp's own server does, so text-only chat templates work too."""
+
+        def load_image(self, image_url: str) -> bytes:
+            if not image_url.startswith(IMAGE_REF):
+                raise ValueError("only images stored by the server can be read")
+            return read_image(image_url[len(IMAGE_REF):])
+
+        @classmethod
+        def _convert_message_for_template(cls, message, media_marker: str) -> dict:
+            flat = dict(message)
+            content = flat.get("content")
+            if isinstance(content, list):
+                flat["content"] = "\n".join(
+                    media_marker if part.get("type") == "image_url" else str(part.get("text", ""))
+                    for part in content
+                )
+            return flat
+
+    return StoredImageHandler(clip_model_path=clip_model_path, verbose=False, use_gpu=use_gpu)
+
+
+class VlmEngine(LlmEngine):
+    model_setting = "AIONE_VISION__MODEL_PATH"
+
+    def __init__(self, cfg: VisionModel, read_image: Callable[[str], bytes], name: str = "vision",
+                 headroom_bytes: int = 512 << 20) -> None:
+        super().__init__(cfg, name=name, headroom_bytes=headroom_bytes)
+        self.cfg: VisionModel = cfg
+        self._read_image = read_image
+        self._handler = None
+
+    def check_files(self) -> None:
+        super().check_files()
+        check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector")
+
+    def _llama_extra_args(self) -> dict:
+        mmproj = check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector")
+        self._handler = _stored_image_handler(str(mmproj), self.cfg.mmproj_on_gpu, self._read_image)
+        return {"chat_handler": self._handler}
+
+    def _after_load(self) -> None:
+        """Open the projector now, not at the first question: a mismatch fails the load."""
+        try:
+            self._handler._init_mtmd_context(self._llm)
+        except ValueError as exc:
+            raise ModelLoadError(
+                f"the vision projector {self.cfg.mmproj_path.name} does not fit {self.model_label} ({exc}). "
+                f"Set {MMPROJ_SETTING} to the mmproj made for this model"
+            ) from exc
+
+    def unload(self) -> None:
+        super().unload()  # closing the Llama frees the projector context too
+        self._handler = None
+
+    def estimate(self) -> VramEstimate:
+        base = super().estimate()
+        mmproj = 0
+        if self.cfg.mmproj_on_gpu and self.cfg.n_gpu_layers != 0:
+            mmproj = check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector").stat().st_size
+        return VramEstimate(base.weights + mmproj, base.kv_cache, base.headroom)
+
+    # ---- prompt and generation -----------------------------------------------------------
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
+                images: Sequence[str] = ()) -> VisionPrompt:
+        """Messages for the chat handler: the last `history_turns` messages (each may carry
+        the ids of images to show again), then the new message with its images."""
+        if self._llm is None:
+            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        keep = self.cfg.history_turns
+        recent = history[-keep:] if keep else []
+        while recent and recent[0]["role"] != "user":
+            recent = recent[1:]
+        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        for turn in recent:
+            messages.append(self._message(turn["role"], turn["content"], turn.get("images", ())))
+        messages.append(self._message("user", message, images))
+        return VisionPrompt(messages, dropped_messages=len(history) - len(recent))
+
+    @staticmethod
+    def _message(role: str, text: str, images: Sequence[str]) -> dict:
+        if not images or role != "user":
+            return {"role": role, "content": text}
+        parts = [{"type": "image_url", "image_url": {"url": IMAGE_REF + image_id}} for image_id in images]
+        return {"role": role, "content": [*parts, {"type": "text", "text": text}]}
+
+    def stream(self, prompt: VisionPrompt, stop: threading.Event) -> Iterator[Token | Finish]:
+        if self._llm is None:
+            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        cfg = self.cfg
+        try:
+            chunks = self._llm.create_chat_completion(
+                messages=prompt.messages, stream=True, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                top_p=cfg.top_p, top_k=cfg.top_k, repeat_penalty=cfg.repeat_penalty,
+                seed=None if cfg.seed < 0 else cfg.seed)
+            reason, sampled, prompt_tokens = "done", 0, 0
+            for chunk in chunks:  # the images are encoded before the first chunk arrives
+                if not prompt_tokens:
+                    prompt_tokens = self._llm.n_tokens
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    sampled += 1
+                    yield Token(text)
+                if choice.get("finish_reason") == "length":
+                    reason = "trimmed"
+                if stop.is_set():
+                    reason = "stopped"
+                    break
+            chunks.close()
+        except ValueError as exc:
+            if "exceeds n_ctx" in str(exc):
+                raise ContextOverflow(f"the images and message do not fit the vision model's context ({exc}). "
+                                      f"Send fewer or smaller images, or raise AIONE_VISION__N_CTX") from exc
+            raise
+        yield Finish(reason, prompt_tokens, sampled)
