@@ -105,3 +105,33 @@ async def store(isolated_data: Path):
     s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
     yield s
     await s.close()
+
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+@pytest.fixture(scope="session")
+def tiny_mmproj() -> Path:
+    """A random-weight projector that fits SmolLM2 (generated once, cached)."""
+    from tests.tiny_models import make_tiny_mmproj
+
+    path = CACHE / "tiny-mmproj-576.gguf"
+    return path if path.is_file() else make_tiny_mmproj(path)
+
+
+@pytest.fixture(scope="session")
+def mismatched_mmproj() -> Path:
+    """A projector whose output width (512) does not match SmolLM2's 576."""
+    from tests.tiny_models import make_tiny_mmproj
+
+    path = CACHE / "tiny-mmproj-512.gguf"
+    return path if path.is_file() else make_tiny_mmproj(path, n_embd_llm=512)
+
+
+def vision_settings(data: Path, mmproj: Path, **vision: object) -> Settings:
+    """Chat = SmolLM2, vision = SmolLM2 + the given projector."""
+    from settings import embedded_chat_model_path
+
+    return make_settings(data, vision={"model_path": embedded_chat_model_path(), "mmproj_path": mmproj,
+                                       "n_ctx": 2048, "temperature": 0.0, "seed": 3, "max_tokens": 16,
+                                       "n_threads": 2} | vision)

@@ -1,0 +1,78 @@
+"""Tiny random-weight model files of real formats, for running the real libraries in tests.
+
+No vision model ships in any package, so the vision tests pair the embedded SmolLM2 with a
+generated LLaVA-style ("mlp" projector) mmproj whose projection width equals the LLM's
+n_embd (576). Its answers are meaningless, as random weights must be; the load, encode and
+generate path is the real one. A different width gives a projector that does not fit.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SMOLLM2_N_EMBD = 576
+
+
+def make_tiny_mmproj(path: Path, n_embd_llm: int = SMOLLM2_N_EMBD, seed: int = 0) -> Path:
+    from gguf import GGUFWriter
+
+    rng = np.random.default_rng(seed)
+    embd, heads, ff, layers, image_size, patch, hidden = 64, 4, 128, 2, 64, 16, 128
+    n_patches = (image_size // patch) ** 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(str(path), "clip")
+    writer.add_string("general.name", "tiny-random-llava-mmproj")
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_string("clip.projector_type", "mlp")
+    writer.add_bool("clip.use_gelu", True)
+    for key, value in (("embedding_length", embd), ("feed_forward_length", ff), ("block_count", layers),
+                       ("projection_dim", n_embd_llm), ("attention.head_count", heads),
+                       ("image_size", image_size), ("patch_size", patch)):
+        writer.add_uint32(f"clip.vision.{key}", value)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    writer.add_array("clip.vision.image_mean", [0.48145466, 0.4578275, 0.40821073])
+    writer.add_array("clip.vision.image_std", [0.26862954, 0.26130258, 0.27577711])
+
+    def random(name: str, *shape: int) -> None:
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.02).astype(np.float32))
+
+    def const(name: str, n: int, value: float) -> None:
+        writer.add_tensor(name, np.full(n, value, dtype=np.float32))
+
+    random("v.class_embd", embd)
+    random("v.patch_embd.weight", embd, 3, patch, patch)
+    random("v.position_embd.weight", n_patches + 1, embd)
+    const("v.pre_ln.weight", embd, 1.0)
+    const("v.pre_ln.bias", embd, 0.0)
+    for i in range(layers):
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            random(f"v.blk.{i}.{name}.weight", embd, embd)
+            const(f"v.blk.{i}.{name}.bias", embd, 0.0)
+        for norm in ("ln1", "ln2"):
+            const(f"v.blk.{i}.{norm}.weight", embd, 1.0)
+            const(f"v.blk.{i}.{norm}.bias", embd, 0.0)
+        random(f"v.blk.{i}.ffn_up.weight", ff, embd)
+        const(f"v.blk.{i}.ffn_up.bias", ff, 0.0)
+        random(f"v.blk.{i}.ffn_down.weight", embd, ff)
+        const(f"v.blk.{i}.ffn_down.bias", embd, 0.0)
+    random("mm.0.weight", hidden, embd)
+    const("mm.0.bias", hidden, 0.0)
+    random("mm.2.weight", n_embd_llm, hidden)
+    const("mm.2.bias", n_embd_llm, 0.0)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def png_data_url(width: int = 80, height: int = 60, color=(200, 30, 30), fmt: str = "PNG", **save) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, fmt, **save)
+    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
