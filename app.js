@@ -2,6 +2,7 @@
 /** Wires the page: loads the HTML partials, then connects the modules in ui/. */
 import { api } from "./ui/api.js";
 import { ChatController, setTitle } from "./ui/chat.js";
+import { initAttachments } from "./ui/attachments.js";
 import { initComposer } from "./ui/composer.js";
 import { applyI18n } from "./ui/i18n.js";
 import { renderSessions } from "./ui/sidebar.js";
@@ -18,9 +19,20 @@ async function loadPartials() {
 
 async function main() {
   await loadPartials();
+  const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760 }));
   const composer = initComposer({
-    onSend: (text) => chat.send(text),
+    onSend: async (text) => {
+      const images = await attachments.dataUrls();
+      const previews = attachments.previewUrls();
+      attachments.clear();
+      chat.send(text, { images, previews });
+    },
     onStop: () => chat.stop(),
+    hasAttachments: () => attachments.count() > 0,
+  });
+  const attachments = initAttachments({
+    maxImages: config.max_images, maxBytes: config.max_image_bytes, enabled: config.vision,
+    showError: (message) => composer.showError(message),
   });
 
   const refreshSessions = async () => {

@@ -121,7 +121,6 @@ class VisionModel(ChatModel):
 
     model_path: Path | None = Field(None, description="Vision LLM GGUF (e.g. Qwen3-VL-4B). Unset = vision off.")
     mmproj_path: Path | None = Field(None, description="Its multimodal projector GGUF (mmproj).")
-    n_gpu_layers: int = Field(-1, ge=-1, description="Layers of the vision model offloaded to the GPU (-1 = all).")
     mmproj_on_gpu: bool = Field(True, description="Run the projector on the GPU (False saves VRAM on 8 GB).")
     temperature: float = Field(0.2, ge=0.0, le=5.0, description="Sampling temperature for image answers.")
     history_turns: int = Field(6, ge=0, le=100, description="Earlier messages of the session the vision model sees.")

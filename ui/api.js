@@ -30,4 +30,5 @@ export const api = {
   /** @param {string} id */
   turns: (id) => call(`/api/sessions/${encodeURIComponent(id)}/turns`),
   slot: () => call("/api/slot"),
+  config: () => call("/api/config"),
 };

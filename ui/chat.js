@@ -11,6 +11,8 @@ export class ChatController {
   /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void}} hooks */
   constructor(hooks) {
     this.hooks = hooks;
+    /** @type {string[]} the images of the last message that had some: a follow-up may ask about them */
+    this.lastImageIds = [];
     /** @type {string|null} */
     this.sessionId = localStorage.getItem(SESSION_KEY);
     /** @type {AbortController|null} */
@@ -28,6 +30,8 @@ export class ChatController {
   async open(id) {
     this.stop();
     clearMessages();
+    this.lastImageIds = [];
+    showFollowUp(false);
     this.setSession(id);
     setTitle("");
     if (!id) return;
@@ -35,9 +39,11 @@ export class ChatController {
       const { session, turns } = await api.turns(id);
       setTitle(session.title);
       for (const turn of turns) {
-        const view = new MessageView(turn.role, turn.text);
+        const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
         if (turn.role === "assistant") view.finish(turn);
+        if (turn.images?.length) this.lastImageIds = turn.images;
       }
+      showFollowUp(this.lastImageIds.length > 0);
     } catch (error) {
       if (/** @type {any} */ (error).status === 404) this.setSession(null);
       else this.hooks.showError(String(/** @type {any} */ (error).message ?? error));
@@ -54,10 +60,16 @@ export class ChatController {
     this.controller = null;
   }
 
-  /** @param {string} text */
-  async send(text) {
+  /**
+   * @param {string} text
+   * @param {{images?: string[], previews?: string[]}} [attached] data URLs to send, object URLs to show
+   */
+  async send(text, attached = {}) {
     this.hooks.showError("");
-    new MessageView("user", text);
+    const images = attached.images ?? [];
+    const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
+    const imageIds = followUp?.checked && !followUp.closest("[hidden]") ? this.lastImageIds : [];
+    new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
     answer.setStatus("…");
     const controller = new AbortController();
@@ -66,11 +78,14 @@ export class ChatController {
     /** @type {any} */
     let finished = null;
     try {
-      for await (const frame of streamEvents("/chat_stream_sse_fetch", { message: text, session_id: this.sessionId }, controller.signal)) {
+      const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds };
+      for await (const frame of streamEvents("/chat_stream_sse_fetch", body, controller.signal)) {
         if (frame.type === "session") {
           const isNew = frame.session_id !== this.sessionId;
           this.setSession(frame.session_id);
           if (isNew) this.hooks.onSessionsChanged();
+        } else if (frame.type === "images") {
+          this.lastImageIds = frame.ids;
         } else if (frame.type === "status") {
           showStreamState(frame);
           if (frame.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
@@ -86,6 +101,7 @@ export class ChatController {
         }
       }
       if (!finished) answer.finish({ finish_reason: "stopped" });
+      if (images.length) showFollowUp(true);
     } catch (error) {
       if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
       else answer.error(String(/** @type {any} */ (error).message ?? error));
@@ -103,4 +119,15 @@ export class ChatController {
 export function setTitle(title) {
   const heading = document.getElementById("session-title");
   if (heading) heading.textContent = title || "PKC AI-ONE";
+}
+
+/** @param {string} id */
+function imageUrl(id) {
+  return `/api/images/${encodeURIComponent(id)}`;
+}
+
+/** @param {boolean} visible */
+function showFollowUp(visible) {
+  const chip = document.getElementById("image-followup");
+  if (chip) chip.hidden = !visible;
 }

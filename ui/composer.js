@@ -4,8 +4,8 @@
  * (Hangul) syllable is still composing never sends: the IME needs that Enter to commit it.
  */
 
-/** @param {{onSend: (text: string) => void, onStop: () => void}} handlers */
-export function initComposer({ onSend, onStop }) {
+/** @param {{onSend: (text: string) => void, onStop: () => void, hasAttachments?: () => boolean}} handlers */
+export function initComposer({ onSend, onStop, hasAttachments = () => false }) {
   const form = /** @type {HTMLFormElement} */ (document.getElementById("chat-form"));
   const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
   const send = /** @type {HTMLButtonElement} */ (document.getElementById("send-button"));
@@ -24,7 +24,7 @@ export function initComposer({ onSend, onStop }) {
   input.addEventListener("input", autosize);
 
   const submit = () => {
-    const text = input.value.trim();
+    const text = input.value.trim() || (hasAttachments() ? "?" : "");  // an image alone asks "what is this?"
     if (!text || busy) return;
     input.value = "";
     autosize();

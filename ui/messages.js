@@ -14,8 +14,12 @@ export function clearMessages() {
 /** @typedef {{finish_reason?: string|null, tokens_per_s?: number|null, ttft_ms?: number|null, model?: string|null, dropped_turns?: number}} TurnMeta */
 
 export class MessageView {
-  /** @param {"user"|"assistant"} role @param {string} text */
-  constructor(role, text = "") {
+  /**
+   * @param {"user"|"assistant"} role
+   * @param {string} text
+   * @param {string[]} images sources: the page's own object URLs, or /api/images/<id> from the server
+   */
+  constructor(role, text = "", images = []) {
     this.role = role;
     this.text = text;
     this.node = document.createElement("article");
@@ -31,7 +35,20 @@ export class MessageView {
     this.statusLine.hidden = true;
     this.meta = document.createElement("div");
     this.meta.className = "message-meta";
-    this.node.append(who, this.statusLine, this.body, this.meta);
+    this.node.append(who, this.statusLine);
+    if (images.length) {
+      const gallery = document.createElement("div");
+      gallery.className = "message-images";
+      for (const src of images) {
+        const img = document.createElement("img");
+        img.src = src;
+        img.alt = "";
+        img.loading = "lazy";
+        gallery.appendChild(img);
+      }
+      this.node.appendChild(gallery);
+    }
+    this.node.append(this.body, this.meta);
     this.pending = false;
     this.render();
     emptyState().hidden = true;

@@ -1,0 +1,97 @@
+// @ts-check
+/**
+ * Images waiting to be sent: file picker, drag & drop and clipboard paste, previews with a
+ * remove button. The browser checks type, size and count for a quick answer; the server
+ * checks everything again by content.
+ */
+import { t } from "./i18n.js";
+
+const TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"];
+
+/**
+ * @param {{maxImages: number, maxBytes: number, enabled: boolean, showError: (m: string) => void}} options
+ */
+export function initAttachments({ maxImages, maxBytes, enabled, showError }) {
+  const strip = /** @type {HTMLElement} */ (document.getElementById("attachments"));
+  const picker = /** @type {HTMLInputElement} */ (document.getElementById("file-input"));
+  const button = /** @type {HTMLButtonElement} */ (document.getElementById("attach-button"));
+  const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
+  /** @type {{file: File, url: string}[]} */
+  let pending = [];
+
+  button.disabled = !enabled;
+  button.title = enabled ? t("attachImage") : t("visionOff");
+
+  const render = () => {
+    strip.replaceChildren(...pending.map((item, index) => {
+      const box = document.createElement("div");
+      box.className = "attachment";
+      const img = document.createElement("img");
+      img.src = item.url; // an object URL of the user's own file
+      img.alt = item.file.name;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "attachment-remove";
+      remove.textContent = "✕";
+      remove.setAttribute("aria-label", t("removeImage"));
+      remove.addEventListener("click", () => {
+        URL.revokeObjectURL(item.url);
+        pending.splice(index, 1);
+        render();
+      });
+      box.append(img, remove);
+      return box;
+    }));
+    strip.hidden = pending.length === 0;
+  };
+
+  /** @param {Iterable<File>} files */
+  const add = (files) => {
+    if (!enabled) { showError(t("visionOff")); return; }
+    for (const file of files) {
+      if (!TYPES.includes(file.type)) { showError(`${file.name}: ${t("notAnImage")}`); continue; }
+      if (file.size > maxBytes) { showError(`${file.name}: ${t("imageTooLarge")}`); continue; }
+      if (pending.length >= maxImages) { showError(`${t("tooManyImages")} (${maxImages})`); break; }
+      pending.push({ file, url: URL.createObjectURL(file) });
+    }
+    render();
+  };
+
+  button.addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => { add(picker.files ?? []); picker.value = ""; });
+  input.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.items ?? [])]
+      .filter((item) => item.kind === "file" && item.type.startsWith("image/"))
+      .map((item) => item.getAsFile())
+      .filter((file) => file !== null);
+    if (files.length) {
+      event.preventDefault();
+      add(/** @type {File[]} */ (files));
+    }
+  });
+  for (const zone of [document.getElementById("chat"), document.getElementById("composer")]) {
+    zone?.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+    zone?.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+    zone?.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("dragging");
+      add(event.dataTransfer?.files ?? []);
+    });
+  }
+
+  return {
+    count: () => pending.length,
+    /** Object URLs for showing the message at once (the page's own files). */
+    previewUrls: () => pending.map((item) => item.url),
+    /** @returns {Promise<string[]>} data URLs to send */
+    async dataUrls() {
+      return Promise.all(pending.map((item) => new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(/** @type {string} */ (reader.result));
+        reader.onerror = () => reject(reader.error);
+        reader.readAsDataURL(item.file);
+      })));
+    },
+    clear() { pending = []; render(); }, // previews keep their object URLs: the sent message shows them
+  };
+}
