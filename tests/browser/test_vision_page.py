@@ -23,6 +23,14 @@ PASTE = """(b64) => {
 }"""
 
 
+DROP = """(b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const data = new DataTransfer();
+    data.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+    document.getElementById("chat").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+}"""
+
+
 def png_b64(color) -> str:
     return png_data_url(160, 120, color).split(",", 1)[1]
 
@@ -38,6 +46,10 @@ def test_paste_an_image_see_the_answer_and_find_it_after_reload(page: Page, isol
         picked = tmp_path / "picked.png"
         picked.write_bytes(base64.b64decode(png_b64((30, 160, 40))))
         page.set_input_files("#file-input", str(picked))
+        expect(page.locator("#attachments .attachment")).to_have_count(2)
+        page.evaluate(DROP, png_b64((250, 200, 0)))
+        expect(page.locator("#attachments .attachment")).to_have_count(3)
+        page.locator("#attachments .attachment-remove").nth(2).click()
         expect(page.locator("#attachments .attachment")).to_have_count(2)
         shot(page, "vision-attachments")
 
