@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +26,10 @@ from conversation import ChatServices, chat_turn, error_frame
 from errors import AppError, BadRequest, NotFound, UnsupportedMediaType
 from health import model_health
 from image_store import ImageStore
+from document_service import DocumentService
 from kv_store import KvStore
 from llm_engine import LlmEngine
+from rag_engine import RagEngine
 from session_store import SessionStore
 from settings import Settings
 from thread_bridge import run_blocking
@@ -50,6 +52,18 @@ class ChatRequest(BaseModel):
     model: str = "chat"  # "chat" or a name from extra_chat_models
     images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
     image_ids: list[str] = Field(default_factory=list, max_length=64)  # earlier images of this session, asked about again
+    doc_scope: Literal["all", "session", "none"] = "all"  # which documents may answer
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(5, ge=1, le=50)
+
+
+class AttachRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str
 
 
 class NewSession(BaseModel):
@@ -131,13 +145,18 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         settings.paths.data.mkdir(parents=True, exist_ok=True)
         settings.paths.uploads.mkdir(parents=True, exist_ok=True)
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
-        app.state.services = ChatServices(settings, store, slot, images)
+        rag = RagEngine(settings.rag, settings.paths.data / "rag_db")
+        documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
+        app.state.services = ChatServices(settings, store, slot, images, documents)
+        if await documents.has_documents():  # load the embedder now, not at the first question
+            asyncio.get_running_loop().run_in_executor(None, rag.open)
         preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
         try:
             yield
         finally:
             if preload is not None:
                 preload.cancel()
+            await documents.close()
             await slot.close()
             await store.close()
 
@@ -245,8 +264,56 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
             if await services.store.image_session(image_id) != session_id:
                 raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
         stored = [await run_blocking(services.images.save_data_url, url, i) for i, url in enumerate(body.images)]
-        turn = chat_turn(services, session_id, message, engine, images=stored, image_refs=body.image_ids)
+        turn = chat_turn(services, session_id, message, engine, images=stored, image_refs=body.image_ids,
+                         doc_scope=body.doc_scope)
         return EventSourceResponse(_sse(turn), ping=15, sep="\r\n")
+
+    @app.post("/api/documents", status_code=201)
+    async def upload_document(request: Request) -> Response:
+        documents = _services(request).documents
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > documents.max_bytes + 64 * 1024:
+            raise AppError(f"upload too large: {declared} bytes, at most {documents.max_bytes}",
+                           code="file_too_large", status=413)
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise UnsupportedMediaType("send the file as multipart/form-data in the field 'file'")
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except Exception as exc:  # malformed multipart bodies
+            raise BadRequest(f"malformed upload: {exc}", code="malformed_upload") from exc
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise BadRequest("no file: send it in the multipart field 'file'", code="missing_file")
+        data = await upload.read(documents.max_bytes + 1)
+        session_id = form.get("session_id") or None
+        document, created = await documents.upload(upload.filename or "", data, session_id)
+        return JSONResponse(document | {"duplicate": not created}, status_code=201 if created else 200)
+
+    @app.get("/api/documents")
+    async def list_documents(request: Request) -> dict:
+        return {"documents": await _services(request).documents.list()}
+
+    @app.delete("/api/documents/{document_id}")
+    async def delete_document(document_id: str, request: Request) -> dict:
+        await _services(request).documents.delete(document_id)
+        return {"deleted": document_id}
+
+    @app.post("/api/documents/{document_id}/attach")
+    async def attach_document(document_id: str, request: Request) -> dict:
+        body = await read_json(request, AttachRequest)
+        services = _services(request)
+        await services.store.attach_document(document_id, body.session_id)
+        return await services.documents.get(document_id)
+
+    @app.post("/api/rag/search")
+    async def rag_search(request: Request) -> dict:
+        body = await read_json(request, SearchRequest)
+        if not body.query.strip():
+            raise AppError("query must not be empty", code="empty_query", status=422)
+        hits = await _services(request).documents.search(body.query.strip(), body.k)
+        return {"hits": [{"document_id": h.document_id, "name": h.name, "page": h.page, "text": h.text,
+                          "score": h.score, "similarity": h.similarity, "keyword_score": h.keyword_score,
+                          "chunk_id": h.chunk_id} for h in hits]}
 
     @app.get("/api/images/{image_id}")
     async def image(image_id: str, request: Request) -> FileResponse:

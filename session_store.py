@@ -67,7 +67,30 @@ async def m002_images(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX images_by_turn ON images(turn_id)")
 
 
-MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images]
+async def m003_documents(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        """CREATE TABLE documents (
+             id TEXT PRIMARY KEY,          -- content hash: the same file twice is one document
+             name TEXT NOT NULL,
+             kind TEXT NOT NULL,
+             bytes INTEGER NOT NULL,
+             chunks INTEGER NOT NULL DEFAULT 0,
+             status TEXT NOT NULL CHECK (status IN ('ingesting', 'ready', 'failed')),
+             progress REAL NOT NULL DEFAULT 0,
+             error TEXT,
+             created TEXT NOT NULL)"""
+    )
+    await db.execute(
+        """CREATE TABLE document_sessions (
+             document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+             PRIMARY KEY (document_id, session_id))"""
+    )
+    await db.execute("ALTER TABLE turns ADD COLUMN sources TEXT")  # JSON: the chunks an answer used
+
+
+MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
+                                                                       m003_documents]
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
 
@@ -153,8 +176,10 @@ class SessionStore:
         return image_ids
 
     # ---- turns ------------------------------------------------------------------------------
-    async def add_turn(self, session_id: str, role: str, text: str, images: list | None = None, **metrics) -> dict:
-        """Save a turn (and the images sent with it: StoredImage records)."""
+    async def add_turn(self, session_id: str, role: str, text: str, images: list | None = None,
+                       sources: list[dict] | None = None, **metrics) -> dict:
+        """Save a turn (with the images sent with it, StoredImage records, and the document
+        chunks an answer used)."""
         unknown = set(metrics) - set(TURN_METRICS)
         if unknown:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
@@ -162,11 +187,13 @@ class SessionStore:
         turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso()}
         turn.update({key: metrics.get(key) for key in TURN_METRICS})
         turn["dropped_turns"] = turn["dropped_turns"] or 0
+        turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
         cur = await self._db.execute(
-            f"""INSERT INTO turns (session_id, role, text, created, {", ".join(TURN_METRICS)})
-                VALUES (:session_id, :role, :text, :created, {", ".join(":" + k for k in TURN_METRICS)})""",
+            f"""INSERT INTO turns (session_id, role, text, created, sources, {", ".join(TURN_METRICS)})
+                VALUES (:session_id, :role, :text, :created, :sources, {", ".join(":" + k for k in TURN_METRICS)})""",
             turn,
         )
+        turn["sources"] = sources or []
         turn["id"] = cur.lastrowid
         for image in images or []:
             await self._db.execute(
@@ -194,6 +221,7 @@ class SessionStore:
                 images.setdefault(row["turn_id"], []).append(row["id"])
         for turn in turns:
             turn["images"] = images.get(turn["id"], [])
+            turn["sources"] = json.loads(turn["sources"]) if turn["sources"] else []
         return turns
 
     async def image_session(self, image_id: str) -> str | None:
@@ -206,3 +234,59 @@ class SessionStore:
         sent with images lists their ids under "images"."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"]}
                 for t in await self.list_turns(session_id) if t["text"]]
+
+    # ---- documents --------------------------------------------------------------------------
+    async def add_document(self, document_id: str, name: str, kind: str, size: int) -> tuple[dict, bool]:
+        """Record an upload; returns (the document, True if it was new). Same content: same record."""
+        async with self._db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)) as cur:
+            row = await cur.fetchone()
+        if row is not None and row["status"] != "failed":
+            return dict(row), False
+        await self._db.execute(
+            """INSERT OR REPLACE INTO documents (id, name, kind, bytes, chunks, status, progress, error, created)
+               VALUES (?, ?, ?, ?, 0, 'ingesting', 0, NULL, ?)""", (document_id, name, kind, size, now_iso()))
+        await self._db.commit()
+        self._log("document_added", {"document_id": document_id, "name": name, "bytes": size})
+        return await self.get_document(document_id), True
+
+    async def update_document(self, document_id: str, **fields) -> None:
+        allowed = {"chunks", "status", "progress", "error"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"unknown document fields: {sorted(set(fields) - allowed)}")
+        assignments = ", ".join(f"{key} = :{key}" for key in fields)
+        await self._db.execute(f"UPDATE documents SET {assignments} WHERE id = :id", fields | {"id": document_id})
+        await self._db.commit()
+
+    async def get_document(self, document_id: str) -> dict:
+        async with self._db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"document not found: {document_id[:64]}", code="document_not_found")
+        document = dict(row)
+        async with self._db.execute("SELECT session_id FROM document_sessions WHERE document_id = ?",
+                                    (document_id,)) as cur:
+            document["sessions"] = [r["session_id"] async for r in cur]
+        return document
+
+    async def list_documents(self) -> list[dict]:
+        async with self._db.execute("SELECT id FROM documents ORDER BY created DESC") as cur:
+            ids = [row["id"] async for row in cur]
+        return [await self.get_document(document_id) for document_id in ids]
+
+    async def delete_document(self, document_id: str) -> None:
+        await self.get_document(document_id)
+        await self._db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+        await self._db.commit()
+        self._log("document_deleted", {"document_id": document_id})
+
+    async def attach_document(self, document_id: str, session_id: str) -> None:
+        await self.get_document(document_id)
+        await self.get_session(session_id)
+        await self._db.execute("INSERT OR IGNORE INTO document_sessions VALUES (?, ?)", (document_id, session_id))
+        await self._db.commit()
+
+    async def session_documents(self, session_id: str) -> set[str]:
+        async with self._db.execute(
+            """SELECT d.id FROM documents d JOIN document_sessions s ON s.document_id = d.id
+               WHERE s.session_id = ? AND d.status = 'ready'""", (session_id,)) as cur:
+            return {row["id"] async for row in cur}
