@@ -72,7 +72,7 @@ def chunk_sections(sections: list[Section], size: int = 1000, overlap: int = 100
                     chunks.append(Chunk(len(chunks), current.strip(), section.page))
                     carried = _tail(current, overlap)
                     current = (heading + "\n" if heading and not carried.startswith(heading) else "") + carried
-                current = f"{current}\n{piece}" if current.strip() else piece
+                current = f"{current.rstrip()}\n{piece}" if current.strip() else piece
         if current.strip() and current.strip() != heading:
             chunks.append(Chunk(len(chunks), current.strip(), section.page))
     return chunks

@@ -32,15 +32,18 @@ class Section:
     page: int | None = None  # PDF page number, from 1
 
 
-def clean_filename(name: str, limit: int = 200) -> str:
-    """The original name as metadata only: no path, no control characters, bounded length."""
-    name = PurePath((name or "").replace("\\", "/")).name
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if ch.isprintable()).strip().strip(".")
-    if not name:
-        raise BadUpload("the file has no usable name", code="bad_filename")
+def clean_filename(name: str, limit: int = 255) -> str:
+    """The original name, kept as metadata only (files are stored under generated names).
+    A name that tries to be a path, hides control characters or is absurdly long is refused."""
+    name = unicodedata.normalize("NFC", (name or "").strip())
+    if not name or name in (".", ".."):
+        raise BadUpload("the file has no name", code="bad_filename")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise BadUpload("the file name must not contain a path or start with '.'", code="bad_filename")
+    if any(not ch.isprintable() for ch in name):
+        raise BadUpload("the file name contains control characters", code="bad_filename")
     if len(name) > limit:
-        stem, dot, suffix = name.rpartition(".")
-        name = (stem[: limit - len(suffix) - 1] + "." + suffix) if dot and len(suffix) < 10 else name[:limit]
+        raise BadUpload(f"the file name is too long: {len(name)} characters, at most {limit}", code="bad_filename")
     return name
 
 

@@ -65,20 +65,26 @@ class KeywordIndex:
             self._total_length -= self._lengths.pop(chunk_id)
             del self._owner[chunk_id]
 
-    def search(self, query: str, k: int, documents: set[str] | None = None) -> list[tuple[str, float]]:
+    def search(self, query: str, k: int, documents: set[str] | None = None) -> list[tuple[str, float, float]]:
+        """Top-k (chunk id, BM25 score, coverage). Coverage is the idf-weighted share of the
+        query's tokens the chunk contains (0..1): unlike a BM25 score, it means the same in a
+        library of one document or of ten thousand, so it can serve as a relevance threshold."""
         n = len(self._lengths)
         if not n:
             return []
         average = self._total_length / n
         scores: dict[str, float] = defaultdict(float)
+        matched: dict[str, float] = defaultdict(float)
+        query_weight = 0.0
         for token in set(tokenize(query)):
-            posting = self._postings.get(token)
-            if not posting:
-                continue
+            posting = self._postings.get(token, {})
             idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+            query_weight += idf
             for chunk_id, tf in posting.items():
                 if documents is not None and self._owner[chunk_id] not in documents:
                     continue
                 norm = tf + self.k1 * (1 - self.b + self.b * self._lengths[chunk_id] / average)
                 scores[chunk_id] += idf * tf * (self.k1 + 1) / norm
-        return sorted(scores.items(), key=lambda item: -item[1])[:k]
+                matched[chunk_id] += idf
+        ranked = sorted(scores.items(), key=lambda item: -item[1])[:k]
+        return [(chunk_id, score, matched[chunk_id] / query_weight) for chunk_id, score in ranked]

@@ -147,23 +147,23 @@ class RagEngine:
                     result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]), start=1):
                 found[chunk_id] = {"text": text, "meta": meta, "similarity": 1.0 - distance, "rrf": 1 / (RRF_K + rank)}
         keyword_hits = self._keywords.search(query, depth, documents)
-        missing = [c for c, _ in keyword_hits if c not in found]
+        missing = [c for c, _, _ in keyword_hits if c not in found]
         if missing:
             stored = self._collection.get(ids=missing, include=["documents", "metadatas"])
             extra = {c: (t, m) for c, t, m in zip(stored["ids"], stored["documents"], stored["metadatas"])}
-        for rank, (chunk_id, score) in enumerate(keyword_hits, start=1):
+        for rank, (chunk_id, score, coverage) in enumerate(keyword_hits, start=1):
             entry = found.get(chunk_id)
             if entry is None:
                 if chunk_id not in extra:
                     continue
                 text, meta = extra[chunk_id]
                 entry = found[chunk_id] = {"text": text, "meta": meta, "similarity": None, "rrf": 0.0}
-            entry["keyword"] = score
+            entry["keyword"], entry["coverage"] = score, coverage
             entry["rrf"] += 1 / (RRF_K + rank)
         # Relevant: the keywords support it, or the meaning alone is close enough. (An English-only
         # embedder rates any two Korean texts 0.5-0.7 alike, so similarity alone needs a high bar.)
         relevant = [(c, e) for c, e in found.items()
-                    if e.get("keyword", 0.0) >= self.cfg.min_keyword_score
+                    if e.get("coverage", 0.0) >= self.cfg.min_keyword_match
                     or (e["similarity"] is not None and e["similarity"] >= self.cfg.min_similarity)]
         ranked = sorted(relevant, key=lambda item: -item[1]["rrf"])[:k]
         return [Hit(chunk_id, e["meta"]["document_id"], e["meta"]["name"], e["meta"]["page"] or None, e["text"],

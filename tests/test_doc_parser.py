@@ -1,0 +1,75 @@
+"""Every supported format parsed for real, and every way an upload can be wrong."""
+from __future__ import annotations
+
+import pytest
+
+from chunking import chunk_sections
+from doc_parser import BadUpload, Section, clean_filename, parse
+from tests.doc_samples import docx_bytes, pdf_bytes, zip_bomb_docx
+
+KOREAN = "서울은 대한민국의 수도이다. 한강이 도시를 가로지른다."
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp949", "euc-kr"])
+def test_korean_text_in_every_common_encoding(encoding: str):
+    assert parse(KOREAN.encode(encoding), "메모.txt") == [Section(KOREAN)]
+
+
+def test_markdown_html_pdf_docx():
+    assert parse("# 제목\n\n본문 *강조*".encode(), "a.md")[0].text.startswith("# 제목")
+    html = "<html><head><title>t</title><style>p{color:red}</style></head><body><h1>안내</h1>" \
+           "<p>첫 문단&amp;끝</p><script>alert('x')</script><p>둘째</p></body></html>"
+    text = parse(html.encode(), "page.html")[0].text
+    assert "안내" in text and "첫 문단&끝" in text and "둘째" in text and "alert" not in text and "color" not in text
+    pages = parse(pdf_bytes(["First page about apples", "Second page about pears"]), "fruit.pdf")
+    assert [(p.page, "apples" in p.text, "pears" in p.text) for p in pages] == [(1, True, False), (2, False, True)]
+    text = parse(docx_bytes("회의록", ["예산은 삼천만 원으로 정했다.", "다음 회의는 금요일이다."]), "notes.docx")[0].text
+    assert text.startswith("## 회의록") and "삼천만 원" in text and "금요일" in text
+
+
+@pytest.mark.parametrize("name,data,code,status", [
+    ("empty.txt", b"", "empty_file", 400),
+    ("image.png", b"\x89PNG....", "unsupported_type", 415),
+    ("noext", b"hello", "unsupported_type", 415),
+    ("binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00", "not_text", 415),
+    ("latin1.txt", "café".encode("latin-1") + b"\xff\xfe\xfd", "unknown_encoding", 415),
+    ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "corrupt_file", 400),
+    ("broken.docx", b"PK\x03\x04 not a zip at all", "corrupt_file", 400),
+    ("bomb.docx", None, "zip_bomb", 413),
+    ("blank.pdf", None, "no_text", 400),
+])
+def test_bad_documents_are_refused_with_a_reason(name, data, code, status):
+    if name == "bomb.docx":
+        data = zip_bomb_docx()
+    if name == "blank.pdf":
+        data = pdf_bytes([""])
+    with pytest.raises(BadUpload) as info:
+        parse(data, name)
+    assert (info.value.code, info.value.status) == (code, status) and info.value.message
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd.txt", "C:\\\\Windows\\\\x.txt", "a\x00b.txt", "tab\there.txt",
+                                  ".hidden.txt", "x" * 300 + ".txt", "", "   "])
+def test_malicious_file_names_are_refused(name: str):
+    with pytest.raises(BadUpload) as info:
+        clean_filename(name)
+    assert info.value.code == "bad_filename"
+
+
+def test_ordinary_names_stay_as_given():
+    assert clean_filename("  2026 예산안 (최종).docx ") == "2026 예산안 (최종).docx"
+
+
+def test_chunks_follow_headings_paragraphs_and_korean_sentences():
+    sentences = [f"이것은 {i}번째 문장입니다." for i in range(60)]
+    text = "# 첫 장\n\n" + " ".join(sentences[:30]) + "\n\n## 둘째 장\n\n" + " ".join(sentences[30:])
+    chunks = chunk_sections([Section(text, page=4)], size=300, overlap=60)
+    assert len(chunks) >= 4 and all(len(c.text) <= 300 + 60 + 20 for c in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks))) and {c.page for c in chunks} == {4}
+    assert all(c.text.startswith(("# 첫 장", "## 둘째 장")) for c in chunks)  # each reads on its own
+    assert all(c.text.rstrip().endswith("다.") for c in chunks)  # cut at sentence ends
+    second = [c for c in chunks if c.text.startswith("# 첫 장")][1].text
+    assert "이것은" in second.split("\n")[1][:10]  # the overlap starts at a sentence boundary
+    body = lambda c: c.text.split("\n", 1)[1]  # noqa: E731
+    shared = [a for a, b in zip(chunks, chunks[1:]) if body(a)[-30:] in body(b)]
+    assert shared  # neighbours overlap
