@@ -4,6 +4,7 @@ import { api } from "./ui/api.js";
 import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initComposer } from "./ui/composer.js";
+import { initDocuments } from "./ui/documents.js";
 import { applyI18n } from "./ui/i18n.js";
 import { renderSessions } from "./ui/sidebar.js";
 import { startStatusPolling } from "./ui/status.js";
@@ -32,6 +33,11 @@ async function main() {
   });
   const attachments = initAttachments({
     maxImages: config.max_images, maxBytes: config.max_image_bytes, enabled: config.vision,
+    showError: (message) => composer.showError(message),
+    onDocument: (file) => documents.upload(file),
+  });
+  const documents = initDocuments({
+    currentSession: () => chat.sessionId,
     showError: (message) => composer.showError(message),
   });
 
@@ -63,7 +69,7 @@ async function main() {
   };
 
   const chat = new ChatController({
-    onSessionsChanged: refreshSessions,
+    onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh()]).then(() => {}),
     setBusy: (busy) => composer.setBusy(busy),
     showError: (message) => composer.showError(message),
   });

@@ -9,9 +9,10 @@ import { t } from "./i18n.js";
 const TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"];
 
 /**
- * @param {{maxImages: number, maxBytes: number, enabled: boolean, showError: (m: string) => void}} options
+ * @param {{maxImages: number, maxBytes: number, enabled: boolean, showError: (m: string) => void,
+ *          onDocument?: (file: File) => void}} options  onDocument: a dropped file that is not an image
  */
-export function initAttachments({ maxImages, maxBytes, enabled, showError }) {
+export function initAttachments({ maxImages, maxBytes, enabled, showError, onDocument }) {
   const strip = /** @type {HTMLElement} */ (document.getElementById("attachments"));
   const picker = /** @type {HTMLInputElement} */ (document.getElementById("file-input"));
   const button = /** @type {HTMLButtonElement} */ (document.getElementById("attach-button"));
@@ -47,8 +48,12 @@ export function initAttachments({ maxImages, maxBytes, enabled, showError }) {
 
   /** @param {Iterable<File>} files */
   const add = (files) => {
+    const all = [...files];
+    const images = all.filter((file) => file.type.startsWith("image/"));
+    if (onDocument) all.filter((file) => !file.type.startsWith("image/")).forEach(onDocument);
+    if (!images.length && onDocument) return;
     if (!enabled) { showError(t("visionOff")); return; }
-    for (const file of files) {
+    for (const file of onDocument ? images : all) {
       if (!TYPES.includes(file.type)) { showError(`${file.name}: ${t("notAnImage")}`); continue; }
       if (file.size > maxBytes) { showError(`${file.name}: ${t("imageTooLarge")}`); continue; }
       if (pending.length >= maxImages) { showError(`${t("tooManyImages")} (${maxImages})`); break; }

@@ -1,6 +1,7 @@
 // @ts-check
 /** The conversation controller: current session, sending with streaming, Stop, restore. */
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { streamEvents } from "./sse.js";
 import { describeStatus, refreshStatus, showStreamState } from "./status.js";
@@ -40,7 +41,10 @@ export class ChatController {
       setTitle(session.title);
       for (const turn of turns) {
         const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
-        if (turn.role === "assistant") view.finish(turn);
+        if (turn.role === "assistant") {
+          view.showSources(turn.sources ?? []);
+          view.finish(turn);
+        }
         if (turn.images?.length) this.lastImageIds = turn.images;
       }
       showFollowUp(this.lastImageIds.length > 0);
@@ -78,17 +82,21 @@ export class ChatController {
     /** @type {any} */
     let finished = null;
     try {
-      const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds };
+      const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
+      const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
       for await (const frame of streamEvents("/chat_stream_sse_fetch", body, controller.signal)) {
         if (frame.type === "session") {
           const isNew = frame.session_id !== this.sessionId;
           this.setSession(frame.session_id);
           if (isNew) this.hooks.onSessionsChanged();
+        } else if (frame.type === "sources") {
+          answer.showSources(frame.sources);
         } else if (frame.type === "images") {
           this.lastImageIds = frame.ids;
         } else if (frame.type === "status") {
           showStreamState(frame);
           if (frame.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
+          else if (frame.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
           else if (!["ready", "generating"].includes(frame.state)) answer.setStatus(describeStatus(frame));
         } else if (frame.type === "token") {
           answer.append(frame.text);

@@ -97,6 +97,41 @@ export class MessageView {
     this.node.dataset.finish = reason ?? "";
   }
 
+  /**
+   * The document passages the answer used: name, page, and the passage on click.
+   * @param {{n: number, name: string, page: number|null, snippet: string}[]} sources
+   */
+  showSources(sources) {
+    this.node.querySelector(".sources")?.remove();
+    if (!sources.length) return;
+    const box = document.createElement("div");
+    box.className = "sources";
+    const title = document.createElement("div");
+    title.className = "sources-title";
+    title.textContent = t("sources");
+    box.appendChild(title);
+    for (const source of sources) {
+      const details = document.createElement("details");
+      details.className = "source";
+      const summary = document.createElement("summary");
+      summary.textContent = `[${source.n}] ${source.name}${source.page ? ` (${source.page}${t("page")})` : ""}`;
+      const passage = document.createElement("p");
+      passage.className = "source-passage";
+      passage.textContent = source.snippet; // document text: untrusted, text only
+      details.append(summary, passage);
+      box.appendChild(details);
+    }
+    this.node.insertBefore(box, this.meta);
+  }
+
+  /** @param {string} text */
+  note(text) {
+    const note = document.createElement("div");
+    note.className = "message-note";
+    note.textContent = text;
+    this.node.insertBefore(note, this.meta);
+  }
+
   /** @param {string} message */
   error(message) {
     const box = document.createElement("div");

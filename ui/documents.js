@@ -1,0 +1,109 @@
+// @ts-check
+/** The document library: upload (with progress), ingest status, delete, attach to this chat. */
+import { HttpError } from "./sse.js";
+import { t } from "./i18n.js";
+
+/**
+ * @typedef {{id: string, name: string, kind: string, bytes: number, chunks: number, status: string,
+ *            progress: number, error: string|null, sessions: string[]}} Doc
+ * @param {{currentSession: () => string|null, showError: (m: string) => void}} options
+ */
+export function initDocuments({ currentSession, showError }) {
+  const list = /** @type {HTMLElement} */ (document.getElementById("doc-list"));
+  const empty = /** @type {HTMLElement} */ (document.getElementById("doc-empty"));
+  const input = /** @type {HTMLInputElement} */ (document.getElementById("doc-input"));
+  const bar = /** @type {HTMLProgressElement} */ (document.getElementById("doc-progress"));
+  /** @type {number|undefined} */
+  let polling;
+
+  const refresh = async () => {
+    const response = await fetch("/api/documents");
+    /** @type {Doc[]} */
+    const docs = (await response.json()).documents ?? [];
+    empty.hidden = docs.length > 0;
+    list.replaceChildren(...docs.map(item));
+    const busy = docs.some((d) => d.status === "ingesting");
+    if (busy && polling === undefined) polling = window.setInterval(refresh, 700);
+    if (!busy && polling !== undefined) { clearInterval(polling); polling = undefined; }
+  };
+
+  /** @param {Doc} doc */
+  const item = (doc) => {
+    const li = document.createElement("li");
+    li.className = `doc-item ${doc.status}`;
+    li.dataset.documentId = doc.id;
+    const name = document.createElement("span");
+    name.className = "doc-name";
+    name.textContent = doc.name; // a user's file name: text only
+    name.title = `${doc.name} · ${(doc.bytes / 1024).toFixed(0)} KB · ${doc.chunks} chunks`;
+    const status = document.createElement("span");
+    status.className = "doc-status";
+    status.textContent = doc.status === "ingesting" ? `${t("ingesting")} ${Math.round(doc.progress * 100)}%`
+      : doc.status === "failed" ? `${t("failed")}: ${doc.error ?? ""}` : `${doc.kind} · ${doc.chunks}`;
+    const attach = document.createElement("button");
+    attach.type = "button";
+    attach.className = "icon-button doc-attach";
+    const session = currentSession();
+    const attached = session !== null && doc.sessions.includes(session);
+    attach.textContent = attached ? "✓" : "＋";
+    attach.title = attach.ariaLabel = attached ? t("attached") : t("attach");
+    attach.disabled = session === null || attached || doc.status !== "ready";
+    attach.addEventListener("click", async () => {
+      await call(`/api/documents/${doc.id}/attach`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ session_id: currentSession() }) });
+      refresh();
+    });
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "icon-button doc-delete";
+    remove.textContent = "✕";
+    remove.title = remove.ariaLabel = t("delete");
+    remove.addEventListener("click", async () => {
+      if (!window.confirm(t("confirmDeleteDocument"))) return;
+      await call(`/api/documents/${doc.id}`, { method: "DELETE" });
+      refresh();
+    });
+    li.append(name, attach, remove, status);
+    return li;
+  };
+
+  /** @param {string} url @param {RequestInit} init */
+  const call = async (url, init) => {
+    const response = await fetch(url, init);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      showError(body?.error?.message ?? response.statusText);
+    }
+  };
+
+  /** Upload with a progress bar (XMLHttpRequest reports upload progress; fetch does not). @param {File} file */
+  const upload = (file) => new Promise((resolve) => {
+    const form = new FormData();
+    form.append("file", file);
+    const session = currentSession();
+    if (session) form.append("session_id", session);
+    const request = new XMLHttpRequest();
+    request.open("POST", "/api/documents");
+    bar.hidden = false;
+    bar.value = 0;
+    request.upload.onprogress = (event) => { if (event.lengthComputable) bar.value = event.loaded / event.total; };
+    request.onloadend = () => {
+      bar.hidden = true;
+      if (request.status >= 400) {
+        let message = request.statusText;
+        try { message = JSON.parse(request.responseText).error.message; } catch { /* not JSON */ }
+        showError(`${file.name}: ${message}`);
+      }
+      refresh().then(resolve);
+    };
+    request.send(form);
+  });
+
+  document.getElementById("doc-upload")?.addEventListener("click", () => input.click());
+  input.addEventListener("change", async () => {
+    for (const file of input.files ?? []) await upload(file);
+    input.value = "";
+  });
+  refresh().catch((error) => showError(error instanceof HttpError ? error.message : String(error)));
+  return { refresh, upload };
+}
