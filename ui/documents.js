@@ -5,7 +5,7 @@ import { t } from "./i18n.js";
 
 /**
  * @typedef {{id: string, name: string, kind: string, bytes: number, chunks: number, status: string,
- *            progress: number, error: string|null, sessions: string[]}} Doc
+ *            progress: number, error: string|null, sessions: string[], created: string}} Doc
  * @param {{currentSession: () => string|null, showError: (m: string) => void}} options
  */
 export function initDocuments({ currentSession, showError }) {
@@ -35,11 +35,13 @@ export function initDocuments({ currentSession, showError }) {
     const name = document.createElement("span");
     name.className = "doc-name";
     name.textContent = doc.name; // a user's file name: text only
-    name.title = `${doc.name} · ${(doc.bytes / 1024).toFixed(0)} KB · ${doc.chunks} chunks`;
+    name.title = `${doc.name} · ${(doc.bytes / 1024).toFixed(0)} KB · ${doc.chunks} chunks · ${doc.created.slice(0, 10)}`;
     const status = document.createElement("span");
     status.className = "doc-status";
+    const size = doc.bytes < 1024 * 1024 ? `${Math.max(1, Math.round(doc.bytes / 1024))} KB` : `${(doc.bytes / 1048576).toFixed(1)} MB`;
     status.textContent = doc.status === "ingesting" ? `${t("ingesting")} ${Math.round(doc.progress * 100)}%`
-      : doc.status === "failed" ? `${t("failed")}: ${doc.error ?? ""}` : `${doc.kind} · ${doc.chunks}`;
+      : doc.status === "failed" ? `${t("failed")}: ${doc.error ?? ""}`
+      : `${doc.kind} · ${size} · ${doc.chunks} ${t("chunks")} · ${doc.created.slice(0, 10)}`;
     const attach = document.createElement("button");
     attach.type = "button";
     attach.className = "icon-button doc-attach";
@@ -89,6 +91,7 @@ export function initDocuments({ currentSession, showError }) {
     request.upload.onprogress = (event) => { if (event.lengthComputable) bar.value = event.loaded / event.total; };
     request.onloadend = () => {
       bar.hidden = true;
+      if (request.status === 200) showError(`${file.name}: ${t("duplicateDocument")}`);
       if (request.status >= 400) {
         let message = request.statusText;
         try { message = JSON.parse(request.responseText).error.message; } catch { /* not JSON */ }
