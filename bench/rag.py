@@ -111,8 +111,13 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--library", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--only", choices=("ingest", "search"))
     args = parser.parse_args()
-    summary = {"ingest": bench_ingest(synthetic_chunks(args.chunks)), "search": bench_search(args.library, args.queries)}
+    summary = {}
+    if args.only in (None, "ingest"):
+        summary["ingest"] = bench_ingest(synthetic_chunks(args.chunks))
+    if args.only in (None, "search"):
+        summary["search"] = bench_search(args.library, args.queries)
     print(json.dumps(summary))
 
 

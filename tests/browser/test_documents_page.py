@@ -24,6 +24,9 @@ def test_upload_ask_and_see_the_sources(page: Page, live_server: str, tmp_path):
     expect(item.locator(".doc-name")).to_have_text("복지 안내.md")
     expect(item).to_have_class(re.compile(r"\bready\b"), timeout=60_000)
     expect(item.locator(".doc-status")).to_contain_text("md")
+    page.set_input_files("#doc-input", str(notes))  # the same content again: one document, and it says so
+    expect(page.locator("#composer-error")).to_contain_text("이미 보관함에 있는 문서")
+    expect(page.locator(".doc-item")).to_have_count(1)
 
     page.fill("#chat-input", "연차 휴가는 며칠인가요?")
     page.press("#chat-input", "Enter")
