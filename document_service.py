@@ -99,7 +99,11 @@ class DocumentService:
         return document
 
     async def list(self) -> list[dict]:
-        return [await self.get(d["id"]) for d in await self.store.list_documents()]
+        documents = await self.store.list_documents()
+        for document in documents:
+            if document["id"] in self._progress:
+                document["progress"] = round(self._progress[document["id"]], 3)
+        return documents
 
     async def delete(self, document_id: str) -> None:
         document = await self.store.get_document(document_id)
@@ -115,4 +119,4 @@ class DocumentService:
         return await run_blocking(self.rag.search, query, k, documents)
 
     async def has_documents(self) -> bool:
-        return any(d["status"] == "ready" for d in await self.store.list_documents())
+        return await self.store.has_ready_documents()

@@ -269,9 +269,19 @@ class SessionStore:
         return document
 
     async def list_documents(self) -> list[dict]:
-        async with self._db.execute("SELECT id FROM documents ORDER BY created DESC") as cur:
-            ids = [row["id"] async for row in cur]
-        return [await self.get_document(document_id) for document_id in ids]
+        sql = """SELECT d.*, GROUP_CONCAT(s.session_id) AS session_list FROM documents d
+                 LEFT JOIN document_sessions s ON s.document_id = d.id
+                 GROUP BY d.id ORDER BY d.created DESC"""
+        async with self._db.execute(sql) as cur:
+            rows = [dict(row) async for row in cur]
+        for row in rows:
+            row["sessions"] = row.pop("session_list").split(",") if row["session_list"] else []
+        return rows
+
+    async def has_ready_documents(self) -> bool:
+        """Cheap enough for every chat turn: may retrieval take part at all?"""
+        async with self._db.execute("SELECT 1 FROM documents WHERE status = 'ready' LIMIT 1") as cur:
+            return await cur.fetchone() is not None
 
     async def delete_document(self, document_id: str) -> None:
         await self.get_document(document_id)
