@@ -34,7 +34,7 @@ from session_store import SessionStore
 from settings import Settings
 from thread_bridge import run_blocking
 from vlm_engine import VlmEngine
-from vram_guard import Engine, ModelSlot
+from vram_guard import Engine, ModelSlot, Priority
 
 log = logging.getLogger("aione")
 ROOT = Path(__file__).resolve().parent
@@ -149,7 +149,10 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
         app.state.services = ChatServices(settings, store, slot, images, documents)
         if await documents.has_documents():  # load the embedder now, not at the first question
-            asyncio.get_running_loop().run_in_executor(None, rag.open)
+            warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
+            warm_up.add_done_callback(
+                lambda f: f.cancelled() or f.exception() is None
+                or log.warning("document search not ready: %s (it retries at the first question)", f.exception()))
         preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
         try:
             yield
@@ -173,7 +176,7 @@ async def _preload_chat(slot: ModelSlot) -> None:
     """Load the chat model in the background so the first message does not wait for it."""
     try:
         slot.engine("chat").check_files()
-        async with slot.lease("chat") as lease, aclosing(lease.acquire()) as waiting:
+        async with slot.lease("chat", Priority.BACKGROUND) as lease, aclosing(lease.acquire()) as waiting:
             async for _ in waiting:
                 pass
     except AppError as exc:
