@@ -73,6 +73,7 @@ class _Ticket:
     jumped: int = 0  # later requests served before this one
     evict: list[str] = field(default_factory=list)  # residents to unload before loading
     needs_load: bool = False
+    swap_started: bool = False  # its acquire() got to run the planned swap
     granted_at: float = 0.0
 
 
@@ -100,7 +101,7 @@ class ModelSlot:
         self._clock = clock
         self._residents: dict[str, _Resident] = {}
         self._holders: dict[str, _Ticket] = {}
-        self._queue: list[_Ticket] = []
+        self._queue: list[_Ticket] = []  # waiting tickets only: a granted one leaves it
         self._swapping = False
         self._cooldowns: dict[str, _Cooldown] = {}
         self._estimates: dict[str, int] = {}
@@ -145,7 +146,7 @@ class ModelSlot:
             wait = cooldown.until - now
             raise ModelCoolingDown(f"{engine} failed to load {cooldown.failures} time(s); next try in {wait:.0f} s",
                                    retry_after=wait)
-        waiting = sum(1 for t in self._queue if t.engine == engine and not t.granted)
+        waiting = sum(1 for t in self._queue if t.engine == engine)
         if waiting >= self.settings.queue_limit:
             raise SlotBusy(f"{waiting} requests already wait for {engine}; try again shortly",
                            retry_after=max(1.0, self._eta(engine, waiting + 1)))
@@ -169,7 +170,7 @@ class ModelSlot:
 
     def state(self) -> dict:
         now = self._clock()
-        waiting = [t for t in self._queue if not t.granted]
+        waiting = self._queue
         return {
             "resident": self.resident,
             "busy": bool(self._holders),
@@ -248,7 +249,7 @@ class ModelSlot:
 
     def _schedule(self) -> None:
         while True:
-            waiting = [t for t in self._queue if not t.granted]
+            waiting = list(self._queue)
             chosen = None
             for ticket in self._order(waiting):
                 plan = self._plan(ticket)
@@ -286,14 +287,15 @@ class ModelSlot:
                 resident.last_used = now
             held = now - ticket.granted_at
             self._hold_ema[ticket.engine] = 0.7 * self._hold_ema.get(ticket.engine, held) + 0.3 * held
+            if ticket.needs_load and not ticket.swap_started:
+                self._end_swap(ticket)  # cancelled between its grant and its turn to swap
         elif ticket in self._queue:
             self._queue.remove(ticket)
         self._schedule()
 
     def _position(self, ticket: _Ticket) -> int:
-        waiting = [t for t in self._queue if not t.granted]
         key = lambda t: (t.priority, t.seq)  # noqa: E731
-        return 1 + sum(1 for t in waiting if key(t) < key(ticket))
+        return 1 + sum(1 for t in self._queue if key(t) < key(ticket))
 
     def _eta(self, engine: str, position: int) -> float:
         """A rough wait: requests ahead times the usual hold, plus a load if not resident."""
@@ -304,22 +306,27 @@ class ModelSlot:
     # ---- swapping -------------------------------------------------------------------------
     async def _swap_in(self, ticket: _Ticket) -> AsyncIterator[dict]:
         """Unload what the plan evicts, then load the ticket's engine, with status frames."""
-        name = ticket.engine
+        ticket.swap_started = True
         try:
             for victim in list(ticket.evict):
                 async for status in self._unload(victim):
                     yield status
-            async for status in self._load_with_ladder(name):
+            async for status in self._load_with_ladder(ticket.engine):
                 yield status
         finally:
-            self._swapping = False
-            for victim in ticket.evict:  # a cancel mid-way: what was not unloaded stays usable
-                if victim in self._residents:
-                    self._residents[victim].evicting = False
-            resident = self._residents.get(name)
-            if resident is not None and not resident.loaded:
-                self._residents.pop(name)  # a failed load leaves nothing behind
+            self._end_swap(ticket)
             self._schedule()
+
+    def _end_swap(self, ticket: _Ticket) -> None:
+        """Whatever became of the planned swap, leave the state true: one swap at a time again,
+        what was not unloaded usable again, and no placeholder for a model that did not load."""
+        self._swapping = False
+        for victim in ticket.evict:
+            if victim in self._residents:
+                self._residents[victim].evicting = False
+        resident = self._residents.get(ticket.engine)
+        if resident is not None and not resident.loaded:
+            self._residents.pop(ticket.engine)
 
     async def _unload(self, name: str) -> AsyncIterator[dict]:
         yield {"type": "status", "state": "unloading", "model": name}
@@ -451,8 +458,11 @@ class Lease:
                        "eta_s": slot._eta(ticket.engine, position)}
             try:
                 # Wake up at the fairness deadline too, so an overdue request is not forgotten.
-                await asyncio.wait_for(ticket.changed.wait(), timeout=slot.settings.max_wait_s + 0.05)
-            except asyncio.TimeoutError:
+                # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+                # arrives as the event is set, and the cancelled request would carry on.)
+                async with asyncio.timeout(slot.settings.max_wait_s + 0.05):
+                    await ticket.changed.wait()
+            except TimeoutError:
                 slot._schedule()
         if ticket.needs_load:
             async for status in slot._swap_in(ticket):

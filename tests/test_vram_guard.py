@@ -368,3 +368,23 @@ async def test_close_unloads_everything():
         await statuses(lease)
     await slot.close()
     assert not engines["chat"].loaded and slot.resident is None and log[-1] == "unload chat"
+
+
+async def test_a_request_cancelled_right_after_its_grant_leaves_no_swap_half_started():
+    """Granted (with a swap planned) but cancelled before it resumed: the plan is undone."""
+    slot, log, _ = make_slot()
+    holder = slot.lease("chat")
+    await statuses(holder)
+    waiter = asyncio.create_task(hold(slot, "vision", [], "never runs"))
+    await asyncio.sleep(0.01)
+    await holder.__aexit__(None, None, None)  # grants the waiter: unload chat, load vision planned
+    waiter.cancel()  # before the waiter's task got to run again
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    state = slot.state()
+    assert state["swapping"] is False and state["busy"] is False
+    assert state["residents"] == {"chat": {"loaded": True, "busy": False, "estimate_mb": 1024, "measured_mb": None,
+                                           "idle_s": state["residents"]["chat"]["idle_s"]}}
+    async with slot.lease("vision") as lease:  # the slot still works
+        assert await statuses(lease) == [("unloading", "chat"), ("loading", "vision"), ("ready", "vision")]
+    assert log == ["load chat", "unload chat", "load vision"]
