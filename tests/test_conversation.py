@@ -86,3 +86,28 @@ async def test_closing_the_stream_early_saves_a_stopped_turn_and_frees_the_slot(
     assert slot.state()["busy"] is False
     saved = (await store.list_turns(session["id"]))[-1]
     assert saved["finish_reason"] == "stopped" and saved["text"].startswith("w0 w1 w2") and len(saved["text"].split()) < 100
+
+
+async def test_a_plain_task_cancel_mid_answer_still_saves_the_partial_turn(store, isolated_data):
+    import asyncio
+
+    engine = FakeChatEngine(token_seconds=0.02)
+    engine.enqueue([f"p{i} " for i in range(200)])
+    slot = ModelSlot({"chat": engine})
+    services = services_for(make_settings(isolated_data), store, slot)
+    session = await store.create_session()
+    seen = asyncio.Event()
+
+    async def consume():
+        async for frame in chat_turn(services, session["id"], "go"):
+            if frame["type"] == "token" and frame["text"] == "p2 ":
+                seen.set()
+
+    task = asyncio.create_task(consume())
+    await seen.wait()
+    task.cancel()  # not an anyio scope: the save must survive this too
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    saved = (await store.list_turns(session["id"]))[-1]
+    assert saved["role"] == "assistant" and saved["finish_reason"] == "stopped"
+    assert saved["text"].startswith("p0 p1 p2") and slot.state()["busy"] is False
