@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -73,14 +73,7 @@ class NewSession(BaseModel):
 
 class RenameSession(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str
-
-    @field_validator("title")
-    @classmethod
-    def not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("title must not be empty")
-        return value
+    title: str  # cleaned and checked for emptiness by the route
 
 
 def clean_title(title: str, limit: int) -> str:
@@ -259,14 +252,14 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
         if wants_vision:
             _check_images_allowed(services, body)
         services.slot.admit(engine)  # 404 / 429 / 503 / 507 before the stream starts
-        if body.session_id is None:
-            session_id = (await services.store.create_session())["id"]
-        else:
-            session_id = (await services.store.get_session(body.session_id))["id"]
+        # Everything that can refuse the request runs before anything is created or stored.
+        if body.session_id is not None:
+            await services.store.get_session(body.session_id)
         for image_id in body.image_ids:
-            if await services.store.image_session(image_id) != session_id:
+            if body.session_id is None or await services.store.image_session(image_id) != body.session_id:
                 raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
-        stored = [await run_blocking(services.images.save_data_url, url, i) for i, url in enumerate(body.images)]
+        stored = await run_blocking(services.images.save_all, body.images)
+        session_id = body.session_id or (await services.store.create_session())["id"]
         turn = chat_turn(services, session_id, message, engine, images=stored, image_refs=body.image_ids,
                          doc_scope=body.doc_scope)
         return EventSourceResponse(_sse(turn), ping=15, sep="\r\n")

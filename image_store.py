@@ -105,15 +105,24 @@ class ImageStore:
         return image, source_format
 
     # ---- storage ----------------------------------------------------------------------
-    def save_data_url(self, data_url: str, index: int = 0) -> StoredImage:
-        data = self.decode_data_url(data_url, index)
-        image, source_format = self.normalise(data, index)
+    def save_all(self, data_urls: list[str]) -> list[StoredImage]:
+        """Validate every image first, then store them: one bad image stores none."""
+        checked = []
+        for index, data_url in enumerate(data_urls):
+            data = self.decode_data_url(data_url, index)
+            checked.append((*self.normalise(data, index), len(data)))
+        return [self._store(image, source_format, size) for image, source_format, size in checked]
+
+    def save_data_url(self, data_url: str) -> StoredImage:
+        return self.save_all([data_url])[0]
+
+    def _store(self, image, source_format: str, source_bytes: int) -> StoredImage:
         image_id = uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f".{image_id}.part"
         image.save(temporary, "PNG", compress_level=1)  # lossless either way; level 6 took ~4x longer
         os.replace(temporary, self.path(image_id))  # never a half-written file under the real name
-        return StoredImage(image_id, image.width, image.height, source_format, len(data))
+        return StoredImage(image_id, image.width, image.height, source_format, source_bytes)
 
     def path(self, image_id: str) -> Path:
         if not IMAGE_ID.match(image_id or ""):

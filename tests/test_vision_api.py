@@ -81,9 +81,16 @@ def test_bad_images_are_refused_before_anything_reaches_a_model(isolated_data, t
         for name, images, status, code in cases:
             r = httpx.post(url + CHAT, json={"message": "look", "images": images}, timeout=30)
             assert (r.status_code, r.json()["error"]["code"]) == (status, code), name
+        good_then_bad = httpx.post(url + CHAT, json={"message": "two", "images": [png_data_url(), data_url(b"not")]})
+        assert good_then_bad.status_code == 415  # and the good first image was not stored either
+        assert httpx.get(url + "/api/sessions").json()["sessions"] == []  # no request above created one
         other = post(url, {"message": "hi", "images": [png_data_url()]})
         foreign = httpx.post(url + CHAT, json={"message": "again", "image_ids": other[1]["ids"]})
         assert foreign.status_code == 404  # an image of another session (no session: a new one)
+        mine = httpx.post(url + CHAT, json={"message": "again", "image_ids": ["f" * 32],
+                                            "session_id": other[0]["session_id"]})
+        assert mine.status_code == 404
+        assert [s["id"] for s in httpx.get(url + "/api/sessions").json()["sessions"]] == [other[0]["session_id"]]
         state = httpx.get(url + "/api/slot").json()
         assert state["busy"] is False and state["swaps"] == 1  # only the good request loaded a model
         assert len(list((isolated_data / "uploads").glob("*.png"))) == 1
