@@ -14,16 +14,11 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
 
-from errors import AppError
+from errors import BadUpload
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
 MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024  # a docx expanding beyond this is a zip bomb
 MAX_DOCX_RATIO = 200
-
-
-class BadUpload(AppError):
-    status = 400
-    code = "bad_upload"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from chunking import chunk_sections
-from doc_parser import BadUpload, Section, clean_filename, kind_of, parse
+from doc_parser import Section, clean_filename, kind_of, parse
+from errors import BadUpload
 from errors import AppError
 from rag_engine import Hit, RagEngine
 from session_store import SessionStore
@@ -92,18 +93,17 @@ class DocumentService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def get(self, document_id: str) -> dict:
-        document = await self.store.get_document(document_id)
-        if document_id in self._progress:
-            document["progress"] = round(self._progress[document_id], 3)
+    def _with_progress(self, document: dict) -> dict:
+        """The record, with the live progress of an ingest under way (the table has the last saved)."""
+        if document["id"] in self._progress:
+            document["progress"] = round(self._progress[document["id"]], 3)
         return document
 
+    async def get(self, document_id: str) -> dict:
+        return self._with_progress(await self.store.get_document(document_id))
+
     async def list(self) -> list[dict]:
-        documents = await self.store.list_documents()
-        for document in documents:
-            if document["id"] in self._progress:
-                document["progress"] = round(self._progress[document["id"]], 3)
-        return documents
+        return [self._with_progress(document) for document in await self.store.list_documents()]
 
     async def delete(self, document_id: str) -> None:
         document = await self.store.get_document(document_id)

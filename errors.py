@@ -84,3 +84,17 @@ class ContextOverflow(AppError):
 
     status = 413
     code = "context_overflow"
+
+
+class BadUpload(AppError):
+    """A document upload that cannot be used (type, encoding, damage, size, name)."""
+
+    status = 400
+    code = "bad_upload"
+
+
+class BadImage(AppError):
+    """An image that cannot be used (not an image, damaged, too large)."""
+
+    status = 400
+    code = "invalid_image"

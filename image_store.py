@@ -17,17 +17,12 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import AppError, NotFound
+from errors import BadImage, NotFound
 from settings import VisionModel
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 DATA_URL = re.compile(r"^data:(image/[a-zA-Z0-9.+-]+)?(;[a-zA-Z0-9=.+-]+)*;base64,(?P<payload>.*)$", re.DOTALL)
 IMAGE_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-class BadImage(AppError):
-    status = 400
-    code = "invalid_image"
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,7 @@ class RagEngine:
                 found[chunk_id] = {"text": text, "meta": meta, "similarity": 1.0 - distance, "rrf": 1 / (RRF_K + rank)}
         keyword_hits = self._keywords.search(query, depth, documents)
         missing = [c for c, _, _ in keyword_hits if c not in found]
+        extra: dict[str, tuple] = {}  # keyword hits the vector search did not return
         if missing:
             stored = self._collection.get(ids=missing, include=["documents", "metadatas"])
             extra = {c: (t, m) for c, t, m in zip(stored["ids"], stored["documents"], stored["metadatas"])}

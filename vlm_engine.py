@@ -121,12 +121,12 @@ class VlmEngine(LlmEngine):
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
         cfg = self.cfg
+        chunks = self._llm.create_chat_completion(
+            messages=prompt.messages, stream=True, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+            top_p=cfg.top_p, top_k=cfg.top_k, repeat_penalty=cfg.repeat_penalty,
+            seed=None if cfg.seed < 0 else cfg.seed)
+        reason, sampled, prompt_tokens = "done", 0, 0
         try:
-            chunks = self._llm.create_chat_completion(
-                messages=prompt.messages, stream=True, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                top_p=cfg.top_p, top_k=cfg.top_k, repeat_penalty=cfg.repeat_penalty,
-                seed=None if cfg.seed < 0 else cfg.seed)
-            reason, sampled, prompt_tokens = "done", 0, 0
             for chunk in chunks:  # the images are encoded before the first chunk arrives
                 if not prompt_tokens:
                     prompt_tokens = self._llm.n_tokens
@@ -140,10 +140,11 @@ class VlmEngine(LlmEngine):
                 if stop.is_set():
                     reason = "stopped"
                     break
-            chunks.close()
         except ValueError as exc:
             if "exceeds n_ctx" in str(exc):
                 raise ContextOverflow(f"the images and message do not fit the vision model's context ({exc}). "
                                       f"Send fewer or smaller images, or raise AIONE_VISION__N_CTX") from exc
             raise
+        finally:
+            chunks.close()
         yield Finish(reason, prompt_tokens, sampled)

@@ -52,3 +52,15 @@ def test_every_field_is_described():
                 walk(annotation)
 
     walk(Settings)
+
+
+@pytest.mark.parametrize("name", ["vision", "chat", "image", "Bad Name", "x" * 41, ""])
+def test_extra_chat_models_cannot_take_an_engine_name(monkeypatch: pytest.MonkeyPatch, name: str):
+    monkeypatch.setenv("AIONE_EXTRA_CHAT_MODELS", '{"%s": {"n_ctx": 512}}' % name)
+    with pytest.raises(ValidationError, match="extra chat model name"):
+        Settings(_env_file=None)
+
+
+def test_an_extra_chat_model_is_read_from_json(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AIONE_EXTRA_CHAT_MODELS", '{"coder": {"n_ctx": 512}}')
+    assert Settings(_env_file=None).extra_chat_models["coder"].n_ctx == 512
