@@ -23,8 +23,10 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conversation import ChatServices, chat_turn, error_frame
-from errors import AppError, BadRequest, NotFound, UnsupportedMediaType
+from errors import AppError, BadRequest, ModelMissing, NotFound, UnsupportedMediaType
 from health import model_health
+from image_engine import SAMPLERS, SCHEDULERS, ImageEngine
+from image_generation import GenerateRequest, generate_images, validate_request
 from image_store import ImageStore
 from document_service import DocumentService
 from kv_store import KvStore
@@ -115,7 +117,8 @@ def _describe(exc: ValidationError | RequestValidationError) -> str:
 
 # ---- app ----------------------------------------------------------------------------------
 def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
-    """The heavy models the slot guards: the chat LLM, extra named chat LLMs, the vision LLM."""
+    """The heavy models the slot guards: the chat LLM, extra named chat LLMs, the vision LLM,
+    the image generator."""
     slot = settings.slot
     kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
     headroom = slot.compute_headroom_mb * 1024 * 1024
@@ -124,19 +127,22 @@ def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
                                   for name, cfg in chat_models.items()}
     if settings.vision.model_path is not None:
         engines["vision"] = VlmEngine(settings.vision, read_image=images.read, headroom_bytes=headroom)
+    if settings.image.model_path is not None or settings.image.diffusion_model_path is not None:
+        engines["image"] = ImageEngine(settings.image, headroom_bytes=headroom)
     return engines
 
 
 def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. `engines` replaces the real ones (tests pass fakes for the HTTP layer)."""
     settings = settings or Settings()
-    images = ImageStore(settings.paths.uploads, settings.vision)
+    images = ImageStore(settings.paths.uploads, settings.vision, settings.paths.generated_images)
     slot = ModelSlot(engines or build_engines(settings, images), settings.slot)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         settings.paths.data.mkdir(parents=True, exist_ok=True)
         settings.paths.uploads.mkdir(parents=True, exist_ok=True)
+        settings.paths.generated_images.mkdir(parents=True, exist_ok=True)
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db")
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
@@ -216,6 +222,14 @@ def _check_images_allowed(services: ChatServices, body: ChatRequest) -> None:
     if "vision" not in services.slot.engine_names:
         raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH",
                        code="vision_not_configured", status=503)
+
+
+def _image_engine(services: ChatServices) -> ImageEngine:
+    if "image" not in services.slot.engine_names:
+        raise AppError("image generation is off: set AIONE_IMAGE__MODEL_PATH to a checkpoint (or for SD3.5 "
+                       "AIONE_IMAGE__DIFFUSION_MODEL_PATH and its text encoders) and restart",
+                       code="image_not_configured", status=409)
+    return services.slot.engine("image")  # type: ignore[return-value]
 
 
 def _services(request: Request) -> ChatServices:
@@ -312,17 +326,60 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
                           "chunk_id": h.chunk_id} for h in hits]}
 
     @app.get("/api/images/{image_id}")
-    async def image(image_id: str, request: Request) -> FileResponse:
+    async def image(image_id: str, request: Request, download: bool = False) -> FileResponse:
         path = _services(request).images.path(image_id)
         if not path.is_file():
             raise NotFound("image not found", code="image_not_found")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        headers = {"Cache-Control": "private, max-age=86400"}
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="aione-{image_id[:12]}.png"'
+        return FileResponse(path, media_type="image/png", headers=headers)
+
+    max_generate_body = MAX_JSON_BYTES + vision.max_image_bytes * 4 // 3 + 1024
+
+    @app.post("/api/images/generate")
+    async def generate(request: Request) -> Response:
+        body = await read_json(request, GenerateRequest, max_generate_body)
+        services = _services(request)
+        engine = _image_engine(services)
+        params = validate_request(body, settings.image, engine.defaults)
+        try:
+            engine.check_files()
+        except ModelMissing as exc:  # a setting to fix, before anything is queued or stored
+            raise AppError(exc.message, code="model_missing", status=409) from exc
+        services.slot.admit("image")  # 429 / 503 / 507 before the stream starts
+        if body.session_id is not None:
+            await services.store.get_session(body.session_id)
+        if body.init_image_id is not None and (
+                body.session_id is None or await services.store.image_session(body.init_image_id) != body.session_id):
+            raise NotFound(f"image not found in this session: {body.init_image_id[:64]}", code="image_not_found")
+        uploaded = None
+        if body.init_image is not None:
+            uploaded = (await run_blocking(services.images.save_all, [body.init_image]))[0]
+        session_id = body.session_id or (await services.store.create_session())["id"]
+        frames = generate_images(services, session_id, params, uploaded)
+        return EventSourceResponse(_sse(frames), ping=15, sep="\r\n")
+
+    @app.get("/api/sessions/{session_id}/images")
+    async def gallery(session_id: str, request: Request) -> dict:
+        """The session's generated pictures with their parameters, oldest first."""
+        generations = await _services(request).store.list_generations(session_id)
+        return {"images": [g | {"id": g["image_id"], "url": f"/api/images/{g['image_id']}"} for g in generations]}
 
     @app.get("/api/config")
     async def config(request: Request) -> dict:
         """What the page needs to check input before sending it."""
-        return {"vision": "vision" in request.app.state.slot.engine_names, "max_images": vision.max_images,
-                "max_image_bytes": vision.max_image_bytes, "max_message_chars": settings.server.max_message_chars}
+        slot: ModelSlot = request.app.state.slot
+        image_config = None
+        if "image" in slot.engine_names:
+            engine: ImageEngine = slot.engine("image")  # type: ignore[assignment]
+            cfg = settings.image
+            image_config = {"model": engine.model_label, "family": engine.family, "defaults": vars(engine.defaults),
+                            "max_width": cfg.max_width, "max_height": cfg.max_height, "max_steps": cfg.max_steps,
+                            "max_batch": cfg.max_batch, "samplers": SAMPLERS, "schedulers": SCHEDULERS}
+        return {"vision": "vision" in slot.engine_names, "max_images": vision.max_images,
+                "max_image_bytes": vision.max_image_bytes, "max_message_chars": settings.server.max_message_chars,
+                "image": image_config}
 
     @app.get("/api/sessions")
     async def list_sessions(request: Request) -> dict:

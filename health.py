@@ -19,20 +19,27 @@ def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> 
     return status | {"present": True, "message": "ok"}
 
 
+def _image_status(settings: Settings) -> dict:
+    from image_engine import ImageEngine
+
+    cfg = settings.image
+    main = cfg.model_path or cfg.diffusion_model_path
+    setting = "AIONE_IMAGE__MODEL_PATH" if cfg.diffusion_model_path is None else "AIONE_IMAGE__DIFFUSION_MODEL_PATH"
+    status = {"path": str(main) if main else None, "setting": setting, "configured": main is not None}
+    try:
+        ImageEngine(cfg).check_files()  # every configured part, by its content
+    except ModelMissing as exc:
+        return status | {"present": False, "message": exc.message}
+    return status | {"present": True, "message": "ok"}
+
+
 def model_health(settings: Settings) -> dict:
     vision = _gguf_status(settings.vision.model_path, "AIONE_VISION__MODEL_PATH", "vision", required=False)
     if settings.vision.model_path is not None:
         mmproj = _gguf_status(settings.vision.mmproj_path, "AIONE_VISION__MMPROJ_PATH", "vision projector", True)
         vision["mmproj"] = mmproj
         vision["present"] = vision["present"] and mmproj["present"]
-    image_path = settings.image.model_path or settings.image.diffusion_model_path
-    image = {"path": str(image_path) if image_path else None, "setting": "AIONE_IMAGE__MODEL_PATH",
-             "configured": image_path is not None, "present": bool(image_path and image_path.is_file())}
-    image["message"] = (
-        "ok" if image["present"]
-        else "image generation is off: set AIONE_IMAGE__MODEL_PATH" if image_path is None
-        else f"image model file not found: {image_path}. Check AIONE_IMAGE__MODEL_PATH"
-    )
+    image = _image_status(settings)
     return {
         "chat": _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True),
         "vision": vision,

@@ -1,4 +1,5 @@
-"""Images sent with a message: validated by their content, normalised, stored under data/uploads.
+"""Images: sent with a message (validated, normalised, stored under data/uploads) or generated
+(stored under data/images with their parameters in PNG text chunks). One id space for both.
 
 Nothing reaches a model before it passed here: a data URL of at most `max_image_bytes`, a
 real png / jpeg / webp / gif (first frame) / bmp by its bytes (not its name or MIME type),
@@ -35,8 +36,9 @@ class StoredImage:
 
 
 class ImageStore:
-    def __init__(self, folder: Path, limits: VisionModel) -> None:
+    def __init__(self, folder: Path, limits: VisionModel, generated_folder: Path | None = None) -> None:
         self.folder = folder
+        self.generated_folder = generated_folder or folder
         self.limits = limits
 
     # ---- validation -------------------------------------------------------------------
@@ -119,10 +121,29 @@ class ImageStore:
         os.replace(temporary, self.path(image_id))  # never a half-written file under the real name
         return StoredImage(image_id, image.width, image.height, source_format, source_bytes)
 
+    def save_generated(self, image, text_chunks: dict[str, str]) -> tuple[StoredImage, bytes]:
+        """Store a generated picture as PNG with `text_chunks` (its parameters) inside; returns
+        the record and the PNG bytes (sent to the page as they are)."""
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text_chunks.items():
+            info.add_itxt(key, value)  # iTXt: UTF-8, so Korean prompts survive
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "PNG", pnginfo=info, compress_level=4)
+        png = buffer.getvalue()
+        image_id = uuid.uuid4().hex
+        self.generated_folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.generated_folder / f".{image_id}.part"
+        temporary.write_bytes(png)
+        os.replace(temporary, self.generated_folder / f"{image_id}.png")
+        return StoredImage(image_id, image.width, image.height, "generated", len(png)), png
+
     def path(self, image_id: str) -> Path:
         if not IMAGE_ID.match(image_id or ""):
             raise NotFound("image not found", code="image_not_found")
-        return self.folder / f"{image_id}.png"
+        generated = self.generated_folder / f"{image_id}.png"
+        return generated if generated.is_file() else self.folder / f"{image_id}.png"
 
     def read(self, image_id: str) -> bytes:
         path = self.path(image_id)
@@ -132,7 +153,6 @@ class ImageStore:
 
     def delete(self, image_ids: list[str]) -> None:
         for image_id in image_ids:
-            try:
-                self.path(image_id).unlink(missing_ok=True)
-            except NotFound:
-                pass
+            if IMAGE_ID.match(image_id or ""):
+                for folder in {self.folder, self.generated_folder}:
+                    (folder / f"{image_id}.png").unlink(missing_ok=True)

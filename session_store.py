@@ -89,8 +89,25 @@ async def m003_documents(db: aiosqlite.Connection) -> None:
     await db.execute("ALTER TABLE turns ADD COLUMN sources TEXT")  # JSON: the chunks an answer used
 
 
+async def m004_generations(db: aiosqlite.Connection) -> None:
+    # 'image' turns are image-generation requests and results; the chat history leaves them out.
+    await db.execute("ALTER TABLE turns ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'")
+    await db.execute(
+        """CREATE TABLE generations (
+             image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+             session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+             prompt TEXT NOT NULL,
+             seed INTEGER NOT NULL,
+             model TEXT NOT NULL,
+             params TEXT NOT NULL,          -- JSON: every generation parameter
+             timings TEXT,                  -- JSON: seconds per phase
+             created TEXT NOT NULL)"""
+    )
+    await db.execute("CREATE INDEX generations_by_session ON generations(session_id, created)")
+
+
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
-                                                                       m003_documents]
+                                                                       m003_documents, m004_generations]
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
 
@@ -177,20 +194,21 @@ class SessionStore:
 
     # ---- turns ------------------------------------------------------------------------------
     async def add_turn(self, session_id: str, role: str, text: str, images: list | None = None,
-                       sources: list[dict] | None = None, **metrics) -> dict:
+                       sources: list[dict] | None = None, kind: str = "chat", **metrics) -> dict:
         """Save a turn (with the images sent with it, StoredImage records, and the document
-        chunks an answer used)."""
+        chunks an answer used). kind "image": an image-generation request or its pictures."""
         unknown = set(metrics) - set(TURN_METRICS)
         if unknown:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
         session = await self.get_session(session_id)
-        turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso()}
+        turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
         turn.update({key: metrics.get(key) for key in TURN_METRICS})
         turn["dropped_turns"] = turn["dropped_turns"] or 0
         turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
         cur = await self._db.execute(
-            f"""INSERT INTO turns (session_id, role, text, created, sources, {", ".join(TURN_METRICS)})
-                VALUES (:session_id, :role, :text, :created, :sources, {", ".join(":" + k for k in TURN_METRICS)})""",
+            f"""INSERT INTO turns (session_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
+                VALUES (:session_id, :role, :text, :created, :kind, :sources,
+                        {", ".join(":" + k for k in TURN_METRICS)})""",
             turn,
         )
         turn["sources"] = sources or []
@@ -233,7 +251,32 @@ class SessionStore:
         """The conversation so far as chat messages (oldest first), for the prompt; a message
         sent with images lists their ids under "images"."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"]}
-                for t in await self.list_turns(session_id) if t["text"]]
+                for t in await self.list_turns(session_id) if t["text"] and t["kind"] == "chat"]
+
+    # ---- generated images -------------------------------------------------------------------
+    async def add_generation(self, image_id: str, session_id: str, prompt: str, seed: int, model: str,
+                             params: dict, timings: dict | None = None) -> None:
+        """The parameters of a generated picture (its images row comes with its turn)."""
+        record = {"image_id": image_id, "session_id": session_id, "prompt": prompt, "seed": seed, "model": model,
+                  "params": json.dumps(params, ensure_ascii=False),
+                  "timings": json.dumps(timings) if timings else None, "created": now_iso()}
+        await self._db.execute(
+            """INSERT INTO generations (image_id, session_id, prompt, seed, model, params, timings, created)
+               VALUES (:image_id, :session_id, :prompt, :seed, :model, :params, :timings, :created)""", record)
+        await self._db.commit()
+        self._log("generation", record | {"params": params, "timings": timings})
+
+    async def list_generations(self, session_id: str) -> list[dict]:
+        """The session's generated pictures, oldest first (its gallery)."""
+        await self.get_session(session_id)
+        sql = """SELECT g.*, i.width, i.height, i.turn_id FROM generations g JOIN images i ON i.id = g.image_id
+                 WHERE g.session_id = ? ORDER BY g.created, g.rowid"""
+        async with self._db.execute(sql, (session_id,)) as cur:
+            rows = [dict(row) async for row in cur]
+        for row in rows:
+            row["params"] = json.loads(row["params"])
+            row["timings"] = json.loads(row["timings"]) if row["timings"] else None
+        return rows
 
     # ---- documents --------------------------------------------------------------------------
     async def add_document(self, document_id: str, name: str, kind: str, size: int) -> tuple[dict, bool]:

@@ -63,6 +63,10 @@ class Paths(BaseModel):
     def uploads(self) -> Path:
         return self.data / "uploads"
 
+    @property
+    def generated_images(self) -> Path:
+        return self.data / "images"
+
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are PKC AI-ONE, a helpful assistant running locally on the user's PC. "

@@ -1,4 +1,4 @@
-"""The one place where a blocking iterator (token stream, image steps) crosses into async.
+"""The one place where blocking model code (token streams, image steps) crosses into async.
 
 The whole iteration runs in one worker thread and hands items to the event loop, so a token
 costs one thread-safe callback instead of one thread hop. When the consumer stops (Stop,
@@ -77,6 +77,40 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: thre
         loop.call_soon_threadsafe(items.put_nowait, (_END, None))
 
     worker = loop.run_in_executor(None, pump)
+    try:
+        while True:
+            item, error = await items.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        await wait_through_cancel(worker)
+
+
+async def stream_events(work: Callable[[Callable[[T], None]], None], stop: threading.Event) -> AsyncIterator[T]:
+    """Run `work(emit)` in a worker thread and yield what it emits, as it emits it.
+
+    For blocking calls that report through callbacks (a picture's sampling steps) rather than
+    by yielding. On exit the stop flag is set and the worker is awaited to its end, as above.
+    """
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue = asyncio.Queue()
+
+    def emit(item: T) -> None:
+        loop.call_soon_threadsafe(items.put_nowait, (item, None))
+
+    def run() -> None:
+        try:
+            work(emit)
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(items.put_nowait, (_END, exc))
+            return
+        loop.call_soon_threadsafe(items.put_nowait, (_END, None))
+
+    worker = loop.run_in_executor(None, run)
     try:
         while True:
             item, error = await items.get()

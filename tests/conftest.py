@@ -128,6 +128,25 @@ def mismatched_mmproj() -> Path:
     return path if path.is_file() else make_tiny_mmproj(path, n_embd_llm=512)
 
 
+@pytest.fixture(scope="session")
+def tiny_sd() -> Path:
+    """A random-weight SDXS-512 checkpoint (0.88 GB, generated once in ~10 s, cached)."""
+    from tests.tiny_models import make_tiny_sd_checkpoint
+
+    path = CACHE / "tiny-sdxs-random.safetensors"
+    return path if path.is_file() else make_tiny_sd_checkpoint(path)
+
+
+def image_settings(data: Path, checkpoint: Path, **image: object) -> Settings:
+    """Chat = SmolLM2, image = the given checkpoint, small limits for fast tests."""
+    from settings import ImageModel
+
+    settings = make_settings(data)
+    settings.image = ImageModel(model_path=checkpoint, n_threads=2, max_width=256, max_height=256, max_steps=4,
+                                **image)
+    return settings
+
+
 def vision_settings(data: Path, mmproj: Path, **vision: object) -> Settings:
     """Chat = SmolLM2, vision = SmolLM2 + the given projector."""
     from settings import embedded_chat_model_path

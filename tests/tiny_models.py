@@ -4,6 +4,13 @@ No vision model ships in any package, so the vision tests pair the embedded Smol
 generated LLaVA-style ("mlp" projector) mmproj whose projection width equals the LLM's
 n_embd (576). Its answers are meaningless, as random weights must be; the load, encode and
 generate path is the real one. A different width gives a projector that does not fit.
+
+No Stable Diffusion checkpoint ships either. stable-diffusion.cpp builds fixed shapes per
+architecture it detects from tensor names; the smallest it accepts is SDXS-512 (SD1 text
+encoder, a tiny U-Net with no middle block, and the tiny autoencoder TAESD): 441 M
+parameters, 0.88 GB in f16. make_tiny_sd_checkpoint builds it with random weights from
+diffusers / transformers configs and saves one safetensors file in the diffusers naming
+the library understands ("unet.", "te.text_model.", "vae.").
 """
 from __future__ import annotations
 
@@ -76,3 +83,30 @@ def png_data_url(width: int = 80, height: int = 60, color=(200, 30, 30), fmt: st
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, fmt, **save)
     return f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def make_tiny_sd_checkpoint(path: Path, seed: int = 0) -> Path:
+    import torch
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(  # SDXS-512: 3 levels, one res block each, attention at the two deeper
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, mid_block_type=None,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(320, 640, 1280), cross_attention_dim=768, attention_head_dim=8)
+    text_encoder = CLIPTextModel(CLIPTextConfig(  # CLIP ViT-L/14's text tower, as SD1 uses
+        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768))
+    vae = AutoencoderTiny()  # TAESD
+    tensors = {}
+    for prefix, module in (("unet.", unet), ("te.text_model.", text_encoder), ("vae.", vae)):
+        for name, tensor in module.state_dict().items():
+            tensors[prefix + name] = tensor.to(torch.float16).contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    save_file(tensors, str(partial))
+    partial.replace(path)  # a run stopped mid-write leaves no half file under the real name
+    return path
