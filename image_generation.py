@@ -68,8 +68,8 @@ def validate_request(body: GenerateRequest, cfg: ImageModel, defaults: FamilyDef
         if len(text) > cfg.max_prompt_chars:
             raise _invalid(f"{name} is too long: {len(text)} characters, at most {cfg.max_prompt_chars}",
                            "prompt_too_long")
-    width = body.width if body.width is not None else defaults.width
-    height = body.height if body.height is not None else defaults.height
+    width = body.width if body.width is not None else min(defaults.width, cfg.max_width)
+    height = body.height if body.height is not None else min(defaults.height, cfg.max_height)
     for name, value, limit in (("width", width, cfg.max_width), ("height", height, cfg.max_height)):
         if value % 64 or not 64 <= value <= limit:
             raise _invalid(f"{name} must be a multiple of 64 from 64 to {limit} (got {value})", "invalid_size")
