@@ -5,6 +5,7 @@ import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initComposer } from "./ui/composer.js";
 import { initDocuments } from "./ui/documents.js";
+import { initImageMode } from "./ui/image-mode.js";
 import { applyI18n } from "./ui/i18n.js";
 import { renderSessions } from "./ui/sidebar.js";
 import { startStatusPolling } from "./ui/status.js";
@@ -20,9 +21,18 @@ async function loadPartials() {
 
 async function main() {
   await loadPartials();
-  const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760 }));
+  const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null }));
   const composer = initComposer({
     onSend: async (text) => {
+      const prompt = imageMode.promptOf(text);
+      if (prompt !== null) {
+        try {
+          chat.generateImage(prompt, imageMode.body(prompt));
+        } catch (error) {
+          composer.showError(String(/** @type {any} */ (error).message ?? error));
+        }
+        return;
+      }
       const images = await attachments.dataUrls();
       const previews = attachments.previewUrls();
       attachments.clear();
@@ -36,6 +46,7 @@ async function main() {
     showError: (message) => composer.showError(message),
     onDocument: (file) => documents.upload(file),
   });
+  const imageMode = initImageMode({ config, showError: (message) => composer.showError(message) });
   const documents = initDocuments({
     currentSession: () => chat.sessionId,
     showError: (message) => composer.showError(message),
@@ -45,7 +56,11 @@ async function main() {
     try {
       const sessions = await api.listSessions();
       renderSessions(sessions, chat.sessionId, {
-        onOpen: (id) => { chat.open(id).then(refreshSessions); closeMenu(); },
+        onOpen: (id) => {
+          imageMode.reset();
+          chat.open(id).then(() => Promise.all([refreshSessions(), imageMode.refreshGallery(chat.sessionId)]));
+          closeMenu();
+        },
         onRename: async (id, title) => {
           try {
             await api.renameSession(id, title);
@@ -69,7 +84,9 @@ async function main() {
   };
 
   const chat = new ChatController({
-    onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh()]).then(() => {}),
+    onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),
+                                          imageMode.refreshGallery(chat.sessionId)]).then(() => {}),
+    onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),
     showError: (message) => composer.showError(message),
   });
@@ -80,7 +97,7 @@ async function main() {
   document.getElementById("new-session")?.addEventListener("click", () => { chat.newChat(); closeMenu(); composer.focus(); });
 
   await chat.open(chat.sessionId);
-  await refreshSessions();
+  await Promise.all([refreshSessions(), imageMode.refreshGallery(chat.sessionId)]);
   startStatusPolling();
   composer.focus();
   document.body.dataset.ready = "1";

@@ -29,6 +29,8 @@ export const api = {
   deleteSession: (id) => call(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }),
   /** @param {string} id */
   turns: (id) => call(`/api/sessions/${encodeURIComponent(id)}/turns`),
+  /** @param {string} id */
+  gallery: (id) => call(`/api/sessions/${encodeURIComponent(id)}/images`),
   slot: () => call("/api/slot"),
   config: () => call("/api/config"),
 };

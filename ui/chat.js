@@ -9,7 +9,7 @@ import { describeStatus, refreshStatus, showStreamState } from "./status.js";
 const SESSION_KEY = "aione.sessionId";
 
 export class ChatController {
-  /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void}} hooks */
+  /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void}} hooks */
   constructor(hooks) {
     this.hooks = hooks;
     /** @type {string[]} the images of the last message that had some: a follow-up may ask about them */
@@ -40,6 +40,10 @@ export class ChatController {
       const { session, turns } = await api.turns(id);
       setTitle(session.title);
       for (const turn of turns) {
+        if (turn.kind === "image") {
+          this.showImageTurn(turn);
+          continue;
+        }
         const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
         if (turn.role === "assistant") {
           view.showSources(turn.sources ?? []);
@@ -122,6 +126,75 @@ export class ChatController {
     }
   }
 }
+
+/**
+ * Image generation: a prompt and the controls' parameters in, progress and pictures out.
+ * @this {ChatController} @param {string} prompt @param {Record<string, unknown>} params
+ */
+ChatController.prototype.generateImage = async function (prompt, params) {
+  this.hooks.showError("");
+  const request = new MessageView("user", prompt, params.init_image_id ? [imageUrl(String(params.init_image_id))] : []);
+  request.node.classList.add("image-request");
+  const answer = new MessageView("assistant");
+  answer.node.classList.add("image-answer");
+  answer.setStatus("…");
+  const controller = new AbortController();
+  this.controller = controller;
+  this.hooks.setBusy(true);
+  /** @type {any} */
+  let finished = null;
+  try {
+    const body = { ...params, session_id: this.sessionId };
+    for await (const frame of streamEvents("/api/images/generate", body, controller.signal)) {
+      if (frame.type === "session") {
+        const isNew = frame.session_id !== this.sessionId;
+        this.setSession(frame.session_id);
+        if (isNew) this.hooks.onSessionsChanged();
+      } else if (frame.type === "status") {
+        showStreamState(frame);
+        if (frame.state !== "ready" && frame.state !== "generating") answer.setStatus(describeStatus(frame));
+      } else if (frame.type === "progress") {
+        const batch = frame.images > 1 ? ` · ${frame.image}/${frame.images}` : "";
+        answer.setProgress(frame.step, frame.steps, `${t("imgProgress")} ${frame.step}/${frame.steps}${batch}`);
+      } else if (frame.type === "image") {
+        // the stream carries the PNG itself: it shows at once, with no second request
+        answer.addPicture({ id: frame.id, src: `data:image/png;base64,${frame.png_base64}`,
+                            caption: `seed ${frame.seed} · ${frame.width}×${frame.height}` }, this.hooks.onUseImage);
+      } else if (frame.type === "error") {
+        answer.error(frame.message);
+        finished = frame;
+      } else if (frame.type === "done") {
+        finished = frame;
+        answer.finish({ finish_reason: frame.finish_reason, model: frame.model });
+      }
+    }
+    if (!finished) answer.finish({ finish_reason: "stopped" });
+  } catch (error) {
+    if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
+    else answer.error(String(/** @type {any} */ (error).message ?? error));
+  } finally {
+    answer.clearProgress();
+    if (this.controller === controller) this.controller = null;
+    this.hooks.setBusy(false);
+    showStreamState(null);
+    refreshStatus();
+    this.hooks.onSessionsChanged();
+  }
+};
+
+/** A stored image-generation turn: the prompt, or the pictures it made. @this {ChatController} @param {any} turn */
+ChatController.prototype.showImageTurn = function (turn) {
+  if (turn.role === "user") {
+    new MessageView("user", turn.text, (turn.images ?? []).map(imageUrl)).node.classList.add("image-request");
+    return;
+  }
+  const view = new MessageView("assistant");
+  view.node.classList.add("image-answer");
+  for (const id of turn.images ?? []) {
+    view.addPicture({ id, src: imageUrl(id), caption: "" }, this.hooks.onUseImage);
+  }
+  view.finish(turn);
+};
 
 /** @param {string} title */
 export function setTitle(title) {

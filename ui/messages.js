@@ -124,6 +124,64 @@ export class MessageView {
     this.node.insertBefore(box, this.meta);
   }
 
+  /** A progress bar with the step count (image generation). @param {number} step @param {number} steps @param {string} label */
+  setProgress(step, steps, label) {
+    let bar = /** @type {HTMLProgressElement|null} */ (this.node.querySelector("progress.image-progress"));
+    let text = /** @type {HTMLElement|null} */ (this.node.querySelector(".image-progress-text"));
+    if (!bar || !text) {
+      bar = document.createElement("progress");
+      bar.className = "image-progress";
+      text = document.createElement("span");
+      text.className = "image-progress-text";
+      this.node.insertBefore(text, this.body);
+      this.node.insertBefore(bar, text);
+    }
+    bar.max = steps;
+    bar.value = step;
+    text.textContent = label;
+    this.setStatus("");
+  }
+
+  clearProgress() {
+    this.node.querySelector("progress.image-progress")?.remove();
+    this.node.querySelector(".image-progress-text")?.remove();
+  }
+
+  /**
+   * A generated picture with its download link and "use as input" button.
+   * @param {{id: string, src: string, caption: string}} picture @param {(id: string) => void} onUse
+   */
+  addPicture(picture, onUse) {
+    let box = this.node.querySelector(".message-images");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "message-images generated";
+      this.node.insertBefore(box, this.body);
+    }
+    const figure = document.createElement("figure");
+    figure.className = "picture";
+    figure.dataset.imageId = picture.id;
+    const img = document.createElement("img");
+    img.src = picture.src;
+    img.alt = picture.caption;
+    const bar = document.createElement("figcaption");
+    const caption = document.createElement("span");
+    caption.textContent = picture.caption;
+    const download = document.createElement("a");
+    download.className = "button small-button";
+    download.href = `/api/images/${encodeURIComponent(picture.id)}?download=1`;
+    download.textContent = t("imgDownload");
+    const use = document.createElement("button");
+    use.type = "button";
+    use.className = "button small-button";
+    use.textContent = t("imgUseAsInput");
+    use.addEventListener("click", () => onUse(picture.id));
+    bar.append(caption, download, use);
+    figure.append(img, bar);
+    box.appendChild(figure);
+    this.scroll();
+  }
+
   /** @param {string} text */
   note(text) {
     const note = document.createElement("div");
