@@ -261,6 +261,9 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
             raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
                            code="message_too_long", status=422)
         services = _services(request)
+        if body.model in ("image", "vision"):  # not chat models: each has its own request
+            raise AppError(f"{body.model!r} is not a chat model: generate pictures with POST /api/images/generate; "
+                           f"ask about images by sending them with the message", code="not_a_chat_model", status=422)
         wants_vision = bool(body.images or body.image_ids)
         engine = "vision" if wants_vision else body.model
         if wants_vision:

@@ -237,9 +237,17 @@ class SessionStore:
         ) as cur:
             async for row in cur:
                 images.setdefault(row["turn_id"], []).append(row["id"])
+        pictures: dict[str, dict] = {}  # generated images: what the page shows under each
+        async with self._db.execute(
+            """SELECT g.image_id, g.seed, i.width, i.height FROM generations g JOIN images i ON i.id = g.image_id
+               WHERE g.session_id = ?""", (session_id,)) as cur:
+            async for row in cur:
+                pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
         for turn in turns:
             turn["images"] = images.get(turn["id"], [])
             turn["sources"] = json.loads(turn["sources"]) if turn["sources"] else []
+            if turn["kind"] == "image" and turn["role"] == "assistant":
+                turn["pictures"] = [{"id": image_id} | pictures.get(image_id, {}) for image_id in turn["images"]]
         return turns
 
     async def image_session(self, image_id: str) -> str | None:

@@ -67,6 +67,7 @@ def test_generate_streams_steps_then_pictures_and_saves_them(image_server: str, 
     turns = httpx.get(f"{image_server}/api/sessions/{session_id}/turns").json()["turns"]
     assert [(t["role"], t["kind"]) for t in turns] == [("user", "image"), ("assistant", "image")]
     assert turns[1]["images"] == done["images"] and turns[1]["finish_reason"] == "done"
+    assert turns[1]["pictures"][1] == {"id": done["images"][1], "seed": 43, "width": 64, "height": 128}
 
     download = httpx.get(f"{image_server}{pictures[0]['url']}?download=1")
     assert download.status_code == 200 and download.content == png
@@ -219,3 +220,10 @@ def test_disconnect_mid_batch_keeps_the_pictures_made(image_server: str):
     gallery = httpx.get(f"{image_server}/api/sessions/{session_id}/images").json()["images"]
     assert [g["id"] for g in gallery] == turns[1]["images"]
     assert httpx.get(f"{image_server}/api/slot").json()["busy"] is False
+
+
+def test_the_chat_route_does_not_take_the_image_model(image_server: str):
+    response = httpx.post(f"{image_server}/chat_stream_sse_fetch", json={"message": "hi", "model": "image"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "not_a_chat_model"
+    assert "/api/images/generate" in response.json()["error"]["message"]
+    assert httpx.get(f"{image_server}/api/sessions").json()["sessions"] == []

@@ -190,8 +190,9 @@ ChatController.prototype.showImageTurn = function (turn) {
   }
   const view = new MessageView("assistant");
   view.node.classList.add("image-answer");
-  for (const id of turn.images ?? []) {
-    view.addPicture({ id, src: imageUrl(id), caption: "" }, this.hooks.onUseImage);
+  for (const picture of turn.pictures ?? []) {
+    const caption = picture.seed === undefined ? "" : `seed ${picture.seed} · ${picture.width}×${picture.height}`;
+    view.addPicture({ id: picture.id, src: imageUrl(picture.id), caption }, this.hooks.onUseImage);
   }
   view.finish(turn);
 };

@@ -43,6 +43,7 @@ def test_generate_see_progress_and_picture_then_find_it_in_the_gallery(page: Pag
     expect(page.locator("#gallery-grid .gallery-item")).to_have_count(2)
     expect(page.locator(".message.assistant .picture img")).to_have_count(2)  # restored in the chat
     expect(page.locator(".message.image-request")).to_contain_text("빨간 사과 한 개")
+    expect(page.locator(".picture figcaption").first).to_contain_text("seed")
     assert page.evaluate("document.querySelector('.picture img').naturalWidth") == 256
     shot(page, "image-gallery-after-reload")
 
