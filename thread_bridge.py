@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -56,38 +57,21 @@ async def run_blocking(fn: Callable[..., T], *args: object, executor: Executor |
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:
-    loop = asyncio.get_running_loop()
-    items: asyncio.Queue = asyncio.Queue()
-
-    def pump() -> None:
-        iterator = None
+    def work(emit: Callable[[T], None]) -> None:
+        iterator = make_iterator()
         try:
-            iterator = make_iterator()
             for item in iterator:
-                loop.call_soon_threadsafe(items.put_nowait, (item, None))
+                emit(item)
                 if stop.is_set():
                     break
-        except BaseException as exc:  # handed to the consumer, raised there
-            loop.call_soon_threadsafe(items.put_nowait, (_END, exc))
-            return
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-        loop.call_soon_threadsafe(items.put_nowait, (_END, None))
 
-    worker = loop.run_in_executor(None, pump)
-    try:
-        while True:
-            item, error = await items.get()
-            if item is _END:
-                if error is not None:
-                    raise error
-                return
+    async with aclosing(stream_events(work, stop)) as items:
+        async for item in items:
             yield item
-    finally:
-        stop.set()
-        await wait_through_cancel(worker)
 
 
 async def stream_events(work: Callable[[Callable[[T], None]], None], stop: threading.Event) -> AsyncIterator[T]:

@@ -80,9 +80,7 @@ export class ChatController {
     new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
     answer.setStatus("…");
-    const controller = new AbortController();
-    this.controller = controller;
-    this.hooks.setBusy(true);
+    const controller = this.beginRequest();
     /** @type {any} */
     let finished = null;
     try {
@@ -90,9 +88,7 @@ export class ChatController {
       const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
       for await (const frame of streamEvents("/chat_stream_sse_fetch", body, controller.signal)) {
         if (frame.type === "session") {
-          const isNew = frame.session_id !== this.sessionId;
-          this.setSession(frame.session_id);
-          if (isNew) this.hooks.onSessionsChanged();
+          this.takeSession(frame.session_id);
         } else if (frame.type === "sources") {
           answer.showSources(frame.sources);
         } else if (frame.type === "images") {
@@ -118,12 +114,32 @@ export class ChatController {
       if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
       else answer.error(String(/** @type {any} */ (error).message ?? error));
     } finally {
-      if (this.controller === controller) this.controller = null;
-      this.hooks.setBusy(false);
-      showStreamState(null);
-      refreshStatus();
-      this.hooks.onSessionsChanged();
+      this.endRequest(controller);
     }
+  }
+
+  /** The stream named its session (a new one when none was open). @param {string} id */
+  takeSession(id) {
+    const isNew = id !== this.sessionId;
+    this.setSession(id);
+    if (isNew) this.hooks.onSessionsChanged();
+  }
+
+  /** One request at a time: Stop aborts it. @returns {AbortController} */
+  beginRequest() {
+    const controller = new AbortController();
+    this.controller = controller;
+    this.hooks.setBusy(true);
+    return controller;
+  }
+
+  /** @param {AbortController} controller */
+  endRequest(controller) {
+    if (this.controller === controller) this.controller = null;
+    this.hooks.setBusy(false);
+    showStreamState(null);
+    refreshStatus();
+    this.hooks.onSessionsChanged();
   }
 }
 
@@ -138,18 +154,14 @@ ChatController.prototype.generateImage = async function (prompt, params) {
   const answer = new MessageView("assistant");
   answer.node.classList.add("image-answer");
   answer.setStatus("…");
-  const controller = new AbortController();
-  this.controller = controller;
-  this.hooks.setBusy(true);
+  const controller = this.beginRequest();
   /** @type {any} */
   let finished = null;
   try {
     const body = { ...params, session_id: this.sessionId };
     for await (const frame of streamEvents("/api/images/generate", body, controller.signal)) {
       if (frame.type === "session") {
-        const isNew = frame.session_id !== this.sessionId;
-        this.setSession(frame.session_id);
-        if (isNew) this.hooks.onSessionsChanged();
+        this.takeSession(frame.session_id);
       } else if (frame.type === "status") {
         showStreamState(frame);
         if (frame.state !== "ready" && frame.state !== "generating") answer.setStatus(describeStatus(frame));
@@ -174,11 +186,7 @@ ChatController.prototype.generateImage = async function (prompt, params) {
     else answer.error(String(/** @type {any} */ (error).message ?? error));
   } finally {
     answer.clearProgress();
-    if (this.controller === controller) this.controller = null;
-    this.hooks.setBusy(false);
-    showStreamState(null);
-    refreshStatus();
-    this.hooks.onSessionsChanged();
+    this.endRequest(controller);
   }
 };
 
