@@ -136,9 +136,8 @@ async def generate_images(services: ChatServices, session_id: str, params: Gener
     finish = "stopped"
     saved = False
     stop = threading.Event()
-    timings: dict = {"wait_ms": None, "pictures": []}
-    try:
-        engine.check_files()
+    timings: dict = {"wait_ms": None}
+    try:  # the route checked the model files before streaming
         async with slot.lease("image", Priority.IMAGE) as lease:
             async with aclosing(lease.acquire()) as waiting:
                 async for status in waiting:
@@ -160,13 +159,13 @@ async def generate_images(services: ChatServices, session_id: str, params: Gener
                         stored, png = await run_blocking(
                             images.save_generated, event.image, png_text(params, event.seed, engine.model_label))
                         made.append((stored, event.seed, event.timings))
-                        timings["pictures"].append(event.timings)
                         yield {"type": "image", "id": stored.id, "index": event.index, "seed": event.seed,
                                "width": stored.width, "height": stored.height, "url": f"/api/images/{stored.id}",
                                "png_base64": base64.b64encode(png).decode("ascii")}
         finish = "done" if len(made) == params.batch_count else "stopped"
         turn = await _save_result(services, session_id, engine, params, made, finish)
         saved = True
+        timings["pictures"] = [picture_timings for _, _, picture_timings in made]
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         yield {"type": "done", "turn_id": turn["id"], "finish_reason": finish, "model": engine.model_label,
                "images": [image.id for image, _, _ in made], "seeds": [seed for _, seed, _ in made],
