@@ -8,6 +8,7 @@ import { initDocuments } from "./ui/documents.js";
 import { initImageMode } from "./ui/image-mode.js";
 import { applyI18n } from "./ui/i18n.js";
 import { renderSessions } from "./ui/sidebar.js";
+import { needsSignIn, showSignIn } from "./ui/signin.js";
 import { startStatusPolling } from "./ui/status.js";
 
 async function loadPartials() {
@@ -20,6 +21,10 @@ async function loadPartials() {
 }
 
 async function main() {
+  if (await needsSignIn()) {
+    await showSignIn();
+    return;
+  }
   await loadPartials();
   const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null }));
   const composer = initComposer({

@@ -12,26 +12,31 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conversation import ChatServices, chat_turn, error_frame
 from errors import AppError, BadRequest, ModelMissing, NotFound, UnsupportedMediaType
 from health import model_health
+from json_body import MAX_JSON_BYTES, describe_invalid, read_json
 from image_engine import SAMPLERS, SCHEDULERS, ImageEngine
 from image_generation import GenerateRequest, generate_images, validate_request
 from image_store import ImageStore
 from document_service import DocumentService
+from embedder import EmbedderSpec, SharedEmbedder
 from kv_store import KvStore
 from llm_engine import LlmEngine
 from rag_engine import RagEngine
+from security import (AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, auth_router,
+                      policy_from_settings)
 from session_store import SessionStore
 from settings import Settings
 from thread_bridge import run_blocking
@@ -40,10 +45,8 @@ from vram_guard import Engine, ModelSlot, Priority
 
 log = logging.getLogger("aione")
 ROOT = Path(__file__).resolve().parent
-MAX_JSON_BYTES = 1024 * 1024
 NO_CACHE = {"Cache-Control": "no-cache"}
 SSE_END = b"\r\n\r\n"
-M = TypeVar("M", bound=BaseModel)
 
 
 # ---- request bodies -----------------------------------------------------------------------
@@ -86,35 +89,6 @@ def clean_title(title: str, limit: int) -> str:
     return title
 
 
-async def read_json(request: Request, model: type[M], max_bytes: int = MAX_JSON_BYTES) -> M:
-    """Parse a JSON body with clear 4xx errors for each way it can be wrong."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaType(f"send the body as application/json (got {content_type or 'no content type'})")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:  # refuse before reading it all
-        raise AppError(f"request body is too large: {declared} bytes, at most {max_bytes}",
-                       code="body_too_large", status=413)
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise AppError(f"request body is too large: {len(body)} bytes, at most {max_bytes}",
-                       code="body_too_large", status=413)
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}", code="malformed_json") from exc
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise AppError(_describe(exc), code="invalid_request", status=422) from exc
-
-
-def _describe(exc: ValidationError | RequestValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-    return f"{where}: {first.get('msg', 'invalid value')}"
-
-
 # ---- app ----------------------------------------------------------------------------------
 def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
     """The heavy models the slot guards: the chat LLM, extra named chat LLMs, the vision LLM,
@@ -135,8 +109,12 @@ def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
 def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
     """Build the app. `engines` replaces the real ones (tests pass fakes for the HTTP layer)."""
     settings = settings or Settings()
+    policy = policy_from_settings(settings.server)  # refuses to expose the server without a token
     images = ImageStore(settings.paths.uploads, settings.vision, settings.paths.generated_images)
     slot = ModelSlot(engines or build_engines(settings, images), settings.slot)
+    # One sentence embedder per process (CPU), shared by everything that needs sentence vectors.
+    embedder = SharedEmbedder(EmbedderSpec(settings.rag.embedder, str(settings.rag.embedding_model or "")),
+                              threads=settings.rag.embed_threads, batch_size=settings.rag.batch_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -144,7 +122,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         settings.paths.uploads.mkdir(parents=True, exist_ok=True)
         settings.paths.generated_images.mkdir(parents=True, exist_ok=True)
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
-        rag = RagEngine(settings.rag, settings.paths.data / "rag_db")
+        rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
         app.state.services = ChatServices(settings, store, slot, images, documents)
         if await documents.has_documents():  # load the embedder now, not at the first question
@@ -166,6 +144,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app.state.settings = settings
     app.state.slot = slot
     _install_error_handlers(app)
+    _install_access_control(app, policy)
     _add_page_routes(app)
     _add_api_routes(app, settings)
     return app
@@ -182,6 +161,18 @@ async def _preload_chat(slot: ModelSlot) -> None:
         log.warning("chat model not preloaded: %s", exc.message)
 
 
+def _install_access_control(app: FastAPI, policy: AccessPolicy) -> None:
+    """Host/Origin checks, the token and the security headers wrap everything (static files too);
+    CORS only for origins the user named."""
+    limiter = FailureLimiter()
+    if policy.allowed_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=sorted(policy.allowed_origins), allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(SecurityMiddleware, policy=policy, limiter=limiter)  # added last = outermost
+    app.include_router(auth_router(policy, limiter))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -190,7 +181,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(AppError(_describe(exc), code="invalid_request").to_json(), status_code=422)
+        return JSONResponse(AppError(describe_invalid(exc), code="invalid_request").to_json(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -304,7 +295,8 @@ def _add_api_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/api/documents")
     async def list_documents(request: Request) -> dict:
-        return {"documents": await _services(request).documents.list()}
+        documents = _services(request).documents
+        return {"documents": await documents.list(), "reindex": documents.reindex_state()}
 
     @app.delete("/api/documents/{document_id}")
     async def delete_document(document_id: str, request: Request) -> dict:
@@ -430,5 +422,9 @@ def __getattr__(name: str):
     """`uvicorn chat:app` asks for `app`: build it then, from the environment."""
     if name == "app":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return create_app()
+        try:
+            return create_app()
+        except StartupRefused as exc:
+            log.error("not starting: %s", exc)
+            raise SystemExit(2) from None
     raise AttributeError(name)

