@@ -1,32 +1,31 @@
-"""One chat turn, as a stream of frames: session → status → tokens → done (or error).
-
-The route validates the request and resolves the session; this module does the rest:
-saves the user turn before anything can fail, leases the slot, builds the prompt, streams
-tokens, and always saves the assistant turn with what was generated and why it ended.
-Later features (documents, images) add steps here, not in the route.
+"""A chat turn's work for the turn runner (turn_runner.py): the user turn saved first, the
+document references, the prompt, the tokens (checkpointed while they stream), the answer
+saved with what was generated and why it ended. The runner owns the lease, errors and the
+shielded save; the route validates the request and resolves the session.
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-
-import anyio
+from typing import Generic, TypeVar
 
 from document_service import DocumentService
-from errors import AppError
+from engine_contracts import ChatEngine, VisionEngine
+from events import (ChatDone, Event, Generating, HistoryTrimmed, ImagesStored, NoDocumentsMatched, Sources, Token,
+                    Usage)
 from image_store import ImageStore, StoredImage
-from llm_engine import Finish, LlmEngine, Token
+from llm_engine import Finish
 from rag_engine import Hit
 from session_store import SessionStore
 from settings import Settings
 from thread_bridge import iterate_in_thread, run_blocking
-from vram_guard import ModelSlot, Priority
+from vram_guard import ModelSlot
 
-log = logging.getLogger(__name__)
+E = TypeVar("E", ChatEngine, VisionEngine)
+CHECKPOINT_S = 2.0  # how often a streaming answer is saved: a crash loses at most this much
 
 
 @dataclass
@@ -83,105 +82,128 @@ def text_history(history: list[dict]) -> list[dict]:
     return messages
 
 
-def error_frame(exc: BaseException) -> dict:
-    if isinstance(exc, AppError):
-        return {"type": "error", "code": exc.code, "message": exc.message}
-    return {"type": "error", "code": "internal_error", "message": f"unexpected error: {type(exc).__name__}: {exc}"}
+class AnswerTurn(Generic[E]):
+    """An answer as runner work (turn_runner.TurnRunner): saves the user turn, adds the
+    document references, streams the answer (checkpointed while it streams) and saves it.
+    TextTurn and VisionTurn differ only in how the prompt is made (their engine contracts)."""
 
+    def __init__(self, services: ChatServices, session_id: str, message: str, images: Sequence[StoredImage] = (),
+                 doc_scope: str = "all") -> None:
+        self.services, self.store = services, services.store
+        self.session_id, self.message, self.images, self.doc_scope = session_id, message, images, doc_scope
+        self.started = time.perf_counter()
+        self.history: list[dict] = []
+        self.model_message = message
+        self.sources: list[dict] = []
+        self.request_saved = False
+        self.answer_id: int | None = None  # the assistant turn, once streaming started
+        self.model = ""
+        self.parts: list[str] = []
+        self.result: dict = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
+                             "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
+        self.cached_tokens = 0
+        self.wait_ms = 0.0
 
-async def chat_turn(services: ChatServices, session_id: str, message: str, engine_name: str = "chat",
-                    images: Sequence[StoredImage] = (), image_refs: Sequence[str] = (),
-                    doc_scope: str = "all") -> AsyncIterator[dict]:
-    """`images`: validated and stored with this message; `image_refs`: earlier images of the
-    session asked about again. Either sends the turn to the vision engine. `doc_scope`:
-    "all" documents, the "session"'s attached ones, or "none"."""
-    store, slot = services.store, services.slot
-    started = time.perf_counter()
-    yield {"type": "session", "session_id": session_id}
-
-    history = text_history(await store.history(session_id))
-    await store.add_turn(session_id, "user", message, images=list(images))
-    if images:
-        yield {"type": "images", "ids": [image.id for image in images]}
-    shown = [*image_refs, *(image.id for image in images)]
-    sources: list[dict] = []
-    model_message = message
-
-    engine: LlmEngine = slot.engine(engine_name)  # type: ignore[assignment]
-    parts: list[str] = []
-    result = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
-              "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
-    stop = threading.Event()
-    try:
-        hits = await retrieve(services, session_id, message, doc_scope)
+    async def begin(self) -> AsyncIterator[Event]:
+        self.history = text_history(await self.store.history(self.session_id))
+        await self.store.add_turn(self.session_id, "user", self.message, images=list(self.images))
+        self.request_saved = True
+        if self.images:
+            yield ImagesStored(tuple(image.id for image in self.images))
+        hits = await retrieve(self.services, self.session_id, self.message, self.doc_scope)
         if hits:
-            model_message, sources = with_references(message, hits, services.settings.rag.context_chars)
-            yield {"type": "sources", "sources": sources}
+            self.model_message, self.sources = with_references(
+                self.message, hits, self.services.settings.rag.context_chars)
+            yield Sources(tuple(self.sources))
         elif hits is not None:
-            yield {"type": "status", "state": "no_documents_matched"}
-        engine.check_files()  # a missing model is an error frame, not a load attempt
-        async with slot.lease(engine_name, Priority.VISION if shown else Priority.CHAT) as lease:
-            async with aclosing(lease.acquire()) as waiting:
-                async for status in waiting:
-                    yield status
-            wait_ms = (time.perf_counter() - started) * 1000
-            extra = (shown,) if shown else ()
-            prompt = await run_blocking(engine.prepare, engine.system_prompt, history, model_message, session_id, *extra)
-            result["dropped_turns"] = prompt.dropped_messages
-            result["prompt_tokens"] = len(prompt.tokens) or None
-            if prompt.dropped_messages:
-                yield {"type": "status", "state": "history_trimmed", "dropped": prompt.dropped_messages,
-                       "message": f"{prompt.dropped_messages} oldest messages left out to fit the context"}
-            yield {"type": "status", "state": "generating", "model": engine.model_label}
+            yield NoDocumentsMatched()
 
-            gen_started = time.perf_counter()
-            first_token_at: float | None = None
-            result["finish_reason"] = "stopped"  # until the engine says otherwise
-            async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
-                async for item in items:
-                    if isinstance(item, Token):
-                        if first_token_at is None:
-                            first_token_at = time.perf_counter()
-                            result["ttft_ms"] = round((first_token_at - gen_started) * 1000, 1)
-                        parts.append(item.text)
-                        yield {"type": "token", "text": item.text}
-                    elif isinstance(item, Finish):
-                        result["finish_reason"] = item.reason
-                        result["completion_tokens"] = item.completion_tokens
-                        result["prompt_tokens"] = item.prompt_tokens
-            decode_s = time.perf_counter() - (first_token_at or gen_started)
-            if result["completion_tokens"] and decode_s > 0:
-                # tokens after the first, over the time after the first: decode speed
-                result["tokens_per_s"] = round(max(0, result["completion_tokens"] - 1) / decode_s, 2)
-        turn = await _save_answer(store, session_id, engine, parts, result, sources)
-        yield {
-            "type": "done",
-            "turn_id": turn["id"],
-            "finish_reason": result["finish_reason"],
-            "model": engine.model_label,
-            "usage": {"prompt_tokens": result["prompt_tokens"], "completion_tokens": result["completion_tokens"],
-                      "cached_tokens": prompt.cached_tokens},
-            "timings": {"wait_ms": round(wait_ms, 1), "ttft_ms": result["ttft_ms"],
-                        "tokens_per_s": result["tokens_per_s"],
-                        "total_ms": round((time.perf_counter() - started) * 1000, 1)},
-            "dropped_turns": result["dropped_turns"],
-        }
-        result = None  # saved
-    except Exception as exc:
-        if not isinstance(exc, AppError):
-            log.exception("chat turn failed")
-        result["finish_reason"] = "error"
-        yield error_frame(exc)
-    finally:
-        stop.set()
-        if result is not None:  # stopped, disconnected or failed: keep what was generated
-            if result["completion_tokens"] is None and parts:
-                result["completion_tokens"] = len(parts)
-            with anyio.CancelScope(shield=True):
-                await _save_answer(store, session_id, engine, parts, result, sources)
+    async def _prepare(self, engine: E):
+        raise NotImplementedError
+
+    async def run(self, engine: E, stop: threading.Event) -> AsyncIterator[Event]:
+        self.wait_ms = (time.perf_counter() - self.started) * 1000
+        self.model = engine.model_label
+        prompt = await self._prepare(engine)
+        self.cached_tokens = prompt.cached_tokens
+        self.result["dropped_turns"] = prompt.dropped_messages
+        self.result["prompt_tokens"] = len(prompt.tokens) or None
+        if prompt.dropped_messages:
+            yield HistoryTrimmed(prompt.dropped_messages)
+        yield Generating(self.model)
+        self.answer_id = await self.store.start_answer(self.session_id, self.model)
+        self.result["finish_reason"] = "stopped"  # until the engine says otherwise
+        async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
+            async for token in tokens:
+                yield token
+
+    async def _tokens(self, engine: E, prompt, stop: threading.Event) -> AsyncIterator[Token]:
+        """The engine's tokens; the answer so far is saved every CHECKPOINT_S (a crash keeps it)."""
+        gen_started = checkpointed = time.perf_counter()
+        first_token_at: float | None = None
+        async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
+            async for item in items:
+                if isinstance(item, Token):
+                    now = time.perf_counter()
+                    if first_token_at is None:
+                        first_token_at = now
+                        self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
+                    self.parts.append(item.text)
+                    yield item
+                    if now - checkpointed >= CHECKPOINT_S and self.answer_id is not None:
+                        checkpointed = now
+                        await self.store.checkpoint_answer(self.answer_id, "".join(self.parts))
+                elif isinstance(item, Finish):
+                    self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
+                                       prompt_tokens=item.prompt_tokens)
+        decode_s = time.perf_counter() - (first_token_at or gen_started)
+        if self.result["completion_tokens"] and decode_s > 0:
+            # tokens after the first, over the time after the first: decode speed
+            self.result["tokens_per_s"] = round(max(0, self.result["completion_tokens"] - 1) / decode_s, 2)
+
+    async def _save(self) -> dict:
+        text = "".join(self.parts)
+        if self.answer_id is not None:
+            return await self.store.finish_answer(self.answer_id, text, self.sources, model=self.model,
+                                                  **self.result)
+        return await self.store.add_turn(self.session_id, "assistant", text, model=self.model or None,
+                                         sources=self.sources, **self.result)
+
+    async def finish(self) -> Event:
+        turn = await self._save()
+        result = self.result
+        return ChatDone(
+            turn_id=turn["id"], finish_reason=result["finish_reason"], model=self.model,
+            usage=Usage(result["prompt_tokens"], result["completion_tokens"], self.cached_tokens),
+            timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result["ttft_ms"],
+                     "tokens_per_s": result["tokens_per_s"],
+                     "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
+            dropped_turns=result["dropped_turns"])
+
+    async def save_partial(self, reason: str) -> None:
+        if not self.request_saved:
+            return  # the request itself could not be saved: there is nothing to answer
+        self.result["finish_reason"] = reason
+        if self.result["completion_tokens"] is None and self.parts:
+            self.result["completion_tokens"] = len(self.parts)
+        await self._save()
 
 
-async def _save_answer(store: SessionStore, session_id: str, engine: LlmEngine, parts: list[str], result: dict,
-                       sources: list[dict]) -> dict:
-    return await store.add_turn(session_id, "assistant", "".join(parts), model=engine.model_label, sources=sources,
-                                **result)
+class TextTurn(AnswerTurn[ChatEngine]):
+    """A chat message to a chat model."""
+
+    async def _prepare(self, engine: ChatEngine):
+        return await run_blocking(engine.prepare, engine.system_prompt, self.history, self.model_message,
+                                  self.session_id)
+
+
+class VisionTurn(AnswerTurn[VisionEngine]):
+    """An image question: the vision model, with the images shown to it."""
+
+    def __init__(self, services: ChatServices, session_id: str, message: str, images: Sequence[StoredImage] = (),
+                 image_refs: Sequence[str] = (), doc_scope: str = "all") -> None:
+        super().__init__(services, session_id, message, images, doc_scope)
+        self.shown = [*image_refs, *(image.id for image in images)]
+
+    async def _prepare(self, engine: VisionEngine):
+        return await run_blocking(engine.prepare, engine.system_prompt, self.history, self.model_message, self.shown)

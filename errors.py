@@ -98,3 +98,36 @@ class BadImage(AppError):
 
     status = 400
     code = "invalid_image"
+
+
+class StorageFull(AppError):
+    """The disk (or the database's own size limit) is full: nothing more can be saved."""
+
+    status = 507
+    code = "storage_full"
+
+
+class StorageError(AppError):
+    """The data folder could not be written for another reason (permissions, I/O)."""
+
+    status = 507
+    code = "storage_error"
+
+
+def storage_error(exc: BaseException) -> AppError | None:
+    """The typed error for a failed write to the data folder (SQLite, files), or None."""
+    import errno
+    import sqlite3
+
+    advice = ("free some disk space where the data folder is (AIONE_PATHS__DATA); what was saved before is "
+              "kept, and the server carries on once there is room")
+    if isinstance(exc, sqlite3.Error) and "full" in str(exc).lower():
+        return StorageFull(f"the database could not save: {exc}. {advice.capitalize()}")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left to save ({exc.strerror}). {advice.capitalize()}")
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+        return AppError(f"the database is busy ({exc}); try again", code="storage_busy", status=503, retry_after=1)
+    if isinstance(exc, (sqlite3.DatabaseError, PermissionError)):
+        return StorageError(f"the data folder could not be written: {type(exc).__name__}: {exc}. Check the disk "
+                            "and the folder's permissions (AIONE_PATHS__DATA)")
+    return None

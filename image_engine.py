@@ -74,6 +74,11 @@ def guess_family(cfg: ImageModel) -> str:
     return "flux" if cfg.t5xxl_path else "sd1"
 
 
+def family_defaults(cfg: ImageModel) -> FamilyDefaults:
+    """The default size, steps and cfg of the configured model's family."""
+    return FAMILY_DEFAULTS[guess_family(cfg)]
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """One validated request (see image_generation.validate_request)."""
@@ -171,7 +176,7 @@ class ImageEngine:
         self.name = name
         self.headroom_bytes = headroom_bytes
         self.family = guess_family(cfg)
-        self.defaults = FAMILY_DEFAULTS[self.family]
+        self.defaults = family_defaults(cfg)
         self.low_vram = False  # set after an out-of-memory load: text encoders and VAE leave the GPU
         self._sd = None
         self._lock = threading.Lock()  # the library's progress callback is one global

@@ -1,7 +1,7 @@
 """One image-generation request: validation, then a stream of frames.
 
-    session -> [images] -> status (queued / unloading / loading / ready / generating)
-            -> progress (per sampling step) -> image (per picture) ... -> done (or error)
+    SessionStarted -> [ImagesStored] -> slot events -> Generating
+                   -> StepProgress (per sampling step) -> PictureMade (per picture) ... -> PicturesDone
 
 The request turn is saved first; every finished picture is saved at once (PNG with its
 parameters in text chunks, plus a row in SQLite), so a Stop or a disconnect keeps what was
@@ -9,9 +9,7 @@ made. The chat history leaves these turns out ("image" kind).
 """
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import math
 import secrets
 import threading
@@ -20,18 +18,16 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Literal
 
-import anyio
 from pydantic import BaseModel, ConfigDict
 
-from conversation import ChatServices, error_frame
+from conversation import ChatServices
+from engine_contracts import ImageGenerator
 from errors import AppError
-from image_engine import SAMPLERS, SCHEDULERS, FamilyDefaults, GenerationParams, ImageEngine, Picture, Step
+from events import Event, Generating, ImagesStored, PictureMade, PicturesDone, StepProgress
+from image_engine import SAMPLERS, SCHEDULERS, FamilyDefaults, GenerationParams, Picture, Step
 from image_store import StoredImage
 from settings import ImageModel
 from thread_bridge import run_blocking, stream_events
-from vram_guard import Priority
-
-log = logging.getLogger(__name__)
 MAX_SEED = 2**32 - 1  # what other tools accept, so a seed can be reused there
 MAX_CFG = 30.0
 
@@ -121,65 +117,69 @@ def png_text(params: GenerationParams, seed: int, model: str) -> dict[str, str]:
     return {"parameters": "\n".join(lines), "aione": json.dumps(record, ensure_ascii=False)}
 
 
-async def generate_images(services: ChatServices, session_id: str, params: GenerationParams,
-                          uploaded: StoredImage | None = None) -> AsyncIterator[dict]:
-    """`uploaded`: an init image sent with this request (already validated and stored)."""
-    store, slot, images = services.store, services.slot, services.images
-    started = time.perf_counter()
-    yield {"type": "session", "session_id": session_id}
-    await store.add_turn(session_id, "user", params.prompt, images=[uploaded] if uploaded else [], kind="image")
-    if uploaded:
-        yield {"type": "images", "ids": [uploaded.id]}
-    init_id = uploaded.id if uploaded else params.init_image_id
-    engine: ImageEngine = slot.engine("image")  # type: ignore[assignment]
-    made: list[tuple[StoredImage, int, dict]] = []  # picture, seed, timings
-    finish = "stopped"
-    saved = False
-    stop = threading.Event()
-    timings: dict = {"wait_ms": None}
-    try:  # the route checked the model files before streaming
-        async with slot.lease("image", Priority.IMAGE) as lease:
-            async with aclosing(lease.acquire()) as waiting:
-                async for status in waiting:
-                    yield status
-            timings["wait_ms"] = round((time.perf_counter() - started) * 1000, 1)
-            yield {"type": "status", "state": "generating", "model": engine.model_label,
-                   "images": params.batch_count, "steps": params.steps}
-            init_image = await run_blocking(_open_image, images.path(init_id)) if init_id else None
+class ImageTurn:
+    """An image-generation request as runner work (turn_runner.TurnRunner): the request turn,
+    then each picture saved the moment it is made (PNG + SQLite), then the result turn."""
 
-            def work(emit) -> None:
-                engine.generate(params, init_image, emit, stop)
+    def __init__(self, services: ChatServices, session_id: str, params: GenerationParams,
+                 uploaded: StoredImage | None = None) -> None:
+        """`uploaded`: an init image sent with this request (already validated and stored)."""
+        self.services, self.session_id, self.params, self.uploaded = services, session_id, params, uploaded
+        self.started = time.perf_counter()
+        self.request_saved = False
+        self.model = ""
+        self.made: list[tuple[StoredImage, int, dict]] = []  # picture, seed, timings
+        self.wait_ms: float | None = None
 
-            async with aclosing(stream_events(work, stop)) as events:
-                async for event in events:
-                    if isinstance(event, Step):
-                        yield {"type": "progress", "step": event.step, "steps": event.steps,
-                               "image": event.index + 1, "images": params.batch_count}
-                    elif isinstance(event, Picture):
-                        stored, png = await run_blocking(
-                            images.save_generated, event.image, png_text(params, event.seed, engine.model_label))
-                        made.append((stored, event.seed, event.timings))
-                        yield {"type": "image", "id": stored.id, "index": event.index, "seed": event.seed,
-                               "width": stored.width, "height": stored.height, "url": f"/api/images/{stored.id}",
-                               "png_base64": base64.b64encode(png).decode("ascii")}
-        finish = "done" if len(made) == params.batch_count else "stopped"
-        turn = await _save_result(services, session_id, engine, params, made, finish)
-        saved = True
-        timings["pictures"] = [picture_timings for _, _, picture_timings in made]
-        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        yield {"type": "done", "turn_id": turn["id"], "finish_reason": finish, "model": engine.model_label,
-               "images": [image.id for image, _, _ in made], "seeds": [seed for _, seed, _ in made],
-               "timings": timings}
-    except Exception as exc:
-        if not isinstance(exc, AppError):
-            log.exception("image generation failed")
-        finish = "error"
-        yield error_frame(exc)
-    finally:
-        stop.set()
-        if not saved:  # stopped, disconnected or failed: keep the pictures already made
-            with anyio.CancelScope(shield=True):
-                await _save_result(services, session_id, engine, params, made, finish)
+    async def begin(self) -> AsyncIterator[Event]:
+        uploaded = [self.uploaded] if self.uploaded else []
+        await self.services.store.add_turn(self.session_id, "user", self.params.prompt, images=uploaded, kind="image")
+        self.request_saved = True
+        if self.uploaded:
+            yield ImagesStored((self.uploaded.id,))
+
+    async def run(self, engine: ImageGenerator, stop: threading.Event) -> AsyncIterator[Event]:
+        params, images = self.params, self.services.images
+        self.wait_ms = round((time.perf_counter() - self.started) * 1000, 1)
+        self.model = engine.model_label
+        yield Generating(self.model, images=params.batch_count, steps=params.steps)
+        init_id = self.uploaded.id if self.uploaded else params.init_image_id
+        init_image = await run_blocking(_open_image, images.path(init_id)) if init_id else None
+
+        def work(emit) -> None:
+            engine.generate(params, init_image, emit, stop)
+
+        async with aclosing(stream_events(work, stop)) as made:
+            async for item in made:
+                if isinstance(item, Step):
+                    yield StepProgress(item.step, item.steps, item.index + 1, params.batch_count)
+                elif isinstance(item, Picture):
+                    stored, png = await run_blocking(
+                        images.save_generated, item.image, png_text(params, item.seed, self.model))
+                    self.made.append((stored, item.seed, item.timings))
+                    yield PictureMade(stored.id, item.index, item.seed, stored.width, stored.height, png)
+
+    async def _save(self, finish: str) -> dict:
+        """The answer turn with its pictures, why the request ended, and each picture's parameters."""
+        store, params = self.services.store, self.params
+        turn = await store.add_turn(self.session_id, "assistant", "", images=[image for image, _, _ in self.made],
+                                    kind="image", model=self.model or None, finish_reason=finish)
+        for image, seed, picture_timings in self.made:
+            await store.add_generation(image.id, self.session_id, params.prompt, seed, self.model,
+                                       params.as_dict() | {"seed": seed}, picture_timings)
+        return turn
+
+    async def finish(self) -> Event:
+        finish = "done" if len(self.made) == self.params.batch_count else "stopped"
+        turn = await self._save(finish)
+        timings = {"wait_ms": self.wait_ms, "pictures": [picture_timings for _, _, picture_timings in self.made],
+                   "total_ms": round((time.perf_counter() - self.started) * 1000, 1)}
+        return PicturesDone(turn["id"], finish, self.model, tuple(image.id for image, _, _ in self.made),
+                            tuple(seed for _, seed, _ in self.made), timings)
+
+    async def save_partial(self, reason: str) -> None:
+        if self.request_saved:  # stopped, disconnected or failed: keep the pictures already made
+            await self._save(reason)
 
 
 def _open_image(path):
@@ -187,15 +187,3 @@ def _open_image(path):
 
     with Image.open(path) as image:
         return image.convert("RGB")
-
-
-async def _save_result(services: ChatServices, session_id: str, engine: ImageEngine, params: GenerationParams,
-                       made: list[tuple[StoredImage, int, dict]], finish: str) -> dict:
-    """The answer turn with its pictures, why the request ended, and each picture's parameters."""
-    store = services.store
-    turn = await store.add_turn(session_id, "assistant", "", images=[image for image, _, _ in made], kind="image",
-                                model=engine.model_label, finish_reason=finish)
-    for image, seed, picture_timings in made:
-        await store.add_generation(image.id, session_id, params.prompt, seed, engine.model_label,
-                                   params.as_dict() | {"seed": seed}, picture_timings)
-    return turn

@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from errors import ContextOverflow, ModelLoadError
+from events import Token
 from gguf_meta import GgufShape, check_gguf_file, read_shape
 from kv_store import KvStore, SavedKv
 from settings import ChatModel
@@ -40,11 +41,6 @@ class Prompt:
     dropped_messages: int  # oldest history messages left out to fit the context
     max_new_tokens: int
     cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str
 
 
 @dataclass(frozen=True)
@@ -107,12 +103,19 @@ def _load_progress(callback: Callable[[float], None] | None):
 
 
 class LlmEngine:
-    model_setting = MODEL_SETTING  # the setting a user changes to point at another file
+    """The chat engine (engine_contracts.ChatEngine): load/unload for the slot, prepare + stream."""
 
     def __init__(self, cfg: ChatModel, name: str = "chat", kv_store: KvStore | None = None,
-                 headroom_bytes: int = 512 << 20) -> None:
+                 headroom_bytes: int = 512 << 20, model_setting: str = MODEL_SETTING,
+                 llama_args: Callable[[], dict] | None = None, after_load: Callable[[object], None] | None = None
+                 ) -> None:
+        """`llama_args` adds Llama() arguments and `after_load` runs on the new Llama (may raise
+        ModelLoadError): how the vision engine, which wraps this one, brings its projector."""
         self.cfg = cfg
         self.name = name
+        self.model_setting = model_setting
+        self._llama_args = llama_args or dict
+        self._after_load = after_load or (lambda _llm: None)
         self.kv_store = kv_store if kv_store is not None else KvStore(0, 0)
         self.headroom_bytes = headroom_bytes
         self.n_ctx = cfg.n_ctx  # may shrink after an out-of-memory load
@@ -157,9 +160,9 @@ class LlmEngine:
                     flash_attn=self.cfg.flash_attn or self.cfg.cache_type != "f16",
                     seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
                     verbose=False,
-                    **self._llama_extra_args(),
+                    **self._llama_args(),
                 )
-            self._after_load()
+            self._after_load(self._llm)
             if self._formatter_for != path:  # the template comes from the file: reuse it across reloads
                 self._formatter, self._formatter_for = self._template_formatter(), path
         except ModelLoadError:
@@ -172,12 +175,12 @@ class LlmEngine:
                 oom=_looks_like_oom(str(exc), self.cfg.n_gpu_layers != 0),
             ) from exc
 
-    def _llama_extra_args(self) -> dict:
-        """More Llama() arguments (the vision engine adds its chat handler)."""
-        return {}
-
-    def _after_load(self) -> None:
-        """Runs after Llama() succeeded; may raise ModelLoadError."""
+    @property
+    def llama(self):
+        """The loaded llama_cpp.Llama (for the vision engine's own generation)."""
+        if self._llm is None:
+            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        return self._llm
 
     def unload(self) -> None:
         llm = self._llm

@@ -6,18 +6,43 @@ rebuilt from them.
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import aiosqlite
 
-from errors import NotFound
+from errors import NotFound, storage_error
+
+log = logging.getLogger(__name__)
 
 TITLE_FROM_MESSAGE_CHARS = 40
-FINISH_REASONS = ("done", "stopped", "error", "trimmed")
+STREAMING = "streaming"  # an answer being written; one left over after a crash reads "interrupted"
+
+
+def transaction(method):
+    """Roll back on any failure, so a write that failed half-way (a full disk) leaves nothing
+    pending for the next commit and the connection works again once space is free; a storage
+    failure becomes a typed error (507 with what to do)."""
+    @functools.wraps(method)
+    async def run(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except BaseException as exc:
+            try:
+                await self._db.rollback()
+            except Exception:
+                pass
+            typed = storage_error(exc)
+            if typed is not None:
+                raise typed from exc
+            raise
+    return run
 
 
 def now_iso() -> str:
@@ -128,6 +153,10 @@ class SessionStore:
         await db.execute("PRAGMA synchronous=NORMAL")
         store = cls(db, logs_dir)
         await store._migrate()
+        # Answers that were streaming when the process died (kill -9, power cut): their text is
+        # the last checkpoint; say so.
+        await db.execute("UPDATE turns SET finish_reason = 'interrupted' WHERE finish_reason = ?", (STREAMING,))
+        await db.commit()
         return store
 
     async def close(self) -> None:
@@ -144,14 +173,36 @@ class SessionStore:
             await self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (migration.__name__, now_iso()))
             await self._db.commit()
 
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed at the end, rolled back on any failure (a full disk
+        must leave the database as it was, and the connection usable once space is free)."""
+        try:
+            yield self._db
+            await self._db.commit()
+        except BaseException as exc:
+            try:
+                await self._db.rollback()
+            except Exception:
+                pass
+            typed = storage_error(exc)
+            if typed is not None:
+                raise typed from exc
+            raise
+
     # ---- JSONL ------------------------------------------------------------------------------
     def _log(self, event: str, record: dict) -> None:
+        """The second sink: a failure here (a full disk) is logged, not raised; SQLite has the record."""
         path = self._logs_dir / f"turns-{datetime.now(timezone.utc):%Y-%m-%d}.jsonl"
         line = json.dumps({"event": event, "at": now_iso(), **record}, ensure_ascii=False)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        try:
+            with path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as exc:
+            log.warning("JSONL log not written (%s): %s", path.name, exc)
 
     # ---- sessions ---------------------------------------------------------------------------
+    @transaction
     async def create_session(self, title: str = "") -> dict:
         session = {"id": uuid.uuid4().hex, "title": title, "created": now_iso()}
         session["updated"] = session["created"]
@@ -175,6 +226,7 @@ class SessionStore:
         async with self._db.execute(sql) as cur:
             return [dict(row) async for row in cur]
 
+    @transaction
     async def rename_session(self, session_id: str, title: str) -> dict:
         await self.get_session(session_id)
         await self._db.execute("UPDATE sessions SET title = ?, updated = ? WHERE id = ?", (title, now_iso(), session_id))
@@ -182,6 +234,7 @@ class SessionStore:
         self._log("session_renamed", {"session_id": session_id, "title": title})
         return await self.get_session(session_id)
 
+    @transaction
     async def delete_session(self, session_id: str) -> list[str]:
         """Delete the session, its turns and image records; returns the image ids (files to remove)."""
         await self.get_session(session_id)
@@ -197,33 +250,70 @@ class SessionStore:
                        sources: list[dict] | None = None, kind: str = "chat", **metrics) -> dict:
         """Save a turn (with the images sent with it, StoredImage records, and the document
         chunks an answer used). kind "image": an image-generation request or its pictures."""
+        session = await self.get_session(session_id)
+        turn = self._turn_record(session_id, role, text, kind, sources, metrics)
+        async with self._writing() as db:
+            cur = await db.execute(
+                f"""INSERT INTO turns (session_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
+                    VALUES (:session_id, :role, :text, :created, :kind, :sources,
+                            {", ".join(":" + k for k in TURN_METRICS)})""",
+                turn,
+            )
+            turn["sources"] = sources or []
+            turn["id"] = cur.lastrowid
+            for image in images or []:
+                await db.execute(
+                    "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (image.id, session_id, turn["id"], image.width, image.height, image.source_format,
+                     image.source_bytes, turn["created"]))
+            turn["images"] = [image.id for image in images or []]
+            title = session["title"]
+            if not title and role == "user":
+                title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
+            await db.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?",
+                             (turn["created"], title, session_id))
+        self._log("turn", turn)
+        return turn
+
+    @staticmethod
+    def _turn_record(session_id: str, role: str, text: str, kind: str, sources: list[dict] | None,
+                     metrics: dict) -> dict:
         unknown = set(metrics) - set(TURN_METRICS)
         if unknown:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
-        session = await self.get_session(session_id)
         turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
         turn.update({key: metrics.get(key) for key in TURN_METRICS})
         turn["dropped_turns"] = turn["dropped_turns"] or 0
         turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
-        cur = await self._db.execute(
-            f"""INSERT INTO turns (session_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
-                VALUES (:session_id, :role, :text, :created, :kind, :sources,
-                        {", ".join(":" + k for k in TURN_METRICS)})""",
-            turn,
-        )
-        turn["sources"] = sources or []
-        turn["id"] = cur.lastrowid
-        for image in images or []:
-            await self._db.execute(
-                "INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (image.id, session_id, turn["id"], image.width, image.height, image.source_format,
-                 image.source_bytes, turn["created"]))
-        turn["images"] = [image.id for image in images or []]
-        title = session["title"]
-        if not title and role == "user":
-            title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
-        await self._db.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?", (turn["created"], title, session_id))
-        await self._db.commit()
+        return turn
+
+    # ---- an answer written while it streams (checkpointed, so a crash keeps it) ---------------
+    async def start_answer(self, session_id: str, model: str) -> int:
+        """An assistant turn marked "streaming"; its id."""
+        async with self._writing() as db:
+            cur = await db.execute(
+                "INSERT INTO turns (session_id, role, text, created, kind, model, finish_reason, dropped_turns) "
+                "VALUES (?, 'assistant', '', ?, 'chat', ?, ?, 0)", (session_id, now_iso(), model, STREAMING))
+        return int(cur.lastrowid)
+
+    async def checkpoint_answer(self, turn_id: int, text: str) -> None:
+        async with self._writing() as db:
+            await db.execute("UPDATE turns SET text = ? WHERE id = ?", (text, turn_id))
+
+    async def finish_answer(self, turn_id: int, text: str, sources: list[dict] | None = None, **metrics) -> dict:
+        """The streamed answer complete (or stopped / failed): text, sources and metrics; logged."""
+        async with self._db.execute("SELECT session_id, created FROM turns WHERE id = ?", (turn_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"turn not found: {turn_id}", code="turn_not_found")
+        turn = self._turn_record(row["session_id"], "assistant", text, "chat", sources, metrics)
+        turn["created"], turn["id"] = row["created"], turn_id
+        async with self._writing() as db:
+            await db.execute(
+                f"""UPDATE turns SET text = :text, sources = :sources,
+                    {", ".join(f"{k} = :{k}" for k in TURN_METRICS)} WHERE id = :id""", turn)
+            await db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), turn["session_id"]))
+        turn["sources"], turn["images"] = sources or [], []
         self._log("turn", turn)
         return turn
 
@@ -262,6 +352,7 @@ class SessionStore:
                 for t in await self.list_turns(session_id) if t["text"] and t["kind"] == "chat"]
 
     # ---- generated images -------------------------------------------------------------------
+    @transaction
     async def add_generation(self, image_id: str, session_id: str, prompt: str, seed: int, model: str,
                              params: dict, timings: dict | None = None) -> None:
         """The parameters of a generated picture (its images row comes with its turn)."""
@@ -287,6 +378,7 @@ class SessionStore:
         return rows
 
     # ---- documents --------------------------------------------------------------------------
+    @transaction
     async def add_document(self, document_id: str, name: str, kind: str, size: int) -> tuple[dict, bool]:
         """Record an upload; returns (the document, True if it was new). Same content: same record."""
         async with self._db.execute("SELECT * FROM documents WHERE id = ?", (document_id,)) as cur:
@@ -300,6 +392,7 @@ class SessionStore:
         self._log("document_added", {"document_id": document_id, "name": name, "bytes": size})
         return await self.get_document(document_id), True
 
+    @transaction
     async def update_document(self, document_id: str, **fields) -> None:
         allowed = {"chunks", "status", "progress", "error"}
         if not fields or set(fields) - allowed:
@@ -334,12 +427,14 @@ class SessionStore:
         async with self._db.execute("SELECT 1 FROM documents WHERE status = 'ready' LIMIT 1") as cur:
             return await cur.fetchone() is not None
 
+    @transaction
     async def delete_document(self, document_id: str) -> None:
         await self.get_document(document_id)
         await self._db.execute("DELETE FROM documents WHERE id = ?", (document_id,))
         await self._db.commit()
         self._log("document_deleted", {"document_id": document_id})
 
+    @transaction
     async def attach_document(self, document_id: str, session_id: str) -> None:
         await self.get_document(document_id)
         await self.get_session(session_id)

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 from errors import ContextOverflow, ModelLoadError
 from gguf_meta import check_gguf_file
-from llm_engine import Finish, LlmEngine, Token, VramEstimate
+from events import Token
+from llm_engine import Finish, LlmEngine, VramEstimate
 from settings import VisionModel
 
+MODEL_SETTING = "AIONE_VISION__MODEL_PATH"
 MMPROJ_SETTING = "AIONE_VISION__MMPROJ_PATH"
 IMAGE_REF = "aione-image:"  # how a stored image is named inside a message
 
@@ -53,29 +55,49 @@ def _stored_image_handler(clip_model_path: str, use_gpu: bool, read_image: Calla
     return StoredImageHandler(clip_model_path=clip_model_path, verbose=False, use_gpu=use_gpu)
 
 
-class VlmEngine(LlmEngine):
-    model_setting = "AIONE_VISION__MODEL_PATH"
+class VlmEngine:
+    """The vision engine (engine_contracts.VisionEngine). It wraps a chat engine for what the
+    two share (loading the GGUF, VRAM estimate, context shrinking) and brings the projector
+    and its own prompt and generation."""
 
     def __init__(self, cfg: VisionModel, read_image: Callable[[str], bytes], name: str = "vision",
                  headroom_bytes: int = 512 << 20) -> None:
-        super().__init__(cfg, name=name, headroom_bytes=headroom_bytes)
-        self.cfg: VisionModel = cfg
+        self.cfg = cfg
+        self.name = name
         self._read_image = read_image
         self._handler = None
+        self._llm = LlmEngine(cfg, name=name, headroom_bytes=headroom_bytes, model_setting=MODEL_SETTING,
+                              llama_args=self._handler_args, after_load=self._open_projector)
+
+    # ---- slot contract ----------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._llm.loaded
+
+    @property
+    def model_label(self) -> str:
+        return self._llm.model_label
+
+    @property
+    def system_prompt(self) -> str:
+        return self.cfg.system_prompt
 
     def check_files(self) -> None:
-        super().check_files()
+        self._llm.check_files()
         check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector")
 
-    def _llama_extra_args(self) -> dict:
+    def load(self, progress: Callable[[float], None] | None = None) -> None:
+        self._llm.load(progress)
+
+    def _handler_args(self) -> dict:
         mmproj = check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector")
         self._handler = _stored_image_handler(str(mmproj), self.cfg.mmproj_on_gpu, self._read_image)
         return {"chat_handler": self._handler}
 
-    def _after_load(self) -> None:
+    def _open_projector(self, llama) -> None:
         """Open the projector now, not at the first question: a mismatch fails the load."""
         try:
-            self._handler._init_mtmd_context(self._llm)
+            self._handler._init_mtmd_context(llama)
         except ValueError as exc:
             raise ModelLoadError(
                 f"the vision projector {self.cfg.mmproj_path.name} does not fit {self.model_label} ({exc}). "
@@ -83,23 +105,27 @@ class VlmEngine(LlmEngine):
             ) from exc
 
     def unload(self) -> None:
-        super().unload()  # closing the Llama frees the projector context too
+        self._llm.unload()  # closing the Llama frees the projector context too
         self._handler = None
 
+    def shrink_context(self) -> bool:
+        return self._llm.shrink_context()
+
     def estimate(self) -> VramEstimate:
-        base = super().estimate()
+        base = self._llm.estimate()
         mmproj = 0
         if self.cfg.mmproj_on_gpu and self.cfg.n_gpu_layers != 0:
             mmproj = check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector").stat().st_size
         return VramEstimate(base.weights + mmproj, base.kv_cache, base.headroom)
 
+    def estimate_vram(self) -> int:
+        return self.estimate().total
+
     # ---- prompt and generation -----------------------------------------------------------
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
-                images: Sequence[str] = ()) -> VisionPrompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str]) -> VisionPrompt:
         """Messages for the chat handler: the last `history_turns` messages (each may carry
         the ids of images to show again), then the new message with its images."""
-        if self._llm is None:
-            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        self._llm.llama  # raises when not loaded
         keep = self.cfg.history_turns
         recent = history[-keep:] if keep else []
         while recent and recent[0]["role"] != "user":
@@ -118,10 +144,9 @@ class VlmEngine(LlmEngine):
         return {"role": role, "content": [*parts, {"type": "text", "text": text}]}
 
     def stream(self, prompt: VisionPrompt, stop: threading.Event) -> Iterator[Token | Finish]:
-        if self._llm is None:
-            raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        llama = self._llm.llama
         cfg = self.cfg
-        chunks = self._llm.create_chat_completion(
+        chunks = llama.create_chat_completion(
             messages=prompt.messages, stream=True, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
             top_p=cfg.top_p, top_k=cfg.top_k, repeat_penalty=cfg.repeat_penalty,
             seed=None if cfg.seed < 0 else cfg.seed)
@@ -129,7 +154,7 @@ class VlmEngine(LlmEngine):
         try:
             for chunk in chunks:  # the images are encoded before the first chunk arrives
                 if not prompt_tokens:
-                    prompt_tokens = self._llm.n_tokens
+                    prompt_tokens = llama.n_tokens
                 choice = chunk["choices"][0]
                 text = choice.get("delta", {}).get("content")
                 if text:

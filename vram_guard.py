@@ -14,10 +14,14 @@ A request leases an engine; one scheduler (`_schedule`) decides who goes next:
 - a failed load is retried along a ladder (smaller context, then everything else evicted)
   when it looks like out-of-memory; a model that still fails cools down (doubling, capped).
 
-    async with slot.lease("chat") as lease:
-        async for status in lease.acquire():   # queued / unloading / loading / ready
-            ...                                # forward to the client
-        lease.engine.stream(...)
+    lease = slot.lease("chat", Priority.CHAT, ChatEngine)   # the only door to a model
+    lease.enqueue()                          # 404 / 429 / 503 / 507 now, before any stream starts
+    async with lease:
+        async for event in lease.acquire():  # Queued / Unloading / Loading / Retrying / Ready
+            ...                              # forward to the client
+        lease.engine.stream(...)             # typed: ChatEngine
+
+Swapping itself (unload, load with progress, the failure ladder, cooldowns) is slot_swaps.py.
 """
 from __future__ import annotations
 
@@ -27,15 +31,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Generic, TypeVar, cast
 
-from errors import AppError, ModelCoolingDown, ModelLoadError, ModelTooLarge, NotFound, SlotBusy
+from engine_contracts import Engine
+from errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
+from events import Queued, Ready, SlotEvent
 from gpu_probe import GpuProbe
 from settings import Slot as SlotSettings
-from thread_bridge import MODEL_THREAD, run_blocking, wait_through_cancel
+from slot_swaps import Swapper
+from thread_bridge import MODEL_THREAD, run_blocking
 
 log = logging.getLogger(__name__)
 MIB = 1 << 20
+E = TypeVar("E", bound=Engine)
+KIND_NAMES = {"ChatEngine": "chat", "VisionEngine": "vision", "ImageGenerator": "image-generation"}
 
 
 class Priority(IntEnum):
@@ -43,23 +52,6 @@ class Priority(IntEnum):
     VISION = 1
     IMAGE = 2
     BACKGROUND = 3
-
-
-class Engine(Protocol):
-    """What the slot needs from a heavy model."""
-
-    name: str
-
-    @property
-    def loaded(self) -> bool: ...
-
-    def load(self, progress: Callable[[float], None] | None = None) -> None: ...  # may raise ModelLoadError
-
-    def unload(self) -> None: ...  # close(), drop references; must not raise
-
-    def estimate_vram(self) -> int: ...  # bytes on the GPU, from the model files and settings
-
-    def shrink_context(self) -> bool: ...  # for the next load after out-of-memory; False if it cannot
 
 
 @dataclass(eq=False)
@@ -86,12 +78,6 @@ class _Resident:
     evicting: bool = False
 
 
-@dataclass
-class _Cooldown:
-    failures: int
-    until: float
-
-
 class ModelSlot:
     def __init__(self, engines: dict[str, Engine], settings: SlotSettings | None = None,
                  gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -103,22 +89,39 @@ class ModelSlot:
         self._holders: dict[str, _Ticket] = {}
         self._queue: list[_Ticket] = []  # waiting tickets only: a granted one leaves it
         self._swapping = False
-        self._cooldowns: dict[str, _Cooldown] = {}
         self._estimates: dict[str, int] = {}
         self._seq = 0
         self._hold_ema: dict[str, float] = {}
-        self._load_ema: dict[str, float] = {}
-        self.swaps = 0  # loads
-        self.evictions = 0
+        self._swapper = Swapper(self)
 
     # ---- public ---------------------------------------------------------------------------
-    def lease(self, engine: str, priority: int = Priority.CHAT) -> Lease:
+    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine) -> Lease[E]:
+        """A claim on `engine`, whose run contract is `kind` (ChatEngine, VisionEngine, ...)."""
         if engine not in self._engines:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
+        if not isinstance(self._engines[engine], kind):
+            wanted = KIND_NAMES.get(kind.__name__, kind.__name__)
+            raise AppError(f"{engine!r} is not a {wanted} model", code=f"not_a_{wanted.replace('-', '_')}_model",
+                           status=422)
         return Lease(self, engine, int(priority))
 
-    def engine(self, name: str) -> Engine:
+    def _engine(self, name: str) -> Engine:
         return self._engines[name]
+
+    def check_files(self, name: str) -> None:
+        """The engine's files are there and of the right kind (raises ModelMissing); loads nothing."""
+        self._engine(name).check_files()
+
+    def model_label(self, name: str) -> str:
+        return self._engine(name).model_label
+
+    @property
+    def swaps(self) -> int:
+        return self._swapper.swaps
+
+    @property
+    def evictions(self) -> int:
+        return self._swapper.evictions
 
     @property
     def engine_names(self) -> list[str]:
@@ -140,7 +143,7 @@ class ModelSlot:
                 f"{engine} needs about {need // MIB} MiB of VRAM but the budget is {budget // MIB} MiB: "
                 f"lower its n_gpu_layers or n_ctx, or raise AIONE_SLOT__VRAM_BUDGET_MB"
             )
-        cooldown = self._cooldowns.get(engine)
+        cooldown = self._swapper.cooldowns.get(engine)
         now = self._clock()
         if cooldown and cooldown.until > now:
             wait = cooldown.until - now
@@ -189,7 +192,8 @@ class ModelSlot:
                        "idle_s": None if name in self._holders else round(now - r.last_used, 1)}
                 for name, r in self._residents.items()
             },
-            "cooldowns": {name: round(c.until - now, 1) for name, c in self._cooldowns.items() if c.until > now},
+            "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
+                          if c.until > now},
         }
 
     async def close(self) -> None:
@@ -288,7 +292,7 @@ class ModelSlot:
             held = now - ticket.granted_at
             self._hold_ema[ticket.engine] = 0.7 * self._hold_ema.get(ticket.engine, held) + 0.3 * held
             if ticket.needs_load and not ticket.swap_started:
-                self._end_swap(ticket)  # cancelled between its grant and its turn to swap
+                self._swapper.end_swap(ticket)  # cancelled between its grant and its turn to swap
         elif ticket in self._queue:
             self._queue.remove(ticket)
         self._schedule()
@@ -300,152 +304,45 @@ class ModelSlot:
     def _eta(self, engine: str, position: int) -> float:
         """A rough wait: requests ahead times the usual hold, plus a load if not resident."""
         hold = sum(self._hold_ema.values()) / len(self._hold_ema) if self._hold_ema else 5.0
-        swap = 0.0 if engine in self._residents else self._load_ema.get(engine, 5.0)
+        swap = 0.0 if engine in self._residents else self._swapper.load_ema.get(engine, 5.0)
         return round(position * hold + swap, 1)
 
-    # ---- swapping -------------------------------------------------------------------------
-    async def _swap_in(self, ticket: _Ticket) -> AsyncIterator[dict]:
-        """Unload what the plan evicts, then load the ticket's engine, with status frames."""
-        ticket.swap_started = True
-        try:
-            for victim in list(ticket.evict):
-                async for status in self._unload(victim):
-                    yield status
-            async for status in self._load_with_ladder(ticket.engine):
-                yield status
-        finally:
-            self._end_swap(ticket)
-            self._schedule()
-
-    def _end_swap(self, ticket: _Ticket) -> None:
-        """Whatever became of the planned swap, leave the state true: one swap at a time again,
-        what was not unloaded usable again, and no placeholder for a model that did not load."""
-        self._swapping = False
-        for victim in ticket.evict:
-            if victim in self._residents:
-                self._residents[victim].evicting = False
-        resident = self._residents.get(ticket.engine)
-        if resident is not None and not resident.loaded:
-            self._residents.pop(ticket.engine)
-
-    async def _unload(self, name: str) -> AsyncIterator[dict]:
-        yield {"type": "status", "state": "unloading", "model": name}
-        try:
-            await run_blocking(self._engines[name].unload, executor=MODEL_THREAD)  # runs to the end even if cancelled
-        finally:
-            self._residents.pop(name, None)
-            self.evictions += 1
-
-    async def _load_with_ladder(self, name: str) -> AsyncIterator[dict]:
-        engine = self._engines[name]
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                async for status in self._load_once(name):
-                    yield status
-            except ModelLoadError as exc:
-                if exc.oom and attempts == 1 and engine.shrink_context():
-                    self._estimates.pop(name, None)
-                    self._residents[name].estimate = self.estimate(name)
-                    yield {"type": "status", "state": "retrying", "model": name, "reason": "smaller context"}
-                    continue
-                idle = [n for n in self._residents if n != name and n not in self._holders]
-                if exc.oom and attempts <= 2 and idle:
-                    for victim in idle:
-                        async for status in self._unload(victim):
-                            yield status
-                    yield {"type": "status", "state": "retrying", "model": name, "reason": "everything else unloaded"}
-                    continue
-                self._start_cooldown(name)
-                if exc.oom:
-                    raise ModelLoadError(
-                        f"{exc.message} (out of memory after retrying with a smaller context and an empty GPU)",
-                        oom=True) from exc
-                raise
-            self._cooldowns.pop(name, None)
-            return
-
-    async def _load_once(self, name: str) -> AsyncIterator[dict]:
-        engine = self._engines[name]
-        loop = asyncio.get_running_loop()
-        progress: asyncio.Queue[float] = asyncio.Queue()
-        yield {"type": "status", "state": "loading", "model": name, "progress": 0.0}
-        before = self._gpu.memory()
-        started = self._clock()
-        forwarded = [0.0]
-
-        def on_progress(fraction: float) -> None:  # on the load thread, once per tensor
-            if fraction - forwarded[0] >= 0.01:  # wake the event loop at most 100 times
-                forwarded[0] = fraction
-                loop.call_soon_threadsafe(progress.put_nowait, fraction)
-
-        load = asyncio.ensure_future(run_blocking(engine.load, on_progress, executor=MODEL_THREAD))
-        last = 0.0
-        try:
-            while not load.done():
-                getter = asyncio.ensure_future(progress.get())
-                await asyncio.wait({load, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    continue
-                fraction = getter.result()
-                if fraction - last >= 0.1 and fraction < 1.0:  # a frame per 10 %
-                    last = fraction
-                    yield {"type": "status", "state": "loading", "model": name, "progress": round(fraction, 2)}
-            load.result()
-        except BaseException:
-            if not load.done():
-                try:
-                    await wait_through_cancel(load)  # the engine must finish before the slot moves on
-                except BaseException:
-                    pass
-                if not load.cancelled() and load.exception() is None:
-                    self._mark_loaded(name, before, started)
-            raise
-        self._mark_loaded(name, before, started)
-
-    def _mark_loaded(self, name: str, before, started: float) -> None:
-        resident = self._residents[name]
-        resident.loaded, resident.last_used = True, self._clock()
-        after = self._gpu.memory()
-        if before is not None and after is not None:
-            resident.measured = max(0, after.used - before.used)
-            log.info("%s: estimate %d MiB, measured %d MiB", name, resident.estimate // MIB, resident.measured // MIB)
-        took = self._clock() - started
-        self._load_ema[name] = 0.7 * self._load_ema.get(name, took) + 0.3 * took
-        self.swaps += 1
-
-    def _start_cooldown(self, name: str) -> None:
-        failures = self._cooldowns[name].failures + 1 if name in self._cooldowns else 1
-        pause = min(self.settings.cooldown_max_s, self.settings.cooldown_base_s * 2 ** (failures - 1))
-        self._cooldowns[name] = _Cooldown(failures, self._clock() + pause)
-
-
-class Lease:
-    """One request's claim on the slot; use as `async with`."""
+class Lease(Generic[E]):
+    """One request's claim on the slot; use as `async with`. Released on exit (and by
+    `release()`, which is idempotent and safe in any finally)."""
 
     def __init__(self, slot: ModelSlot, engine: str, priority: int) -> None:
         self._slot = slot
         self._ticket = _Ticket(engine, priority, 0, 0.0)
         self.engine_name = engine
+        self._enqueued = False
 
-    async def __aenter__(self) -> Lease:
+    async def __aenter__(self) -> Lease[E]:
         return self
 
     async def __aexit__(self, *exc_info) -> None:
+        self.release()
+
+    def enqueue(self) -> None:
+        """Take a place in the queue now: refuses with 404 / 429 / 503 / 507 at once, so a route
+        can say no before it starts a stream or stores anything."""
+        if not self._enqueued:
+            self._slot._enqueue(self._ticket)
+            self._enqueued = True
+
+    def release(self) -> None:
         self._slot._release(self._ticket)
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> E:
         if not self._ticket.granted:
             raise AppError("the model slot was not acquired", code="slot_not_acquired", status=500)
-        return self._slot.engine(self.engine_name)
+        return cast(E, self._slot._engine(self.engine_name))  # its kind was checked in slot.lease()
 
-    async def acquire(self) -> AsyncIterator[dict]:
-        """Wait for the slot, swapping models if needed; yields status frames meanwhile."""
+    async def acquire(self) -> AsyncIterator[SlotEvent]:
+        """Wait for the slot, swapping models if needed; yields slot events meanwhile."""
         slot, ticket = self._slot, self._ticket
-        slot._enqueue(ticket)
+        self.enqueue()
         last_position = None
         while True:
             ticket.changed.clear()  # before reading state, so no change is missed
@@ -454,8 +351,7 @@ class Lease:
             position = slot._position(ticket)
             if position != last_position:
                 last_position = position
-                yield {"type": "status", "state": "queued", "position": position,
-                       "eta_s": slot._eta(ticket.engine, position)}
+                yield Queued(position, slot._eta(ticket.engine, position))
             try:
                 # Wake up at the fairness deadline too, so an overdue request is not forgotten.
                 # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
@@ -465,6 +361,6 @@ class Lease:
             except TimeoutError:
                 slot._schedule()
         if ticket.needs_load:
-            async for status in slot._swap_in(ticket):
-                yield status
-        yield {"type": "status", "state": "ready", "model": self.engine_name}
+            async for event in slot._swapper.swap_in(ticket):
+                yield event
+        yield Ready(self.engine_name)

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from errors import ModelLoadError
-from llm_engine import Finish, Prompt, Token
+from events import Token
+from llm_engine import Finish, Prompt
 
 GIB = 1 << 30
 
@@ -27,6 +28,13 @@ class FakeEngine:
     @property
     def loaded(self) -> bool:
         return self._loaded
+
+    @property
+    def model_label(self) -> str:
+        return f"fake-{self.name}"
+
+    def check_files(self) -> None:
+        pass
 
     def load(self, progress: Callable[[float], None] | None = None) -> None:
         self.log.append(f"load {self.name}")
@@ -63,14 +71,11 @@ class FakeChatEngine(FakeEngine):
         self.token_seconds = token_seconds
         self.prompts: list[list[dict]] = []
 
-    model_label = "fake-chat"
+    model_label = "fake-chat"  # type: ignore[assignment]
     system_prompt = "You are a test double."
 
     def enqueue(self, tokens: list[str]) -> None:
         self.replies.append(tokens)
-
-    def check_files(self) -> None:
-        pass
 
     def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None) -> Prompt:
         self.prompts.append([{"role": "system", "content": system_prompt}, *history, {"role": "user", "content": message}])

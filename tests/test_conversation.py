@@ -1,18 +1,34 @@
-"""One chat turn as frames, without HTTP: history trimming, failures mid-answer."""
+"""One chat turn through the turn runner, without HTTP: history trimming, failures mid-answer,
+disconnects, the answer saved once, checkpoints while streaming."""
 from __future__ import annotations
 
 import threading
+from contextlib import aclosing
 
 import pytest
 
-from conversation import ChatServices, chat_turn
+import conversation
+from conversation import ChatServices, TextTurn
+from engine_contracts import ChatEngine
+from events import Token
 from image_store import ImageStore
-from llm_engine import LlmEngine, Token
+from llm_engine import LlmEngine
+from sse_frames import frame
 from tests.conftest import make_settings
 from tests.fakes import FakeChatEngine
-from vram_guard import ModelSlot
+from turn_runner import TurnRunner
+from vram_guard import ModelSlot, Priority
 
 pytestmark = pytest.mark.anyio
+
+
+async def chat_turn(services: ChatServices, session_id: str, message: str):
+    """The runner's events for one chat message, in the page's wire form."""
+    lease = services.slot.lease("chat", Priority.CHAT, ChatEngine)
+    events = TurnRunner(services.slot, lease, session_id, TextTurn(services, session_id, message)).events()
+    async with aclosing(events):
+        async for event in events:
+            yield frame(event)
 
 
 def services_for(settings, store, slot) -> ChatServices:
@@ -111,3 +127,50 @@ async def test_a_plain_task_cancel_mid_answer_still_saves_the_partial_turn(store
     saved = (await store.list_turns(session["id"]))[-1]
     assert saved["role"] == "assistant" and saved["finish_reason"] == "stopped"
     assert saved["text"].startswith("p0 p1 p2") and slot.state()["busy"] is False
+
+
+async def test_the_answer_is_saved_before_done_and_only_once(store, isolated_data):
+    """A client that goes away the moment `done` arrives must not make the answer saved twice."""
+    engine = FakeChatEngine(replies=[["one ", "two"]])
+    services = services_for(make_settings(isolated_data), store, ModelSlot({"chat": engine}))
+    session = await store.create_session()
+    frames = chat_turn(services, session["id"], "hi")
+    async for f in frames:
+        if f["type"] == "done":
+            saved = await store.list_turns(session["id"])
+            assert [t["role"] for t in saved] == ["user", "assistant"]  # saved before done went out
+            assert saved[-1]["id"] == f["turn_id"] and saved[-1]["text"] == "one two"
+            break
+    await frames.aclose()  # the disconnect, right after done
+    turns = await store.list_turns(session["id"])
+    assert [(t["role"], t["text"], t["finish_reason"]) for t in turns] == [
+        ("user", "hi", None), ("assistant", "one two", "done")]
+
+
+async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrupted(store, isolated_data,
+                                                                                      monkeypatch):
+    """While tokens stream the answer so far is in SQLite; a process that dies (no finally runs)
+    leaves it there, and the next start marks it interrupted."""
+    from session_store import SessionStore
+
+    monkeypatch.setattr(conversation, "CHECKPOINT_S", 0.05)
+    engine = FakeChatEngine(token_seconds=0.02)
+    engine.enqueue([f"c{i} " for i in range(40)])
+    services = services_for(make_settings(isolated_data), store, ModelSlot({"chat": engine}))
+    session = await store.create_session()
+    frames = chat_turn(services, session["id"], "write")
+    async for f in frames:
+        if f["type"] == "token" and f["text"] == "c20 ":
+            break
+    # Read what a crash right now would leave: the checkpoint, not the end of the stream.
+    answer = (await store.list_turns(session["id"]))[-1]
+    assert answer["role"] == "assistant" and answer["finish_reason"] == "streaming"
+    assert answer["text"].startswith("c0 c1 c2") and 10 <= len(answer["text"].split()) <= 21
+    reopened = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")  # "the restart"
+    try:
+        after = (await reopened.list_turns(session["id"]))[-1]
+        assert after["id"] == answer["id"] and after["finish_reason"] == "interrupted"
+        assert after["text"].startswith("c0 c1 c2")
+    finally:
+        await reopened.close()
+    await frames.aclose()

@@ -26,7 +26,7 @@ def test_an_image_question_is_answered_through_mtmd(tmp_path: Path, tiny_mmproj:
     red = store.save_data_url(png_data_url(90, 70, (220, 20, 20)))
     engine.load()
     try:
-        prompt = engine.prepare("You describe images.", [], "What is in this picture?", "s", [red.id])
+        prompt = engine.prepare("You describe images.", [], "What is in this picture?", [red.id])
         assert prompt.messages[-1]["content"][0] == {"type": "image_url", "image_url": {"url": IMAGE_REF + red.id}}
         items = list(engine.stream(prompt, threading.Event()))
     finally:
@@ -70,9 +70,9 @@ def test_estimate_counts_the_projector_when_it_runs_on_the_gpu(tmp_path: Path, t
 
 def test_history_is_limited_and_starts_with_a_user_message(tmp_path: Path, tiny_mmproj: Path):
     engine, _ = vision_engine(tmp_path, tiny_mmproj, history_turns=3)
-    engine._llm = object()  # prepare() only needs "loaded"
+    engine._llm._llm = object()  # prepare() only needs "loaded"
     history = [{"role": r, "content": f"{r} {i}"} for i in range(4) for r in ("user", "assistant")]
-    prompt = engine.prepare("sys", history, "new", "s", [])
-    engine._llm = None
+    prompt = engine.prepare("sys", history, "new", [])
+    engine._llm._llm = None
     assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user"]
     assert prompt.messages[1]["content"] == "user 3" and prompt.dropped_messages == 6

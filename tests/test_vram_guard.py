@@ -10,6 +10,8 @@ from errors import ModelCoolingDown, ModelLoadError, ModelTooLarge, NotFound, Sl
 from gpu_probe import GpuMemory
 from settings import Slot as SlotSettings
 from tests.fakes import GIB, FakeEngine
+from events import Loading
+from sse_frames import frame
 from vram_guard import ModelSlot, Priority
 
 pytestmark = pytest.mark.anyio
@@ -31,9 +33,10 @@ def make_slot(names=("chat", "vision"), gpu=None, clock=None, **settings) -> tup
 
 
 async def statuses(lease) -> list[tuple]:
-    """(state, model or position) per frame, repeated loading-progress frames folded."""
+    """(state, model or position) per event, repeated loading-progress events folded."""
     seen: list[tuple] = []
-    async for s in lease.acquire():
+    async for event in lease.acquire():
+        s = frame(event)  # the page's wire form of the slot's typed events
         item = (s["state"], s.get("model", s.get("position")))
         if not seen or seen[-1] != item:
             seen.append(item)
@@ -73,8 +76,8 @@ async def test_load_progress_is_streamed():
     slot, _, engines = make_slot()
     engines["chat"].load_seconds = 0.2
     async with slot.lease("chat") as lease:
-        frames = [s async for s in lease.acquire()]
-    progress = [f["progress"] for f in frames if f["state"] == "loading"]
+        events = [event async for event in lease.acquire()]
+    progress = [event.progress for event in events if isinstance(event, Loading)]
     assert progress[0] == 0.0 and 0.25 in progress and 0.75 in progress and progress == sorted(progress)
 
 
@@ -260,7 +263,7 @@ async def test_out_of_memory_ladder_evicts_everything_then_fails_with_a_cooldown
     now[0] += 26
     async with slot.lease("image") as lease:  # success clears the record
         await statuses(lease)
-    assert slot.state()["cooldowns"] == {} and "image" not in slot._cooldowns
+    assert slot.state()["cooldowns"] == {} and "image" not in slot._swapper.cooldowns
 
 
 async def test_budget_coresidence_fit_evict_lru_and_never_fits():
@@ -312,12 +315,12 @@ async def test_queue_frames_report_position_and_an_estimated_wait():
     slot, _, _ = make_slot()
     holder = slot.lease("chat")
     await statuses(holder)
-    frames: list[dict] = []
+    frames: list = []
 
     async def waiter():
         async with slot.lease("vision") as lease:
-            async for frame in lease.acquire():
-                frames.append(frame)
+            async for event in lease.acquire():
+                frames.append(frame(event))
 
     task = asyncio.create_task(waiter())
     await asyncio.sleep(0.01)

@@ -1,0 +1,154 @@
+"""The typed events of a request, in one place.
+
+The slot (queue, swaps) and the turn runner (chat, image generation) yield these; only the
+web layer turns them into a wire format: `sse_frames.py` into the page's `data: {...}`
+frames. A second encoder (the OpenAI-compatible API) reads the same events.
+
+    SessionStarted -> [ImagesStored] -> [Sources | NoDocumentsMatched]
+      -> Queued* -> Unloading* -> Loading* -> Retrying* -> Ready
+      -> [HistoryTrimmed] -> Generating -> (Token* | (StepProgress* PictureMade)*)
+      -> ChatDone | PicturesDone | Error
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from errors import AppError, storage_error
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class ImagesStored:
+    """Images sent with the request, validated and stored under these ids."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The document passages put into the prompt, numbered as the answer cites them."""
+
+    sources: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class NoDocumentsMatched:
+    pass
+
+
+# ---- the slot ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Queued:
+    position: int
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Unloading:
+    model: str
+
+
+@dataclass(frozen=True)
+class Loading:
+    model: str
+    progress: float
+
+
+@dataclass(frozen=True)
+class Retrying:
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    model: str
+
+
+SlotEvent = Union[Queued, Unloading, Loading, Retrying, Ready]
+
+
+# ---- generation -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryTrimmed:
+    dropped: int  # oldest messages left out to fit the context
+
+
+@dataclass(frozen=True)
+class Generating:
+    model: str
+    images: int | None = None  # image generation: pictures asked for
+    steps: int | None = None  # ... and sampling steps each
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: int
+    steps: int
+    image: int  # 1-based picture of the batch
+    images: int
+
+
+@dataclass(frozen=True)
+class PictureMade:
+    id: str
+    index: int
+    seed: int
+    width: int
+    height: int
+    png: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    turn_id: int
+    finish_reason: str  # done / stopped / trimmed
+    model: str
+    usage: Usage
+    timings: dict  # wait_ms, ttft_ms, tokens_per_s, total_ms
+    dropped_turns: int = 0
+
+
+@dataclass(frozen=True)
+class PicturesDone:
+    turn_id: int
+    finish_reason: str
+    model: str
+    images: tuple[str, ...]
+    seeds: tuple[int, ...]
+    timings: dict
+
+
+@dataclass(frozen=True)
+class Error:
+    code: str
+    message: str
+    status: int = 500  # what it would be as an HTTP error (the OpenAI encoder uses it)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Error:
+        typed = exc if isinstance(exc, AppError) else storage_error(exc)
+        if typed is not None:
+            return cls(typed.code, typed.message, typed.status)
+        return cls("internal_error", f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+Event = Union[SessionStarted, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
+              Ready, HistoryTrimmed, Generating, Token, StepProgress, PictureMade, ChatDone, PicturesDone, Error]

@@ -1,0 +1,89 @@
+"""POST /chat_stream_sse_fetch: a chat message (with images: the vision model) as the page's
+SSE stream. Everything that can refuse the request runs before anything is created or stored."""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from conversation import ChatServices, TextTurn, VisionTurn
+from engine_contracts import ChatEngine, VisionEngine
+from errors import AppError, NotFound
+from json_body import MAX_JSON_BYTES, read_json
+from settings import Settings
+from thread_bridge import run_blocking
+from turn_runner import TurnRunner
+from vram_guard import Lease, Priority
+from web import TurnStream, services
+
+router = APIRouter()
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())  # later features add fields
+    message: str
+    session_id: str | None = None
+    model: str = "chat"  # "chat" or a name from extra_chat_models
+    images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
+    image_ids: list[str] = Field(default_factory=list, max_length=64)  # earlier images of this session, asked about again
+    doc_scope: Literal["all", "session", "none"] = "all"  # which documents may answer
+
+
+def max_chat_body(settings: Settings) -> int:
+    vision = settings.vision
+    return MAX_JSON_BYTES + vision.max_images * (vision.max_image_bytes * 4 // 3 + 1024)
+
+
+def _checked_message(body: ChatRequest, settings: Settings) -> str:
+    message = body.message.strip()
+    if not message:
+        raise AppError("message must not be empty", code="empty_message", status=422)
+    limit = settings.server.max_message_chars
+    if len(message) > limit:
+        raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
+                       code="message_too_long", status=422)
+    if body.model in ("image", "vision"):  # not chat models: each has its own request
+        raise AppError(f"{body.model!r} is not a chat model: generate pictures with POST /api/images/generate; "
+                       f"ask about images by sending them with the message", code="not_a_chat_model", status=422)
+    return message
+
+
+def _vision_lease(app: ChatServices, body: ChatRequest) -> Lease[VisionEngine]:
+    vision = app.settings.vision
+    count = len(body.images) + len(body.image_ids)
+    if count > vision.max_images:
+        raise AppError(f"too many images: {count}, at most {vision.max_images} per message",
+                       code="too_many_images", status=422)
+    if "vision" not in app.slot.engine_names:
+        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH",
+                       code="vision_not_configured", status=503)
+    return app.slot.lease("vision", Priority.VISION, VisionEngine)
+
+
+async def _check_session_images(app: ChatServices, body: ChatRequest) -> None:
+    if body.session_id is not None:
+        await app.store.get_session(body.session_id)
+    for image_id in body.image_ids:
+        if body.session_id is None or await app.store.image_session(image_id) != body.session_id:
+            raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
+
+
+@router.post("/chat_stream_sse_fetch")
+async def chat_stream(request: Request) -> TurnStream:
+    app = services(request)
+    body = await read_json(request, ChatRequest, max_chat_body(app.settings))
+    message = _checked_message(body, app.settings)
+    wants_vision = bool(body.images or body.image_ids)
+    lease = _vision_lease(app, body) if wants_vision else app.slot.lease(body.model, Priority.CHAT, ChatEngine)
+    lease.enqueue()  # 404 / 429 / 503 / 507 now: a refused request creates nothing
+    try:
+        await _check_session_images(app, body)
+        stored = await run_blocking(app.images.save_all, body.images)
+        session_id = body.session_id or (await app.store.create_session())["id"]
+    except BaseException:
+        lease.release()
+        raise
+    work = (VisionTurn(app, session_id, message, stored, body.image_ids, body.doc_scope) if wants_vision
+            else TextTurn(app, session_id, message, stored, body.doc_scope))
+    return TurnStream(TurnRunner(app.slot, lease, session_id, work).events(), lease)

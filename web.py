@@ -1,0 +1,41 @@
+"""What every router shares: the app's services, and how a turn becomes the page's stream."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from sse_starlette import EventSourceResponse
+
+from conversation import ChatServices
+from errors import BadRequest
+from events import Event
+from sse_frames import sse_stream
+from vram_guard import Lease
+
+
+def services(request: Request) -> ChatServices:
+    return request.app.state.services
+
+
+class TurnStream(EventSourceResponse):
+    """The page's SSE stream of a turn. Its lease (and queue place) was taken by the route;
+    whatever becomes of the response, even one whose stream never started because the client
+    left first, the place is given back when it ends."""
+
+    def __init__(self, events: AsyncIterator[Event], lease: Lease) -> None:
+        super().__init__(sse_stream(events), ping=15, sep="\r\n")
+        self._lease = lease
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._lease.release()
+
+
+def clean_title(title: str, limit: int) -> str:
+    """One line, no control characters, at most `limit` characters (else an error)."""
+    title = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    if len(title) > limit:
+        raise BadRequest(f"title is too long: {len(title)} characters, at most {limit}", code="title_too_long")
+    return title
