@@ -25,7 +25,6 @@ from thread_bridge import iterate_in_thread, run_blocking
 from vram_guard import ModelSlot
 
 E = TypeVar("E", ChatEngine, VisionEngine)
-CHECKPOINT_S = 2.0  # how often a streaming answer is saved: a crash loses at most this much
 
 
 @dataclass
@@ -138,7 +137,8 @@ class AnswerTurn(Generic[E]):
                 yield token
 
     async def _tokens(self, engine: E, prompt, stop: threading.Event) -> AsyncIterator[Token]:
-        """The engine's tokens; the answer so far is saved every CHECKPOINT_S (a crash keeps it)."""
+        """The engine's tokens; the answer so far is saved every few seconds (a crash keeps it)."""
+        every = self.services.settings.server.answer_checkpoint_s
         gen_started = checkpointed = time.perf_counter()
         first_token_at: float | None = None
         async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
@@ -150,7 +150,7 @@ class AnswerTurn(Generic[E]):
                         self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
                     self.parts.append(item.text)
                     yield item
-                    if now - checkpointed >= CHECKPOINT_S and self.answer_id is not None:
+                    if now - checkpointed >= every and self.answer_id is not None:
                         checkpointed = now
                         await self.store.checkpoint_answer(self.answer_id, "".join(self.parts))
                 elif isinstance(item, Finish):

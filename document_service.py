@@ -15,8 +15,7 @@ from pathlib import Path
 
 from chunking import chunk_sections
 from doc_parser import Section, clean_filename, kind_of, parse
-from errors import BadUpload
-from errors import AppError
+from errors import AppError, BadUpload
 from rag_engine import Hit, RagEngine
 from session_store import SessionStore
 from settings import Rag
@@ -82,11 +81,6 @@ class DocumentService:
             await self.store.update_document(document_id, status="failed", error=reason)
         finally:
             self._progress.pop(document_id, None)
-
-    async def wait_idle(self) -> None:
-        """Until every upload has been embedded (tests, benchmarks, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -119,12 +119,12 @@ def storage_error(exc: BaseException) -> AppError | None:
     import errno
     import sqlite3
 
-    advice = ("free some disk space where the data folder is (AIONE_PATHS__DATA); what was saved before is "
+    advice = ("Free some disk space where the data folder is (AIONE_PATHS__DATA); what was saved before is "
               "kept, and the server carries on once there is room")
     if isinstance(exc, sqlite3.Error) and "full" in str(exc).lower():
-        return StorageFull(f"the database could not save: {exc}. {advice.capitalize()}")
+        return StorageFull(f"the database could not save: {exc}. {advice}")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"no space left to save ({exc.strerror}). {advice.capitalize()}")
+        return StorageFull(f"no space left to save ({exc.strerror}). {advice}")
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
         return AppError(f"the database is busy ({exc}); try again", code="storage_busy", status=503, retry_after=1)
     if isinstance(exc, (sqlite3.DatabaseError, PermissionError)):

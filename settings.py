@@ -46,6 +46,8 @@ class Server(BaseModel):
     max_message_chars: int = Field(8000, ge=1, le=200_000, description="Longest chat message accepted, in characters.")
     preload_chat: bool = Field(True, description="Load the chat model in the background at start.")
     max_title_chars: int = Field(200, ge=1, le=1000, description="Longest session title accepted, in characters.")
+    answer_checkpoint_s: float = Field(2.0, ge=0.05, le=60, description="Seconds between saves of an answer "
+                                       "while it streams: after a crash at most this much of it is lost.")
     allowed_hosts: str = Field(
         "", description="Comma-separated host names the server also answers to besides localhost, 127.0.0.1 and "
         "[::1] (e.g. the PC's LAN name). Any other Host header is refused: it stops DNS-rebinding pages.")
@@ -121,7 +123,7 @@ class ChatModel(BaseModel):
         default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
         ge=1,
         description="CPU threads for generation. Default: half the logical cores, as llama-cpp-python does; "
-        "the rest serve the web server and the CPU models (embeddings, emotion) running beside it.",
+        "the rest serve the web server and the CPU work (document embeddings) running beside it.",
     )
     n_batch: int = Field(512, ge=8, le=8192, description="Prompt-processing batch size in tokens.")
     use_mmap: bool = Field(True, description="Memory-map the model file so reloads hit the page cache.")
@@ -233,10 +235,6 @@ class Rag(BaseModel):
     max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
-class Emotion(BaseModel):
-    model_path: Path | None = Field(None, description="transformers text-classification folder. Unset = off.")
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AIONE_",
@@ -267,4 +265,3 @@ class Settings(BaseSettings):
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
-    emotion: Emotion = Field(default_factory=Emotion, description="Emotion labels of turns.")

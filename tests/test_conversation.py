@@ -7,7 +7,6 @@ from contextlib import aclosing
 
 import pytest
 
-import conversation
 from conversation import ChatServices, TextTurn
 from engine_contracts import ChatEngine
 from events import Token
@@ -147,16 +146,16 @@ async def test_the_answer_is_saved_before_done_and_only_once(store, isolated_dat
         ("user", "hi", None), ("assistant", "one two", "done")]
 
 
-async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrupted(store, isolated_data,
-                                                                                      monkeypatch):
+async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrupted(store, isolated_data):
     """While tokens stream the answer so far is in SQLite; a process that dies (no finally runs)
     leaves it there, and the next start marks it interrupted."""
     from session_store import SessionStore
 
-    monkeypatch.setattr(conversation, "CHECKPOINT_S", 0.05)
+    settings = make_settings(isolated_data)
+    settings.server.answer_checkpoint_s = 0.05
     engine = FakeChatEngine(token_seconds=0.02)
     engine.enqueue([f"c{i} " for i in range(40)])
-    services = services_for(make_settings(isolated_data), store, ModelSlot({"chat": engine}))
+    services = services_for(settings, store, ModelSlot({"chat": engine}))
     session = await store.create_session()
     frames = chat_turn(services, session["id"], "write")
     async for f in frames:
