@@ -14,8 +14,7 @@ import { startStatusPolling } from "./ui/status.js";
 async function loadPartials() {
   const slots = [...document.querySelectorAll("[data-partial]")];
   await Promise.all(slots.map(async (slot) => {
-    const response = await fetch(/** @type {string} */ (slot.getAttribute("data-partial")));
-    slot.innerHTML = await response.text(); // our own static files, never user or model text
+    slot.innerHTML = await api.partial(/** @type {string} */ (slot.getAttribute("data-partial"))); // our own files
   }));
   applyI18n();
 }

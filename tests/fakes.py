@@ -91,3 +91,34 @@ class FakeChatEngine(FakeEngine):
             sent += 1
             yield Token(text)
         yield Finish("stopped" if stop.is_set() else "done", len(prompt.tokens), sent)
+
+
+class FakeImageEngine(FakeEngine):
+    """A text-to-image double for route, gallery and disconnect tests: one flat-colour picture
+    per seed (so a seed reproduces it), `step_seconds` per sampling step."""
+
+    def __init__(self, cfg, step_seconds: float = 0.0, name: str = "image") -> None:
+        from image_engine import family_defaults, guess_family
+
+        super().__init__(name)
+        self.cfg = cfg
+        self.family = guess_family(cfg)
+        self.defaults = family_defaults(cfg)
+        self.step_seconds = step_seconds
+        self.requests: list = []  # the GenerationParams it was asked for
+
+    def generate(self, params, init_image, emit, stop: threading.Event) -> None:
+        from PIL import Image
+
+        from image_engine import Picture, Step
+
+        self.requests.append(params)
+        for index in range(params.batch_count):
+            if stop.is_set():
+                return
+            for step in range(1, params.steps + 1):
+                time.sleep(self.step_seconds)
+                emit(Step(index, step, params.steps))
+            seed = params.seed + index
+            colour = (seed % 256, seed // 256 % 256, seed // 65536 % 256)
+            emit(Picture(index, seed, Image.new("RGB", (params.width, params.height), colour), {"total": 0.0}))

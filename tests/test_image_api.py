@@ -1,4 +1,6 @@
-"""POST /api/images/generate over a real server, with the real library on the tiny SDXS checkpoint."""
+"""POST /api/images/generate over a real server: with the real library on the tiny SDXS
+checkpoint where pixels matter (frames, seeds, img2img, the chat -> image -> chat swap), and with
+a fake generator for validation, gallery and disconnect tests."""
 from __future__ import annotations
 
 import base64
@@ -13,12 +15,24 @@ from PIL import Image
 
 from chat import create_app
 from tests.conftest import image_settings, make_settings, read_frames, serve
+from tests.fakes import FakeChatEngine, FakeImageEngine
 from tests.tiny_models import png_data_url
 
 
 @pytest.fixture
 def image_server(isolated_data: Path, tiny_sd: Path):
     with serve(create_app(image_settings(isolated_data, tiny_sd))) as url:
+        yield url
+
+
+@pytest.fixture
+def fake_image_server(isolated_data: Path, tmp_path: Path):
+    """The real routes, slot and stores, with a fake generator (0.05 s per step)."""
+    checkpoint = tmp_path / "fake-sdxs.safetensors"
+    checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # passes the file check
+    settings = image_settings(isolated_data, checkpoint)
+    engines = {"chat": FakeChatEngine(), "image": FakeImageEngine(settings.image, step_seconds=0.05)}
+    with serve(create_app(settings, engines=engines)) as url:
         yield url
 
 
@@ -130,17 +144,18 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("change,status,code", BAD_INPUTS, ids=[c for _, _, c in BAD_INPUTS])
-def test_bad_input_is_refused_before_anything_happens(image_server: str, change: dict, status: int, code: str):
+def test_bad_input_is_refused_before_anything_happens(fake_image_server: str, change: dict, status: int, code: str):
     body = {"prompt": "a tree", "width": 64, "height": 64, "steps": 1} | change
-    got, frames = generate(image_server, body)
+    got, frames = generate(fake_image_server, body)
     assert (got, frames[0]["error"]["code"]) == (status, code), frames[0]
     assert frames[0]["error"]["message"]
-    slot = httpx.get(f"{image_server}/api/slot").json()
+    slot = httpx.get(f"{fake_image_server}/api/slot").json()
     assert slot["queue"] == 0 and slot["swaps"] == 0 and slot["resident"] is None
-    assert httpx.get(f"{image_server}/api/sessions").json()["sessions"] == []
+    assert httpx.get(f"{fake_image_server}/api/sessions").json()["sessions"] == []
 
 
-def test_malformed_json_and_wrong_content_type(image_server: str):
+def test_malformed_json_and_wrong_content_type(fake_image_server: str):
+    image_server = fake_image_server
     response = httpx.post(f"{image_server}/api/images/generate", content=b"{", headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
     response = httpx.post(f"{image_server}/api/images/generate", content=b"prompt=x")
@@ -198,7 +213,8 @@ def test_chat_then_image_then_chat_swaps_through_the_slot(image_server: str):
     assert [t["kind"] for t in turns] == ["chat", "chat", "image", "image", "chat", "chat"]
 
 
-def test_disconnect_mid_batch_keeps_the_pictures_made(image_server: str):
+def test_disconnect_mid_batch_keeps_the_pictures_made(fake_image_server: str):
+    image_server = fake_image_server
     body = {"prompt": "a field", "width": 256, "height": 256, "steps": 4, "batch_count": 4, "seed": 9}
     session_id = None
     with httpx.stream("POST", f"{image_server}/api/images/generate", json=body, timeout=120) as response:
@@ -222,7 +238,8 @@ def test_disconnect_mid_batch_keeps_the_pictures_made(image_server: str):
     assert httpx.get(f"{image_server}/api/slot").json()["busy"] is False
 
 
-def test_the_chat_route_does_not_take_the_image_model(image_server: str):
+def test_the_chat_route_does_not_take_the_image_model(fake_image_server: str):
+    image_server = fake_image_server
     response = httpx.post(f"{image_server}/chat_stream_sse_fetch", json={"message": "hi", "model": "image"})
     assert response.status_code == 422 and response.json()["error"]["code"] == "not_a_chat_model"
     assert "/api/images/generate" in response.json()["error"]["message"]

@@ -1,8 +1,47 @@
 // @ts-check
-/** JSON calls to the server; errors carry the server's message. */
-import { HttpError } from "./sse.js";
+/** The one way the page talks to the server: JSON calls, SSE streams, uploads with progress.
+ *  Every error carries the server's `{"error": {"code", "message"}}`. */
 
 /**
+ * The events of a streamed request (chat, image question, image generation), as the server's
+ * one encoder (sse_frames.py) writes them.
+ * @typedef {{type: "session", session_id: string}} SessionEvent
+ * @typedef {{type: "images", ids: string[]}} ImagesEvent
+ * @typedef {{n: number, document_id: string, name: string, page: number|null, chunk_id: string, snippet: string, score: number}} Source
+ * @typedef {{type: "sources", sources: Source[]}} SourcesEvent
+ * @typedef {{type: "status", state: "queued", position: number, eta_s: number}
+ *         | {type: "status", state: "unloading"|"ready", model: string}
+ *         | {type: "status", state: "loading", model: string, progress: number}
+ *         | {type: "status", state: "retrying", model: string, reason: string}
+ *         | {type: "status", state: "no_documents_matched"}
+ *         | {type: "status", state: "history_trimmed", dropped: number, message: string}
+ *         | {type: "status", state: "generating", model: string, images?: number, steps?: number}} StatusEvent
+ * @typedef {{type: "token", text: string}} TokenEvent
+ * @typedef {{type: "progress", step: number, steps: number, image: number, images: number}} ProgressEvent
+ * @typedef {{type: "image", id: string, index: number, seed: number, width: number, height: number, url: string, png_base64: string}} PictureEvent
+ * @typedef {{type: "done", turn_id: number, finish_reason: string, model: string,
+ *            usage?: {prompt_tokens: number|null, completion_tokens: number|null, cached_tokens: number|null},
+ *            timings: Record<string, any>, dropped_turns?: number, images?: string[], seeds?: number[]}} DoneEvent
+ * @typedef {{type: "error", code: string, message: string}} ErrorEvent
+ * @typedef {SessionEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent} ServerEvent
+ */
+
+export class HttpError extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** @param {number} status @param {any} payload @param {string} fallback */
+function httpError(status, payload, fallback) {
+  return new HttpError(status, payload?.error?.code ?? "http_error", payload?.error?.message ?? fallback);
+}
+
+/**
+ * A JSON request; resolves to the parsed body, rejects with HttpError.
  * @param {string} url
  * @param {RequestInit & {json?: unknown}} [options]
  */
@@ -14,23 +53,111 @@ async function call(url, options = {}) {
   }
   const response = await fetch(url, init);
   const payload = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new HttpError(response.status, payload?.error?.code ?? "http_error", payload?.error?.message ?? response.statusText);
-  }
+  if (!response.ok) throw httpError(response.status, payload, response.statusText);
   return payload;
 }
+
+/**
+ * POST a JSON body and yield the server's events until `[DONE]`.
+ * @param {string} url
+ * @param {unknown} body
+ * @param {AbortSignal} signal
+ * @returns {AsyncGenerator<ServerEvent>}
+ */
+export async function* streamEvents(url, body, signal) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  if (!response.ok || !response.body) {
+    throw httpError(response.status, await response.json().catch(() => ({})), response.statusText);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let data = [];
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      const lines = buffer.split(/\r?\n/);
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line === "") {
+          if (data.length) {
+            const text = data.join("\n");
+            data = [];
+            if (text === "[DONE]") return;
+            yield JSON.parse(text);
+          }
+        } else if (line.startsWith("data:")) {
+          data.push(line.slice(5).replace(/^ /, ""));
+        } // comments (": ping") and other fields are ignored
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * A multipart upload with progress (XMLHttpRequest reports upload progress; fetch does not).
+ * Resolves to {status, body}; rejects with HttpError on 4xx/5xx.
+ * @param {string} url @param {FormData} form @param {(fraction: number) => void} onProgress
+ * @returns {Promise<{status: number, body: any}>}
+ */
+function upload(url, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", url);
+    request.upload.onprogress = (event) => { if (event.lengthComputable) onProgress(event.loaded / event.total); };
+    request.onloadend = () => {
+      let body = {};
+      try { body = JSON.parse(request.responseText); } catch { /* not JSON */ }
+      if (request.status >= 200 && request.status < 300) resolve({ status: request.status, body });
+      else reject(httpError(request.status || 0, body, request.statusText || "upload failed"));
+    };
+    request.send(form);
+  });
+}
+
+/** @param {string} id */
+const enc = (id) => encodeURIComponent(id);
 
 export const api = {
   listSessions: () => call("/api/sessions").then((p) => p.sessions),
   createSession: () => call("/api/sessions", { method: "POST", json: {} }),
   /** @param {string} id @param {string} title */
-  renameSession: (id, title) => call(`/api/sessions/${encodeURIComponent(id)}`, { method: "PATCH", json: { title } }),
+  renameSession: (id, title) => call(`/api/sessions/${enc(id)}`, { method: "PATCH", json: { title } }),
   /** @param {string} id */
-  deleteSession: (id) => call(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }),
+  deleteSession: (id) => call(`/api/sessions/${enc(id)}`, { method: "DELETE" }),
   /** @param {string} id */
-  turns: (id) => call(`/api/sessions/${encodeURIComponent(id)}/turns`),
+  turns: (id) => call(`/api/sessions/${enc(id)}/turns`),
   /** @param {string} id */
-  gallery: (id) => call(`/api/sessions/${encodeURIComponent(id)}/images`),
+  gallery: (id) => call(`/api/sessions/${enc(id)}/images`),
   slot: () => call("/api/slot"),
   config: () => call("/api/config"),
+  documents: () => call("/api/documents"),
+  /** @param {string} id */
+  deleteDocument: (id) => call(`/api/documents/${enc(id)}`, { method: "DELETE" }),
+  /** @param {string} id @param {string|null} sessionId */
+  attachDocument: (id, sessionId) => call(`/api/documents/${enc(id)}/attach`, { method: "POST", json: { session_id: sessionId } }),
+  /** @param {File} file @param {string|null} sessionId @param {(fraction: number) => void} onProgress */
+  uploadDocument: (file, sessionId, onProgress) => {
+    const form = new FormData();
+    form.append("file", file);
+    if (sessionId) form.append("session_id", sessionId);
+    return upload("/api/documents", form, onProgress);
+  },
+  authStatus: () => call("/api/auth/status"),
+  /** @param {string} token */
+  signIn: (token) => call("/api/auth/login", { method: "POST", json: { token } }),
+  /** Our own static HTML partials (never user or model text). @param {string} url */
+  partial: async (url) => {
+    const response = await fetch(url);
+    if (!response.ok) throw new HttpError(response.status, "http_error", `${url}: ${response.statusText}`);
+    return response.text();
+  },
 };

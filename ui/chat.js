@@ -1,9 +1,8 @@
 // @ts-check
 /** The conversation controller: current session, sending with streaming, Stop, restore. */
-import { api } from "./api.js";
+import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
-import { streamEvents } from "./sse.js";
 import { describeStatus, refreshStatus, showStreamState } from "./status.js";
 
 const SESSION_KEY = "aione.sessionId";
@@ -73,43 +72,48 @@ export class ChatController {
    * @param {{images?: string[], previews?: string[]}} [attached] data URLs to send, object URLs to show
    */
   async send(text, attached = {}) {
-    this.hooks.showError("");
     const images = attached.images ?? [];
     const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
     const imageIds = followUp?.checked && !followUp.closest("[hidden]") ? this.lastImageIds : [];
     new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
+    const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
+    const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
+    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => {
+      if (event.type === "token") answer.append(event.text);
+      else if (event.type === "sources") answer.showSources(event.sources);
+      else if (event.type === "images") this.lastImageIds = event.ids;
+      else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
+      else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
+      else if (event.type === "done") answer.finish({ ...event, ...event.timings });
+    });
+    if (images.length) showFollowUp(true);
+  }
+
+  /**
+   * The one stream runner of the page (chat and image generation): the session, queue and
+   * model status, errors, Stop and the end are handled here; `onEvent` handles the rest.
+   * @param {string} url @param {unknown} body @param {MessageView} answer
+   * @param {(event: import("./api.js").ServerEvent) => void} onEvent
+   */
+  async runStream(url, body, answer, onEvent) {
+    this.hooks.showError("");
     answer.setStatus("…");
     const controller = this.beginRequest();
-    /** @type {any} */
-    let finished = null;
+    let ended = false;
     try {
-      const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
-      const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
-      for await (const frame of streamEvents("/chat_stream_sse_fetch", body, controller.signal)) {
-        if (frame.type === "session") {
-          this.takeSession(frame.session_id);
-        } else if (frame.type === "sources") {
-          answer.showSources(frame.sources);
-        } else if (frame.type === "images") {
-          this.lastImageIds = frame.ids;
-        } else if (frame.type === "status") {
-          showStreamState(frame);
-          if (frame.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
-          else if (frame.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
-          else if (!["ready", "generating"].includes(frame.state)) answer.setStatus(describeStatus(frame));
-        } else if (frame.type === "token") {
-          answer.append(frame.text);
-        } else if (frame.type === "error") {
-          answer.error(frame.message);
-          finished = frame;
-        } else if (frame.type === "done") {
-          finished = frame;
-          answer.finish({ ...frame, ...frame.timings });
-        }
+      for await (const event of streamEvents(url, body, controller.signal)) {
+        if (event.type === "session") this.takeSession(event.session_id);
+        else if (event.type === "status") {
+          showStreamState(event);
+          if (!["ready", "generating", "history_trimmed", "no_documents_matched"].includes(event.state)) {
+            answer.setStatus(describeStatus(event));
+          }
+        } else if (event.type === "error") answer.error(event.message);
+        ended ||= event.type === "error" || event.type === "done";
+        onEvent(event);
       }
-      if (!finished) answer.finish({ finish_reason: "stopped" });
-      if (images.length) showFollowUp(true);
+      if (!ended) answer.finish({ finish_reason: "stopped" });
     } catch (error) {
       if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
       else answer.error(String(/** @type {any} */ (error).message ?? error));
@@ -148,45 +152,25 @@ export class ChatController {
  * @this {ChatController} @param {string} prompt @param {Record<string, unknown>} params
  */
 ChatController.prototype.generateImage = async function (prompt, params) {
-  this.hooks.showError("");
   const request = new MessageView("user", prompt, params.init_image_id ? [imageUrl(String(params.init_image_id))] : []);
   request.node.classList.add("image-request");
   const answer = new MessageView("assistant");
   answer.node.classList.add("image-answer");
-  answer.setStatus("…");
-  const controller = this.beginRequest();
-  /** @type {any} */
-  let finished = null;
   try {
-    const body = { ...params, session_id: this.sessionId };
-    for await (const frame of streamEvents("/api/images/generate", body, controller.signal)) {
-      if (frame.type === "session") {
-        this.takeSession(frame.session_id);
-      } else if (frame.type === "status") {
-        showStreamState(frame);
-        if (frame.state !== "ready" && frame.state !== "generating") answer.setStatus(describeStatus(frame));
-      } else if (frame.type === "progress") {
-        const batch = frame.images > 1 ? ` · ${frame.image}/${frame.images}` : "";
-        answer.setProgress(frame.step, frame.steps, `${t("imgProgress")} ${frame.step}/${frame.steps}${batch}`);
-      } else if (frame.type === "image") {
+    await this.runStream("/api/images/generate", { ...params, session_id: this.sessionId }, answer, (event) => {
+      if (event.type === "progress") {
+        const batch = event.images > 1 ? ` · ${event.image}/${event.images}` : "";
+        answer.setProgress(event.step, event.steps, `${t("imgProgress")} ${event.step}/${event.steps}${batch}`);
+      } else if (event.type === "image") {
         // the stream carries the PNG itself: it shows at once, with no second request
-        answer.addPicture({ id: frame.id, src: `data:image/png;base64,${frame.png_base64}`,
-                            caption: `seed ${frame.seed} · ${frame.width}×${frame.height}` }, this.hooks.onUseImage);
-      } else if (frame.type === "error") {
-        answer.error(frame.message);
-        finished = frame;
-      } else if (frame.type === "done") {
-        finished = frame;
-        answer.finish({ finish_reason: frame.finish_reason, model: frame.model });
+        answer.addPicture({ id: event.id, src: `data:image/png;base64,${event.png_base64}`,
+                            caption: `seed ${event.seed} · ${event.width}×${event.height}` }, this.hooks.onUseImage);
+      } else if (event.type === "done") {
+        answer.finish({ finish_reason: event.finish_reason, model: event.model });
       }
-    }
-    if (!finished) answer.finish({ finish_reason: "stopped" });
-  } catch (error) {
-    if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
-    else answer.error(String(/** @type {any} */ (error).message ?? error));
+    });
   } finally {
     answer.clearProgress();
-    this.endRequest(controller);
   }
 };
 

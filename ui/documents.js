@@ -1,6 +1,6 @@
 // @ts-check
 /** The document library: upload (with progress), ingest status, delete, attach to this chat. */
-import { HttpError } from "./sse.js";
+import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 /**
@@ -18,8 +18,7 @@ export function initDocuments({ currentSession, showError }) {
   let polling;
 
   const refresh = async () => {
-    const response = await fetch("/api/documents");
-    const payload = await response.json();
+    const payload = await api.documents();
     /** @type {Doc[]} */
     const docs = payload.documents ?? [];
     empty.hidden = docs.length > 0;
@@ -62,63 +61,49 @@ export function initDocuments({ currentSession, showError }) {
     attach.textContent = attached ? "✓" : "＋";
     attach.title = attach.ariaLabel = attached ? t("attached") : t("attach");
     attach.disabled = session === null || attached || doc.status !== "ready";
-    attach.addEventListener("click", async () => {
-      await call(`/api/documents/${doc.id}/attach`, { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ session_id: currentSession() }) });
-      refresh();
-    });
+    attach.addEventListener("click", () => act(api.attachDocument(doc.id, currentSession())));
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "icon-button doc-delete";
     remove.textContent = "✕";
     remove.title = remove.ariaLabel = t("delete");
-    remove.addEventListener("click", async () => {
-      if (!window.confirm(t("confirmDeleteDocument"))) return;
-      await call(`/api/documents/${doc.id}`, { method: "DELETE" });
-      refresh();
+    remove.addEventListener("click", () => {
+      if (window.confirm(t("confirmDeleteDocument"))) act(api.deleteDocument(doc.id));
     });
     li.append(name, attach, remove, status);
     return li;
   };
 
-  /** @param {string} url @param {RequestInit} init */
-  const call = async (url, init) => {
-    const response = await fetch(url, init);
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      showError(body?.error?.message ?? response.statusText);
+  /** A library change: its error shown, then the list again. @param {Promise<unknown>} request */
+  const act = async (request) => {
+    try {
+      await request;
+    } catch (error) {
+      showError(String(/** @type {any} */ (error).message ?? error));
     }
+    await refresh();
   };
 
-  /** Upload with a progress bar (XMLHttpRequest reports upload progress; fetch does not). @param {File} file */
-  const upload = (file) => new Promise((resolve) => {
-    const form = new FormData();
-    form.append("file", file);
-    const session = currentSession();
-    if (session) form.append("session_id", session);
-    const request = new XMLHttpRequest();
-    request.open("POST", "/api/documents");
+  /** Upload with a progress bar. @param {File} file */
+  const upload = async (file) => {
     bar.hidden = false;
     bar.value = 0;
-    request.upload.onprogress = (event) => { if (event.lengthComputable) bar.value = event.loaded / event.total; };
-    request.onloadend = () => {
+    try {
+      const { status } = await api.uploadDocument(file, currentSession(), (fraction) => { bar.value = fraction; });
+      if (status === 200) showError(`${file.name}: ${t("duplicateDocument")}`);
+    } catch (error) {
+      showError(`${file.name}: ${/** @type {any} */ (error).message ?? error}`);
+    } finally {
       bar.hidden = true;
-      if (request.status === 200) showError(`${file.name}: ${t("duplicateDocument")}`);
-      if (request.status >= 400) {
-        let message = request.statusText;
-        try { message = JSON.parse(request.responseText).error.message; } catch { /* not JSON */ }
-        showError(`${file.name}: ${message}`);
-      }
-      refresh().then(resolve);
-    };
-    request.send(form);
-  });
+    }
+    await refresh();
+  };
 
   document.getElementById("doc-upload")?.addEventListener("click", () => input.click());
   input.addEventListener("change", async () => {
     for (const file of input.files ?? []) await upload(file);
     input.value = "";
   });
-  refresh().catch((error) => showError(error instanceof HttpError ? error.message : String(error)));
+  refresh().catch((error) => showError(String(error?.message ?? error)));
   return { refresh, upload };
 }

@@ -90,6 +90,7 @@ export class MessageView {
     if (reason === "stopped") bits.push(t("finishStopped"));
     if (reason === "error") bits.push(t("finishError"));
     if (reason === "trimmed") bits.push(t("finishTrimmed"));
+    if (reason === "interrupted" || reason === "streaming") bits.push(t("finishInterrupted"));
     if (meta.dropped_turns) bits.push(t("historyTrimmed"));
     if (meta.tokens_per_s) bits.push(`${meta.tokens_per_s.toFixed(1)} tok/s`);
     if (meta.ttft_ms) bits.push(`TTFT ${Math.round(meta.ttft_ms)} ms`);

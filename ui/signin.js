@@ -1,19 +1,18 @@
 // @ts-check
 /** The sign-in form for a server that needs a token (shared on a LAN). The server sets an
  *  HttpOnly cookie on success, so the token never stays in the page's JavaScript. */
+import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 
-/** @returns {Promise<boolean>} true when the page may go on (no token needed, or signed in) */
+/** @returns {Promise<boolean>} true when the server needs a token this page has not given yet */
 export async function needsSignIn() {
-  const response = await fetch("/api/auth/status");
-  if (!response.ok) return false;
-  const status = await response.json();
+  const status = await api.authStatus().catch(() => ({ required: false }));
   return Boolean(status.required && !status.signed_in);
 }
 
 /** Replace the page with the sign-in form; reload once signed in. */
 export async function showSignIn() {
-  const html = await (await fetch("/ui/signin.html")).text();
+  const html = await api.partial("/ui/signin.html");
   const overlay = document.createElement("main");
   overlay.className = "signin";
   overlay.innerHTML = html; // our own static partial, never user or model text
@@ -25,17 +24,15 @@ export async function showSignIn() {
   input.focus();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const response = await fetch("/api/auth/login", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }),
-    });
-    if (response.ok) {
+    try {
+      await api.signIn(input.value);
       location.reload();
-      return;
+    } catch (failure) {
+      const status = /** @type {any} */ (failure).status;
+      error.textContent = status === 401 ? t("signInWrong") : String(/** @type {any} */ (failure).message);
+      error.hidden = false;
+      input.select();
     }
-    const payload = await response.json().catch(() => ({}));
-    error.textContent = response.status === 401 ? t("signInWrong") : (payload?.error?.message ?? response.statusText);
-    error.hidden = false;
-    input.select();
   });
   document.body.dataset.signin = "1";
 }
