@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import routes_chat
 import routes_documents
 import routes_images
+import routes_openai
 import routes_sessions
 import routes_system
 from conversation import ChatServices
@@ -34,9 +35,11 @@ from events import Error
 from image_engine import ImageEngine
 from image_store import ImageStore
 from json_body import describe_invalid
+from openai_api import error_body as openai_error
 from kv_store import KvStore
 from llm_engine import LlmEngine
 from rag_engine import RagEngine
+from remote_engine import RemoteChatEngine
 from security import (AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, auth_router,
                       policy_from_settings)
 from session_store import SessionStore
@@ -50,20 +53,22 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 # ---- app ----------------------------------------------------------------------------------
-def build_engines(settings: Settings, images: ImageStore) -> dict[str, Engine]:
-    """The heavy models the slot guards: the chat LLM, extra named chat LLMs, the vision LLM,
-    the image generator."""
+def build_engines(settings: Settings, images: ImageStore) -> tuple[dict[str, Engine], dict[str, RemoteChatEngine]]:
+    """The heavy models the slot guards (the chat LLM, extra named chat LLMs, the vision LLM, the
+    image generator), and the chat roles another machine serves (their base_url is set)."""
     slot = settings.slot
     kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
     headroom = slot.compute_headroom_mb * 1024 * 1024
     chat_models = {"chat": settings.chat} | settings.extra_chat_models
+    remote = {name: RemoteChatEngine(cfg, name, "AIONE_CHAT" if name == "chat" else "AIONE_EXTRA_CHAT_MODELS")
+              for name, cfg in chat_models.items() if cfg.base_url}
     engines: dict[str, Engine] = {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
-                                  for name, cfg in chat_models.items()}
+                                  for name, cfg in chat_models.items() if name not in remote}
     if settings.vision.model_path is not None:
         engines["vision"] = VlmEngine(settings.vision, read_image=images.read, headroom_bytes=headroom)
     if settings.image.model_path is not None or settings.image.diffusion_model_path is not None:
         engines["image"] = ImageEngine(settings.image, headroom_bytes=headroom)
-    return engines
+    return engines, remote
 
 
 def create_app(settings: Settings | None = None, engines: dict[str, Engine] | None = None) -> FastAPI:
@@ -71,7 +76,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     settings = settings or Settings()
     policy = policy_from_settings(settings.server)  # refuses to expose the server without a token
     images = ImageStore(settings.paths.uploads, settings.vision, settings.paths.generated_images)
-    slot = ModelSlot(engines or build_engines(settings, images), settings.slot)
+    local, remote = (engines, {}) if engines is not None else build_engines(settings, images)
+    slot = ModelSlot(local, settings.slot, remote=remote)
     # One sentence embedder per process (CPU), shared by everything that needs sentence vectors.
     embedder = SharedEmbedder(EmbedderSpec(settings.rag.embedder, str(settings.rag.embedding_model or "")),
                               threads=settings.rag.embed_threads, batch_size=settings.rag.batch_size)
@@ -103,11 +109,12 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
     app.state.settings = settings
     app.state.slot = slot
+    app.state.embedder = embedder
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
     for router in (routes_chat.router, routes_images.router, routes_sessions.router, routes_documents.router,
-                   routes_system.router):
+                   routes_system.router, routes_openai.router):
         app.include_router(router)
     return app
 
@@ -137,18 +144,21 @@ def _install_access_control(app: FastAPI, policy: AccessPolicy) -> None:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
-    async def app_error(_: Request, exc: AppError) -> JSONResponse:
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+        if request.url.path.startswith("/v1/"):  # OpenAI clients read {"error": {message, type, param, code}}
+            status, body = openai_error(Error(exc.code, exc.message, exc.status))
+            return JSONResponse(body, status_code=status, headers=headers)
         return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(AppError(describe_invalid(exc), code="invalid_request").to_json(), status_code=422)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await app_error(request, AppError(describe_invalid(exc), code="invalid_request", status=422))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+        return await app_error(request, AppError(str(exc.detail), code=code, status=exc.status_code))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -5,6 +5,7 @@ shielded save; the route validates the request and resolves the session.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -95,7 +96,7 @@ class AnswerTurn(Generic[E]):
         self.model_message = message
         self.sources: list[dict] = []
         self.request_saved = False
-        self.answer_id: int | None = None  # the assistant turn, once streaming started
+        self.answer: asyncio.Task[int] | None = None  # the assistant turn's id, created as streaming starts
         self.model = ""
         self.parts: list[str] = []
         self.result: dict = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
@@ -130,7 +131,7 @@ class AnswerTurn(Generic[E]):
         if prompt.dropped_messages:
             yield HistoryTrimmed(prompt.dropped_messages)
         yield Generating(self.model)
-        self.answer_id = await self.store.start_answer(self.session_id, self.model)
+        self.answer = self._start_answer()
         self.result["finish_reason"] = "stopped"  # until the engine says otherwise
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
@@ -150,9 +151,9 @@ class AnswerTurn(Generic[E]):
                         self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
                     self.parts.append(item.text)
                     yield item
-                    if now - checkpointed >= every and self.answer_id is not None:
+                    if now - checkpointed >= every and self.answer is not None:
                         checkpointed = now
-                        await self.store.checkpoint_answer(self.answer_id, "".join(self.parts))
+                        await self.store.checkpoint_answer(await self.answer, "".join(self.parts))
                 elif isinstance(item, Finish):
                     self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
                                        prompt_tokens=item.prompt_tokens)
@@ -161,10 +162,14 @@ class AnswerTurn(Generic[E]):
             # tokens after the first, over the time after the first: decode speed
             self.result["tokens_per_s"] = round(max(0, self.result["completion_tokens"] - 1) / decode_s, 2)
 
+    def _start_answer(self) -> asyncio.Task[int] | None:
+        """The assistant turn, created beside the first tokens (off the TTFT path), checkpointed."""
+        return asyncio.ensure_future(self.store.start_answer(self.session_id, self.model))
+
     async def _save(self) -> dict:
         text = "".join(self.parts)
-        if self.answer_id is not None:
-            return await self.store.finish_answer(self.answer_id, text, self.sources, model=self.model,
+        if self.answer is not None:
+            return await self.store.finish_answer(await self.answer, text, self.sources, model=self.model,
                                                   **self.result)
         return await self.store.add_turn(self.session_id, "assistant", text, model=self.model or None,
                                          sources=self.sources, **self.result)

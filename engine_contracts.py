@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -15,6 +16,23 @@ if TYPE_CHECKING:
     from image_engine import FamilyDefaults, GenerationParams
     from llm_engine import Finish, Prompt
     from vlm_engine import VisionPrompt
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One request's overrides of the model's sampling settings (None: the setting's value).
+    The page sends none; the OpenAI-compatible API passes what the client asked for."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: dict | None = field(default=None, hash=False)  # the answer must match it (llama.cpp grammar)
+    json_object: bool = False  # the answer must be a JSON object
+
+
+DEFAULT_SAMPLING = Sampling()
 
 
 @runtime_checkable
@@ -47,8 +65,8 @@ class ChatEngine(Engine, Protocol):
     @property
     def system_prompt(self) -> str: ...
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str,
-                session_id: str | None = None) -> Prompt: ...  # may raise ContextOverflow
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
+                sampling: Sampling = DEFAULT_SAMPLING) -> Prompt: ...  # may raise ContextOverflow
 
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]: ...
 
@@ -60,8 +78,8 @@ class VisionEngine(Engine, Protocol):
     @property
     def system_prompt(self) -> str: ...
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str,
-                images: Sequence[str]) -> VisionPrompt: ...
+    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str],
+                sampling: Sampling = DEFAULT_SAMPLING) -> VisionPrompt: ...
 
     def stream(self, prompt: VisionPrompt, stop: threading.Event) -> Iterator[Token | Finish]: ...
 

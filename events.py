@@ -118,7 +118,7 @@ class Usage:
 
 @dataclass(frozen=True)
 class ChatDone:
-    turn_id: int
+    turn_id: int | None  # None: not stored (the stateless OpenAI-compatible API)
     finish_reason: str  # done / stopped / trimmed
     model: str
     usage: Usage
@@ -128,7 +128,7 @@ class ChatDone:
 
 @dataclass(frozen=True)
 class PicturesDone:
-    turn_id: int
+    turn_id: int | None
     finish_reason: str
     model: str
     images: tuple[str, ...]

@@ -41,7 +41,9 @@ def model_health(settings: Settings) -> dict:
         vision["present"] = vision["present"] and mmproj["present"]
     image = _image_status(settings)
     return {
-        "chat": _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True),
+        "chat": ({"remote": settings.chat.base_url, "present": True, "setting": "AIONE_CHAT__BASE_URL"}
+                 if settings.chat.base_url else
+                 _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True)),
         "vision": vision,
         "image": image,
     }

@@ -139,7 +139,7 @@ class ImageTurn:
             yield ImagesStored((self.uploaded.id,))
 
     async def run(self, engine: ImageGenerator, stop: threading.Event) -> AsyncIterator[Event]:
-        params, images = self.params, self.services.images
+        params, images = self.params, self.services.images  # images: where an init image is read
         self.wait_ms = round((time.perf_counter() - self.started) * 1000, 1)
         self.model = engine.model_label
         yield Generating(self.model, images=params.batch_count, steps=params.steps)
@@ -154,10 +154,14 @@ class ImageTurn:
                 if isinstance(item, Step):
                     yield StepProgress(item.step, item.steps, item.index + 1, params.batch_count)
                 elif isinstance(item, Picture):
-                    stored, png = await run_blocking(
-                        images.save_generated, item.image, png_text(params, item.seed, self.model))
-                    self.made.append((stored, item.seed, item.timings))
-                    yield PictureMade(stored.id, item.index, item.seed, stored.width, stored.height, png)
+                    yield await self._keep(item)
+
+    async def _keep(self, picture: Picture) -> PictureMade:
+        """Save the picture the moment it is made (PNG under data/images, with its parameters)."""
+        stored, png = await run_blocking(self.services.images.save_generated, picture.image,
+                                         png_text(self.params, picture.seed, self.model))
+        self.made.append((stored, picture.seed, picture.timings))
+        return PictureMade(stored.id, picture.index, picture.seed, stored.width, stored.height, png)
 
     async def _save(self, finish: str) -> dict:
         """The answer turn with its pictures, why the request ended, and each picture's parameters."""

@@ -35,6 +35,18 @@ class StoredImage:
     source_bytes: int
 
 
+def encode_png(image, text_chunks: dict[str, str]) -> bytes:
+    """A picture as PNG bytes with `text_chunks` (its parameters) inside."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text_chunks.items():
+        info.add_itxt(key, value)  # iTXt: UTF-8, so Korean prompts survive
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG", pnginfo=info, compress_level=4)
+    return buffer.getvalue()
+
+
 class ImageStore:
     def __init__(self, folder: Path, limits: VisionModel, generated_folder: Path | None = None) -> None:
         self.folder = folder
@@ -124,14 +136,7 @@ class ImageStore:
     def save_generated(self, image, text_chunks: dict[str, str]) -> tuple[StoredImage, bytes]:
         """Store a generated picture as PNG with `text_chunks` (its parameters) inside; returns
         the record and the PNG bytes (sent to the page as they are)."""
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        for key, value in text_chunks.items():
-            info.add_itxt(key, value)  # iTXt: UTF-8, so Korean prompts survive
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, "PNG", pnginfo=info, compress_level=4)
-        png = buffer.getvalue()
+        png = encode_png(image, text_chunks)
         image_id = uuid.uuid4().hex
         self.generated_folder.mkdir(parents=True, exist_ok=True)
         temporary = self.generated_folder / f".{image_id}.part"

@@ -11,6 +11,7 @@ KvStore in RAM; when that conversation speaks again it is restored instead of re
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -20,7 +21,8 @@ from functools import cached_property
 
 import numpy as np
 
-from errors import ContextOverflow, ModelLoadError
+from engine_contracts import DEFAULT_SAMPLING, Sampling
+from errors import AppError, ContextOverflow, ModelLoadError
 from events import Token
 from gguf_meta import GgufShape, check_gguf_file, read_shape
 from kv_store import KvStore, SavedKv
@@ -41,6 +43,7 @@ class Prompt:
     dropped_messages: int  # oldest history messages left out to fit the context
     max_new_tokens: int
     cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
+    sampling: Sampling = DEFAULT_SAMPLING
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,32 @@ def _load_progress(callback: Callable[[float], None] | None):
             yield
         finally:
             lib.llama_model_default_params = original
+
+
+def sampling_args(cfg: ChatModel, sampling: Sampling) -> dict:
+    """llama-cpp-python's sampling arguments: the settings, with the request's overrides."""
+    seed = sampling.seed if sampling.seed is not None else cfg.seed
+    args = {"temperature": cfg.temperature if sampling.temperature is None else sampling.temperature,
+            "top_p": cfg.top_p if sampling.top_p is None else sampling.top_p, "top_k": cfg.top_k,
+            "repeat_penalty": cfg.repeat_penalty, "seed": None if seed < 0 else seed}
+    grammar = json_grammar(sampling)
+    return args | ({"grammar": grammar} if grammar is not None else {})
+
+
+def json_grammar(sampling: Sampling):
+    """A llama.cpp grammar that forces JSON (a schema's, or any object), or None."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    try:
+        if sampling.json_schema is not None:
+            return LlamaGrammar.from_json_schema(json.dumps(sampling.json_schema), verbose=False)
+        if sampling.json_object:
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    except (ValueError, RuntimeError) as exc:
+        raise AppError(f"the JSON schema cannot be turned into a grammar: {exc}", code="invalid_json_schema",
+                       status=400) from exc
+    return None
 
 
 class LlmEngine:
@@ -281,7 +310,8 @@ class LlmEngine:
         tokens = self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, rendered
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None) -> Prompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
+                sampling: Sampling = DEFAULT_SAMPLING) -> Prompt:
         """Fit system + history + message into the context, dropping the oldest turns first.
 
         The system prompt and the new message are never dropped or cut; if those alone do
@@ -290,7 +320,8 @@ class LlmEngine:
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
         n_ctx = self.n_ctx
-        reserve = min(self.cfg.max_tokens, n_ctx // 4)  # room kept for the answer
+        max_tokens = sampling.max_tokens or self.cfg.max_tokens
+        reserve = min(max_tokens, n_ctx // 4)  # room kept for the answer
         budget = n_ctx - reserve
         head = [{"role": "system", "content": system_prompt}] if system_prompt else []
         new = [{"role": "user", "content": message}]
@@ -313,9 +344,9 @@ class LlmEngine:
                 dropped += 1
         self._bind_conversation(session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
-        return Prompt(tokens, stop, rendered.stopping_criteria, dropped,
-                      max_new_tokens=min(self.cfg.max_tokens, n_ctx - len(tokens)),
-                      cached_tokens=self._reusable_prefix(tokens))
+        return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, dropped,
+                      max_new_tokens=min(max_tokens, n_ctx - len(tokens)),
+                      cached_tokens=self._reusable_prefix(tokens), sampling=sampling)
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """Tokens llama-cpp-python will not evaluate again (it always re-evaluates the last one)."""
@@ -343,16 +374,11 @@ class LlmEngine:
             longest_input = max(longest_input, len(input_ids))
             return stop.is_set()
 
-        cfg = self.cfg
         chunks = self._llm.create_completion(
             prompt.tokens,
             max_tokens=prompt.max_new_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            top_k=cfg.top_k,
-            repeat_penalty=cfg.repeat_penalty,
-            seed=None if cfg.seed < 0 else cfg.seed,
             stop=prompt.stop,
+            **sampling_args(self.cfg, prompt.sampling),
             stopping_criteria=StoppingCriteriaList([*(prompt.stopping_criteria or []), count_or_stop]),
             stream=True,
         )

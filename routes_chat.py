@@ -13,6 +13,7 @@ from errors import AppError, NotFound
 from json_body import MAX_JSON_BYTES, read_json
 from settings import Settings
 from thread_bridge import run_blocking
+from sse_frames import sse_stream
 from turn_runner import TurnRunner
 from vram_guard import Lease, Priority
 from web import TurnStream, services
@@ -86,4 +87,4 @@ async def chat_stream(request: Request) -> TurnStream:
         raise
     work = (VisionTurn(app, session_id, message, stored, body.image_ids, body.doc_scope) if wants_vision
             else TextTurn(app, session_id, message, stored, body.doc_scope))
-    return TurnStream(TurnRunner(app.slot, lease, session_id, work).events(), lease)
+    return TurnStream(sse_stream(TurnRunner(app.slot, lease, session_id, work).events()), lease)

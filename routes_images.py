@@ -12,6 +12,7 @@ from image_engine import family_defaults
 from image_generation import GenerateRequest, ImageTurn, validate_request
 from json_body import MAX_JSON_BYTES, read_json
 from thread_bridge import run_blocking
+from sse_frames import sse_stream
 from turn_runner import TurnRunner
 from vram_guard import Priority
 from web import TurnStream, services
@@ -56,7 +57,7 @@ async def generate(request: Request) -> TurnStream:
         lease.release()
         raise
     work = ImageTurn(app, session_id, params, uploaded)
-    return TurnStream(TurnRunner(app.slot, lease, session_id, work).events(), lease)
+    return TurnStream(sse_stream(TurnRunner(app.slot, lease, session_id, work).events()), lease)
 
 
 @router.get("/api/images/{image_id}")

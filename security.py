@@ -166,7 +166,8 @@ class SecurityMiddleware:
         refusal = self.check(scope)
         if refusal is not None:
             status, code, message, extra = refusal
-            await _send_error(send, status, code, message, extra)
+            openai = str(scope.get("path", "")).startswith("/v1/")  # OpenAI clients also read type and param
+            await _send_error(send, status, code, message, extra, openai)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -257,8 +258,13 @@ def _cookies(header: str) -> dict[str, str]:
     return cookies
 
 
-async def _send_error(send: Send, status: int, code: str, message: str, extra: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode()
+async def _send_error(send: Send, status: int, code: str, message: str, extra: list[tuple[bytes, bytes]],
+                      openai: bool = False) -> None:
+    error = {"code": code, "message": message}
+    if openai:
+        error = {"message": message, "type": "invalid_request_error", "param": None,
+                 "code": "invalid_api_key" if status == 401 else code}
+    body = json.dumps({"error": error}, ensure_ascii=False).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + extra + SECURITY_HEADERS})
     await send({"type": "http.response.body", "body": body})

@@ -34,15 +34,20 @@ def transaction(method):
         try:
             return await method(self, *args, **kwargs)
         except BaseException as exc:
-            try:
-                await self._db.rollback()
-            except Exception:
-                pass
-            typed = storage_error(exc)
+            typed = await _rolled_back(self._db, exc)
             if typed is not None:
                 raise typed from exc
             raise
     return run
+
+
+async def _rolled_back(db: aiosqlite.Connection, exc: BaseException):
+    """Undo the failed transaction; the typed error for a storage failure (else None)."""
+    try:
+        await db.rollback()
+    except Exception:
+        pass
+    return storage_error(exc)
 
 
 def now_iso() -> str:
@@ -181,11 +186,7 @@ class SessionStore:
             yield self._db
             await self._db.commit()
         except BaseException as exc:
-            try:
-                await self._db.rollback()
-            except Exception:
-                pass
-            typed = storage_error(exc)
+            typed = await _rolled_back(self._db, exc)
             if typed is not None:
                 raise typed from exc
             raise

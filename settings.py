@@ -139,6 +139,15 @@ class ChatModel(BaseModel):
     )
     flash_attn: bool = Field(False, description="Flash attention (always on for a quantized KV cache, which needs it).")
     min_ctx_on_retry: int = Field(1024, ge=256, description="Smallest context a load retry after out-of-memory may shrink to.")
+    base_url: str | None = Field(
+        None, description="An OpenAI-compatible server answers instead of a local file (vLLM, SGLang, llama.cpp "
+        "server, Ollama, ...): its base URL with /v1, e.g. http://gpu-box:8000/v1. Takes no VRAM here.")
+    api_key: SecretStr | None = Field(None, description="Bearer key for base_url, if that server wants one.")
+    remote_model: str | None = Field(None, description="Model name to ask base_url for (its /v1/models lists them). "
+                                     "Unset: the server's default model.")
+    remote_concurrency: int = Field(4, ge=1, le=256, description="Requests sent to base_url at once; more wait.")
+    remote_timeout_s: float = Field(300.0, gt=0, le=3600, description="Longest wait for base_url between two "
+                                    "pieces of an answer, in seconds.")
 
 
 class Slot(BaseModel):

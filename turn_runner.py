@@ -25,6 +25,7 @@ import anyio
 from engine_contracts import Engine
 from errors import AppError
 from events import Error, Event, SessionStarted
+from remote_engine import RemoteLease
 from vram_guard import Lease, ModelSlot
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,17 @@ class TurnWork(Protocol[E_contra]):
 
 
 class TurnRunner(Generic[E]):
-    def __init__(self, slot: ModelSlot, lease: Lease[E], session_id: str, work: TurnWork[E]) -> None:
+    def __init__(self, slot: ModelSlot, lease: Lease[E] | RemoteLease, session_id: str | None,
+                 work: TurnWork[E]) -> None:
+        """`session_id` None: a stateless request (the OpenAI-compatible API): no session event."""
         self.slot, self.lease, self.session_id, self.work = slot, lease, session_id, work
 
     async def events(self) -> AsyncIterator[Event]:
         work, lease = self.work, self.lease
         stop = threading.Event()
         ended, reason = False, "stopped"  # until it finishes or fails
-        yield SessionStarted(self.session_id)
+        if self.session_id is not None:
+            yield SessionStarted(self.session_id)
         try:
             async with aclosing(work.begin()) as before:
                 async for event in before:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from errors import ContextOverflow, ModelLoadError
 from gguf_meta import check_gguf_file
 from events import Token
-from llm_engine import Finish, LlmEngine, VramEstimate
+from engine_contracts import DEFAULT_SAMPLING, Sampling
+from llm_engine import Finish, LlmEngine, VramEstimate, sampling_args
 from settings import VisionModel
 
 MODEL_SETTING = "AIONE_VISION__MODEL_PATH"
@@ -26,6 +27,7 @@ class VisionPrompt:
     dropped_messages: int = 0
     tokens: list[int] = field(default_factory=list)  # known only after the images are encoded
     cached_tokens: int = 0
+    sampling: Sampling = DEFAULT_SAMPLING
 
 
 def _stored_image_handler(clip_model_path: str, use_gpu: bool, read_image: Callable[[str], bytes]):
@@ -122,7 +124,8 @@ class VlmEngine:
         return self.estimate().total
 
     # ---- prompt and generation -----------------------------------------------------------
-    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str]) -> VisionPrompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str],
+                sampling: Sampling = DEFAULT_SAMPLING) -> VisionPrompt:
         """Messages for the chat handler: the last `history_turns` messages (each may carry
         the ids of images to show again), then the new message with its images."""
         self._llm.llama  # raises when not loaded
@@ -134,7 +137,7 @@ class VlmEngine:
         for turn in recent:
             messages.append(self._message(turn["role"], turn["content"], turn.get("images", ())))
         messages.append(self._message("user", message, images))
-        return VisionPrompt(messages, dropped_messages=len(history) - len(recent))
+        return VisionPrompt(messages, dropped_messages=len(history) - len(recent), sampling=sampling)
 
     @staticmethod
     def _message(role: str, text: str, images: Sequence[str]) -> dict:
@@ -147,9 +150,8 @@ class VlmEngine:
         llama = self._llm.llama
         cfg = self.cfg
         chunks = llama.create_chat_completion(
-            messages=prompt.messages, stream=True, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k, repeat_penalty=cfg.repeat_penalty,
-            seed=None if cfg.seed < 0 else cfg.seed)
+            messages=prompt.messages, stream=True, max_tokens=prompt.sampling.max_tokens or cfg.max_tokens,
+            stop=list(prompt.sampling.stop) or None, **sampling_args(cfg, prompt.sampling))
         reason, sampled, prompt_tokens = "done", 0, 0
         try:
             for chunk in chunks:  # the images are encoded before the first chunk arrives

@@ -38,6 +38,7 @@ from errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
 from events import Queued, Ready, SlotEvent
 from gpu_probe import GpuProbe
 from settings import Slot as SlotSettings
+from remote_engine import RemoteChatEngine, RemoteGate, RemoteLease
 from slot_swaps import Swapper
 from thread_bridge import MODEL_THREAD, run_blocking
 
@@ -80,8 +81,11 @@ class _Resident:
 
 class ModelSlot:
     def __init__(self, engines: dict[str, Engine], settings: SlotSettings | None = None,
-                 gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic,
+                 remote: dict[str, RemoteChatEngine] | None = None) -> None:
         self._engines = engines
+        # Roles served by another machine: no VRAM, no swaps, only their own concurrency limit.
+        self._remote = remote or {}
         self.settings = settings or SlotSettings()
         self._gpu = gpu or GpuProbe()
         self._clock = clock
@@ -93,20 +97,27 @@ class ModelSlot:
         self._seq = 0
         self._hold_ema: dict[str, float] = {}
         self._swapper = Swapper(self)
+        self._gates = {name: RemoteGate(engine.concurrency, self.settings.queue_limit)
+                       for name, engine in self._remote.items()}
 
     # ---- public ---------------------------------------------------------------------------
-    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine) -> Lease[E]:
+    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine) -> Lease[E] | RemoteLease:
         """A claim on `engine`, whose run contract is `kind` (ChatEngine, VisionEngine, ...)."""
-        if engine not in self._engines:
+        if engine not in self._engines and engine not in self._remote:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
-        if not isinstance(self._engines[engine], kind):
+        if not isinstance(self._engine(engine), kind):
             wanted = KIND_NAMES.get(kind.__name__, kind.__name__)
             raise AppError(f"{engine!r} is not a {wanted} model", code=f"not_a_{wanted.replace('-', '_')}_model",
                            status=422)
+        if engine in self._remote:
+            return RemoteLease(self._remote[engine], self._gates[engine])
         return Lease(self, engine, int(priority))
 
     def _engine(self, name: str) -> Engine:
-        return self._engines[name]
+        return self._engines[name] if name in self._engines else self._remote[name]
+
+    def is_remote(self, name: str) -> bool:
+        return name in self._remote
 
     def check_files(self, name: str) -> None:
         """The engine's files are there and of the right kind (raises ModelMissing); loads nothing."""
@@ -125,7 +136,7 @@ class ModelSlot:
 
     @property
     def engine_names(self) -> list[str]:
-        return list(self._engines)
+        return [*self._engines, *self._remote]
 
     @property
     def resident(self) -> str | None:
@@ -194,6 +205,8 @@ class ModelSlot:
             },
             "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
                           if c.until > now},
+            "remote": {name: {"url": engine.base_url, "running": self._gates[name].running,
+                              "waiting": self._gates[name].waiting} for name, engine in self._remote.items()},
         }
 
     async def close(self) -> None:

@@ -8,8 +8,7 @@ from sse_starlette import EventSourceResponse
 
 from conversation import ChatServices
 from errors import BadRequest
-from events import Event
-from sse_frames import sse_stream
+from remote_engine import RemoteLease
 from vram_guard import Lease
 
 
@@ -18,12 +17,12 @@ def services(request: Request) -> ChatServices:
 
 
 class TurnStream(EventSourceResponse):
-    """The page's SSE stream of a turn. Its lease (and queue place) was taken by the route;
-    whatever becomes of the response, even one whose stream never started because the client
-    left first, the place is given back when it ends."""
+    """A turn's SSE stream (`frames`: the page's, or the OpenAI API's). Its lease (and queue
+    place) was taken by the route; whatever becomes of the response, even one whose stream never
+    started because the client left first, the place is given back when it ends."""
 
-    def __init__(self, events: AsyncIterator[Event], lease: Lease) -> None:
-        super().__init__(sse_stream(events), ping=15, sep="\r\n")
+    def __init__(self, frames: AsyncIterator[bytes], lease: Lease | RemoteLease) -> None:
+        super().__init__(frames, ping=15, sep="\r\n")
         self._lease = lease
 
     async def __call__(self, scope, receive, send) -> None:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from errors import ModelLoadError
+from engine_contracts import DEFAULT_SAMPLING, Sampling
 from events import Token
 from llm_engine import Finish, Prompt
 
@@ -70,6 +71,7 @@ class FakeChatEngine(FakeEngine):
         self.replies = list(replies or [])
         self.token_seconds = token_seconds
         self.prompts: list[list[dict]] = []
+        self.samplings: list[Sampling] = []
 
     model_label = "fake-chat"  # type: ignore[assignment]
     system_prompt = "You are a test double."
@@ -77,9 +79,12 @@ class FakeChatEngine(FakeEngine):
     def enqueue(self, tokens: list[str]) -> None:
         self.replies.append(tokens)
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None) -> Prompt:
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
+                sampling: Sampling = DEFAULT_SAMPLING) -> Prompt:
         self.prompts.append([{"role": "system", "content": system_prompt}, *history, {"role": "user", "content": message}])
-        return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64)
+        self.samplings.append(sampling)
+        return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64,
+                      sampling=sampling)
 
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:
         tokens = self.replies.pop(0) if self.replies else ["ok"]

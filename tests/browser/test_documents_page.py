@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -49,3 +50,38 @@ def test_upload_ask_and_see_the_sources(page: Page, live_server: str, tmp_path):
     last = page.locator(".message.assistant").last
     expect(last).to_have_attribute("data-finish", re.compile("^(done|trimmed)$"), timeout=60_000)
     assert last.locator(".source").count() == 0
+
+
+def test_changing_the_embedder_shows_the_re_indexing_and_keeps_search(page: Page, isolated_data, tmp_path):
+    """A library built with one embedder, the server restarted with the default one: the sidebar
+    shows the re-embedding's progress, and the document stays searchable throughout."""
+    import httpx
+
+    from chat import create_app
+    from settings import Rag
+    from tests.conftest import make_settings, serve
+    from tests.test_rag_engine import minilm_folder
+
+    big = "\n\n".join(f"## 항목 {i}\n\n제{i}조 규정: 직원 복지 포인트는 연 {i}만 원이며 사내 포털에서 신청한다."
+                      for i in range(1, 800))
+    old = make_settings(isolated_data)
+    old.rag = Rag(embedder="sentence-transformers", embedding_model=minilm_folder(), chunk_chars=200)
+    with serve(create_app(old)) as url:
+        created = httpx.post(url + "/api/documents", files={"file": ("규정.md", big.encode())}, timeout=60).json()
+        deadline = time.monotonic() + 120
+        while httpx.get(url + "/api/documents").json()["documents"][0]["status"] != "ready":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+    new = make_settings(isolated_data)  # the default embedder now
+    new.rag.chunk_chars = 200
+    with serve(create_app(new)) as url:
+        open_app(page, url)
+        line = page.locator("#doc-reindex")
+        expect(line).to_be_visible(timeout=30_000)
+        expect(line).to_contain_text("다시 색인")
+        shot(page, "documents-reindexing")
+        hits = httpx.post(url + "/api/rag/search", json={"query": "복지 포인트 신청"}).json()["hits"]
+        assert hits and hits[0]["document_id"] == created["id"]  # searchable while it re-embeds
+        expect(line).to_be_hidden(timeout=120_000)
+        expect(page.locator(".doc-item")).to_have_count(1)
