@@ -28,7 +28,7 @@ import routes_sessions
 import routes_system
 from conversation import ChatServices
 from document_service import DocumentService
-from embedder import EmbedderSpec, SharedEmbedder
+from embedder import shared_embedder
 from engine_contracts import Engine
 from errors import AppError, storage_error
 from events import Error
@@ -39,7 +39,7 @@ from openai_api import error_body as openai_error
 from kv_store import KvStore
 from llm_engine import LlmEngine
 from rag_engine import RagEngine
-from remote_engine import RemoteChatEngine
+from remote_engine import RemoteChatEngine, RemoteImageGenerator, RemoteModel, RemoteVisionEngine
 from security import (AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, auth_router,
                       policy_from_settings)
 from session_store import SessionStore
@@ -53,20 +53,25 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 # ---- app ----------------------------------------------------------------------------------
-def build_engines(settings: Settings, images: ImageStore) -> tuple[dict[str, Engine], dict[str, RemoteChatEngine]]:
+def build_engines(settings: Settings, images: ImageStore) -> tuple[dict[str, Engine], dict[str, RemoteModel]]:
     """The heavy models the slot guards (the chat LLM, extra named chat LLMs, the vision LLM, the
     image generator), and the chat roles another machine serves (their base_url is set)."""
     slot = settings.slot
     kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
     headroom = slot.compute_headroom_mb * 1024 * 1024
     chat_models = {"chat": settings.chat} | settings.extra_chat_models
-    remote = {name: RemoteChatEngine(cfg, name, "AIONE_CHAT" if name == "chat" else "AIONE_EXTRA_CHAT_MODELS")
+    remote: dict[str, RemoteModel] = {name: RemoteChatEngine(cfg, name, "AIONE_CHAT__BASE_URL" if name == "chat"
+                                     else f'AIONE_EXTRA_CHAT_MODELS ("{name}": base_url)')
               for name, cfg in chat_models.items() if cfg.base_url}
     engines: dict[str, Engine] = {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
                                   for name, cfg in chat_models.items() if name not in remote}
-    if settings.vision.model_path is not None:
+    if settings.vision.base_url:
+        remote["vision"] = RemoteVisionEngine(settings.vision, images.read)
+    elif settings.vision.model_path is not None:
         engines["vision"] = VlmEngine(settings.vision, read_image=images.read, headroom_bytes=headroom)
-    if settings.image.model_path is not None or settings.image.diffusion_model_path is not None:
+    if settings.image.base_url:
+        remote["image"] = RemoteImageGenerator(settings.image)
+    elif settings.image.model_path is not None or settings.image.diffusion_model_path is not None:
         engines["image"] = ImageEngine(settings.image, headroom_bytes=headroom)
     return engines, remote
 
@@ -79,8 +84,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     local, remote = (engines, {}) if engines is not None else build_engines(settings, images)
     slot = ModelSlot(local, settings.slot, remote=remote)
     # One sentence embedder per process (CPU), shared by everything that needs sentence vectors.
-    embedder = SharedEmbedder(EmbedderSpec(settings.rag.embedder, str(settings.rag.embedding_model or "")),
-                              threads=settings.rag.embed_threads, batch_size=settings.rag.batch_size)
+    embedder = shared_embedder(settings.rag)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

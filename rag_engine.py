@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from chunking import Chunk
-from embedder import Embedder, EmbedderSpec, SharedEmbedder
+from embedder import Embedder, EmbedderSpec, SharedEmbedder, shared_embedder
 from keyword_index import KeywordIndex
 from settings import Rag
 
@@ -75,8 +75,7 @@ class RagEngine:
     def __init__(self, cfg: Rag, db_folder: Path, embedder: SharedEmbedder | None = None) -> None:
         self.cfg = cfg
         self.db_folder = db_folder
-        self.shared = embedder or SharedEmbedder(EmbedderSpec(cfg.embedder, str(cfg.embedding_model or "")),
-                                                 threads=cfg.embed_threads, batch_size=cfg.batch_size)
+        self.shared = embedder or shared_embedder(cfg)
         self._embedder: Embedder | None = None
         self._collection = None
         self._reindex: Reindex | None = None
@@ -289,7 +288,7 @@ class RagEngine:
 def _spec_meta(engine: RagEngine) -> dict:
     """The embedder's identity, stored with its collection."""
     spec = engine.shared.spec
-    return {"embedder_kind": spec.kind, "embedder_folder": spec.folder}
+    return {"embedder_kind": spec.kind, "embedder_folder": spec.folder, "embedder_model": spec.model}
 
 
 def _build_old_embedder(collection, current: Embedder) -> Embedder | None:
@@ -301,7 +300,7 @@ def _build_old_embedder(collection, current: Embedder) -> Embedder | None:
                     "documents are found through keywords (and the part already re-embedded)", collection.name)
         return None
     try:
-        old = EmbedderSpec(kind, meta.get("embedder_folder", "")).build()
+        old = EmbedderSpec(kind, meta.get("embedder_folder", ""), meta.get("embedder_model", "")).build()
         if collection_name(old) == collection_name(current):
             return None
         return old

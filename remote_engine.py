@@ -10,9 +10,10 @@ URL and the setting, never a silent fallback to a local model.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
@@ -20,7 +21,7 @@ from engine_contracts import DEFAULT_SAMPLING, Sampling
 from errors import AppError, SlotBusy
 from events import Queued, Ready, SlotEvent, Token
 from llm_engine import Finish
-from settings import ChatModel
+from settings import ChatModel, ImageModel, RemoteRole, VisionModel
 
 FINISH = {"stop": "done", "length": "trimmed"}
 
@@ -39,12 +40,12 @@ def remote_error(message: str, setting: str, status: int = 502, code: str = "rem
     return AppError(f"{message}. Check {setting}", code=code, status=status)
 
 
-class RemoteChatEngine:
-    """The chat contract over an OpenAI-compatible /chat/completions."""
+class RemoteModel:
+    """What every remote role shares: the slot's side (nothing to load, no VRAM)."""
 
-    def __init__(self, cfg: ChatModel, name: str = "chat", setting_prefix: str = "AIONE_CHAT") -> None:
+    def __init__(self, cfg: RemoteRole, name: str = "chat", setting: str = "AIONE_CHAT__BASE_URL") -> None:
         self.cfg, self.name = cfg, name
-        self.setting = f"{setting_prefix}__BASE_URL"
+        self.setting = setting  # named in every error, so the user knows what to fix
         self.base_url = (cfg.base_url or "").rstrip("/")
         self.concurrency = cfg.remote_concurrency
 
@@ -54,10 +55,6 @@ class RemoteChatEngine:
     @property
     def model_label(self) -> str:
         return f"{self.cfg.remote_model or 'remote'} @ {urlparse(self.base_url).netloc}"
-
-    @property
-    def system_prompt(self) -> str:
-        return self.cfg.system_prompt
 
     def check_files(self) -> None:
         url = urlparse(self.base_url)
@@ -76,13 +73,23 @@ class RemoteChatEngine:
     def shrink_context(self) -> bool:
         return False
 
-    # ---- prompt and generation ----------------------------------------------------------------
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
-                sampling: Sampling = DEFAULT_SAMPLING) -> RemotePrompt:
-        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": turn["role"], "content": turn["content"]} for turn in history] + [
-            {"role": "user", "content": message}]
-        return RemotePrompt(messages, sampling.max_tokens or self.cfg.max_tokens, sampling)
+    def _headers(self) -> dict[str, str]:
+        key = self.cfg.api_key
+        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {}
+
+
+class RemoteAnswers(RemoteModel):
+    """A remote chat or vision role: answers streamed from an OpenAI-compatible /chat/completions."""
+
+    cfg: ChatModel
+
+    @property
+    def system_prompt(self) -> str:
+        return self.cfg.system_prompt
+
+    def _messages(self, system_prompt: str, history: list[dict], last: dict) -> list[dict]:
+        return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": turn["role"], "content": turn["content"]} for turn in history] + [last]
 
     def _body(self, prompt: RemotePrompt) -> dict:
         cfg, sampling = self.cfg, prompt.sampling
@@ -108,9 +115,7 @@ class RemoteChatEngine:
         """Tokens as the remote server streams them; Stop closes the request."""
         import httpx
 
-        headers = {"Accept": "text/event-stream"}
-        if self.cfg.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.cfg.api_key.get_secret_value()}"
+        headers = {"Accept": "text/event-stream"} | self._headers()
         reason, usage, sent = "done", {}, 0
         timeout = httpx.Timeout(self.cfg.remote_timeout_s, connect=10.0)
         try:
@@ -144,6 +149,80 @@ class RemoteChatEngine:
         yield Finish(reason, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or sent)
 
 
+class RemoteChatEngine(RemoteAnswers):
+    """The chat contract (engine_contracts.ChatEngine) on a remote server."""
+
+    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
+                sampling: Sampling = DEFAULT_SAMPLING) -> RemotePrompt:
+        messages = self._messages(system_prompt, history, {"role": "user", "content": message})
+        return RemotePrompt(messages, sampling.max_tokens or self.cfg.max_tokens, sampling)
+
+
+class RemoteVisionEngine(RemoteAnswers):
+    """The vision contract (engine_contracts.VisionEngine) on a remote server: the stored images
+    travel as data URLs."""
+
+    def __init__(self, cfg: VisionModel, read_image: Callable[[str], bytes], name: str = "vision") -> None:
+        super().__init__(cfg, name, "AIONE_VISION__BASE_URL")
+        self.cfg: VisionModel = cfg
+        self._read_image = read_image
+
+    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str],
+                sampling: Sampling = DEFAULT_SAMPLING) -> RemotePrompt:
+        keep = self.cfg.history_turns
+        recent = history[-keep:] if keep else []
+        parts = [{"type": "image_url", "image_url": {
+            "url": "data:image/png;base64," + base64.b64encode(self._read_image(image_id)).decode("ascii")}}
+            for image_id in images]
+        last = {"role": "user", "content": [*parts, {"type": "text", "text": message}]}
+        return RemotePrompt(self._messages(system_prompt, recent, last), sampling.max_tokens or self.cfg.max_tokens,
+                            sampling, dropped_messages=len(history) - len(recent))
+
+
+class RemoteImageGenerator(RemoteModel):
+    """The image contract (engine_contracts.ImageGenerator) on a server with
+    /images/generations: one request per picture, so Stop acts between pictures."""
+
+    def __init__(self, cfg: ImageModel, name: str = "image") -> None:
+        from image_engine import family_defaults, guess_family
+
+        super().__init__(cfg, name, "AIONE_IMAGE__BASE_URL")
+        self.family, self.defaults = guess_family(cfg), family_defaults(cfg)
+
+    def generate(self, params, init_image, emit: Callable[[object], None], stop: threading.Event) -> None:
+        import io
+        import time
+
+        import httpx
+        from PIL import Image
+
+        from image_engine import Picture
+
+        if init_image is not None:
+            raise AppError("the remote image server takes no input image (img2img): generate without one, or use a "
+                           "local model (AIONE_IMAGE__MODEL_PATH)", code="img2img_unavailable", status=422)
+        with httpx.Client(timeout=httpx.Timeout(self.cfg.remote_timeout_s, connect=10.0), headers=self._headers()) as client:
+            for index in range(params.batch_count):
+                if stop.is_set():
+                    return
+                started, seed = time.perf_counter(), params.seed + index
+                body = {"prompt": params.prompt, "n": 1, "size": f"{params.width}x{params.height}",
+                        "response_format": "b64_json", "negative_prompt": params.negative_prompt,
+                        "steps": params.steps, "cfg_scale": params.cfg_scale, "seed": seed, "sampler": params.sampler,
+                        "scheduler": params.scheduler} | ({"model": self.cfg.remote_model} if self.cfg.remote_model else {})
+                try:
+                    response = client.post(f"{self.base_url}/images/generations", json=body)
+                except httpx.HTTPError as exc:
+                    raise remote_error(f"the remote image server at {self.base_url} cannot be reached ({exc})",
+                                       self.setting, status=503, code="remote_backend_unreachable") from exc
+                if response.status_code >= 400:
+                    raise remote_error(f"the remote image server at {self.base_url} refused the request "
+                                       f"({response.status_code}: {_upstream_message(response)})", self.setting)
+                png = base64.b64decode(response.json()["data"][0]["b64_json"])
+                image = Image.open(io.BytesIO(png)).convert("RGB")
+                emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
+
+
 def _upstream_message(response) -> str:
     try:
         error = response.json().get("error")
@@ -165,7 +244,7 @@ class RemoteGate:
 class RemoteLease:
     """The slot's lease for a remote role: the same interface as vram_guard.Lease."""
 
-    def __init__(self, engine: RemoteChatEngine, gate: RemoteGate) -> None:
+    def __init__(self, engine: RemoteModel, gate: RemoteGate) -> None:
         self._engine, self._gate = engine, gate
         self.engine_name = engine.name
         self._enqueued = self._granted = False
@@ -196,7 +275,7 @@ class RemoteLease:
         self._enqueued = False
 
     @property
-    def engine(self) -> RemoteChatEngine:
+    def engine(self) -> RemoteModel:
         if not self._granted:
             raise AppError("the remote backend was not acquired", code="slot_not_acquired", status=500)
         return self._engine

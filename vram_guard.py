@@ -38,7 +38,7 @@ from errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
 from events import Queued, Ready, SlotEvent
 from gpu_probe import GpuProbe
 from settings import Slot as SlotSettings
-from remote_engine import RemoteChatEngine, RemoteGate, RemoteLease
+from remote_engine import RemoteModel, RemoteGate, RemoteLease
 from slot_swaps import Swapper
 from thread_bridge import MODEL_THREAD, run_blocking
 
@@ -82,7 +82,7 @@ class _Resident:
 class ModelSlot:
     def __init__(self, engines: dict[str, Engine], settings: SlotSettings | None = None,
                  gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic,
-                 remote: dict[str, RemoteChatEngine] | None = None) -> None:
+                 remote: dict[str, RemoteModel] | None = None) -> None:
         self._engines = engines
         # Roles served by another machine: no VRAM, no swaps, only their own concurrency limit.
         self._remote = remote or {}
