@@ -169,3 +169,15 @@ def test_image_generation_on_the_generated_checkpoint(isolated_data, tiny_sd: Pa
         with pytest.raises(openai.BadRequestError):
             api.images.generate(model="image", prompt="x", size="65x64", response_format="b64_json")
         assert httpx.get(url + "/api/sessions").json()["sessions"] == []
+
+
+def test_a_model_that_cannot_load_is_503_naming_the_setting(isolated_data, tmp_path):
+    settings = make_settings(isolated_data, model_path=tmp_path / "missing.gguf")
+    with serve(create_app(settings)) as url:
+        api = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as failed:
+                result = api.chat.completions.create(model="chat", stream=stream,
+                                                     messages=[{"role": "user", "content": "hi"}])
+                list(result) if stream else None
+            assert failed.value.status_code == 503 and "AIONE_CHAT__MODEL_PATH" in failed.value.message
