@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import threading
+from contextlib import contextmanager
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -125,27 +126,30 @@ class RemoteAnswers(RemoteModel):
                     response.read()
                     raise remote_error(f"the remote backend at {self.base_url} refused the request "
                                        f"({response.status_code}: {_upstream_message(response)})", self.setting)
-                for line in response.iter_lines():
-                    if stop.is_set():
-                        reason = "stopped"
-                        break  # leaving the block closes the upstream request
-                    if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                        continue
-                    chunk = json.loads(line[5:])
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            sent += 1
-                            yield Token(text)
-                        if choice.get("finish_reason"):
-                            reason = FINISH.get(choice["finish_reason"], "done")
+                with _closed_on(stop, response):
+                    for line in response.iter_lines():
+                        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                            continue
+                        chunk = json.loads(line[5:])
+                        usage = chunk.get("usage") or usage
+                        for choice in chunk.get("choices") or []:
+                            text = (choice.get("delta") or {}).get("content")
+                            if text:
+                                sent += 1
+                                yield Token(text)
+                            if choice.get("finish_reason"):
+                                reason = FINISH.get(choice["finish_reason"], "done")
+                        if stop.is_set():
+                            break
         except httpx.ConnectError as exc:
             raise remote_error(f"the remote backend at {self.base_url} cannot be reached ({exc})", self.setting,
                                status=503, code="remote_backend_unreachable") from exc
-        except (httpx.TransportError, json.JSONDecodeError) as exc:
-            raise remote_error(f"the remote backend at {self.base_url} stopped mid-answer "
-                               f"({type(exc).__name__}: {exc})", self.setting) from exc
+        except (httpx.TransportError, httpx.StreamError, json.JSONDecodeError) as exc:
+            if not stop.is_set():  # (closing it ourselves on Stop also ends the read this way)
+                raise remote_error(f"the remote backend at {self.base_url} stopped mid-answer "
+                                   f"({type(exc).__name__}: {exc})", self.setting) from exc
+        if stop.is_set():
+            reason = "stopped"
         yield Finish(reason, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or sent)
 
 
@@ -221,6 +225,25 @@ class RemoteImageGenerator(RemoteModel):
                 png = base64.b64decode(response.json()["data"][0]["b64_json"])
                 image = Image.open(io.BytesIO(png)).convert("RGB")
                 emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
+
+
+@contextmanager
+def _closed_on(stop: threading.Event, response) -> Iterator[None]:
+    """Close the upstream response the moment Stop is pressed, even while a read waits for it."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            if stop.is_set():
+                response.close()
+                return
+
+    watcher = threading.Thread(target=watch, name="remote-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def _upstream_message(response) -> str:

@@ -146,21 +146,21 @@ async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, clea
         raise
 
     async def frames() -> AsyncIterator[bytes]:
-        try:
-            for frame in first:
-                yield frame
-            async with aclosing(events):
-                async for event in events:
-                    if isinstance(event, Error):
-                        yield sse(error_body(event)[1])
-                        break
-                    for chunk in encoder.chunks(event):
-                        yield sse(chunk)
-            yield sse("[DONE]")
-        finally:
-            cleanup()
+        for frame in first:
+            yield frame
+        async for event in events:
+            if isinstance(event, Error):
+                yield sse(error_body(event)[1])
+                break
+            for chunk in encoder.chunks(event):
+                yield sse(chunk)
+        yield sse("[DONE]")
 
-    return TurnStream(frames(), lease)
+    async def end() -> None:  # also when the client left before the stream started
+        await events.aclose()
+        cleanup()
+
+    return TurnStream(frames(), lease, on_end=end)
 
 
 # ---- embeddings ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What every router shares: the app's services, and how a turn becomes the page's stream."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import Request
 from sse_starlette import EventSourceResponse
@@ -21,14 +21,18 @@ class TurnStream(EventSourceResponse):
     place) was taken by the route; whatever becomes of the response, even one whose stream never
     started because the client left first, the place is given back when it ends."""
 
-    def __init__(self, frames: AsyncIterator[bytes], lease: Lease | RemoteLease) -> None:
+    def __init__(self, frames: AsyncIterator[bytes], lease: Lease | RemoteLease,
+                 on_end: Callable[[], Awaitable[None]] | None = None) -> None:
+        """`on_end`: what else must end with the response (a runner already started by the route)."""
         super().__init__(frames, ping=15, sep="\r\n")
-        self._lease = lease
+        self._lease, self._on_end = lease, on_end
 
     async def __call__(self, scope, receive, send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if self._on_end is not None:
+                await self._on_end()
             self._lease.release()
 
 

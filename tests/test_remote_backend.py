@@ -91,6 +91,28 @@ def test_killing_the_remote_server_mid_answer_is_a_clean_error(isolated_data, up
         assert "cannot be reached" in again[-2]["message"]
 
 
+def test_stop_closes_the_remote_request_at_once(isolated_data, upstream):
+    base, _ = upstream
+    with serve(create_app(remote_settings(isolated_data, base, max_tokens=600))) as url:
+        session_id, tokens = None, 0
+        with httpx.stream("POST", url + CHAT, json={"message": "Count from 1 to 300."}, timeout=60) as r:
+            for line in r.iter_lines():
+                if '"type": "session"' in line:
+                    session_id = line.split('"session_id": "')[1].split('"')[0]
+                tokens += '"type": "token"' in line
+                if tokens == 5:
+                    break  # the page's Stop: the connection closes
+        stopped_at = time.monotonic()
+        while True:
+            turns = httpx.get(f"{url}/api/sessions/{session_id}/turns").json()["turns"]
+            if turns[-1]["role"] == "assistant" and turns[-1]["finish_reason"] != "streaming":
+                break
+            assert time.monotonic() - stopped_at < 5, "the remote answer did not stop"
+            time.sleep(0.05)
+        assert turns[-1]["finish_reason"] == "stopped" and len(turns[-1]["text"]) < 200
+        assert httpx.get(url + "/api/slot").json()["remote"]["chat"]["running"] == 0
+
+
 # ---- vision, image and embeddings on another PKC AI-ONE's /v1 (a real OpenAI-compatible server) ----
 def test_image_questions_pictures_and_embeddings_from_remote_roles(isolated_data, tmp_path, tiny_mmproj, tiny_sd):
     from settings import ImageModel, Rag
