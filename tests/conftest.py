@@ -154,3 +154,15 @@ def vision_settings(data: Path, mmproj: Path, **vision: object) -> Settings:
     return make_settings(data, vision={"model_path": embedded_chat_model_path(), "mmproj_path": mmproj,
                                        "n_ctx": 2048, "temperature": 0.0, "seed": 3, "max_tokens": 16,
                                        "n_threads": 2} | vision)
+
+
+def fake_image_app(data: Path, folder: Path, step_seconds: float = 0.05):
+    """The real app with a fake chat model and a fake image generator (tests.fakes): the routes,
+    slot, stores and page for real, without the generated checkpoint."""
+    from tests.fakes import FakeChatEngine, FakeImageEngine
+
+    checkpoint = folder / "fake-sdxs.safetensors"
+    checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # passes the file check
+    settings = image_settings(data, checkpoint)
+    engines = {"chat": FakeChatEngine(), "image": FakeImageEngine(settings.image, step_seconds=step_seconds)}
+    return create_app(settings, engines=engines)

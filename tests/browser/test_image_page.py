@@ -1,4 +1,5 @@
-"""Image mode in real Chromium against the real library (random-weight SDXS checkpoint)."""
+"""Image mode in real Chromium: the real routes, slot and stores with a fake generator (the
+library itself: tests/test_image_engine.py and the chat -> image -> chat API test)."""
 from __future__ import annotations
 
 import httpx
@@ -7,12 +8,12 @@ from playwright.sync_api import Page, expect
 
 from chat import create_app
 from tests.browser.conftest import open_app, shot
-from tests.conftest import image_settings, make_settings, serve
+from tests.conftest import fake_image_app, make_settings, serve
 
 
 @pytest.fixture
-def image_server(isolated_data, tiny_sd):
-    with serve(create_app(image_settings(isolated_data, tiny_sd))) as url:
+def image_server(isolated_data, tmp_path):
+    with serve(fake_image_app(isolated_data, tmp_path, step_seconds=0.15)) as url:
         yield url
 
 
