@@ -13,20 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.server_process import ServerProcess, free_port  # noqa: E402
+from bench.server_process import ServerProcess  # noqa: E402
 from bench.sse_overhead import QUESTION, SEED, Raw, start_server, timed  # noqa: E402
 from settings import DEFAULT_SYSTEM_PROMPT, embedded_chat_model_path  # noqa: E402
+from tests.servers import start_llama_server  # noqa: E402
 
 
 def stream_openai(base_url: str, question: str, max_tokens: int, model: str = "chat") -> dict:
@@ -67,24 +66,6 @@ def compare(results: dict[str, list[dict]], base: str, other: str) -> dict:
             "tokens_per_s_ratio": round(median(other, "tokens_per_s") / median(base, "tokens_per_s"), 4),
             f"{base}_ttft_ms": round(median(base, "ttft_ms"), 2), f"{other}_ttft_ms": round(median(other, "ttft_ms"), 2),
             "ttft_overhead_ms": round(median(other, "ttft_ms") - median(base, "ttft_ms"), 2)}
-
-
-def start_llama_server(model: Path, n_ctx: int, threads: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                                "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("llama_cpp.server did not start")
-        time.sleep(0.3)
 
 
 def main() -> None:

@@ -2,8 +2,6 @@
 (`python -m llama_cpp.server`) with the embedded SmolLM2 on a loopback port."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
@@ -11,7 +9,8 @@ import pytest
 
 from chat import create_app
 from settings import embedded_chat_model_path
-from tests.conftest import free_port, make_settings, read_frames, serve
+from tests.conftest import make_settings, read_frames, serve
+from tests.servers import start_llama_server
 
 CHAT = "/chat_stream_sse_fetch"
 
@@ -19,21 +18,7 @@ CHAT = "/chat_stream_sse_fetch"
 @pytest.fixture
 def upstream():
     """llama-cpp-python's OpenAI server in its own process; yields (base URL, process)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_chat_model_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "llama_cpp.server did not start"
-        time.sleep(0.3)
+    process, base = start_llama_server(embedded_chat_model_path())
     try:
         yield base, process
     finally:
