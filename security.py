@@ -127,6 +127,7 @@ class FailureLimiter:
             self._locked_until[client] = time.monotonic() + lockout
         if len(self._failures) > 10_000:  # bounded memory against address floods
             self._failures.clear()
+            self._locked_until.clear()
 
     def succeeded(self, client: str) -> None:
         self._failures.pop(client, None)
@@ -142,11 +143,20 @@ class AccessPolicy:
     token: str | None = None
 
     def host_allowed(self, host: str, *, bound_off_loopback: bool) -> bool:
-        if host in LOOPBACK_NAMES or host in self.allowed_hosts or is_loopback(host):
+        if host in self.allowed_hosts or is_loopback(host):
             return True
         # An IP literal cannot be rebound (the browser connects to exactly that address), so
         # with a token in force the LAN address the user typed is fine.
         return bound_off_loopback and self.token is not None and _is_ip(host)
+
+    def credential(self, headers: dict[str, str]) -> bool | None:
+        """True: the right token (Bearer or the sign-in cookie); False: a wrong one; None: none sent."""
+        token = self.token or ""
+        given = bearer_token(headers.get("authorization", ""))
+        if given is not None:
+            return tokens_equal(given, token)
+        cookie = _cookies(headers.get("cookie", "")).get(COOKIE_NAME)
+        return None if cookie is None else tokens_equal(cookie, cookie_value(token))
 
     def origin_allowed(self, origin: str, host_header: str, scheme: str) -> bool:
         origin = origin.rstrip("/").lower()
@@ -213,19 +223,15 @@ class SecurityMiddleware:
         return None
 
     def _check_token(self, headers: dict[str, str], client: str):
-        token = self.policy.token or ""
         wait = self.limiter.retry_after(client)
         if wait > 0:
             return (429, "too_many_failures", f"too many wrong tokens: try again in {wait:.0f} s",
                     [(b"retry-after", str(max(1, round(wait))).encode())])
-        given = bearer_token(headers.get("authorization", ""))
-        cookie = _cookies(headers.get("cookie", "")).get(COOKIE_NAME)
-        if given is not None and tokens_equal(given, token):
+        valid = self.policy.credential(headers)
+        if valid:
             self.limiter.succeeded(client)
             return None
-        if given is None and cookie is not None and tokens_equal(cookie, cookie_value(token)):
-            return None
-        if given is not None or cookie is not None:  # a wrong credential; a missing one is not a guess
+        if valid is False:  # a wrong credential; a missing one is not a guess
             self.limiter.failed(client)
         return (401, "auth_required", "this server needs its token: send 'Authorization: Bearer <token>' "
                 "or sign in on the page", [(b"www-authenticate", b"Bearer")])
@@ -297,10 +303,9 @@ def auth_router(policy: AccessPolicy, limiter: FailureLimiter) -> APIRouter:
 
     @router.get("/status")
     async def status(request: Request) -> dict:
-        signed_in = policy.token is None or (
-            tokens_equal(request.cookies.get(COOKIE_NAME, ""), cookie_value(policy.token))
-            or tokens_equal(bearer_token(request.headers.get("authorization", "")) or "", policy.token))
-        return {"required": policy.token is not None, "signed_in": signed_in}
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        return {"required": policy.token is not None,
+                "signed_in": policy.token is None or bool(policy.credential(headers))}
 
     @router.post("/login")
     async def login(request: Request) -> JSONResponse:
