@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 
@@ -164,15 +165,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return await app_error(request, AppError(str(exc.detail), code=code, status=exc.status_code))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def storage_or_unexpected(request: Request, exc: Exception) -> JSONResponse:
         typed = storage_error(exc)  # a full disk is the user's to fix: 507 with advice, not a 500
         if typed is not None:
             log.warning("%s %s: %s", request.method, request.url.path, typed.message)
-            return await app_error(request, typed)
-        log.exception("unhandled error")
-        error = Error.of(exc)
-        return JSONResponse({"error": {"code": error.code, "message": error.message}}, status_code=500)
+        else:
+            log.error("unhandled error", exc_info=exc)
+            typed = AppError(Error.of(exc).message, code="internal_error", status=500)
+        return await app_error(request, typed)
+
+    # File and database errors outside the store (uploads, pictures) are handled like AppErrors,
+    # so a full disk is a 507 and not "Exception in ASGI application"; anything else is a 500.
+    for kind in (OSError, sqlite3.Error, Exception):
+        app.add_exception_handler(kind, storage_or_unexpected)
 
 
 def _add_page_routes(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
@@ -71,6 +72,10 @@ def limited_server(isolated_data):
         await db.execute(f"PRAGMA max_page_count = {pages if full else 1_000_000}")
         return {"pages": pages}
 
+    @app.get("/test/file-write")
+    async def file_write() -> dict:  # what a picture or document save meets on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     with serve(app) as url:
         yield url, engine
 
@@ -106,6 +111,8 @@ def test_a_full_disk_ends_every_request_clearly_and_loses_nothing(limited_server
     assert statuses[-1] == 507 and set(statuses) <= {201, 507}, statuses
     assert created.json()["error"]["code"] == "storage_full"
     assert httpx.get(f"{url}/api/sessions/{session_id}/turns").json()["turns"] == before  # nothing lost
+    files = httpx.get(url + "/test/file-write")  # a file write, outside the database
+    assert files.status_code == 507 and files.json()["error"]["code"] == "storage_full"
 
     assert httpx.post(url + "/test/disk", params={"full": False}).status_code == 200  # space freed
     engine.enqueue(["after ", "space"])
@@ -172,3 +179,19 @@ def test_kill_9_mid_answer_keeps_the_partial_answer_marked_interrupted(isolated_
     streamed = "".join(json.loads(line[5:])["text"] for line in received)
     assert answer["finish_reason"] == "interrupted" and len(answer["text"]) > 5
     assert streamed.startswith(answer["text"])  # what was checkpointed is what the page saw
+
+
+def test_a_file_write_on_a_full_disk_is_handled_not_raised(isolated_data):
+    """Outside the store (pictures, documents), ENOSPC is answered as a 507 by the app's own handler:
+    nothing escapes to the server as "Exception in ASGI application"."""
+    from starlette.testclient import TestClient
+
+    app = create_app(make_settings(isolated_data), engines={"chat": FakeChatEngine()})
+
+    @app.get("/test/file-write")
+    async def file_write() -> dict:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with TestClient(app, base_url="http://127.0.0.1") as client:  # raises what escapes the app
+        response = client.get("/test/file-write")
+    assert response.status_code == 507 and response.json()["error"]["code"] == "storage_full"
