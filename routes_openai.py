@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from conversation import ChatServices
 from engine_contracts import ChatEngine, ImageGenerator, VisionEngine
 from errors import AppError, BadRequest, NotFound
-from events import ChatDone, Error, PictureMade, PicturesDone, Token
+from events import ChatDone, Error, PictureMade, Token
 from image_engine import Picture, family_defaults
 from image_generation import GenerateRequest, ImageTurn, png_text, validate_request
-from image_store import encode_png
+from image_store import StoredImage, encode_png
 from json_body import MAX_JSON_BYTES, read_json
 from openai_api import ApiTurn, ChatCompletionRequest, CompletionEncoder, error_body, image_urls, sse, text_of
 from routes_chat import max_chat_body
@@ -219,14 +219,12 @@ class ApiImageTurn(ImageTurn):
 
     async def _keep(self, picture: Picture) -> PictureMade:
         png = await run_blocking(encode_png, picture.image, png_text(self.params, picture.seed, self.model))
-        return PictureMade(uuid.uuid4().hex, picture.index, picture.seed, picture.image.width, picture.image.height,
-                           png)
+        made = StoredImage(uuid.uuid4().hex, picture.image.width, picture.image.height, "generated", len(png))
+        self.made.append((made, picture.seed, picture.timings))
+        return PictureMade(made.id, picture.index, picture.seed, made.width, made.height, png)
 
-    async def finish(self) -> PicturesDone:
-        return PicturesDone(None, "done", self.model, (), (), {})
-
-    async def save_partial(self, reason: str) -> None:
-        pass
+    async def _save(self, finish: str) -> dict:
+        return {"id": None}  # stateless: the pictures go back in the response only
 
 
 def _size(size: str | None) -> tuple[int | None, int | None]:
