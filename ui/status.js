@@ -31,14 +31,17 @@ export function describeStatus(frame) {
 function render() {
   const slot = lastSlot;
   const resident = slot?.resident;
-  const label = resident ? slot?.models?.[resident] ?? resident : t("statusNoModel");
+  const remote = Object.keys(slot?.remote ?? {}); // roles another machine serves: nothing to load here
+  const label = resident ? slot?.models?.[resident] ?? resident
+    : remote.includes("chat") ? `${slot.models?.chat ?? "chat"} (${t("remote")})` : t("statusNoModel");
   const activity = local || (slot?.busy ? t("statusGenerating") : t("statusIdle"));
   line().textContent = `${t("model")}: ${label} · ${activity}`;
   line().dataset.state = local || slot?.busy ? "busy" : "idle";
   const box = slotBox();
   if (!box || !slot) return;
   const gb = (/** @type {number} */ mb) => (mb / 1024).toFixed(1);
-  box.textContent = `${t("gpu")}: ${resident ?? "—"} · VRAM ${gb(slot.vram_estimate_mb)}/${gb(slot.budget_mb)} GB${slot.gpu_measured ? "" : ` (${t("estimated")})`} · ${t("queue")} ${slot.queue}`;
+  box.textContent = `${t("gpu")}: ${resident ?? "—"} · VRAM ${gb(slot.vram_estimate_mb)}/${gb(slot.budget_mb)} GB${slot.gpu_measured ? "" : ` (${t("estimated")})`} · ${t("queue")} ${slot.queue}`
+    + (remote.length ? ` · ${t("remote")}: ${remote.join(", ")}` : "");
   box.title = JSON.stringify(slot.residents);
 }
 

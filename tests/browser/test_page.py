@@ -195,3 +195,22 @@ def test_loading_progress_shows_in_the_answer_while_the_model_loads(page: Page, 
     expect(last_answer(page)).to_have_attribute("data-finish", "done", timeout=10_000)
     expect(status).to_be_hidden()
     expect(page.locator("#slot-indicator")).to_contain_text("GPU: chat")
+
+
+def test_a_remote_chat_model_is_named_and_answers_in_the_page(page: Page, isolated_data, tmp_path):
+    """The chat role on another OpenAI-compatible server (here another PKC AI-ONE's /v1 with a
+    fake model): the status line says it is remote, and the answer streams into the page."""
+    upstream = FakeChatEngine(replies=[["먼 ", "곳에서 ", "왔어요"]], token_seconds=0.05)
+    with serve(create_app(make_settings(tmp_path / "far"), engines={"chat": upstream})) as far:
+        settings = make_settings(isolated_data)
+        settings.chat.base_url, settings.chat.remote_model = far + "/v1", "chat"
+        with serve(create_app(settings)) as url:
+            open_app(page, url)
+            expect(page.locator("#status-line")).to_contain_text("chat @ 127.0.0.1")
+            expect(page.locator("#status-line")).to_contain_text("(원격)")
+            expect(page.locator("#slot-indicator")).to_contain_text("원격: chat")
+            send(page, "어디서 왔어요?")
+            expect(last_answer(page)).to_have_attribute("data-finish", "done")
+            expect(last_answer(page).locator(".message-body")).to_have_text("먼 곳에서 왔어요")
+            shot(page, "chat-remote")
+    assert upstream.prompts[-1][-1] == {"role": "user", "content": "어디서 왔어요?"}
