@@ -14,6 +14,7 @@ import base64
 import json
 import threading
 from contextlib import contextmanager
+from functools import cached_property
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -74,9 +75,15 @@ class RemoteModel:
     def shrink_context(self) -> bool:
         return False
 
-    def _headers(self) -> dict[str, str]:
+    @cached_property
+    def client(self):
+        """One HTTP client per role, kept: its connections (and TLS sessions) are reused across
+        requests. httpx clients are thread-safe; every run method works in a worker thread."""
+        import httpx
+
         key = self.cfg.api_key
-        return {"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {}
+        return httpx.Client(timeout=httpx.Timeout(self.cfg.remote_timeout_s, connect=10.0),
+                            headers={"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {})
 
 
 class RemoteAnswers(RemoteModel):
@@ -116,12 +123,10 @@ class RemoteAnswers(RemoteModel):
         """Tokens as the remote server streams them; Stop closes the request."""
         import httpx
 
-        headers = {"Accept": "text/event-stream"} | self._headers()
         reason, usage, sent = "done", {}, 0
-        timeout = httpx.Timeout(self.cfg.remote_timeout_s, connect=10.0)
         try:
-            with httpx.Client(timeout=timeout) as client, client.stream(
-                    "POST", f"{self.base_url}/chat/completions", json=self._body(prompt), headers=headers) as response:
+            with self.client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(prompt),
+                                    headers={"Accept": "text/event-stream"}) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise remote_error(f"the remote backend at {self.base_url} refused the request "
@@ -205,26 +210,25 @@ class RemoteImageGenerator(RemoteModel):
         if init_image is not None:
             raise AppError("the remote image server takes no input image (img2img): generate without one, or use a "
                            "local model (AIONE_IMAGE__MODEL_PATH)", code="img2img_unavailable", status=422)
-        with httpx.Client(timeout=httpx.Timeout(self.cfg.remote_timeout_s, connect=10.0), headers=self._headers()) as client:
-            for index in range(params.batch_count):
-                if stop.is_set():
-                    return
-                started, seed = time.perf_counter(), params.seed + index
-                body = {"prompt": params.prompt, "n": 1, "size": f"{params.width}x{params.height}",
-                        "response_format": "b64_json", "negative_prompt": params.negative_prompt,
-                        "steps": params.steps, "cfg_scale": params.cfg_scale, "seed": seed, "sampler": params.sampler,
-                        "scheduler": params.scheduler} | ({"model": self.cfg.remote_model} if self.cfg.remote_model else {})
-                try:
-                    response = client.post(f"{self.base_url}/images/generations", json=body)
-                except httpx.HTTPError as exc:
-                    raise remote_error(f"the remote image server at {self.base_url} cannot be reached ({exc})",
-                                       self.setting, status=503, code="remote_backend_unreachable") from exc
-                if response.status_code >= 400:
-                    raise remote_error(f"the remote image server at {self.base_url} refused the request "
-                                       f"({response.status_code}: {_upstream_message(response)})", self.setting)
-                png = base64.b64decode(response.json()["data"][0]["b64_json"])
-                image = Image.open(io.BytesIO(png)).convert("RGB")
-                emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
+        for index in range(params.batch_count):  # one request per picture, so Stop acts between pictures
+            if stop.is_set():
+                return
+            started, seed = time.perf_counter(), params.seed + index
+            body = {"prompt": params.prompt, "n": 1, "size": f"{params.width}x{params.height}",
+                    "response_format": "b64_json", "negative_prompt": params.negative_prompt,
+                    "steps": params.steps, "cfg_scale": params.cfg_scale, "seed": seed, "sampler": params.sampler,
+                    "scheduler": params.scheduler} | ({"model": self.cfg.remote_model} if self.cfg.remote_model else {})
+            try:
+                response = self.client.post(f"{self.base_url}/images/generations", json=body)
+            except httpx.HTTPError as exc:
+                raise remote_error(f"the remote image server at {self.base_url} cannot be reached ({exc})",
+                                   self.setting, status=503, code="remote_backend_unreachable") from exc
+            if response.status_code >= 400:
+                raise remote_error(f"the remote image server at {self.base_url} refused the request "
+                                   f"({response.status_code}: {_upstream_message(response)})", self.setting)
+            png = base64.b64decode(response.json()["data"][0]["b64_json"])
+            image = Image.open(io.BytesIO(png)).convert("RGB")
+            emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
 
 
 @contextmanager
