@@ -83,6 +83,7 @@ class RagEngine:
         self._lock = threading.RLock()  # one writer at a time; Chroma and the index change together
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._chroma = None
 
     # ---- setup ------------------------------------------------------------------------------
     def open(self) -> None:
@@ -95,11 +96,12 @@ class RagEngine:
             name = collection_name(embedder)
             others = [c for c in client.list_collections() if c.name != name
                       and (c.name == LEGACY_COLLECTION or c.name.startswith("aione_"))]
+            nothing_to_move = not any(c.count() for c in others)
             collection = client.get_or_create_collection(
                 name, embedding_function=None,
-                metadata={"hnsw:space": "cosine", "complete": not any(c.count() for c in others)} | _spec_meta(self))
-            if collection.metadata.get("complete"):
-                for old in others:  # what a finished re-index left behind
+                metadata={"hnsw:space": "cosine", "complete": nothing_to_move} | _spec_meta(self))
+            if collection.metadata.get("complete") or nothing_to_move:
+                for old in others:  # what a finished re-index left behind (or empty ones)
                     client.delete_collection(old.name)
             else:
                 # the old library: a complete collection (or the legacy one) with the most chunks
@@ -120,6 +122,12 @@ class RagEngine:
             self._keywords.add(chunk_id, meta["document_id"], text)
 
     def _client(self):
+        """The Chroma client (embedded, or a server's), made once."""
+        if self._chroma is None:
+            self._chroma = self._connect()
+        return self._chroma
+
+    def _connect(self):
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 

@@ -273,3 +273,15 @@ def test_a_legacy_collection_is_re_embedded(tmp_path: Path):
     assert engine.search("제주 특산물")[0].document_id == "jeju"  # keywords carry it meanwhile
     wait_for_reindex(engine)
     assert engine.search("What grows on the volcanic island?")[0].document_id == "jeju"
+
+
+def test_an_unfinished_collection_with_nothing_left_to_move_is_complete(tmp_path: Path):
+    """A re-embedding whose old collection is gone (removed by hand, or empty) must not stall."""
+    engine = RagEngine(Rag(), tmp_path / "rag_db")
+    client = engine._client()
+    half = client.create_collection("aione_use-multilingual-v3_512", embedding_function=None,
+                                    metadata={"hnsw:space": "cosine", "complete": False})
+    half.add(ids=["jeju:0"], embeddings=engine.shared.get().encode([DOCS["jeju"]]), documents=[DOCS["jeju"]],
+             metadatas=[{"document_id": "jeju", "name": "jeju.md", "index": 0, "page": 0}])
+    assert engine.reindex_state() is None and engine.search("제주 특산물")[0].document_id == "jeju"
+    assert [c.name for c in client.list_collections()] == ["aione_use-multilingual-v3_512"]
