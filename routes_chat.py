@@ -15,7 +15,7 @@ from settings import Settings
 from thread_bridge import run_blocking
 from sse_frames import sse_stream
 from turn_runner import TurnRunner
-from vram_guard import Lease, Priority
+from vram_guard import Priority
 from web import TurnStream, services
 
 router = APIRouter()
@@ -50,15 +50,15 @@ def _checked_message(body: ChatRequest, settings: Settings) -> str:
     return message
 
 
-def _vision_lease(app: ChatServices, body: ChatRequest) -> Lease[VisionEngine]:
-    vision = app.settings.vision
-    count = len(body.images) + len(body.image_ids)
-    if count > vision.max_images:
-        raise AppError(f"too many images: {count}, at most {vision.max_images} per message",
-                       code="too_many_images", status=422)
+def vision_lease(app: ChatServices, image_count: int):
+    """The vision model's lease for a message with `image_count` images (the page's and /v1's)."""
+    limit = app.settings.vision.max_images
+    if image_count > limit:
+        raise AppError(f"too many images: {image_count}, at most {limit} per message", code="too_many_images",
+                       status=422)
     if "vision" not in app.slot.engine_names:
-        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH",
-                       code="vision_not_configured", status=503)
+        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH "
+                       "(or AIONE_VISION__BASE_URL)", code="vision_not_configured", status=503)
     return app.slot.lease("vision", Priority.VISION, VisionEngine)
 
 
@@ -76,7 +76,8 @@ async def chat_stream(request: Request) -> TurnStream:
     body = await read_json(request, ChatRequest, max_chat_body(app.settings))
     message = _checked_message(body, app.settings)
     wants_vision = bool(body.images or body.image_ids)
-    lease = _vision_lease(app, body) if wants_vision else app.slot.lease(body.model, Priority.CHAT, ChatEngine)
+    lease = (vision_lease(app, len(body.images) + len(body.image_ids)) if wants_vision
+             else app.slot.lease(body.model, Priority.CHAT, ChatEngine))
     lease.enqueue()  # 404 / 429 / 503 / 507 now: a refused request creates nothing
     try:
         await _check_session_images(app, body)

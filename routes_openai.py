@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from conversation import ChatServices
-from engine_contracts import ChatEngine, ImageGenerator, VisionEngine
+from engine_contracts import ChatEngine, ImageGenerator
 from errors import AppError, BadRequest, NotFound
 from events import ChatDone, Error, PictureMade, Token
 from image_engine import Picture, family_defaults
@@ -26,7 +26,7 @@ from image_generation import GenerateRequest, ImageTurn, png_text, validate_requ
 from image_store import StoredImage, encode_png
 from json_body import MAX_JSON_BYTES, read_json
 from openai_api import ApiTurn, ChatCompletionRequest, CompletionEncoder, error_body, image_urls, sse, text_of
-from routes_chat import max_chat_body
+from routes_chat import max_chat_body, vision_lease
 from thread_bridge import run_blocking
 from turn_runner import TurnRunner
 from vram_guard import Priority
@@ -73,15 +73,11 @@ def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]
     return system, history, message, image_urls(turns[-1])
 
 
-def _chat_lease(app: ChatServices, model: str, wants_vision: bool):
-    names = app.slot.engine_names
-    if model not in names or model == "image":
+def _chat_lease(app: ChatServices, model: str, images: int):
+    if model not in app.slot.engine_names and model != "vision" or model == "image":
         raise NotFound(f"the model {model!r} does not exist; GET /v1/models lists them", code="model_not_found")
-    if wants_vision or model == "vision":
-        if "vision" not in names:
-            raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH",
-                           code="vision_not_configured", status=503)
-        return app.slot.lease("vision", Priority.VISION, VisionEngine)
+    if images or model == "vision":
+        return vision_lease(app, images)
     return app.slot.lease(model, Priority.CHAT, ChatEngine)
 
 
@@ -91,7 +87,7 @@ async def chat_completions(request: Request) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_chat_body(app.settings))
     system, history, message, urls = _split(body)
     sampling = body.sampling()
-    lease = _chat_lease(app, body.model, bool(urls))
+    lease = _chat_lease(app, body.model, len(urls))
     lease.enqueue()  # 404 / 429 / 503 now, as an HTTP error
     stored = []
     try:
