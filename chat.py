@@ -21,12 +21,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import routes_analysis
 import routes_chat
 import routes_documents
 import routes_images
 import routes_openai
 import routes_sessions
 import routes_system
+from analysis import TurnAnalyzer, classifiers_from_settings
 from conversation import ChatServices
 from document_service import DocumentService
 from embedder import shared_embedder
@@ -38,6 +40,7 @@ from image_store import ImageStore
 from json_body import describe_invalid
 from openai_api import error_body as openai_error
 from kv_store import KvStore
+from label_store import LabelStore
 from llm_engine import LlmEngine
 from rag_engine import RagEngine
 from remote_engine import RemoteChatEngine, RemoteImageGenerator, RemoteModel, RemoteVisionEngine
@@ -95,7 +98,11 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
-        app.state.services = ChatServices(settings, store, slot, images, documents)
+        labels = LabelStore(store.connection, store.log_event)
+        analyzer = _start_analyzer(settings, embedder, labels, slot) if settings.emotion.enabled else None
+        if analyzer is not None:
+            store.on_turn_saved = analyzer.turn_saved
+        app.state.services = ChatServices(settings, store, slot, images, documents, analyzer, labels)
         if await documents.has_documents():  # load the embedder now, not at the first question
             warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
             warm_up.add_done_callback(
@@ -107,6 +114,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         finally:
             if preload is not None:
                 preload.cancel()
+            if analyzer is not None:
+                await analyzer.close()
             await documents.close()
             await slot.close()
             await store.close()
@@ -119,9 +128,17 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     _install_access_control(app, policy)
     _add_page_routes(app)
     for router in (routes_chat.router, routes_images.router, routes_sessions.router, routes_documents.router,
-                   routes_system.router, routes_openai.router):
+                   routes_system.router, routes_openai.router, routes_analysis.router):
         app.include_router(router)
     return app
+
+
+def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: ModelSlot) -> TurnAnalyzer:
+    """The background labeller: it waits while any model generates (a token never waits for it)."""
+    classifiers = classifiers_from_settings(settings.emotion, embedder, settings.paths.data / "classifiers")
+    analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: slot.busy, batch_size=settings.emotion.batch_size)
+    analyzer.start()
+    return analyzer
 
 
 async def _preload_chat(slot: ModelSlot) -> None:

@@ -13,11 +13,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from analysis import TurnAnalyzer
 from document_service import DocumentService
 from engine_contracts import ChatEngine, VisionEngine
 from events import (ChatDone, Event, Generating, HistoryTrimmed, ImagesStored, NoDocumentsMatched, Sources, Token,
                     Usage)
 from image_store import ImageStore, StoredImage
+from label_store import LabelStore
 from llm_engine import Finish
 from rag_engine import Hit
 from session_store import SessionStore
@@ -35,6 +37,8 @@ class ChatServices:
     slot: ModelSlot
     images: ImageStore
     documents: DocumentService | None = None
+    analyzer: TurnAnalyzer | None = None  # None: turn analysis is off (settings.emotion.enabled)
+    labels: LabelStore | None = None
 
 
 REFERENCES_INTRO = ("Answer using the numbered references below where they are relevant, and cite them "

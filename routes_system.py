@@ -35,4 +35,5 @@ async def config(request: Request) -> dict:
                         "samplers": SAMPLERS, "schedulers": SCHEDULERS}
     return {"vision": "vision" in app.slot.engine_names, "max_images": vision.max_images,
             "max_image_bytes": vision.max_image_bytes, "max_message_chars": app.settings.server.max_message_chars,
-            "image": image_config}
+            "image": image_config,
+            "analysis": {"enabled": app.analyzer is not None, "show_badges": app.settings.emotion.show_badges}}

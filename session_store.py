@@ -136,8 +136,31 @@ async def m004_generations(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX generations_by_session ON generations(session_id, created)")
 
 
+async def m005_turn_labels(db: aiosqlite.Connection) -> None:
+    # Emotion, intent and keywords of each turn (label_store.py), each with what produced it.
+    await db.execute(
+        """CREATE TABLE turn_labels (
+             turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
+             emotion TEXT,                  -- NULL: nothing to label (an empty turn)
+             emotion_score REAL,
+             emotion_scores TEXT,           -- JSON: every class's probability
+             emotion_model TEXT,
+             intent TEXT,                   -- user turns only
+             intent_score REAL,
+             intent_model TEXT,
+             keywords TEXT NOT NULL DEFAULT '[]',  -- JSON: [{"term", "score"}], best first
+             keyword_model TEXT,
+             created TEXT NOT NULL)"""
+    )
+    await db.execute("CREATE INDEX turn_labels_by_emotion ON turn_labels(emotion)")
+    # In how many labelled turns each term occurs: the IDF of the keywords' TF-IDF.
+    await db.execute("CREATE TABLE term_frequency (term TEXT PRIMARY KEY, turns INTEGER NOT NULL)")
+    await db.execute("CREATE INDEX turns_by_created ON turns(created)")
+
+
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
-                                                                       m003_documents, m004_generations]
+                                                                       m003_documents, m004_generations,
+                                                                       m005_turn_labels]
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
 
@@ -146,6 +169,13 @@ class SessionStore:
     def __init__(self, db: aiosqlite.Connection, logs_dir: Path) -> None:
         self._db = db
         self._logs_dir = logs_dir
+        # Told after a turn is saved (the background labeller wakes up); must not block.
+        self.on_turn_saved: Callable[[int], None] | None = None
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """For the stores that share this database (label_store)."""
+        return self._db
 
     @classmethod
     async def open(cls, db_path: Path, logs_dir: Path) -> SessionStore:
@@ -192,6 +222,15 @@ class SessionStore:
             raise
 
     # ---- JSONL ------------------------------------------------------------------------------
+    def _saved(self, turn: dict) -> None:
+        self._log("turn", turn)
+        if self.on_turn_saved is not None:
+            self.on_turn_saved(turn["id"])
+
+    def log_event(self, event: str, record: dict) -> None:
+        """Another store's record in the same JSONL log."""
+        self._log(event, record)
+
     def _log(self, event: str, record: dict) -> None:
         """The second sink: a failure here (a full disk) is logged, not raised; SQLite has the record."""
         path = self._logs_dir / f"turns-{datetime.now(timezone.utc):%Y-%m-%d}.jsonl"
@@ -273,7 +312,7 @@ class SessionStore:
                 title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
             await db.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?",
                              (turn["created"], title, session_id))
-        self._log("turn", turn)
+        self._saved(turn)
         return turn
 
     @staticmethod
@@ -315,7 +354,7 @@ class SessionStore:
                     {", ".join(f"{k} = :{k}" for k in TURN_METRICS)} WHERE id = :id""", turn)
             await db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), turn["session_id"]))
         turn["sources"], turn["images"] = sources or [], []
-        self._log("turn", turn)
+        self._saved(turn)
         return turn
 
     async def list_turns(self, session_id: str) -> list[dict]:
@@ -334,12 +373,26 @@ class SessionStore:
                WHERE g.session_id = ?""", (session_id,)) as cur:
             async for row in cur:
                 pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
+        labels = await self._labels(session_id)
         for turn in turns:
+            turn["labels"] = labels.get(turn["id"])
             turn["images"] = images.get(turn["id"], [])
             turn["sources"] = json.loads(turn["sources"]) if turn["sources"] else []
             if turn["kind"] == "image" and turn["role"] == "assistant":
                 turn["pictures"] = [{"id": image_id} | pictures.get(image_id, {}) for image_id in turn["images"]]
         return turns
+
+    async def _labels(self, session_id: str) -> dict[int, dict]:
+        """The session's turn labels (emotion, intent, keywords and what produced them) by turn id."""
+        sql = """SELECT l.* FROM turn_labels l JOIN turns t ON t.id = l.turn_id WHERE t.session_id = ?"""
+        labels = {}
+        async with self._db.execute(sql, (session_id,)) as cur:
+            async for row in cur:
+                label = dict(row)
+                label["emotion_scores"] = json.loads(label["emotion_scores"]) if label["emotion_scores"] else None
+                label["keywords"] = json.loads(label["keywords"])
+                labels[label.pop("turn_id")] = label
+        return labels
 
     async def image_session(self, image_id: str) -> str | None:
         async with self._db.execute("SELECT session_id FROM images WHERE id = ?", (image_id,)) as cur:

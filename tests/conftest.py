@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chat import create_app  # noqa: E402
-from settings import ChatModel, Paths, Server, Settings, VisionModel  # noqa: E402
+from settings import ChatModel, Emotion, Paths, Server, Settings, VisionModel  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,9 @@ def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 TEST_MAX_IMAGE_BYTES = 200_000  # keeps the chat body limit (it grows with image limits) small
 
 
-def make_settings(data: Path, vision: dict | None = None, **chat: object) -> Settings:
+def make_settings(data: Path, vision: dict | None = None, analysis: bool = False, **chat: object) -> Settings:
+    """`analysis`: label turns in the background (off elsewhere: it would load the embedder and
+    compete for the CPU in tests about something else)."""
     chat_cfg = {"temperature": 0.0, "seed": 7, "max_tokens": 48, "n_threads": 2} | chat
     return Settings(
         _env_file=None,
@@ -40,6 +42,7 @@ def make_settings(data: Path, vision: dict | None = None, **chat: object) -> Set
         chat=ChatModel(**chat_cfg),
         vision=VisionModel(**({"max_image_bytes": TEST_MAX_IMAGE_BYTES} | (vision or {}))),
         server=Server(preload_chat=False),
+        emotion=Emotion(enabled=analysis),
     )
 
 
