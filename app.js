@@ -7,6 +7,7 @@ import { initComposer } from "./ui/composer.js";
 import { initDocuments } from "./ui/documents.js";
 import { initImageMode } from "./ui/image-mode.js";
 import { applyI18n } from "./ui/i18n.js";
+import { badgesShown } from "./ui/labels.js";
 import { renderSessions } from "./ui/sidebar.js";
 import { needsSignIn, showSignIn } from "./ui/signin.js";
 import { startStatusPolling } from "./ui/status.js";
@@ -25,7 +26,9 @@ async function main() {
     return;
   }
   await loadPartials();
-  const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null }));
+  const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null,
+                                                  analysis: { enabled: false, show_badges: false } }));
+  document.body.classList.toggle("hide-emotion-badges", !badgesShown(Boolean(config.analysis?.show_badges)));
   const composer = initComposer({
     onSend: async (text) => {
       const prompt = imageMode.promptOf(text);
@@ -100,7 +103,9 @@ async function main() {
   document.getElementById("menu-toggle")?.addEventListener("click", () => sidebar.classList.toggle("open"));
   document.getElementById("new-session")?.addEventListener("click", () => { chat.newChat(); closeMenu(); composer.focus(); });
 
-  await chat.open(chat.sessionId);
+  const linked = new URLSearchParams(location.search).get("session"); // the dashboard's click-through
+  if (linked) history.replaceState(null, "", "/");
+  await chat.open(linked ?? chat.sessionId);
   await Promise.all([refreshSessions(), imageMode.refreshGallery(chat.sessionId)]);
   startStatusPolling();
   composer.focus();

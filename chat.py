@@ -197,12 +197,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, storage_or_unexpected)
 
 
+PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
+         "/assets.css": ("assets.css", "text/css"), "/dashboard": ("ui/dashboard.html", "text/html")}
+
+
 def _add_page_routes(app: FastAPI) -> None:
-    for name, media in (("index.html", "text/html"), ("app.js", "text/javascript"), ("assets.css", "text/css")):
+    for path, (name, media) in PAGES.items():
         def serve(name: str = name, media: str = media) -> FileResponse:
             return FileResponse(ROOT / name, media_type=media, headers=NO_CACHE)
 
-        app.add_api_route("/" if name == "index.html" else f"/{name}", serve, methods=["GET"], include_in_schema=False)
+        app.add_api_route(path, serve, methods=["GET"], include_in_schema=False)
     app.mount("/ui", StaticFiles(directory=ROOT / "ui"), name="ui")
 
 

@@ -151,6 +151,10 @@ export const api = {
     if (sessionId) form.append("session_id", sessionId);
     return upload("/api/documents", form, onProgress);
   },
+  /** Any JSON GET of this server (the dashboard's aggregates). @param {string} url */
+  get: (url) => call(url),
+  /** @param {string} url @param {unknown} json */
+  post: (url, json) => call(url, { method: "POST", json }),
   authStatus: () => call("/api/auth/status"),
   /** @param {string} token */
   signIn: (token) => call("/api/auth/login", { method: "POST", json: { token } }),

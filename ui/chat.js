@@ -44,6 +44,8 @@ export class ChatController {
           continue;
         }
         const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
+        view.setTurnId(turn.id);
+        view.showEmotion(turn.labels);
         if (turn.role === "assistant") {
           view.showSources(turn.sources ?? []);
           view.finish(turn);
@@ -75,7 +77,7 @@ export class ChatController {
     const images = attached.images ?? [];
     const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
     const imageIds = followUp?.checked && !followUp.closest("[hidden]") ? this.lastImageIds : [];
-    new MessageView("user", text, attached.previews ?? []);
+    const question = new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
     const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
     const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
@@ -85,9 +87,38 @@ export class ChatController {
       else if (event.type === "images") this.lastImageIds = event.ids;
       else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
       else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
-      else if (event.type === "done") answer.finish({ ...event, ...event.timings });
+      else if (event.type === "done") {
+        answer.finish({ ...event, ...event.timings });
+        if (event.turn_id != null) answer.setTurnId(event.turn_id);
+      }
     });
     if (images.length) showFollowUp(true);
+    this.refreshBadges(question, answer);
+  }
+
+  /**
+   * Labels are made in the background after a turn is saved: fetch them a little later and
+   * badge the question and its answer.
+   * @param {MessageView} question @param {MessageView} answer
+   */
+  async refreshBadges(question, answer) {
+    const sessionId = this.sessionId;
+    const answerId = Number(answer.node.dataset.turnId);
+    if (!sessionId || !answerId) return;
+    for (const wait of [1500, 4000, 10000]) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (this.sessionId !== sessionId) return;
+      const turns = /** @type {any[]} */ ((await api.turns(sessionId).catch(() => ({ turns: [] }))).turns);
+      const at = turns.findIndex((turn) => turn.id === answerId);
+      if (at < 0) return;
+      const asked = turns.slice(0, at).reverse().find((turn) => turn.role === "user");
+      if (asked) {
+        question.setTurnId(asked.id);
+        question.showEmotion(asked.labels);
+      }
+      answer.showEmotion(turns[at].labels);
+      if (turns[at].labels && (!asked || asked.labels)) return;
+    }
   }
 
   /**

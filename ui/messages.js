@@ -1,6 +1,7 @@
 // @ts-check
 /** The message list: user and assistant bubbles, streamed text, per-answer status and meta. */
 import { t } from "./i18n.js";
+import { emotionInfo } from "./labels.js";
 import { renderMarkdown } from "./markdown.js";
 
 const list = () => /** @type {HTMLElement} */ (document.getElementById("messages"));
@@ -28,6 +29,7 @@ export class MessageView {
     const who = document.createElement("div");
     who.className = "message-role";
     who.textContent = role === "user" ? t("you") : t("assistant");
+    this.who = who;
     this.body = document.createElement("div");
     this.body.className = "message-body";
     this.statusLine = document.createElement("div");
@@ -181,6 +183,28 @@ export class MessageView {
     figure.append(img, bar);
     box.appendChild(figure);
     this.scroll();
+  }
+
+  /** The stored turn this view shows (labels and later actions find it by id). @param {number} id */
+  setTurnId(id) {
+    this.node.dataset.turnId = String(id);
+  }
+
+  /**
+   * The turn's emotion as a small badge (hidden by the "hide-emotion-badges" body class).
+   * @param {{emotion?: string|null, emotion_score?: number|null, emotion_model?: string|null, intent?: string|null}|null|undefined} labels
+   */
+  showEmotion(labels) {
+    this.who.querySelector(".emotion-badge")?.remove();
+    if (!labels?.emotion) return;
+    const info = emotionInfo(labels.emotion);
+    const badge = document.createElement("span");
+    badge.className = "emotion-badge";
+    badge.dataset.emotion = labels.emotion;
+    badge.textContent = `${info.emoji} ${info.name}`;
+    const score = labels.emotion_score == null ? "" : ` ${Math.round(labels.emotion_score * 100)}%`;
+    badge.title = `${t("emotionLabel")}: ${info.name}${score} · ${labels.emotion_model ?? ""}`;
+    this.who.appendChild(badge);
   }
 
   /** @param {string} text */
