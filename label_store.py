@@ -6,6 +6,7 @@ another classifier than the current one (re-labelled on request)."""
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -135,15 +136,19 @@ class LabelStore:
         return result
 
     async def _top_keywords(self, where: str, params: dict, top: int = 30) -> list[dict]:
-        scores: Counter[str] = Counter()
+        """The period's terms by TF-IDF now: turns of the period that have the term, times its
+        rarity in the whole history (a turn's stored scores were ranked against the history of
+        its own day, which is small at first)."""
         turns: Counter[str] = Counter()
         sql = f"SELECT l.keywords FROM turns t JOIN turn_labels l ON l.turn_id = t.id WHERE {where}"
         async with self._db.execute(sql, params) as cur:
             async for row in cur:
-                for item in json.loads(row["keywords"]):
-                    scores[item["term"]] += item["score"]
-                    turns[item["term"]] += 1
-        return [{"term": term, "score": round(score, 3), "turns": turns[term]} for term, score in scores.most_common(top)]
+                turns.update({item["term"] for item in json.loads(row["keywords"])})
+        frequency, total = await self.document_frequency(turns)
+        scored = [{"term": term, "score": round(count * _idf(frequency.get(term, 0), total), 3), "turns": count}
+                  for term, count in turns.items()]
+        scored.sort(key=lambda item: (-item["score"], item["term"]))
+        return scored[:top]
 
     async def _timeline(self, session_id: str) -> list[dict]:
         return await self._rows(
@@ -172,6 +177,10 @@ class LabelStore:
     async def _rows(self, sql: str, params: dict) -> list[dict]:
         async with self._db.execute(sql, params) as cur:
             return [dict(row) async for row in cur]
+
+
+def _idf(frequency: int, total: int) -> float:
+    return math.log((1 + total) / (1 + frequency)) + 1.0
 
 
 def _filters(start: str | None, end: str | None, session_id: str | None) -> tuple[str, dict]:

@@ -43,4 +43,8 @@ async def write_history(data: Path) -> dict[str, str]:
 
 
 def write_history_sync(data: Path) -> dict[str, str]:
-    return asyncio.run(write_history(data))
+    """From sync code, even where an event loop runs (Playwright's sync API): its own thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, write_history(data)).result()

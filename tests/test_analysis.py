@@ -298,7 +298,7 @@ async def _write_labels(data: Path, emotions: dict[str, str]) -> None:
                              "intent_score": 0.8 if turn["role"] == "user" else None, "intent_model": "fixture",
                              "keywords": [{"term": f"keyword-of-{emotion}", "score": 1.0}] if turn["role"] == "user"
                              else [], "keyword_model": "fixture"})
-        await labels.save(rows, {})
+        await labels.save(rows, {row["turn_id"]: [k["term"] for k in row["keywords"]] for row in rows})
     finally:
         await store.close()
 

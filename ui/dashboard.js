@@ -116,7 +116,7 @@ function drawKeywords(stats) {
     type: "bar",
     data: { labels: top.map((/** @type {any} */ k) => k.term),
             datasets: [{ label: "TF-IDF", backgroundColor: "#2fa36b", data: top.map((/** @type {any} */ k) => k.score) }] },
-    options: { indexAxis: "y", plugins: { legend: { display: false } },
+    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { y: { ticks: { autoSkip: false } } },
       onClick: (/** @type {any} */ _e, /** @type {any[]} */ hit) => {
         if (hit.length) drill(`“${top[hit[0].index].term}”`, { keyword: top[hit[0].index].term });
       } },
