@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import routes_analysis
 import routes_chat
 import routes_documents
+import routes_export
 import routes_images
 import routes_openai
 import routes_sessions
@@ -128,7 +129,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     _install_access_control(app, policy)
     _add_page_routes(app)
     for router in (routes_chat.router, routes_images.router, routes_sessions.router, routes_documents.router,
-                   routes_system.router, routes_openai.router, routes_analysis.router):
+                   routes_system.router, routes_openai.router, routes_analysis.router,
+                   routes_sessions.turns_router, routes_export.router):
         app.include_router(router)
     return app
 

@@ -86,14 +86,25 @@ def text_history(history: list[dict]) -> list[dict]:
     return messages
 
 
+@dataclass(frozen=True)
+class Branching:
+    """Where in the tree a turn goes instead of the end of the active branch: after `parent_id`
+    (an edited message becomes a sibling of the one it replaces); with `answer_again`, no new
+    message: that user turn is answered again (the new answer a sibling of the old ones)."""
+
+    parent_id: int | None
+    answer_again: int | None = None
+
+
 class AnswerTurn(Generic[E]):
     """An answer as runner work (turn_runner.TurnRunner): saves the user turn, adds the
     document references, streams the answer (checkpointed while it streams) and saves it.
     TextTurn and VisionTurn differ only in how the prompt is made (their engine contracts)."""
 
     def __init__(self, services: ChatServices, session_id: str, message: str, images: Sequence[StoredImage] = (),
-                 doc_scope: str = "all") -> None:
+                 doc_scope: str = "all", branching: Branching | None = None) -> None:
         self.services, self.store = services, services.store
+        self.branching = branching
         self.session_id, self.message, self.images, self.doc_scope = session_id, message, images, doc_scope
         self.started = time.perf_counter()
         self.history: list[dict] = []
@@ -109,8 +120,14 @@ class AnswerTurn(Generic[E]):
         self.wait_ms = 0.0
 
     async def begin(self) -> AsyncIterator[Event]:
+        branching = self.branching
+        if branching is not None:
+            await self.store.set_active_leaf(self.session_id, branching.parent_id)
         self.history = text_history(await self.store.history(self.session_id))
-        await self.store.add_turn(self.session_id, "user", self.message, images=list(self.images))
+        if branching is not None and branching.answer_again is not None:
+            await self.store.set_active_leaf(self.session_id, branching.answer_again)
+        else:
+            await self.store.add_turn(self.session_id, "user", self.message, images=list(self.images))
         self.request_saved = True
         if self.images:
             yield ImagesStored(tuple(image.id for image in self.images))

@@ -17,8 +17,7 @@ from session_store import STREAMING, now_iso
 PENDING_SQL = f"""
 SELECT t.id, t.session_id, t.role, t.text, t.kind,
        EXISTS (SELECT 1 FROM images i WHERE i.turn_id = t.id) AS has_images,
-       (SELECT a.sources IS NOT NULL FROM turns a WHERE a.session_id = t.session_id AND a.id > t.id
-          AND a.role = 'assistant' ORDER BY a.id LIMIT 1) AS used_documents
+       EXISTS (SELECT 1 FROM turns a WHERE a.parent_id = t.id AND a.sources IS NOT NULL) AS used_documents
 FROM turns t LEFT JOIN turn_labels l ON l.turn_id = t.id
 WHERE t.finish_reason IS NOT '{STREAMING}' AND {{condition}}
 ORDER BY t.id LIMIT ?"""

@@ -58,7 +58,7 @@ async def relabel(request: Request) -> dict:
     return await analyzer.relabel()
 
 
-def _day(value: str | None, name: str) -> str | None:
+def parse_day(value: str | None, name: str) -> str | None:
     if value is None or value == "":
         return None
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
@@ -75,7 +75,7 @@ async def stats(request: Request, from_: str | None = Query(None, alias="from"),
                 session_id: str | None = None, bucket: Literal["day", "week"] = "day") -> dict:
     """The dashboard's aggregates for a period (dates inclusive, UTC) and optionally one session."""
     app = services(request)
-    start, end = _day(from_, "from"), _day(to, "to")
+    start, end = parse_day(from_, "from"), parse_day(to, "to")
     if start and end and start > end:
         raise BadRequest("from is after to", code="invalid_date")
     if session_id:
@@ -94,5 +94,5 @@ async def stats_sessions(request: Request, from_: str | None = Query(None, alias
     """The sessions behind a chart's slice or bar (the dashboard's click-through)."""
     app = services(request)
     labels = app.labels or LabelStore(app.store.connection, app.store.log_event)
-    return {"sessions": await labels.sessions_for(_day(from_, "from"), _day(to, "to"), emotion, intent, keyword,
-                                                  _day(day, "day"))}
+    return {"sessions": await labels.sessions_for(parse_day(from_, "from"), parse_day(to, "to"), emotion, intent, keyword,
+                                                  parse_day(day, "day"))}

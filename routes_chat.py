@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from conversation import ChatServices, TextTurn, VisionTurn
+from conversation import Branching, ChatServices, TextTurn, VisionTurn
 from engine_contracts import ChatEngine, VisionEngine
 from errors import AppError, NotFound
 from json_body import MAX_JSON_BYTES, read_json
@@ -23,12 +23,14 @@ router = APIRouter()
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())  # later features add fields
-    message: str
+    message: str = ""
     session_id: str | None = None
     model: str = "chat"  # "chat" or a name from extra_chat_models
     images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
     image_ids: list[str] = Field(default_factory=list, max_length=64)  # earlier images of this session, asked about again
     doc_scope: Literal["all", "session", "none"] = "all"  # which documents may answer
+    regenerate: int | None = None  # an answer's id: answer its question again (a sibling answer)
+    edit: int | None = None  # a user turn's id: "message" replaces it (a sibling turn, then its answer)
 
 
 def max_chat_body(settings: Settings) -> int:
@@ -37,6 +39,8 @@ def max_chat_body(settings: Settings) -> int:
 
 
 def _checked_message(body: ChatRequest, settings: Settings) -> str:
+    if body.regenerate is not None:
+        return ""  # the question is the stored one
     message = body.message.strip()
     if not message:
         raise AppError("message must not be empty", code="empty_message", status=422)
@@ -62,6 +66,32 @@ def vision_lease(app: ChatServices, image_count: int):
     return app.slot.lease("vision", Priority.VISION, VisionEngine)
 
 
+async def _branching(app: ChatServices, body: ChatRequest) -> tuple[Branching, str, str] | None:
+    """For a regenerate or an edit: where the turn goes, its session and the message (422/404 else)."""
+    if body.regenerate is None and body.edit is None:
+        return None
+    if body.regenerate is not None and body.edit is not None:
+        raise AppError("send either regenerate or edit, not both", code="invalid_request", status=422)
+    if body.images or body.image_ids:
+        raise AppError("regenerate and edit take no images", code="invalid_request", status=422)
+    turn = await app.store.get_turn(body.regenerate if body.regenerate is not None else body.edit)  # 404
+    if body.session_id is not None and body.session_id != turn["session_id"]:
+        raise NotFound(f"turn not found in this session: {turn['id']}", code="turn_not_found")
+    wanted = "assistant" if body.regenerate is not None else "user"
+    if turn["role"] != wanted or turn["kind"] != "chat":
+        raise AppError(f"turn {turn['id']} is not a chat {'answer' if wanted == 'assistant' else 'message'}",
+                       code="invalid_turn", status=422)
+    if body.edit is not None:
+        return Branching(turn["parent_id"]), turn["session_id"], body.message.strip()
+    question = await app.store.get_turn(turn["parent_id"]) if turn["parent_id"] is not None else None
+    if question is None or question["role"] != "user":
+        raise AppError(f"answer {turn['id']} has no question to answer again", code="invalid_turn", status=422)
+    if await app.store.turn_has_images(question["id"]):
+        raise AppError("an answer about images cannot be regenerated yet: ask again with the images",
+                       code="invalid_turn", status=422)
+    return Branching(question["parent_id"], answer_again=question["id"]), turn["session_id"], question["text"]
+
+
 async def _check_session_images(app: ChatServices, body: ChatRequest) -> None:
     if body.session_id is not None:
         await app.store.get_session(body.session_id)
@@ -80,12 +110,16 @@ async def chat_stream(request: Request) -> TurnStream:
              else app.slot.lease(body.model, Priority.CHAT, ChatEngine))
     lease.enqueue()  # 404 / 429 / 503 / 507 now: a refused request creates nothing
     try:
+        branch = await _branching(app, body)
         await _check_session_images(app, body)
         stored = await run_blocking(app.images.save_all, body.images)
-        session_id = body.session_id or (await app.store.create_session())["id"]
+        if branch is not None:
+            branching, session_id, message = branch
+        else:
+            branching, session_id = None, body.session_id or (await app.store.create_session())["id"]
     except BaseException:
         lease.release()
         raise
     work = (VisionTurn(app, session_id, message, stored, body.image_ids, body.doc_scope) if wants_vision
-            else TextTurn(app, session_id, message, stored, body.doc_scope))
+            else TextTurn(app, session_id, message, stored, body.doc_scope, branching))
     return TurnStream(sse_stream(TurnRunner(app.slot, lease, session_id, work).events()), lease)

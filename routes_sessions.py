@@ -1,14 +1,20 @@
 """Conversations: list, create, rename, delete, and a conversation's turns."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
 
-from errors import AppError
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from errors import AppError, BadRequest
 from json_body import read_json
+from routes_analysis import parse_day
+from search_index import search
 from web import clean_title, services
 
 router = APIRouter(prefix="/api/sessions")
+turns_router = APIRouter(prefix="/api")
+MAX_COMMENT_CHARS = 2000
 
 
 class NewSession(BaseModel):
@@ -54,3 +60,43 @@ async def delete_session(session_id: str, request: Request) -> dict:
 async def session_turns(session_id: str, request: Request) -> dict:
     store = services(request).store
     return {"session": await store.get_session(session_id), "turns": await store.list_turns(session_id)}
+
+
+class BranchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    turn_id: int
+
+
+@router.post("/{session_id}/branch")
+async def branch(session_id: str, request: Request) -> dict:
+    """Show the branch through a turn (a sibling picked with ‹ ›): its latest continuation."""
+    body = await read_json(request, BranchRequest)
+    store = services(request).store
+    turns = await store.branch(session_id, body.turn_id)
+    return {"session": await store.get_session(session_id), "turns": turns}
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: Literal[1, -1, 0]  # 👍, 👎, none
+    comment: str = Field("", max_length=MAX_COMMENT_CHARS)
+
+
+@turns_router.put("/turns/{turn_id}/feedback")
+async def feedback(turn_id: int, request: Request) -> dict:
+    body = await read_json(request, Feedback)
+    return await services(request).store.set_feedback(turn_id, body.rating, body.comment.strip())
+
+
+@turns_router.get("/search")
+async def search_messages(request: Request, q: str = Query(..., max_length=200), session_id: str | None = None,
+                          from_: str | None = Query(None, alias="from"), to: str | None = None,
+                          emotion: str | None = Query(None, max_length=40), intent: str | None = Query(None, max_length=40),
+                          limit: int = Query(30, ge=1, le=200)) -> dict:
+    """Message text and session titles of every session (Korean particles attached are found)."""
+    if not q.strip():
+        raise BadRequest("q must not be empty", code="empty_query")
+    store = services(request).store
+    results = await search(store.connection, q.strip(), session_id, parse_day(from_, "from"), parse_day(to, "to"), emotion,
+                           intent, limit)
+    return {"query": q.strip(), "results": results}

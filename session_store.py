@@ -17,7 +17,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from errors import NotFound, storage_error
+from errors import BadRequest, NotFound, storage_error
+from search_index import index_tokens
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,33 @@ async def m005_turn_labels(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX turns_by_created ON turns(created)")
 
 
+async def m006_tree_feedback_search(db: aiosqlite.Connection) -> None:
+    # Turns form a tree: a regenerated answer or an edited message is a sibling; the session
+    # remembers the leaf of the branch on show. Straight sessions become chains.
+    await db.execute("ALTER TABLE turns ADD COLUMN parent_id INTEGER REFERENCES turns(id) ON DELETE CASCADE")
+    await db.execute("ALTER TABLE sessions ADD COLUMN active_leaf INTEGER")
+    await db.execute("""UPDATE turns SET parent_id = (SELECT MAX(p.id) FROM turns p
+                          WHERE p.session_id = turns.session_id AND p.id < turns.id)""")
+    await db.execute("UPDATE sessions SET active_leaf = (SELECT MAX(t.id) FROM turns t WHERE t.session_id = sessions.id)")
+    await db.execute("CREATE INDEX turns_by_parent ON turns(parent_id)")
+    await db.execute(
+        """CREATE TABLE turn_feedback (
+             turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
+             rating INTEGER NOT NULL CHECK (rating IN (-1, 0, 1)),
+             comment TEXT NOT NULL DEFAULT '',
+             updated TEXT NOT NULL)"""
+    )
+    # Message search (search_index.py): derived tokens, rowid = the turn's id.
+    await db.execute("CREATE VIRTUAL TABLE turn_search USING fts5(tokens)")
+    async with db.execute("SELECT id, text FROM turns") as cur:
+        rows = [(row[0], index_tokens(row[1])) async for row in cur]
+    await db.executemany("INSERT INTO turn_search (rowid, tokens) VALUES (?, ?)", rows)
+
+
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
                                                                        m003_documents, m004_generations,
-                                                                       m005_turn_labels]
+                                                                       m005_turn_labels, m006_tree_feedback_search]
+ACTIVE_LEAF = object()  # add_turn's default parent: the end of the branch on show
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
 
@@ -280,6 +305,8 @@ class SessionStore:
         await self.get_session(session_id)
         async with self._db.execute("SELECT id FROM images WHERE session_id = ?", (session_id,)) as cur:
             image_ids = [row["id"] async for row in cur]
+        await self._db.execute("DELETE FROM turn_search WHERE rowid IN (SELECT id FROM turns WHERE session_id = ?)",
+                               (session_id,))
         await self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
         await self._db.commit()
         self._log("session_deleted", {"session_id": session_id})
@@ -287,15 +314,18 @@ class SessionStore:
 
     # ---- turns ------------------------------------------------------------------------------
     async def add_turn(self, session_id: str, role: str, text: str, images: list | None = None,
-                       sources: list[dict] | None = None, kind: str = "chat", **metrics) -> dict:
+                       sources: list[dict] | None = None, kind: str = "chat", parent_id=ACTIVE_LEAF,
+                       **metrics) -> dict:
         """Save a turn (with the images sent with it, StoredImage records, and the document
-        chunks an answer used). kind "image": an image-generation request or its pictures."""
+        chunks an answer used) after `parent_id` (default: the end of the active branch); it
+        becomes the active branch's end. kind "image": an image-generation request or its pictures."""
         session = await self.get_session(session_id)
         turn = self._turn_record(session_id, role, text, kind, sources, metrics)
+        turn["parent_id"] = session["active_leaf"] if parent_id is ACTIVE_LEAF else parent_id
         async with self._writing() as db:
             cur = await db.execute(
-                f"""INSERT INTO turns (session_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
-                    VALUES (:session_id, :role, :text, :created, :kind, :sources,
+                f"""INSERT INTO turns (session_id, parent_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
+                    VALUES (:session_id, :parent_id, :role, :text, :created, :kind, :sources,
                             {", ".join(":" + k for k in TURN_METRICS)})""",
                 turn,
             )
@@ -310,8 +340,9 @@ class SessionStore:
             title = session["title"]
             if not title and role == "user":
                 title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
-            await db.execute("UPDATE sessions SET updated = ?, title = ? WHERE id = ?",
-                             (turn["created"], title, session_id))
+            await db.execute("UPDATE sessions SET updated = ?, title = ?, active_leaf = ? WHERE id = ?",
+                             (turn["created"], title, turn["id"], session_id))
+            await db.execute("INSERT INTO turn_search (rowid, tokens) VALUES (?, ?)", (turn["id"], index_tokens(text)))
         self._saved(turn)
         return turn
 
@@ -332,8 +363,10 @@ class SessionStore:
         """An assistant turn marked "streaming"; its id."""
         async with self._writing() as db:
             cur = await db.execute(
-                "INSERT INTO turns (session_id, role, text, created, kind, model, finish_reason, dropped_turns) "
-                "VALUES (?, 'assistant', '', ?, 'chat', ?, ?, 0)", (session_id, now_iso(), model, STREAMING))
+                "INSERT INTO turns (session_id, parent_id, role, text, created, kind, model, finish_reason, dropped_turns) "
+                "VALUES (?, (SELECT active_leaf FROM sessions WHERE id = ?), 'assistant', '', ?, 'chat', ?, ?, 0)",
+                (session_id, session_id, now_iso(), model, STREAMING))
+            await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (cur.lastrowid, session_id))
         return int(cur.lastrowid)
 
     async def checkpoint_answer(self, turn_id: int, text: str) -> None:
@@ -353,34 +386,99 @@ class SessionStore:
                 f"""UPDATE turns SET text = :text, sources = :sources,
                     {", ".join(f"{k} = :{k}" for k in TURN_METRICS)} WHERE id = :id""", turn)
             await db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), turn["session_id"]))
+            await db.execute("INSERT OR REPLACE INTO turn_search (rowid, tokens) VALUES (?, ?)",
+                             (turn_id, index_tokens(text)))
         turn["sources"], turn["images"] = sources or [], []
         self._saved(turn)
         return turn
 
-    async def list_turns(self, session_id: str) -> list[dict]:
-        await self.get_session(session_id)
-        async with self._db.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY id", (session_id,)) as cur:
-            turns = [dict(row) async for row in cur]
-        images: dict[int, list[str]] = {}
+    async def list_turns(self, session_id: str, whole_tree: bool = False) -> list[dict]:
+        """The active branch, root first (`whole_tree`: every turn, by id). Each turn carries
+        its parent, its siblings (alternatives: regenerated answers, edited messages) and its
+        feedback, labels and images."""
+        session = await self.get_session(session_id)
         async with self._db.execute(
-            "SELECT id, turn_id FROM images WHERE session_id = ? ORDER BY created, rowid", (session_id,)
-        ) as cur:
-            async for row in cur:
-                images.setdefault(row["turn_id"], []).append(row["id"])
-        pictures: dict[str, dict] = {}  # generated images: what the page shows under each
-        async with self._db.execute(
-            """SELECT g.image_id, g.seed, i.width, i.height FROM generations g JOIN images i ON i.id = g.image_id
-               WHERE g.session_id = ?""", (session_id,)) as cur:
-            async for row in cur:
-                pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
+            """SELECT t.*, f.rating, f.comment FROM turns t LEFT JOIN turn_feedback f ON f.turn_id = t.id
+               WHERE t.session_id = ? ORDER BY t.id""", (session_id,)) as cur:
+            rows = {row["id"]: dict(row) async for row in cur}
+        children: dict[int | None, list[int]] = {}
+        for turn in rows.values():
+            children.setdefault(turn["parent_id"], []).append(turn["id"])
+        turns = list(rows.values()) if whole_tree else [rows[i] for i in _path(rows, session["active_leaf"])]
+        images = await self._images(session_id)
+        pictures = await self._pictures(session_id)
         labels = await self._labels(session_id)
         for turn in turns:
+            turn["sibling_ids"] = children[turn["parent_id"]]
+            turn["sibling_index"] = turn["sibling_ids"].index(turn["id"])
             turn["labels"] = labels.get(turn["id"])
             turn["images"] = images.get(turn["id"], [])
             turn["sources"] = json.loads(turn["sources"]) if turn["sources"] else []
             if turn["kind"] == "image" and turn["role"] == "assistant":
                 turn["pictures"] = [{"id": image_id} | pictures.get(image_id, {}) for image_id in turn["images"]]
         return turns
+
+    async def _images(self, session_id: str) -> dict[int, list[str]]:
+        images: dict[int, list[str]] = {}
+        async with self._db.execute(
+            "SELECT id, turn_id FROM images WHERE session_id = ? ORDER BY created, rowid", (session_id,)
+        ) as cur:
+            async for row in cur:
+                images.setdefault(row["turn_id"], []).append(row["id"])
+        return images
+
+    async def _pictures(self, session_id: str) -> dict[str, dict]:
+        """Generated images: what the page shows under each."""
+        pictures: dict[str, dict] = {}
+        async with self._db.execute(
+            """SELECT g.image_id, g.seed, i.width, i.height FROM generations g JOIN images i ON i.id = g.image_id
+               WHERE g.session_id = ?""", (session_id,)) as cur:
+            async for row in cur:
+                pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
+        return pictures
+
+    # ---- the tree: branches and feedback --------------------------------------------------------
+    async def get_turn(self, turn_id: int) -> dict:
+        async with self._db.execute("SELECT * FROM turns WHERE id = ?", (turn_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"turn not found: {turn_id}", code="turn_not_found")
+        return dict(row)
+
+    @transaction
+    async def set_active_leaf(self, session_id: str, turn_id: int | None) -> None:
+        """The branch on show ends at `turn_id` (None: before the first turn, for an edited first message)."""
+        if turn_id is not None and (await self.get_turn(turn_id))["session_id"] != session_id:
+            raise NotFound(f"turn not found in this session: {turn_id}", code="turn_not_found")
+        await self._db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (turn_id, session_id))
+        await self._db.commit()
+
+    async def branch(self, session_id: str, turn_id: int) -> list[dict]:
+        """Show the branch through `turn_id`: down to its latest continuation."""
+        await self.get_session(session_id)
+        leaf = turn_id
+        while True:
+            async with self._db.execute("SELECT MAX(id) FROM turns WHERE parent_id = ?", (leaf,)) as cur:
+                child = (await cur.fetchone())[0]
+            if child is None:
+                break
+            leaf = child
+        await self.set_active_leaf(session_id, leaf)
+        self._log("branch", {"session_id": session_id, "turn_id": turn_id, "leaf": leaf})
+        return await self.list_turns(session_id)
+
+    @transaction
+    async def set_feedback(self, turn_id: int, rating: int, comment: str) -> dict:
+        turn = await self.get_turn(turn_id)
+        if turn["role"] != "assistant":
+            raise BadRequest("feedback is for answers (assistant turns)", code="not_an_answer")
+        record = {"turn_id": turn_id, "rating": rating, "comment": comment, "updated": now_iso()}
+        await self._db.execute(
+            """INSERT INTO turn_feedback VALUES (:turn_id, :rating, :comment, :updated)
+               ON CONFLICT(turn_id) DO UPDATE SET rating = :rating, comment = :comment, updated = :updated""", record)
+        await self._db.commit()
+        self._log("feedback", record | {"session_id": turn["session_id"]})
+        return record
 
     async def _labels(self, session_id: str) -> dict[int, dict]:
         """The session's turn labels (emotion, intent, keywords and what produced them) by turn id."""
@@ -394,13 +492,17 @@ class SessionStore:
                 labels[label.pop("turn_id")] = label
         return labels
 
+    async def turn_has_images(self, turn_id: int) -> bool:
+        async with self._db.execute("SELECT 1 FROM images WHERE turn_id = ? LIMIT 1", (turn_id,)) as cur:
+            return await cur.fetchone() is not None
+
     async def image_session(self, image_id: str) -> str | None:
         async with self._db.execute("SELECT session_id FROM images WHERE id = ?", (image_id,)) as cur:
             row = await cur.fetchone()
         return row["session_id"] if row else None
 
     async def history(self, session_id: str) -> list[dict]:
-        """The conversation so far as chat messages (oldest first), for the prompt; a message
+        """The active branch as chat messages (oldest first), for the prompt; a message
         sent with images lists their ids under "images"."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"]}
                 for t in await self.list_turns(session_id) if t["text"] and t["kind"] == "chat"]
@@ -500,3 +602,12 @@ class SessionStore:
             """SELECT d.id FROM documents d JOIN document_sessions s ON s.document_id = d.id
                WHERE s.session_id = ? AND d.status = 'ready'""", (session_id,)) as cur:
             return {row["id"] async for row in cur}
+
+
+def _path(rows: dict[int, dict], leaf: int | None) -> list[int]:
+    """The turn ids from the root down to `leaf`."""
+    path = []
+    while leaf is not None and leaf in rows:
+        path.append(leaf)
+        leaf = rows[leaf]["parent_id"]
+    return path[::-1]
