@@ -5,7 +5,9 @@ import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initComposer } from "./ui/composer.js";
 import { initDocuments } from "./ui/documents.js";
+import { initExport } from "./ui/export.js";
 import { initImageMode } from "./ui/image-mode.js";
+import { initSearch } from "./ui/search.js";
 import { applyI18n } from "./ui/i18n.js";
 import { badgesShown } from "./ui/labels.js";
 import { renderSessions } from "./ui/sidebar.js";
@@ -103,6 +105,16 @@ async function main() {
   document.getElementById("menu-toggle")?.addEventListener("click", () => sidebar.classList.toggle("open"));
   document.getElementById("new-session")?.addEventListener("click", () => { chat.newChat(); closeMenu(); composer.focus(); });
 
+  initSearch({
+    onOpen: (sessionId, turnId) => {
+      imageMode.reset();
+      chat.open(sessionId, turnId).then(() => Promise.all([refreshSessions(), imageMode.refreshGallery(chat.sessionId)]));
+      closeMenu();
+    },
+    showError: (message) => composer.showError(message),
+  });
+  initExport({ currentSession: () => chat.sessionId, onImported: () => refreshSessions(),
+               showError: (message) => composer.showError(message) });
   const linked = new URLSearchParams(location.search).get("session"); // the dashboard's click-through
   if (linked) history.replaceState(null, "", "/");
   await chat.open(linked ?? chat.sessionId);

@@ -23,7 +23,7 @@ router = APIRouter()
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())  # later features add fields
-    message: str = ""
+    message: str | None = None  # required, except with "regenerate"
     session_id: str | None = None
     model: str = "chat"  # "chat" or a name from extra_chat_models
     images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
@@ -41,6 +41,8 @@ def max_chat_body(settings: Settings) -> int:
 def _checked_message(body: ChatRequest, settings: Settings) -> str:
     if body.regenerate is not None:
         return ""  # the question is the stored one
+    if body.message is None:
+        raise AppError("message: Field required", code="invalid_request", status=422)
     message = body.message.strip()
     if not message:
         raise AppError("message must not be empty", code="empty_message", status=422)
@@ -82,7 +84,7 @@ async def _branching(app: ChatServices, body: ChatRequest) -> tuple[Branching, s
         raise AppError(f"turn {turn['id']} is not a chat {'answer' if wanted == 'assistant' else 'message'}",
                        code="invalid_turn", status=422)
     if body.edit is not None:
-        return Branching(turn["parent_id"]), turn["session_id"], body.message.strip()
+        return Branching(turn["parent_id"]), turn["session_id"], (body.message or "").strip()
     question = await app.store.get_turn(turn["parent_id"]) if turn["parent_id"] is not None else None
     if question is None or question["role"] != "user":
         raise AppError(f"answer {turn['id']} has no question to answer again", code="invalid_turn", status=422)

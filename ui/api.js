@@ -151,6 +151,18 @@ export const api = {
     if (sessionId) form.append("session_id", sessionId);
     return upload("/api/documents", form, onProgress);
   },
+  /** Show the branch through a turn. @param {string} sessionId @param {number} turnId */
+  branch: (sessionId, turnId) => call(`/api/sessions/${enc(sessionId)}/branch`, { method: "POST", json: { turn_id: turnId } }),
+  /** @param {number} turnId @param {number} rating 1, -1 or 0 @param {string} [comment] */
+  feedback: (turnId, rating, comment = "") => call(`/api/turns/${turnId}/feedback`, { method: "PUT", json: { rating, comment } }),
+  /** @param {string} q */
+  search: (q) => call(`/api/search?q=${enc(q)}`),
+  /** @param {File} file */
+  importFile: (file) => {
+    const form = new FormData();
+    form.append("file", file);
+    return upload("/api/import", form, () => {});
+  },
   /** Any JSON GET of this server (the dashboard's aggregates). @param {string} url */
   get: (url) => call(url),
   /** @param {string} url @param {unknown} json */

@@ -4,6 +4,7 @@ import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { describeStatus, refreshStatus, showStreamState } from "./status.js";
+import { addTurnControls } from "./turn-actions.js";
 
 const SESSION_KEY = "aione.sessionId";
 
@@ -26,37 +27,109 @@ export class ChatController {
     else localStorage.removeItem(SESSION_KEY);
   }
 
-  /** Show a stored session's turns; forget it if the server no longer has it. @param {string|null} id */
-  async open(id) {
+  /**
+   * Show a stored session's active branch; forget it if the server no longer has it.
+   * @param {string|null} id @param {number|null} [focusTurn] a turn to scroll to and mark (a search hit)
+   */
+  async open(id, focusTurn = null) {
     this.stop();
-    clearMessages();
-    this.lastImageIds = [];
-    showFollowUp(false);
     this.setSession(id);
-    setTitle("");
-    if (!id) return;
+    if (!id) {
+      this.render(null, []);
+      return;
+    }
     try {
-      const { session, turns } = await api.turns(id);
-      setTitle(session.title);
-      for (const turn of turns) {
-        if (turn.kind === "image") {
-          this.showImageTurn(turn);
-          continue;
-        }
-        const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
-        view.setTurnId(turn.id);
-        view.showEmotion(turn.labels);
-        if (turn.role === "assistant") {
-          view.showSources(turn.sources ?? []);
-          view.finish(turn);
-        }
-        if (turn.images?.length) this.lastImageIds = turn.images;
+      let { session, turns } = await api.turns(id);
+      if (focusTurn && !turns.some((/** @type {any} */ turn) => turn.id === focusTurn)) {
+        ({ session, turns } = await api.branch(id, focusTurn)); // the hit is on another branch: show that one
       }
-      showFollowUp(this.lastImageIds.length > 0);
+      this.render(session, turns);
+      if (focusTurn) this.focusTurn(focusTurn);
     } catch (error) {
+      this.render(null, []);
       if (/** @type {any} */ (error).status === 404) this.setSession(null);
       else this.hooks.showError(String(/** @type {any} */ (error).message ?? error));
     }
+  }
+
+  /** @param {any} session @param {any[]} turns */
+  render(session, turns) {
+    clearMessages();
+    this.lastImageIds = [];
+    /** @type {Map<number, MessageView>} */
+    this.views = new Map();
+    setTitle(session?.title ?? "");
+    for (const turn of turns) {
+      if (turn.kind === "image") {
+        this.showImageTurn(turn);
+        continue;
+      }
+      const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
+      view.setTurnId(turn.id);
+      view.showEmotion(turn.labels);
+      if (turn.role === "assistant") {
+        view.showSources(turn.sources ?? []);
+        view.finish(turn);
+      }
+      addTurnControls(view.node, turn, this.turnHandlers());
+      this.views.set(turn.id, view);
+      if (turn.images?.length) this.lastImageIds = turn.images;
+    }
+    showFollowUp(this.lastImageIds.length > 0);
+  }
+
+  /** What the controls under each turn do. @returns {import("./turn-actions.js").TurnHandlers} */
+  turnHandlers() {
+    return {
+      onBranch: async (turnId) => {
+        if (!this.sessionId || this.controller) return;
+        const { session, turns } = await api.branch(this.sessionId, turnId);
+        this.render(session, turns);
+        this.focusTurn(turnId);
+      },
+      onRegenerate: (turnId) => this.answerAgain(turnId, null),
+      onEdit: (turnId, text) => this.answerAgain(turnId, text),
+      onRate: async (turnId, rating) => { await api.feedback(turnId, rating); },
+    };
+  }
+
+  /** @param {number} turnId */
+  focusTurn(turnId) {
+    const node = document.querySelector(`.message[data-turn-id="${turnId}"]`);
+    if (!node) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("focused");
+    setTimeout(() => node.classList.remove("focused"), 2500);
+  }
+
+  /**
+   * Regenerate an answer (`text` null) or send an edited message: the turns from there on are
+   * replaced on screen by the new version, which streams like any answer.
+   * @param {number} turnId @param {string|null} text
+   */
+  async answerAgain(turnId, text) {
+    if (this.controller || !this.sessionId) return;
+    const from = this.views?.get(turnId);
+    if (!from) return;
+    const views = [...(this.views?.values() ?? [])];
+    // regenerate keeps the question and replaces its answer; an edit replaces the message itself
+    for (const view of views.slice(views.indexOf(from))) view.node.remove();
+    const question = text === null ? views[views.indexOf(from) - 1] : new MessageView("user", text);
+    const answer = new MessageView("assistant");
+    const body = text === null ? { regenerate: turnId, session_id: this.sessionId }
+                               : { edit: turnId, message: text, session_id: this.sessionId };
+    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, answer));
+    await this.reload();
+    if (question) this.refreshBadges(answer);
+  }
+
+  /** Re-read the session (turn ids, alternatives, controls) after an answer ended. */
+  async reload() {
+    if (!this.sessionId) return;
+    try {
+      const { session, turns } = await api.turns(this.sessionId);
+      this.render(session, turns);
+    } catch { /* the stream's own error is already shown */ }
   }
 
   newChat() {
@@ -77,31 +150,37 @@ export class ChatController {
     const images = attached.images ?? [];
     const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
     const imageIds = followUp?.checked && !followUp.closest("[hidden]") ? this.lastImageIds : [];
-    const question = new MessageView("user", text, attached.previews ?? []);
+    new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
     const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
     const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
-    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => {
-      if (event.type === "token") answer.append(event.text);
-      else if (event.type === "sources") answer.showSources(event.sources);
-      else if (event.type === "images") this.lastImageIds = event.ids;
-      else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
-      else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
-      else if (event.type === "done") {
-        answer.finish({ ...event, ...event.timings });
-        if (event.turn_id != null) answer.setTurnId(event.turn_id);
-      }
-    });
+    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, answer));
     if (images.length) showFollowUp(true);
-    this.refreshBadges(question, answer);
+    if (answer.node.dataset.turnId) {
+      await this.reload();
+      this.refreshBadges(answer);
+    }
+  }
+
+  /** @param {import("./api.js").ServerEvent} event @param {MessageView} answer */
+  onAnswerEvent(event, answer) {
+    if (event.type === "token") answer.append(event.text);
+    else if (event.type === "sources") answer.showSources(event.sources);
+    else if (event.type === "images") this.lastImageIds = event.ids;
+    else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
+    else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
+    else if (event.type === "done") {
+      answer.finish({ ...event, ...event.timings });
+      if (event.turn_id != null) answer.setTurnId(event.turn_id);
+    }
   }
 
   /**
    * Labels are made in the background after a turn is saved: fetch them a little later and
-   * badge the question and its answer.
-   * @param {MessageView} question @param {MessageView} answer
+   * badge the answer and its question (found on screen by their turn ids).
+   * @param {MessageView} answer
    */
-  async refreshBadges(question, answer) {
+  async refreshBadges(answer) {
     const sessionId = this.sessionId;
     const answerId = Number(answer.node.dataset.turnId);
     if (!sessionId || !answerId) return;
@@ -109,15 +188,9 @@ export class ChatController {
       await new Promise((resolve) => setTimeout(resolve, wait));
       if (this.sessionId !== sessionId) return;
       const turns = /** @type {any[]} */ ((await api.turns(sessionId).catch(() => ({ turns: [] }))).turns);
+      for (const turn of turns) this.views?.get(turn.id)?.showEmotion(turn.labels);
       const at = turns.findIndex((turn) => turn.id === answerId);
-      if (at < 0) return;
-      const asked = turns.slice(0, at).reverse().find((turn) => turn.role === "user");
-      if (asked) {
-        question.setTurnId(asked.id);
-        question.showEmotion(asked.labels);
-      }
-      answer.showEmotion(turns[at].labels);
-      if (turns[at].labels && (!asked || asked.labels)) return;
+      if (at < 0 || (turns[at].labels && turns.slice(0, at).every((turn) => turn.labels))) return;
     }
   }
 
