@@ -278,12 +278,16 @@ class SessionStore:
         self._log("session_created", {"session_id": session["id"], "title": title})
         return session
 
-    async def get_session(self, session_id: str) -> dict:
-        async with self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)) as cur:
+    async def _one(self, sql: str, key: str | int, missing: NotFound) -> dict:
+        async with self._db.execute(sql, (key,)) as cur:
             row = await cur.fetchone()
         if row is None:
-            raise NotFound(f"session not found: {session_id[:64]}", code="session_not_found")
+            raise missing
         return dict(row)
+
+    async def get_session(self, session_id: str) -> dict:
+        return await self._one("SELECT * FROM sessions WHERE id = ?", session_id,
+                               NotFound(f"session not found: {session_id[:64]}", code="session_not_found"))
 
     async def list_sessions(self) -> list[dict]:
         sql = """SELECT s.*, (SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) AS turn_count
@@ -439,11 +443,8 @@ class SessionStore:
 
     # ---- the tree: branches and feedback --------------------------------------------------------
     async def get_turn(self, turn_id: int) -> dict:
-        async with self._db.execute("SELECT * FROM turns WHERE id = ?", (turn_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"turn not found: {turn_id}", code="turn_not_found")
-        return dict(row)
+        return await self._one("SELECT * FROM turns WHERE id = ?", turn_id,
+                               NotFound(f"turn not found: {turn_id}", code="turn_not_found"))
 
     @transaction
     async def set_active_leaf(self, session_id: str, turn_id: int | None) -> None:
