@@ -89,7 +89,8 @@ class TurnAnalyzer:
         self._task: asyncio.Task | None = None
         self._relabel: dict | None = None  # {"done", "total"} while re-labelling
         self.error: str | None = None  # the last failure, shown by /api/analysis
-        self.labelled_since_start = 0
+        self._after = 0  # the cursor: turns up to this id have been looked at
+        self._rewind: int | None = None  # a saved turn below the cursor (a finished answer, an import)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,8 +103,11 @@ class TurnAnalyzer:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def turn_saved(self, turn_id: int | None = None) -> None:
-        """Called by the store after it saved a turn: only wakes the worker (never waits)."""
+    def turn_saved(self, turn_id: int) -> None:
+        """Called by the store after it saved a turn: only notes it and wakes the worker (never
+        waits). An answer saved after a later turn was labelled lies behind the cursor."""
+        if turn_id <= self._after:
+            self._rewind = min(turn_id - 1, self._rewind if self._rewind is not None else turn_id - 1)
         self._wake.set()
 
     # ---- the worker --------------------------------------------------------------------------
@@ -126,7 +130,9 @@ class TurnAnalyzer:
         """Label one batch (after the models are idle); False when nothing is left."""
         while self._busy():
             await asyncio.sleep(BUSY_POLL_S)
-        turns = await self._labels.unlabelled(self._batch_size)
+        if self._rewind is not None:  # applied here, so a rewind noted during a batch is not lost
+            self._after, self._rewind = min(self._after, self._rewind), None
+        turns = await self._labels.unlabelled(self._after, self._batch_size)
         relabel = not turns and self._relabel is not None
         if relabel:
             turns = await self._labels.stale(self.emotion_model, self.intent_model, self._batch_size)
@@ -135,7 +141,8 @@ class TurnAnalyzer:
             return False
         rows, terms = await self._label_turns(turns, keep_keywords=relabel)
         await self._labels.save(rows, terms)
-        self.labelled_since_start += len(rows)
+        if not relabel:
+            self._after = max(self._after, turns[-1]["id"])
         if relabel and self._relabel is not None:
             self._relabel["done"] += len(rows)
         return True
@@ -188,19 +195,10 @@ class TurnAnalyzer:
 
     async def relabel(self) -> dict:
         """Re-label every turn whose emotion or intent came from another classifier."""
-        await self._ready()
         stale = (await self._labels.counts(self.emotion_model, self.intent_model))["stale"]
         self._relabel = {"done": 0, "total": stale}
         self._wake.set()
         return await self.status()
-
-    async def _ready(self) -> None:
-        """Build the classifiers (first use: the embedder loads and the head is fitted)."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._classify_nothing)
-
-    def _classify_nothing(self) -> None:
-        self._classifiers.emotion.classify(["."])
-        self._classifiers.intent.classify(["."], [TurnContext()])
 
     async def analyze(self, text: str) -> dict:
         """Labels of any text (the /api/analyze route): not stored, keywords ranked against the history."""

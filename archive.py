@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from errors import AppError
 from exporting import EXPORT_FORMAT, EXPORT_VERSION
-from search_index import index_tokens
+from label_store import write_labels
+from search_index import index_turn
 from session_store import TURN_METRICS, SessionStore, now_iso
 
 MAX_IMPORT_TURNS = 200_000
@@ -55,6 +56,11 @@ def archive(sessions: list[dict]) -> dict:
 
 
 # ---- in ----------------------------------------------------------------------------------------
+class ImportedKeyword(BaseModel):
+    term: str = Field(min_length=1, max_length=200)
+    score: float
+
+
 class ImportedLabels(BaseModel):
     model_config = ConfigDict(extra="ignore")
     emotion: str | None = None
@@ -64,7 +70,7 @@ class ImportedLabels(BaseModel):
     intent: str | None = None
     intent_score: float | None = None
     intent_model: str | None = None
-    keywords: list[dict] = Field(default_factory=list)
+    keywords: list[ImportedKeyword] = Field(default_factory=list)
     keyword_model: str | None = None
     created: str | None = None
 
@@ -183,7 +189,7 @@ async def import_archive(store: SessionStore, parsed: ImportedArchive) -> dict:
     for session_id in imported:
         store.log_event("session_imported", {"session_id": session_id})
     if imported and store.on_turn_saved is not None:
-        store.on_turn_saved(0)  # turns without labels get them in the background
+        store.on_turn_saved(0)  # the labeller looks from the start again: imported turns without labels get them
     return {"imported": imported, "skipped": skipped}
 
 
@@ -199,18 +205,12 @@ async def _insert_session(db, session: ImportedSession) -> None:
              turn.created, turn.kind, json.dumps(turn.sources, ensure_ascii=False) if turn.sources else None,
              *(getattr(turn, key) for key in TURN_METRICS)))
         new_ids[turn.id] = cur.lastrowid
-        await db.execute("INSERT INTO turn_search (rowid, tokens) VALUES (?, ?)", (cur.lastrowid, index_tokens(turn.text)))
+        await index_turn(db, cur.lastrowid, turn.text)
         if turn.feedback is not None:
             await db.execute("INSERT INTO turn_feedback VALUES (?, ?, ?, ?)",
                              (cur.lastrowid, turn.feedback.rating, turn.feedback.comment, now_iso()))
         if turn.labels is not None:
-            labels = turn.labels
-            await db.execute(
-                """INSERT INTO turn_labels (turn_id, emotion, emotion_score, emotion_scores, emotion_model, intent,
-                     intent_score, intent_model, keywords, keyword_model, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
-                (cur.lastrowid, labels.emotion, labels.emotion_score,
-                 json.dumps(labels.emotion_scores, ensure_ascii=False) if labels.emotion_scores else None,
-                 labels.emotion_model, labels.intent, labels.intent_score, labels.intent_model,
-                 json.dumps(labels.keywords, ensure_ascii=False), labels.keyword_model, labels.created or now_iso()))
+            labels = turn.labels.model_dump() | {"turn_id": cur.lastrowid}
+            await write_labels(db, [labels], {cur.lastrowid: [k["term"] for k in labels["keywords"]]})
     leaf = new_ids.get(session.active_leaf) if session.active_leaf is not None else None
     await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (leaf, session.id))

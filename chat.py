@@ -99,11 +99,11 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         store = await SessionStore.open(settings.paths.db, settings.paths.logs)
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
-        labels = LabelStore(store.connection, store.log_event)
-        analyzer = _start_analyzer(settings, embedder, labels, slot) if settings.emotion.enabled else None
+        app.state.services = services = ChatServices(settings, store, slot, images, documents)
+        analyzer = _start_analyzer(settings, embedder, services.labels, slot) if settings.emotion.enabled else None
         if analyzer is not None:
             store.on_turn_saved = analyzer.turn_saved
-        app.state.services = ChatServices(settings, store, slot, images, documents, analyzer, labels)
+            services.analyzer = analyzer
         if await documents.has_documents():  # load the embedder now, not at the first question
             warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
             warm_up.add_done_callback(

@@ -38,7 +38,11 @@ class ChatServices:
     images: ImageStore
     documents: DocumentService | None = None
     analyzer: TurnAnalyzer | None = None  # None: turn analysis is off (settings.emotion.enabled)
-    labels: LabelStore | None = None
+
+    @property
+    def labels(self) -> LabelStore:
+        """Turn labels and the dashboard's aggregates (the sessions' database; it holds no state)."""
+        return LabelStore(self.store.connection, self.store.log_event)
 
 
 REFERENCES_INTRO = ("Answer using the numbered references below where they are relevant, and cite them "

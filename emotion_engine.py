@@ -281,6 +281,11 @@ class IntentClassifier:
     def name(self) -> str:
         return f"rules+{self._head.name}"
 
+    @property
+    def accuracy(self) -> dict[str, float] | None:
+        """The head's held-out accuracy (the rules are not scored), once it is fitted."""
+        return getattr(self._head, "accuracy", None)
+
     def classify(self, texts: list[str], contexts: list[TurnContext]) -> list[Label]:
         ranked = self._head.classify(texts)
         return [self._decide(text, context, label) for text, context, label in zip(texts, contexts, ranked)]

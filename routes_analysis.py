@@ -1,8 +1,6 @@
 """Turn analysis: labels of any text, the dashboard's aggregates, the labeller's state."""
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -11,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from analysis import TurnAnalyzer
 from errors import AppError, BadRequest
 from json_body import read_json
-from label_store import LabelStore
-from web import services
+from web import parse_day, services
 
 router = APIRouter(prefix="/api")
 
@@ -22,18 +19,18 @@ class AnalyzeRequest(BaseModel):
     text: str = Field(min_length=1)
 
 
-def _analyzer(request: Request) -> tuple[TurnAnalyzer, LabelStore]:
+def _analyzer(request: Request) -> TurnAnalyzer:
     app = services(request)
-    if app.analyzer is None or app.labels is None:
+    if app.analyzer is None:
         raise AppError("turn analysis is off: set AIONE_EMOTION__ENABLED=true and restart", code="analysis_off",
                        status=503)
-    return app.analyzer, app.labels
+    return app.analyzer
 
 
 @router.post("/analyze")
 async def analyze(request: Request) -> dict:
     """Emotion, intent and keywords of any text (not stored)."""
-    analyzer, _ = _analyzer(request)
+    analyzer = _analyzer(request)
     body = await read_json(request, AnalyzeRequest)
     limit = services(request).settings.emotion.max_text_chars
     if not body.text.strip():
@@ -47,27 +44,15 @@ async def analyze(request: Request) -> dict:
 @router.get("/analysis")
 async def analysis_state(request: Request) -> dict:
     """What labels the turns, how many are labelled, and a re-label's progress."""
-    analyzer, _ = _analyzer(request)
+    analyzer = _analyzer(request)
     return await analyzer.status()
 
 
 @router.post("/analysis/relabel")
 async def relabel(request: Request) -> dict:
     """Re-label the turns another classifier labelled (after the classifier was changed)."""
-    analyzer, _ = _analyzer(request)
+    analyzer = _analyzer(request)
     return await analyzer.relabel()
-
-
-def parse_day(value: str | None, name: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise BadRequest(f"{name} must be a date like 2026-11-29 (got {value[:40]!r})", code="invalid_date")
-    try:
-        date.fromisoformat(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name} is not a real date: {value}", code="invalid_date") from exc
-    return value
 
 
 @router.get("/stats")
@@ -80,8 +65,7 @@ async def stats(request: Request, from_: str | None = Query(None, alias="from"),
         raise BadRequest("from is after to", code="invalid_date")
     if session_id:
         await app.store.get_session(session_id)  # 404 for an unknown session
-    labels = app.labels or LabelStore(app.store.connection, app.store.log_event)
-    result = await labels.stats(start, end, session_id, bucket)
+    result = await app.labels.stats(start, end, session_id, bucket)
     result["analysis"] = await app.analyzer.status() if app.analyzer is not None else None
     return result
 
@@ -93,6 +77,5 @@ async def stats_sessions(request: Request, from_: str | None = Query(None, alias
                          keyword: str | None = Query(None, max_length=100), day: str | None = None) -> dict:
     """The sessions behind a chart's slice or bar (the dashboard's click-through)."""
     app = services(request)
-    labels = app.labels or LabelStore(app.store.connection, app.store.log_event)
-    return {"sessions": await labels.sessions_for(parse_day(from_, "from"), parse_day(to, "to"), emotion, intent, keyword,
+    return {"sessions": await app.labels.sessions_for(parse_day(from_, "from"), parse_day(to, "to"), emotion, intent, keyword,
                                                   parse_day(day, "day"))}

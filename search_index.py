@@ -2,28 +2,28 @@
 
 SQLite FTS5's trigram tokenizer cannot match a two-syllable query ("서울" is two characters,
 its minimum is three), and most Korean nouns are two syllables. So the index holds derived
-tokens in a plain unicode61 FTS5 table: every Hangul run as its overlapping syllable bigrams
-("서울에서" → 서울 울에 에서), every other word lower-cased. A query becomes the same tokens
+tokens in a plain unicode61 FTS5 table, made by the document search's tokenizer
+(keyword_index.tokenize): every Hangul run as its overlapping syllable bigrams ("서울에서" →
+서울 울에 에서), every other word lower-cased. A query becomes the same tokens
 as one phrase (consecutive, in order): "서울" matches "서울에서", "서울에서" matches only that
 sequence. A one-syllable Hangul query has no bigram; it is matched by LIKE instead.
 """
 from __future__ import annotations
 
-import re
+from keyword_index import HANGUL, tokenize
 
 CANDIDATES = 1000  # matches ranked by relevance when no filter narrows the search
-TOKEN = re.compile(r"[가-힣]+|[^\W_]+", re.UNICODE)
 
 
 def index_tokens(text: str) -> str:
-    """The text as the space-separated tokens the FTS table stores."""
-    tokens: list[str] = []
-    for run in TOKEN.findall(text.lower()):
-        if "가" <= run[0] <= "힣":
-            tokens += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-        else:
-            tokens.append(run)
-    return " ".join(tokens)
+    """The text as the space-separated tokens the FTS table stores: the document search's own
+    tokenizer (keyword_index.tokenize: Hangul bigrams, other words whole)."""
+    return " ".join(tokenize(text))
+
+
+async def index_turn(db, turn_id: int, text: str) -> None:
+    """Put a turn's text in the search index (or replace what it had); the caller commits."""
+    await db.execute("INSERT OR REPLACE INTO turn_search (rowid, tokens) VALUES (?, ?)", (turn_id, index_tokens(text)))
 
 
 def match_query(query: str) -> str | None:
@@ -31,10 +31,10 @@ def match_query(query: str) -> str | None:
     when a word is a single Hangul syllable (the caller falls back to LIKE)."""
     phrases = []
     for word in query.split():
-        tokens = index_tokens(word).split()
+        tokens = tokenize(word)
         if not tokens:
             continue
-        if len(tokens) == 1 and len(tokens[0]) == 1 and "가" <= tokens[0] <= "힣":
+        if len(tokens) == 1 and len(tokens[0]) == 1 and HANGUL.match(tokens[0]):
             return None
         phrases.append('"' + " ".join(tokens) + '"')  # tokens hold no quotes: letters and digits only
     return " AND ".join(phrases) if phrases else None

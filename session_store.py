@@ -18,7 +18,7 @@ from pathlib import Path
 import aiosqlite
 
 from errors import BadRequest, NotFound, storage_error
-from search_index import index_tokens
+from search_index import index_turn
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,9 @@ async def m006_tree_feedback_search(db: aiosqlite.Connection) -> None:
     # Message search (search_index.py): derived tokens, rowid = the turn's id.
     await db.execute("CREATE VIRTUAL TABLE turn_search USING fts5(tokens)")
     async with db.execute("SELECT id, text FROM turns") as cur:
-        rows = [(row[0], index_tokens(row[1])) async for row in cur]
-    await db.executemany("INSERT INTO turn_search (rowid, tokens) VALUES (?, ?)", rows)
+        rows = [(row[0], row[1]) async for row in cur]
+    for turn_id, text in rows:
+        await index_turn(db, turn_id, text)
 
 
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
@@ -346,7 +347,7 @@ class SessionStore:
                 title = " ".join(text.split())[:TITLE_FROM_MESSAGE_CHARS]
             await db.execute("UPDATE sessions SET updated = ?, title = ?, active_leaf = ? WHERE id = ?",
                              (turn["created"], title, turn["id"], session_id))
-            await db.execute("INSERT INTO turn_search (rowid, tokens) VALUES (?, ?)", (turn["id"], index_tokens(text)))
+            await index_turn(db, turn["id"], text)
         self._saved(turn)
         return turn
 
@@ -390,8 +391,7 @@ class SessionStore:
                 f"""UPDATE turns SET text = :text, sources = :sources,
                     {", ".join(f"{k} = :{k}" for k in TURN_METRICS)} WHERE id = :id""", turn)
             await db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), turn["session_id"]))
-            await db.execute("INSERT OR REPLACE INTO turn_search (rowid, tokens) VALUES (?, ?)",
-                             (turn_id, index_tokens(text)))
+            await index_turn(db, turn_id, text)
         turn["sources"], turn["images"] = sources or [], []
         self._saved(turn)
         return turn

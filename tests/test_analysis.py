@@ -244,6 +244,35 @@ async def test_the_worker_waits_while_a_model_is_generating(store) -> None:
     await analyzer.close()
 
 
+@pytest.mark.anyio
+async def test_an_answer_finished_after_a_later_turn_was_labelled_is_labelled_too(store) -> None:
+    class Fixed:
+        name, labels = "fixed", EMOTIONS
+
+        def classify(self, texts):
+            return [Label("중립", 1.0, {"중립": 1.0}) for _ in texts]
+
+    labels = LabelStore(store.connection, store.log_event)
+    analyzer = TurnAnalyzer(labels, Classifiers(Fixed(), IntentClassifier(Fixed()), KeywordExtractor()),
+                            busy=lambda: False)
+    store.on_turn_saved = analyzer.turn_saved
+    analyzer.start()
+
+    async def labelled() -> int:
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+        return (await labels.counts("fixed", "rules+fixed"))["labelled"]
+
+    one, two = await store.create_session(), await store.create_session()
+    await store.add_turn(one["id"], "user", "question")
+    streaming = await store.start_answer(one["id"], "model")  # not labelled while it streams
+    await store.add_turn(two["id"], "user", "a later turn")  # labelled: the cursor passes the answer
+    assert await labelled() == 2
+    await store.finish_answer(streaming, "the answer")
+    assert await labelled() == 3
+    await analyzer.close()
+
+
 # ---- stats and the API's validation -------------------------------------------------------------
 def test_stats_aggregate_a_known_fixture(isolated_data: Path) -> None:
     isolated_data.mkdir(parents=True)
