@@ -59,23 +59,24 @@ def _rating(turn: dict) -> int:
     return (turn.get("feedback") or {}).get("rating") or 0
 
 
-def _message(turn: dict, include_context: bool) -> dict:
+def _message(turn: dict, references: list[dict]) -> dict:
     content = turn["text"]
-    if include_context and turn["role"] == "user" and turn.get("context_sources"):
-        refs = "\n\n".join(f"[{s['n']}] {s['name']}:\n{s['snippet']}" for s in turn["context_sources"])
+    if references:
+        refs = "\n\n".join(f"[{s['n']}] {s['name']}:\n{s['snippet']}" for s in references)
         content = f"{refs}\n\nQuestion: {content}"
     return {"role": turn["role"], "content": content}
 
 
 def messages(path: list[dict], system_prompt: str | None, include_context: bool) -> list[dict]:
-    """A path as chat messages: usable turns only, and the system prompt when asked."""
+    """A path as chat messages: usable turns only; with `include_context`, the system prompt and
+    each question's references (the passages its answer used)."""
     usable = [turn for turn in path if _usable(turn)]
-    if include_context:  # a question's references are the ones its answer used
-        for question, answer in zip(usable, usable[1:]):
-            if question["role"] == "user" and answer["role"] == "assistant":
-                question["context_sources"] = answer.get("sources") or []
     result = [{"role": "system", "content": system_prompt}] if include_context and system_prompt else []
-    return result + [_message(turn, include_context) for turn in usable]
+    for i, turn in enumerate(usable):
+        answer = usable[i + 1] if i + 1 < len(usable) else None
+        used = (answer.get("sources") or []) if include_context and turn["role"] == "user" and answer else []
+        result.append(_message(turn, used))
+    return result
 
 
 # ---- SFT ---------------------------------------------------------------------------------------

@@ -13,8 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 import exporting
 from archive import archive, export_sessions, import_archive, parse_archive
 from errors import AppError, BadRequest
-from routes_analysis import parse_day
-from web import services
+from web import parse_day, services
 
 router = APIRouter(prefix="/api")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024

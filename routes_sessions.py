@@ -8,9 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from errors import AppError, BadRequest
 from json_body import read_json
-from routes_analysis import parse_day
 from search_index import search
-from web import clean_title, services
+from web import clean_title, parse_day, services
 
 router = APIRouter(prefix="/api/sessions")
 turns_router = APIRouter(prefix="/api")

@@ -1,7 +1,9 @@
 """What every router shares: the app's services, and how a turn becomes the page's stream."""
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 
 from fastapi import Request
 from sse_starlette import EventSourceResponse
@@ -42,3 +44,16 @@ def clean_title(title: str, limit: int) -> str:
     if len(title) > limit:
         raise BadRequest(f"title is too long: {len(title)} characters, at most {limit}", code="title_too_long")
     return title
+
+
+def parse_day(value: str | None, name: str) -> str | None:
+    """A YYYY-MM-DD query parameter (None when absent); a clear 400 for anything else."""
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise BadRequest(f"{name} must be a date like 2026-11-29 (got {value[:40]!r})", code="invalid_date")
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name} is not a real date: {value}", code="invalid_date") from exc
+    return value

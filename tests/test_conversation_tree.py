@@ -11,6 +11,7 @@ import pytest
 
 from chat import create_app
 from tests.conftest import make_settings, read_frames, serve
+from settings import DEFAULT_SYSTEM_PROMPT
 from tests.fakes import FakeChatEngine
 
 
@@ -170,8 +171,7 @@ def test_export_formats_field_by_field(rated_tree) -> None:
     share = jsonl(client.get("/api/export", params={"format": "sharegpt"}))
     assert share[0]["conversations"][:2] == [{"from": "human", "value": "질문입니다"}, {"from": "gpt", "value": "kept"}]
     with_context = jsonl(client.get("/api/export", params={"format": "sharegpt", "include_context": 1}))
-    assert with_context[0]["conversations"][0] == {"from": "system", "value": "You are a test double."} or \
-        with_context[0]["conversations"][0]["from"] == "system"
+    assert with_context[0]["conversations"][0] == {"from": "system", "value": DEFAULT_SYSTEM_PROMPT}
 
     pairs = {(p["chosen"][0]["content"], p["rejected"][0]["content"])
              for p in jsonl(client.get("/api/export", params={"format": "dpo"}))}
