@@ -111,16 +111,19 @@ export class ChatController {
     if (this.controller || !this.sessionId) return;
     const from = this.views?.get(turnId);
     if (!from) return;
-    const views = [...(this.views?.values() ?? [])];
     // regenerate keeps the question and replaces its answer; an edit replaces the message itself
-    for (const view of views.slice(views.indexOf(from))) view.node.remove();
-    const question = text === null ? views[views.indexOf(from) - 1] : new MessageView("user", text);
+    for (let node = /** @type {Element|null} */ (from.node); node;) {
+      const next = node.nextElementSibling;
+      node.remove();
+      node = next;
+    }
+    if (text !== null) new MessageView("user", text);
     const answer = new MessageView("assistant");
     const body = text === null ? { regenerate: turnId, session_id: this.sessionId }
                                : { edit: turnId, message: text, session_id: this.sessionId };
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, answer));
     await this.reload();
-    if (question) this.refreshBadges(answer);
+    this.refreshBadges(answer);
   }
 
   /** Re-read the session (turn ids, alternatives, controls) after an answer ended. */

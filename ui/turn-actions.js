@@ -19,6 +19,25 @@ function button(className, glyph, label, onClick) {
   return b;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+// A thumb drawn as SVG: emoji fonts are not on every PC (the glyph would be an empty box).
+const THUMB = "M2 10h3v10H2zM7 20h9.5a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 18 9h-5l.8-4a1.6 1.6 0 0 0-3-1L7 10z";
+
+/** @param {boolean} down */
+function thumb(down) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 22 22");
+  svg.setAttribute("width", "15");
+  svg.setAttribute("height", "15");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", THUMB);
+  path.setAttribute("fill", "currentColor");
+  if (down) path.setAttribute("transform", "rotate(180 11 12)");
+  svg.appendChild(path);
+  return svg;
+}
+
 /** @param {HTMLElement} node the message's element @param {StoredTurn} turn @param {TurnHandlers} handlers */
 export function addTurnControls(node, turn, handlers) {
   node.querySelector(".turn-controls")?.remove();
@@ -41,13 +60,14 @@ export function addTurnControls(node, turn, handlers) {
     bar.appendChild(pager);
   }
   if (turn.role === "assistant") {
-    for (const [rating, glyph, key] of /** @type {const} */ ([[1, "👍", "rateUp"], [-1, "👎", "rateDown"]])) {
-      const rate = button(rating > 0 ? "rate-up" : "rate-down", glyph, t(key), async () => {
+    for (const [rating, key] of /** @type {const} */ ([[1, "rateUp"], [-1, "rateDown"]])) {
+      const rate = button(rating > 0 ? "rate-up" : "rate-down", "", t(key), async () => {
         const next = turn.rating === rating ? 0 : rating; // pressing it again takes it back
         await handlers.onRate(turn.id, next);
         turn.rating = next;
         addTurnControls(node, turn, handlers);
       });
+      rate.appendChild(thumb(rating < 0));
       rate.setAttribute("aria-pressed", String(turn.rating === rating));
       bar.appendChild(rate);
     }
