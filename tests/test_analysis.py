@@ -146,6 +146,15 @@ def test_keywords_korean_nouns_without_particles_and_english_without_stop_words(
     assert [item["term"] for item in ranked] == ["축제", "서울"]
 
 
+class Neutral:
+    """A classifier double for the worker's scheduling tests: every text is 중립."""
+
+    name, labels = "fixed", EMOTIONS
+
+    def classify(self, texts):
+        return [Label("중립", 1.0, {"중립": 1.0}) for _ in texts]
+
+
 # ---- the pipeline ------------------------------------------------------------------------------
 def wait_for(check, timeout: float = 90.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
@@ -219,15 +228,9 @@ def _all_user_labels(client: httpx.Client) -> list[dict]:
 
 @pytest.mark.anyio
 async def test_the_worker_waits_while_a_model_is_generating(store) -> None:
-    class Fixed:
-        name, labels = "fixed", EMOTIONS
-
-        def classify(self, texts):
-            return [Label("중립", 1.0, {"중립": 1.0}) for _ in texts]
-
     busy = {"now": True}
     labels = LabelStore(store.connection, store.log_event)
-    analyzer = TurnAnalyzer(labels, Classifiers(Fixed(), IntentClassifier(Fixed()), KeywordExtractor()),
+    analyzer = TurnAnalyzer(labels, Classifiers(Neutral(), IntentClassifier(Neutral()), KeywordExtractor()),
                             busy=lambda: busy["now"])
     store.on_turn_saved = analyzer.turn_saved
     analyzer.start()
@@ -246,14 +249,8 @@ async def test_the_worker_waits_while_a_model_is_generating(store) -> None:
 
 @pytest.mark.anyio
 async def test_an_answer_finished_after_a_later_turn_was_labelled_is_labelled_too(store) -> None:
-    class Fixed:
-        name, labels = "fixed", EMOTIONS
-
-        def classify(self, texts):
-            return [Label("중립", 1.0, {"중립": 1.0}) for _ in texts]
-
     labels = LabelStore(store.connection, store.log_event)
-    analyzer = TurnAnalyzer(labels, Classifiers(Fixed(), IntentClassifier(Fixed()), KeywordExtractor()),
+    analyzer = TurnAnalyzer(labels, Classifiers(Neutral(), IntentClassifier(Neutral()), KeywordExtractor()),
                             busy=lambda: False)
     store.on_turn_saved = analyzer.turn_saved
     analyzer.start()
