@@ -26,6 +26,7 @@ import routes_chat
 import routes_documents
 import routes_export
 import routes_images
+import routes_sandbox
 import routes_openai
 import routes_sessions
 import routes_system
@@ -45,6 +46,7 @@ from label_store import LabelStore
 from llm_engine import LlmEngine
 from rag_engine import RagEngine
 from remote_engine import RemoteChatEngine, RemoteImageGenerator, RemoteModel, RemoteVisionEngine
+from sandbox import Sandbox
 from security import (AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, auth_router,
                       policy_from_settings)
 from session_store import SessionStore
@@ -100,6 +102,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
         documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
         app.state.services = services = ChatServices(settings, store, slot, images, documents)
+        services.sandbox = sandbox = Sandbox(settings.sandbox)
+        await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
         analyzer = _start_analyzer(settings, embedder, services.labels, slot) if settings.emotion.enabled else None
         if analyzer is not None:
             store.on_turn_saved = analyzer.turn_saved
@@ -130,7 +134,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     _add_page_routes(app)
     for router in (routes_chat.router, routes_images.router, routes_sessions.router, routes_documents.router,
                    routes_system.router, routes_openai.router, routes_analysis.router,
-                   routes_sessions.turns_router, routes_export.router):
+                   routes_sessions.turns_router, routes_export.router, routes_sandbox.router):
         app.include_router(router)
     return app
 

