@@ -3,12 +3,13 @@
 import { api } from "./ui/api.js";
 import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
+import { initCodeRunner } from "./ui/code-runner.js";
 import { initComposer } from "./ui/composer.js";
 import { initDocuments } from "./ui/documents.js";
 import { initExport } from "./ui/export.js";
 import { initImageMode } from "./ui/image-mode.js";
 import { initSearch } from "./ui/search.js";
-import { applyI18n } from "./ui/i18n.js";
+import { applyI18n, t } from "./ui/i18n.js";
 import { badgesShown } from "./ui/labels.js";
 import { renderSessions } from "./ui/sidebar.js";
 import { needsSignIn, showSignIn } from "./ui/signin.js";
@@ -98,6 +99,13 @@ async function main() {
     onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),
     showError: (message) => composer.showError(message),
+    codeRunner: initCodeRunner({
+      sandbox: config.sandbox,
+      onSendResult: (text) => {
+        if (chat.busy) composer.showError(t("codeWaitForAnswer"));
+        else chat.send(text);
+      },
+    }),
   });
 
   const sidebar = /** @type {HTMLElement} */ (document.getElementById("sidebar"));

@@ -9,7 +9,7 @@ import { addTurnControls } from "./turn-actions.js";
 const SESSION_KEY = "aione.sessionId";
 
 export class ChatController {
-  /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void}} hooks */
+  /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void, codeRunner: import("./code-runner.js").CodeRunner}} hooks */
   constructor(hooks) {
     this.hooks = hooks;
     /** @type {string[]} the images of the last message that had some: a follow-up may ask about them */
@@ -70,12 +70,19 @@ export class ChatController {
       if (turn.role === "assistant") {
         view.showSources(turn.sources ?? []);
         view.finish(turn);
+        this.hooks.codeRunner.decorate(view.node, turn.id, this.sessionId);
       }
       addTurnControls(view.node, turn, this.turnHandlers());
       this.views.set(turn.id, view);
       if (turn.images?.length) this.lastImageIds = turn.images;
     }
     showFollowUp(this.lastImageIds.length > 0);
+    this.hooks.codeRunner.restore(this.sessionId); // the last run of each code block, under it
+  }
+
+  /** Whether an answer is streaming now (a new message would have to wait). */
+  get busy() {
+    return this.controller !== null;
   }
 
   /** What the controls under each turn do. @returns {import("./turn-actions.js").TurnHandlers} */

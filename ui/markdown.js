@@ -61,6 +61,7 @@ function appendInline(parent, text) {
 /** @param {string} lang @param {string} code */
 function codeBlock(lang, code) {
   const wrap = el("div", "code-block");
+  wrap.dataset.lang = lang; // ui/code-runner.js adds Run to python blocks
   const bar = el("div", "code-bar");
   bar.appendChild(el("span", "code-lang", lang || "text"));
   const copy = /** @type {HTMLButtonElement} */ (el("button", "copy-button", t("copy")));

@@ -1,0 +1,250 @@
+// @ts-check
+/**
+ * Run buttons on the Python code blocks of answers: a small editor, output streamed below the
+ * block, Stop, the pictures the code drew, and "send the result to the model". The code runs in
+ * the server's sandbox (sandbox.py); where it cannot run, the button is off with the reason.
+ */
+import { api, streamEvents } from "./api.js";
+import { t } from "./i18n.js";
+
+const RUNNABLE = new Set(["python", "py", "python3"]);
+const RESULT_CHARS = 4000; // of each stream, in the message sent to the model
+
+/**
+ * @typedef {{enabled: boolean, isolation: string, reason: string}} SandboxConfig
+ * @typedef {{exit_code: number|null, timed_out: boolean, killed: boolean, reason: string|null, duration_ms: number,
+ *            images: {url?: string, id?: string, name: string}[]}} RunEnd
+ * @typedef {{decorate: (node: Element, turnId: number, sessionId: string|null) => void,
+ *            restore: (sessionId: string|null) => Promise<void>}} CodeRunner
+ */
+
+/**
+ * @param {{sandbox: SandboxConfig|null|undefined, onSendResult: (text: string) => void}} options
+ * @returns {CodeRunner}
+ */
+export function initCodeRunner({ sandbox, onSendResult }) {
+  const config = sandbox ?? { enabled: false, isolation: "unavailable", reason: "" };
+  return {
+    decorate(node, turnId, sessionId) {
+      for (const block of node.querySelectorAll(".code-block")) {
+        const lang = /** @type {HTMLElement} */ (block).dataset.lang?.toLowerCase() ?? "";
+        if (!RUNNABLE.has(lang) || block.querySelector(".run-button")) continue;
+        new CodeBlockRunner(/** @type {HTMLElement} */ (block), turnId, sessionId, config, onSendResult);
+      }
+    },
+    async restore(sessionId) {
+      if (!sessionId || !config.enabled) return;
+      const { runs } = await api.get(`/api/sandbox/runs?session_id=${encodeURIComponent(sessionId)}`)
+        .catch(() => ({ runs: [] }));
+      for (const run of runs) { // oldest first: the latest run of a block is the one left on show
+        const blocks = document.querySelectorAll(`.message[data-turn-id="${Number(run.turn_id)}"] .code-block`);
+        for (const block of blocks) {
+          const runner = /** @type {any} */ (block).runner;
+          if (runner && runner.code() === run.code) runner.showStored(run);
+        }
+      }
+    },
+  };
+}
+
+class CodeBlockRunner {
+  /**
+   * @param {HTMLElement} block @param {number} turnId @param {string|null} sessionId
+   * @param {SandboxConfig} config @param {(text: string) => void} onSendResult
+   */
+  constructor(block, turnId, sessionId, config, onSendResult) {
+    /** @type {any} */ (block).runner = this;
+    this.block = block;
+    this.turnId = turnId;
+    this.sessionId = sessionId;
+    this.onSendResult = onSendResult;
+    this.original = block.querySelector("pre code")?.textContent ?? "";
+    /** @type {HTMLTextAreaElement|null} */
+    this.editor = null;
+    /** @type {string|null} */
+    this.runId = null;
+    /** @type {{stdout: string, stderr: string, code: string, end: RunEnd|null}} */
+    this.last = { stdout: "", stderr: "", code: "", end: null };
+
+    const bar = /** @type {HTMLElement} */ (block.querySelector(".code-bar"));
+    const tools = document.createElement("span");
+    tools.className = "code-tools";
+    this.editButton = button("edit-code-button", t("codeEdit"), () => this.toggleEditor());
+    this.runButton = button("run-button", `▶ ${t("codeRun")}`, () => this.run());
+    if (!config.enabled) {
+      this.runButton.disabled = true;
+      this.runButton.title = `${t("codeRunOff")}: ${config.reason}`;
+    } else {
+      this.runButton.title = `${t("codeRunIsolation")}: ${config.isolation}`;
+    }
+    const copy = bar.querySelector(".copy-button");
+    tools.append(this.editButton, this.runButton);
+    if (copy) tools.appendChild(copy);
+    bar.appendChild(tools);
+
+    this.panel = document.createElement("div");
+    this.panel.className = "run-panel";
+    this.panel.hidden = true;
+    this.status = document.createElement("div");
+    this.status.className = "run-status";
+    this.output = document.createElement("pre");
+    this.output.className = "run-output";
+    this.pictures = document.createElement("div");
+    this.pictures.className = "run-images";
+    const actions = document.createElement("div");
+    actions.className = "run-actions";
+    this.stopButton = button("run-stop", t("codeStop"), () => this.stop());
+    this.stopButton.hidden = true;
+    this.sendButton = button("run-send", t("codeSendResult"), () => this.onSendResult(this.resultMessage()));
+    this.sendButton.hidden = true;
+    actions.append(this.stopButton, this.sendButton);
+    this.panel.append(this.status, this.output, this.pictures, actions);
+    block.appendChild(this.panel);
+  }
+
+  /** The code a run would send: the editor's text when it is open. */
+  code() {
+    return this.editor ? this.editor.value : this.original;
+  }
+
+  toggleEditor() {
+    const pre = /** @type {HTMLElement} */ (this.block.querySelector("pre:not(.run-output)"));
+    if (this.editor) {
+      this.editor.remove();
+      this.editor = null;
+      pre.hidden = false;
+      this.editButton.textContent = t("codeEdit");
+      return;
+    }
+    this.editor = document.createElement("textarea");
+    this.editor.className = "code-editor";
+    this.editor.spellcheck = false;
+    this.editor.value = this.original;
+    this.editor.rows = Math.min(24, this.original.split("\n").length + 1);
+    this.editor.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); this.run(); }
+    });
+    pre.hidden = true;
+    pre.after(this.editor);
+    this.editButton.textContent = t("codeEditClose");
+    this.editor.focus();
+  }
+
+  async run() {
+    if (this.runButton.disabled) return;
+    const code = this.code();
+    if (!code.trim()) return;
+    this.reset(code);
+    this.runButton.disabled = true;
+    this.stopButton.hidden = false;
+    this.status.textContent = t("codeStarting");
+    const body = { code, language: "python", session_id: this.sessionId, turn_id: this.turnId };
+    try {
+      for await (const event of streamEvents("/api/sandbox/run", body, new AbortController().signal)) {
+        const e = /** @type {any} */ (event);
+        if (e.type === "status" && e.state === "queued") this.status.textContent = `${t("codeQueued")} (${e.position})`;
+        else if (e.type === "run") { this.runId = e.run_id; this.status.textContent = t("codeRunning"); }
+        else if (e.type === "stdout" || e.type === "stderr") this.write(e.type, e.text);
+        else if (e.type === "exit") this.end(e);
+        else if (e.type === "error") this.status.textContent = `${t("errorPrefix")}: ${e.message}`;
+      }
+    } catch (error) {
+      this.status.textContent = `${t("errorPrefix")}: ${/** @type {any} */ (error).message ?? error}`;
+    } finally {
+      this.runId = null;
+      this.runButton.disabled = false;
+      this.stopButton.hidden = true;
+    }
+  }
+
+  async stop() {
+    if (!this.runId) return;
+    this.stopButton.disabled = true;
+    try {
+      await api.post(`/api/sandbox/runs/${encodeURIComponent(this.runId)}/stop`, {});
+    } catch { /* it ended on its own meanwhile */ }
+    this.stopButton.disabled = false;
+  }
+
+  /** @param {string} code */
+  reset(code) {
+    this.last = { stdout: "", stderr: "", code, end: null };
+    this.panel.hidden = false;
+    this.output.replaceChildren();
+    this.pictures.replaceChildren();
+    this.sendButton.hidden = true;
+  }
+
+  /** @param {"stdout"|"stderr"} stream @param {string} text */
+  write(stream, text) {
+    this.last[stream] += text;
+    const previous = this.output.lastElementChild;
+    if (previous?.className === stream) {
+      previous.textContent += text; // one span per stretch of one stream
+    } else {
+      const span = document.createElement("span");
+      span.className = stream;
+      span.textContent = text; // the program's output: text only, never markup
+      this.output.appendChild(span);
+    }
+    this.output.scrollTop = this.output.scrollHeight;
+  }
+
+  /** @param {RunEnd} end */
+  end(end) {
+    this.last.end = end;
+    this.status.textContent = describeEnd(end);
+    this.status.dataset.outcome = end.exit_code === 0 && !end.reason ? "ok" : "failed";
+    for (const picture of end.images ?? []) {
+      const img = document.createElement("img");
+      img.src = picture.url ?? "";
+      img.alt = picture.name;
+      img.title = picture.name;
+      this.pictures.appendChild(img);
+    }
+    if (!this.last.stdout && !this.last.stderr) this.output.textContent = t("codeNoOutput");
+    this.sendButton.hidden = false;
+  }
+
+  /** A run stored earlier (the session reopened). @param {any} run */
+  showStored(run) {
+    this.reset(run.code);
+    if (run.stdout) this.write("stdout", run.stdout);
+    if (run.stderr) this.write("stderr", run.stderr);
+    this.end({ ...run, images: run.images.map((/** @type {string} */ id) => ({ id, url: `/api/images/${id}`, name: id })) });
+  }
+
+  /** What "send the result to the model" sends as the next message. */
+  resultMessage() {
+    const { stdout, stderr, code, end } = this.last;
+    const parts = [t("codeResultIntro")];
+    if (code !== this.original) parts.push("```python\n" + code + "\n```");
+    if (stdout) parts.push(`${t("codeStdout")}:\n\`\`\`\n${clip(stdout)}\n\`\`\``);
+    if (stderr) parts.push(`${t("codeStderr")}:\n\`\`\`\n${clip(stderr)}\n\`\`\``);
+    if (!stdout && !stderr) parts.push(t("codeNoOutput"));
+    if (end) parts.push(describeEnd(end) + (end.images?.length ? ` · ${t("codePictures")} ${end.images.length}` : ""));
+    return parts.join("\n\n");
+  }
+}
+
+/** @param {RunEnd} end */
+function describeEnd(end) {
+  const reason = end.reason ? t(`codeReason_${end.reason}`) : "";
+  const exit = end.exit_code == null ? "" : `${t("codeExitCode")} ${end.exit_code}`;
+  return [reason, exit, `${Math.round(end.duration_ms)} ms`].filter(Boolean).join(" · ");
+}
+
+/** @param {string} text */
+function clip(text) {
+  return text.length > RESULT_CHARS ? text.slice(0, RESULT_CHARS) + `\n… (${text.length - RESULT_CHARS} ${t("codeMoreChars")})` : text;
+}
+
+/** @param {string} className @param {string} label @param {() => void} onClick */
+function button(className, label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `code-button ${className}`;
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
