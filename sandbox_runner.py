@@ -22,6 +22,11 @@ def set_limits(limits: dict) -> None:
     if resource is None:
         return
     os.nice(limits["nice"])
+    try:  # a new session is its own scheduling group (autogroup), where nice alone changes nothing
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(limits["nice"]))
+    except OSError:
+        pass  # no autogroups on this kernel: nice is enough
     cpu = limits["cpu_seconds"]
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU first, SIGKILL a second later
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]),

@@ -372,3 +372,16 @@ def test_no_bubblewrap_means_no_runs_unless_the_user_says_unisolated(isolated_da
         assert run_json(client, "print(2 + 2)")["stdout"] == "4\n"
         big = run_json(client, "x = bytearray(3 * 1024 ** 3)")
         assert big["reason"] == "memory_limit"  # rlimits still hold
+
+
+def test_runs_are_niced_in_their_own_scheduling_group():
+    result, _ = run_code("""
+        import os
+        print("nice", os.nice(0))
+        try:
+            print(open("/proc/self/autogroup").read().strip())
+        except OSError:
+            print("no autogroup")
+    """, nice=12)
+    assert "nice 12\n" in result.stdout
+    assert result.stdout.strip().endswith(("nice 12", "no autogroup"))
