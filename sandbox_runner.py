@@ -22,17 +22,38 @@ def set_limits(limits: dict) -> None:
     if resource is None:
         return
     os.nice(limits["nice"])
-    try:  # a new session is its own scheduling group (autogroup), where nice alone changes nothing
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(limits["nice"]))
-    except OSError:
-        pass  # no autogroups on this kernel: nice is enough
+    import threading
+
+    threading.Thread(target=nice_autogroup, args=(limits["nice"],), name="aione-autogroup", daemon=True).start()
     cpu = limits["cpu_seconds"]
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU first, SIGKILL a second later
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]),
                         ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                         ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
         resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def nice_autogroup(nice: int) -> None:
+    """A new session is its own scheduling group (autogroup), where nice alone changes nothing.
+    The kernel takes one such write per 100 ms machine-wide (EAGAIN otherwise), so it is retried
+    here, beside the code, which never waits for it."""
+    import errno
+    import time
+
+    for _ in range(100):
+        try:
+            fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+        except OSError:
+            return  # no autogroups on this kernel: nice is enough
+        try:
+            os.write(fd, str(nice).encode())
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                return
+        finally:
+            os.close(fd)
+        time.sleep(0.03)
 
 
 def run_main(main_path: str) -> int:

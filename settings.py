@@ -313,7 +313,8 @@ class Sandbox(BaseModel):
     max_code_chars: int = Field(50_000, ge=10, le=1_000_000, description="Longest code accepted, in characters.")
     concurrency: int = Field(1, ge=1, le=16, description="Runs at once; more wait in line.")
     queue_limit: int = Field(8, ge=0, le=1000, description="Runs waiting in line before new ones get 429.")
-    nice: int = Field(10, ge=0, le=19, description="CPU priority of runs (nice value): the chat model goes first.")
+    nice: int = Field(19, ge=0, le=19, description="CPU priority of runs (nice value, also of their scheduling "
+                      "group): 19, the lowest, lets the chat model go first while code burns CPU.")
     unsafe_allow_unisolated: bool = Field(
         False, description="DANGER: where bubblewrap cannot run (Windows, blocked user namespaces), run code "
         "WITHOUT isolation (it can read your files and use the network; only time and, on Linux, rlimits bound "

@@ -5,8 +5,9 @@
    subprocess), alternating, medians. Goal ≤ 1.5×.
 2. The server's chat tok/s while a CPU-bound run (`while True: pass`) is going ÷ without: one
    server process with the embedded SmolLM2, messages alternate between idle and busy. The chat
-   model uses every core here (n_threads = cores), the harshest case; the run is at nice 10 (the
-   default) and, for comparison, at nice 0. Goal ≥ 0.8 on 2 cores.
+   model uses every core here (n_threads = cores), the harshest case; the run is at nice 19 (the
+   default, for the process and its scheduling group) and, for comparison, at nice 0. Goal ≥ 0.8
+   on 2 cores.
 
     .venv/bin/python bench/sandbox.py [--runs 20] [--chats 4] [--tokens 64]
 """
@@ -127,7 +128,7 @@ def main() -> None:
     startup = asyncio.run(startup_cost(args.runs))
     print(f'print("hi"): sandbox ({startup["isolation"]}) {startup["sandbox_ms"]} ms, bare python '
           f'{startup["bare_ms"]} ms -> ratio {startup["ratio"]} (goal <= 1.5)')
-    costs = [chat_cost(args.chats, args.tokens, nice) for nice in (10, 0)]
+    costs = [chat_cost(args.chats, args.tokens, nice) for nice in (19, 0)]
     for cost in costs:
         print(f"chat tok/s with a CPU-bound run at nice {cost['nice']} (chat on {cost['chat_threads']} threads): "
               f"idle {cost['tok_s_idle']}, busy {cost['tok_s_busy']} -> ratio {cost['ratio']} (goal >= 0.8)")
