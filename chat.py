@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         finally:
             if preload is not None:
                 preload.cancel()
+            sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
             await documents.close()

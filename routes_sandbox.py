@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
@@ -21,6 +22,7 @@ from sse_frames import run_json, sse_stream
 from web import services
 
 router = APIRouter(prefix="/api/sandbox")
+log = logging.getLogger("aione.sandbox")
 
 
 class RunRequest(BaseModel):
@@ -87,13 +89,23 @@ async def _recorded(app: ChatServices, events: AsyncIterator[RunEvent], body: Ru
                 pictures = await asyncio.to_thread(_store_pictures, app, event.result.pictures)
                 event = replace(event, result=replace(event.result, pictures=pictures))
                 result = event.result
-                await app.runs.save({
+                await _save(app, {
                     "id": event.run_id, "session_id": session_id, "turn_id": turn_id, "language": body.language,
                     "code": body.code, "stdout": result.stdout, "stderr": result.stderr,
                     "exit_code": result.exit_code, "timed_out": result.timed_out, "killed": result.killed,
                     "reason": result.reason, "duration_ms": result.duration_ms,
                     "images": [p.image_id for p in pictures], "isolation": app.sandbox.isolation.kind})
             yield event
+
+
+async def _save(app: ChatServices, run: dict) -> None:
+    """Store the run; if that fails (a full disk, its session deleted meanwhile) the result still
+    goes to the page, and its pictures are not left behind."""
+    try:
+        await app.runs.save(run)
+    except Exception as exc:  # noqa: BLE001 - the run happened; saving it is secondary
+        log.warning("code run %s not saved: %s", run["id"], exc)
+        app.images.delete(run["images"])
 
 
 def _store_pictures(app: ChatServices, pictures: tuple[RunPicture, ...]) -> tuple[RunPicture, ...]:

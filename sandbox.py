@@ -200,6 +200,11 @@ class Sandbox:
         self._line_moved()  # a stopped run that waits in line leaves it now
         return True
 
+    def close(self) -> None:
+        """End every run (the server is stopping)."""
+        for run_id in list(self._runs):
+            self.stop(run_id)
+
     def state(self) -> dict:
         return {"running": self._running, "waiting": len(self._waiting), "concurrency": self.cfg.concurrency}
 

@@ -392,3 +392,18 @@ def test_runs_are_niced_in_their_own_scheduling_group():
     """, nice=12)
     assert "nice 12\n" in result.stdout
     assert result.stdout.strip().endswith(("nice 12", "no autogroup"))
+
+
+def test_a_run_whose_session_is_deleted_meanwhile_still_ends_cleanly(server):
+    client, settings = server
+    session = client.post("/api/sessions", json={}).json()["id"]
+    frames: list = []
+    running = threading.Thread(target=lambda: frames.extend(read_frames(client.post("/api/sandbox/run", json={
+        "code": "import time\ntime.sleep(1)\nprint('done')\nopen('p.png', 'wb').write(b'x')", "session_id": session}))))
+    running.start()
+    time.sleep(0.5)
+    assert client.delete(f"/api/sessions/{session}").status_code == 200
+    running.join(30)
+    assert frames[-2]["type"] == "exit" and frames[-2]["exit_code"] == 0 and frames[-1] == "[DONE]"
+    assert client.get("/api/sandbox/runs", params={"session_id": session}).status_code == 404
+    assert run_json(client, "print('up')")["stdout"] == "up\n"

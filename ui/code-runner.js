@@ -87,7 +87,7 @@ class CodeBlockRunner {
     this.panel.hidden = true;
     this.status = document.createElement("div");
     this.status.className = "run-status";
-    this.output = document.createElement("pre");
+    this.output = document.createElement("div"); // not a <pre>: the block's own code stays its only one
     this.output.className = "run-output";
     this.pictures = document.createElement("div");
     this.pictures.className = "run-images";
@@ -108,7 +108,7 @@ class CodeBlockRunner {
   }
 
   toggleEditor() {
-    const pre = /** @type {HTMLElement} */ (this.block.querySelector("pre:not(.run-output)"));
+    const pre = /** @type {HTMLElement} */ (this.block.querySelector("pre"));
     if (this.editor) {
       this.editor.remove();
       this.editor = null;
