@@ -91,15 +91,6 @@ async def _backfill(turns: int) -> dict:
     return {"turns": turns, "seconds": round(elapsed, 1), "turns_per_s": round(turns / elapsed, 1)}
 
 
-def chat(server: ServerProcess, n: int) -> float:
-    with server.client.stream("POST", server.url + "/chat_stream_sse_fetch",
-                              json={"message": QUESTION.format(n=n)}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:") and '"done"' in line:
-                return json.loads(line[5:])["timings"]["tokens_per_s"]
-    raise RuntimeError("no done frame")
-
-
 def chat_cost(runs: int, tokens: int, backlog: int, pause: float) -> dict:
     env = {"AIONE_CHAT__MAX_TOKENS": str(tokens), "AIONE_CHAT__TEMPERATURE": "0", "AIONE_CHAT__SEED": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,14 +103,14 @@ def chat_cost(runs: int, tokens: int, backlog: int, pause: float) -> dict:
         speeds: dict[str, list[float]] = {"off": [], "on": []}
         try:
             for mode, server in servers.items():  # warm-up (and the "on" server loads its classifiers)
-                chat(server, 0)
+                server.chat(QUESTION.format(n=0))
             for n in range(1, runs + 1):
                 for mode in ("off", "on") if n % 2 else ("on", "off"):
                     other = servers["on" if mode == "off" else "off"]
                     os.kill(other.proc.pid, signal.SIGSTOP)  # only one server runs at a time
                     try:
                         time.sleep(pause)  # between messages: the labeller's turn
-                        speeds[mode].append(chat(servers[mode], n))
+                        speeds[mode].append(servers[mode].chat(QUESTION.format(n=n)))
                     finally:
                         os.kill(other.proc.pid, signal.SIGCONT)
             labelled = servers["on"].client.get(servers["on"].url + "/api/analysis").json()

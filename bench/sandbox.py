@@ -65,15 +65,6 @@ async def startup_cost(runs: int) -> dict:
             "ratio": round(s / b, 2), "runs": runs}
 
 
-def _chat(server: ServerProcess, n: int) -> float:
-    with server.client.stream("POST", server.url + "/chat_stream_sse_fetch",
-                              json={"message": QUESTION.format(n=n)}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data:") and '"done"' in line:
-                return json.loads(line[5:])["timings"]["tokens_per_s"]
-    raise RuntimeError("no done frame")
-
-
 def _start_busy_run(server: ServerProcess) -> str:
     """A CPU-bound run in the background; returns its run id once it runs."""
     found: dict[str, str] = {}
@@ -102,12 +93,12 @@ def chat_cost(chats: int, tokens: int, nice: int) -> dict:
         server = ServerProcess(env, Path(tmp))
         speeds: dict[str, list[float]] = {"idle": [], "busy": []}
         try:
-            _chat(server, 0)  # warm-up
+            server.chat(QUESTION.format(n=0))  # warm-up
             for n in range(1, chats + 1):
                 for mode in ("idle", "busy") if n % 2 else ("busy", "idle"):
                     run_id = _start_busy_run(server) if mode == "busy" else None
                     try:
-                        speeds[mode].append(_chat(server, n))
+                        speeds[mode].append(server.chat(QUESTION.format(n=n)))
                     finally:
                         if run_id:
                             server.client.post(f"{server.url}/api/sandbox/runs/{run_id}/stop")

@@ -1,6 +1,7 @@
 """chat:app under uvicorn in its own process, for benchmarks: configured by AIONE_* variables."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -38,6 +39,14 @@ class ServerProcess:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("server did not come up")
             time.sleep(0.1)
+
+    def chat(self, message: str) -> float:
+        """Send one message; the answer's tokens/s from the server's own `done` timings."""
+        with self.client.stream("POST", self.url + "/chat_stream_sse_fetch", json={"message": message}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and '"done"' in line:
+                    return json.loads(line[5:])["timings"]["tokens_per_s"]
+        raise RuntimeError("no done frame")
 
     def slot(self) -> dict:
         return self.client.get(self.url + "/api/slot").json()
