@@ -407,3 +407,49 @@ def test_a_run_whose_session_is_deleted_meanwhile_still_ends_cleanly(server):
     assert frames[-2]["type"] == "exit" and frames[-2]["exit_code"] == 0 and frames[-1] == "[DONE]"
     assert client.get("/api/sandbox/runs", params={"session_id": session}).status_code == 404
     assert run_json(client, "print('up')")["stdout"] == "up\n"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may reach (and run) `path`: every folder above it searchable."""
+    for folder in [*reversed(path.parents), path]:
+        if not folder.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="not root: the fork bomb test above already ran the RLIMIT_NPROC path")
+def test_for_a_normal_user_the_process_cap_is_rlimit_nproc_inside_the_namespace():
+    """What a desktop user gets (the server not root): the same sandbox command, run as `nobody`
+    with the system Python, caps a fork bomb at max_processes by RLIMIT_NPROC alone (no seccomp)."""
+    import subprocess
+    import sys as system
+
+    from sandbox import WORKSPACE, find_bwrap
+
+    bwrap, python = find_bwrap(None), Path("/usr/bin/python3")
+    if not (bwrap and python.is_file() and _reachable_by_others(Path(bwrap))):
+        pytest.skip("no bwrap or system Python that the nobody user can run here")
+    sandbox = Sandbox(SandboxSettings(python_path=python, max_processes=8))
+    assert asyncio.run(sandbox.probe()).kind == "bubblewrap"
+    read, write = os.pipe()
+    command = sandbox._bwrap_command(sandbox._settings_json(WORKSPACE, write, True), None)
+    code = textwrap.dedent("""
+        import os, time
+        made = 0
+        try:
+            for _ in range(100):
+                if os.fork() == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                made += 1
+        except OSError as exc:
+            print("refused after", made, exc.errno)
+    """).encode()
+    done = subprocess.run(command, input=code, capture_output=True, pass_fds=[write], timeout=60, user=65534,
+                          group=65534, extra_groups=[], start_new_session=True)
+    os.close(write)
+    os.close(read)
+    out = done.stdout.decode()
+    assert "refused after" in out, (out, done.stderr.decode(), system.version)
+    made = int(out.split("refused after ")[1].split()[0])
+    assert 1 <= made < 8  # the runner and its forks together stay within 8 tasks
