@@ -74,6 +74,10 @@ class CodeBlockRunner {
     if (!config.enabled) {
       this.runButton.disabled = true;
       this.runButton.title = `${t("codeRunOff")}: ${config.reason}`;
+    } else if (config.isolation === "unisolated") { // the user's explicit, unsafe choice: say so on the button
+      this.runButton.textContent = `⚠ ${t("codeRun")}`;
+      this.runButton.classList.add("unisolated");
+      this.runButton.title = config.reason;
     } else {
       this.runButton.title = `${t("codeRunIsolation")}: ${config.isolation}`;
     }
