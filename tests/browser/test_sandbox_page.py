@@ -104,3 +104,18 @@ def test_run_button_off_with_the_reason(page: Page, isolated_data, tmp_path):
         run = page.locator(".message.assistant .run-button")
         expect(run).to_be_disabled()
         assert "bwrap not found" in (run.get_attribute("title") or "")
+
+
+def test_an_unisolated_run_is_labelled_as_such(page: Page, isolated_data, tmp_path):
+    settings = make_settings(isolated_data)
+    settings.sandbox = Sandbox(bwrap_path=tmp_path / "no-bwrap", unsafe_allow_unisolated=True)
+    engine = FakeChatEngine(replies=[["```python\nprint(6 * 7)\n```"]])
+    with serve(create_app(settings, engines={"chat": engine})) as url:
+        open_app(page, url)
+        page.fill("#chat-input", "코드")
+        page.press("#chat-input", "Enter")
+        run = page.locator(".message.assistant .run-button")
+        expect(run).to_have_text("⚠ 실행")
+        assert "NOT ISOLATED" in (run.get_attribute("title") or "")
+        run.click()
+        expect(page.locator(".message.assistant .run-output")).to_have_text("42\n")
