@@ -85,37 +85,38 @@ async def _recorded(app: ChatServices, events: AsyncIterator[RunEvent], body: Ru
     """The run's events; the finished run is stored (pictures as images) before its exit goes out."""
     async with aclosing(events):
         async for event in events:
-            if isinstance(event, RunFinished):
-                pictures = await asyncio.to_thread(_store_pictures, app, event.result.pictures)
-                event = replace(event, result=replace(event.result, pictures=pictures))
-                result = event.result
-                await _save(app, {
-                    "id": event.run_id, "session_id": session_id, "turn_id": turn_id, "language": body.language,
-                    "code": body.code, "stdout": result.stdout, "stderr": result.stderr,
-                    "exit_code": result.exit_code, "timed_out": result.timed_out, "killed": result.killed,
-                    "reason": result.reason, "duration_ms": result.duration_ms,
-                    "images": [p.image_id for p in pictures], "isolation": app.sandbox.isolation.kind})
-            yield event
+            yield await _record(app, event, body, session_id, turn_id) if isinstance(event, RunFinished) else event
 
 
-async def _save(app: ChatServices, run: dict) -> None:
-    """Store the run; if that fails (a full disk, its session deleted meanwhile) the result still
-    goes to the page, and its pictures are not left behind."""
+async def _record(app: ChatServices, event: RunFinished, body: RunRequest, session_id: str | None,
+                  turn_id: int | None) -> RunFinished:
+    """The finished run with its pictures stored. If storing fails (a full disk, its session
+    deleted meanwhile) the result still goes out, pictures inline only, and nothing is left behind."""
+    result, image_ids = event.result, []
     try:
-        await app.runs.save(run)
+        pictures = await asyncio.to_thread(_store_pictures, app, result.pictures, image_ids)
+        await app.runs.save({
+            "id": event.run_id, "session_id": session_id, "turn_id": turn_id, "language": body.language,
+            "code": body.code, "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
+            "timed_out": result.timed_out, "killed": result.killed, "reason": result.reason,
+            "duration_ms": result.duration_ms, "images": image_ids, "isolation": app.sandbox.isolation.kind})
     except Exception as exc:  # noqa: BLE001 - the run happened; saving it is secondary
-        log.warning("code run %s not saved: %s", run["id"], exc)
-        app.images.delete(run["images"])
+        log.warning("code run %s not saved: %s", event.run_id, exc)
+        app.images.delete(image_ids)
+        return event
+    return replace(event, result=replace(result, pictures=pictures))
 
 
-def _store_pictures(app: ChatServices, pictures: tuple[RunPicture, ...]) -> tuple[RunPicture, ...]:
-    """Each picture re-encoded by PIL into the image store (what the page shows is a clean PNG)."""
+def _store_pictures(app: ChatServices, pictures: tuple[RunPicture, ...], image_ids: list[str]) -> tuple[RunPicture, ...]:
+    """Each picture re-encoded by PIL into the image store (what the page shows is a clean PNG);
+    `image_ids` collects the stored ids as they are written (to remove them if saving fails)."""
     from PIL import Image
 
     stored = []
     for picture in pictures:
         with Image.open(io.BytesIO(picture.png)) as image:
             record, png = app.images.save_generated(image.convert("RGBA"), {"aione-source": "sandbox run"})
+        image_ids.append(record.id)
         stored.append(replace(picture, image_id=record.id, png=png))
     return tuple(stored)
 

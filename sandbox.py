@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -46,6 +46,7 @@ PACKAGES = "/opt/aione/site-packages"  # where the server's packages appear insi
 SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 READ_CHUNK = 4096
 KILL_GRACE_S = 5.0  # after a kill, how long the pipes may take to close
+KILLED = {"timeout", "stopped", "output_limit", "cpu_time", "killed"}  # reasons that mean a kill signal
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,11 @@ class _Run:
 
     run_id: str
     process: asyncio.subprocess.Process | None = None
-    end_reason: str | None = None
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    end_reason: str | None = None  # stopped | timeout | output_limit, when this side ended it
+
+    @property
+    def stopped(self) -> bool:
+        return self.end_reason == "stopped"
 
 
 class Sandbox:
@@ -96,8 +100,12 @@ class Sandbox:
         self.cfg = cfg
         self.isolation = Isolation("unavailable", "not probed yet")
         self._python = str(cfg.python_path) if cfg.python_path else sys._base_executable
-        self._python_prefix: str | None = None
+        # The server's own interpreter is known; a configured one is asked at the probe.
+        self._python_prefix: str | None = None if cfg.python_path else sys.base_prefix
+        self._packages = _packages_dir() if cfg.python_path is None else None
         self._bwrap: str | None = None
+        self._mounts: list[str] = []  # bwrap's file system arguments, built once at the probe
+        self._seccomp: bytes | None = None  # the no-new-processes filter, for a server run as root
         self._running = 0
         self._waiting: list[str] = []
         self._moved = asyncio.Event()  # set (and replaced) whenever the line moves
@@ -115,6 +123,9 @@ class Sandbox:
             return Isolation("unavailable", "code running is off (AIONE_SANDBOX__ENABLED=false)")
         problem = await self._find_tools()
         if problem is None:
+            self._mounts = self._mount_args()
+            if os.geteuid() == 0 and sandbox_seccomp.supported():
+                self._seccomp = sandbox_seccomp.no_new_processes_filter()
             bubblewrap = Isolation("bubblewrap", "bubblewrap: no network, read-only system, private work folder",
                                    self._process_cap())
             result = await self._collect(self._execute("print(6 * 7)", bubblewrap, _Run("probe")))
@@ -126,20 +137,23 @@ class Sandbox:
                             "bwrap, or install Debian/Ubuntu's bubblewrap package and set AIONE_SANDBOX__BWRAP_PATH)")
         if self.cfg.unsafe_allow_unisolated and self._python_prefix is not None:
             return Isolation("unisolated", "NOT ISOLATED (AIONE_SANDBOX__UNSAFE_ALLOW_UNISOLATED): the code can read "
-                             f"your files and use the network; because {problem}", "rlimits" if os.name == "posix"
-                             else "none")
+                             f"your files and use the network; because {problem}",
+                             "not capped (RLIMIT_NPROC outside a namespace would count all of your processes)")
         return Isolation("unavailable", problem)
 
     async def _find_tools(self) -> str | None:
         """None when bwrap and the interpreter are there; else what is missing."""
-        try:
-            process = await asyncio.create_subprocess_exec(
-                self._python, "-I", "-c", "import sys; print(sys.base_prefix)", stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await asyncio.wait_for(process.communicate(), 30)
-            self._python_prefix = out.decode().strip() or None
-        except (OSError, asyncio.TimeoutError) as exc:
-            return f"the sandbox's Python {self._python} does not start ({exc}); check AIONE_SANDBOX__PYTHON_PATH"
+        if self._python_prefix is None:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    self._python, "-I", "-c", "import sys; print(sys.base_prefix)", stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL)
+                out, _ = await asyncio.wait_for(process.communicate(), 30)
+                self._python_prefix = out.decode().strip() or None
+            except (OSError, asyncio.TimeoutError) as exc:
+                return f"the sandbox's Python {self._python} does not start ({exc}); check AIONE_SANDBOX__PYTHON_PATH"
+            if self._python_prefix is None:
+                return f"the sandbox's Python {self._python} did not say where it lives; check AIONE_SANDBOX__PYTHON_PATH"
         if os.name != "posix" or sys.platform == "darwin":
             return f"bubblewrap needs Linux ({sys.platform} has no user namespaces)"
         self._bwrap = find_bwrap(self.cfg.bwrap_path)
@@ -168,15 +182,17 @@ class Sandbox:
         return uuid.uuid4().hex
 
     async def run(self, code: str, run_id: str) -> AsyncIterator[RunEvent]:
-        """Queued* -> RunStarted -> RunOutput* -> RunFinished. Closing the iterator ends the run."""
-        self.check_admission()
+        """Queued* -> RunStarted -> RunOutput* -> RunFinished. Closing the iterator ends the run.
+        Callers check_admission() first (to refuse with a status before a stream starts)."""
+        if not self.isolation.available:
+            raise SandboxUnavailable(f"code cannot run here: {self.isolation.reason}")
         handle = self._runs[run_id] = _Run(run_id)
         try:
             async with aclosing(self._wait_in_line(handle)) as line:
                 async for position in line:
                     yield Queued(position, 0.0)
             try:
-                if handle.stopped.is_set():
+                if handle.stopped:
                     yield RunFinished(run_id, RunResult("", "", None, False, True, "stopped", 0.0))
                     return
                 yield RunStarted(run_id)
@@ -194,8 +210,7 @@ class Sandbox:
         handle = self._runs.get(run_id)
         if handle is None:
             return False
-        handle.end_reason = handle.end_reason or "stopped"
-        handle.stopped.set()
+        handle.end_reason = "stopped"
         self._kill(handle)
         self._line_moved()  # a stopped run that waits in line leaves it now
         return True
@@ -223,7 +238,7 @@ class Sandbox:
         self._waiting.append(handle.run_id)
         try:
             last = None
-            while not handle.stopped.is_set():
+            while not handle.stopped:
                 position = self._waiting.index(handle.run_id) + 1
                 if position == 1 and self._running < self.cfg.concurrency:
                     break
@@ -252,21 +267,15 @@ class Sandbox:
 
     # ---- one process --------------------------------------------------------------------------
     def _settings_json(self, workspace: str, picture_fd: int, isolated: bool) -> str:
+        """What the runner needs. Unisolated, no process cap: outside a user namespace RLIMIT_NPROC
+        counts every process of the user, so it would refuse even a thread."""
         cfg = self.cfg
-        packages = self._packages_dir()
         return json.dumps({
             "workspace": workspace, "picture_fd": picture_fd, "nice": cfg.nice, "cpu_seconds": cfg.cpu_seconds,
-            "memory_bytes": cfg.memory_mb * 1024 * 1024, "processes": cfg.max_processes,
+            "memory_bytes": cfg.memory_mb * 1024 * 1024, "processes": cfg.max_processes if isolated else None,
             "file_bytes": cfg.max_file_mb * 1024 * 1024, "open_files": cfg.max_open_files,
             "max_images": cfg.max_images,
-            "site_packages": (PACKAGES if isolated else packages) if packages else None})
-
-    def _packages_dir(self) -> str | None:
-        """The server's site-packages (numpy, matplotlib), when the sandbox runs this server's Python."""
-        if self.cfg.python_path is not None:
-            return None
-        packages = sysconfig.get_paths()["purelib"]
-        return packages if Path(packages).is_dir() else None
+            "site_packages": (PACKAGES if isolated else self._packages) if self._packages else None})
 
     def _environment(self, home: str) -> dict[str, str]:
         """Nothing of the server's environment: no AIONE_* settings, tokens or proxies."""
@@ -274,11 +283,10 @@ class Sandbox:
                 "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "OPENBLAS_NUM_THREADS": "1",
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
-    def _bwrap_command(self, settings_json: str, seccomp_fd: int | None) -> list[str]:
+    def _mount_args(self) -> list[str]:
+        """The sandbox's file system: read-only system and interpreter, private tmpfs folders."""
         mib = 1024 * 1024
-        command = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-                   "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv",
-                   "--ro-bind", "/usr", "/usr"]
+        command = ["--ro-bind", "/usr", "/usr"]
         for path in SYSTEM_DIRS:  # merged-/usr systems link these into /usr; others have them as folders
             if os.path.islink(path):
                 command += ["--symlink", os.readlink(path), path]
@@ -287,14 +295,17 @@ class Sandbox:
         command += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
                     "--ro-bind-try", "/etc/alternatives", "/etc/alternatives"]
         prefix = self._python_prefix
-        if prefix and not prefix.startswith("/usr/"):  # an interpreter outside /usr (pyenv, uv, conda)
+        if prefix and prefix != "/usr" and not prefix.startswith("/usr/"):  # an interpreter outside /usr (pyenv, uv, conda)
             command += ["--ro-bind", prefix, prefix]
-        packages = self._packages_dir()
-        if packages:
-            command += ["--ro-bind", packages, PACKAGES]
-        command += ["--proc", "/proc", "--dev", "/dev",
-                    "--size", str(self.cfg.workdir_mb * mib), "--tmpfs", "/tmp",
-                    "--size", str(self.cfg.workdir_mb * mib), "--tmpfs", WORKSPACE, "--chdir", WORKSPACE]
+        if self._packages:
+            command += ["--ro-bind", self._packages, PACKAGES]
+        return command + ["--proc", "/proc", "--dev", "/dev",
+                          "--size", str(self.cfg.workdir_mb * mib), "--tmpfs", "/tmp",
+                          "--size", str(self.cfg.workdir_mb * mib), "--tmpfs", WORKSPACE, "--chdir", WORKSPACE]
+
+    def _bwrap_command(self, settings_json: str, seccomp_fd: int | None) -> list[str]:
+        command = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+                   "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", *self._mounts]
         for name, value in self._environment(WORKSPACE).items():
             command += ["--setenv", name, value]
         if seccomp_fd is not None:
@@ -309,16 +320,18 @@ class Sandbox:
         try:
             pass_fds = [picture_write]
             if isolation.kind == "bubblewrap":
-                if os.geteuid() == 0 and sandbox_seccomp.supported():
-                    seccomp_read = _filter_fd(sandbox_seccomp.no_new_processes_filter())
+                if self._seccomp is not None:
+                    seccomp_read = _filter_fd(self._seccomp)
                     pass_fds.append(seccomp_read)
                 command = self._bwrap_command(self._settings_json(WORKSPACE, picture_write, True), seccomp_read)
                 env, cwd = {}, None
-            else:  # the user's explicit choice: a temporary folder, rlimits, a scrubbed environment
+            elif isolation.kind == "unisolated":  # the user's explicit choice: a temporary folder, rlimits, a scrubbed environment
                 scratch = tempfile.mkdtemp(prefix="aione-run-")
                 command = [self._python, "-I", "-u", "-c", RUNNER_SOURCE,
                            self._settings_json(scratch, picture_write, False)]
                 env, cwd = self._environment(scratch), scratch
+            else:
+                raise SandboxUnavailable(f"code cannot run here: {isolation.reason}")
             handle.process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, pass_fds=pass_fds, env=env, cwd=cwd, start_new_session=True)
@@ -343,24 +356,21 @@ class Sandbox:
         cfg = self.cfg
         outputs: asyncio.Queue[RunOutput | None] = asyncio.Queue()
         kept = {"stdout": io.StringIO(), "stderr": io.StringIO()}
-        budget = [cfg.max_output_bytes]
-
-        def over_budget() -> None:
-            if handle.end_reason is None:
-                handle.end_reason = "output_limit"
-            self._kill(handle)
+        budget = cfg.max_output_bytes  # of stdout and stderr together
 
         async def pump(stream: asyncio.StreamReader, name: Literal["stdout", "stderr"]) -> None:
+            nonlocal budget
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             while chunk := await stream.read(READ_CHUNK):
-                if budget[0] <= 0:
+                if budget <= 0:
                     continue  # drain (and drop) until the kill lands
-                part, budget[0] = chunk[: budget[0]], budget[0] - len(chunk)
+                part, budget = chunk[:budget], budget - len(chunk)
                 text = decoder.decode(part)
                 if text:
                     await outputs.put(RunOutput(name, text))
-                if budget[0] <= 0:
-                    over_budget()
+                if budget <= 0:
+                    handle.end_reason = handle.end_reason or "output_limit"
+                    self._kill(handle)
             if tail := decoder.decode(b"", final=True):
                 await outputs.put(RunOutput(name, tail))
 
@@ -379,14 +389,13 @@ class Sandbox:
         feeding = asyncio.ensure_future(feed())
         done_pumping = asyncio.ensure_future(_after(asyncio.gather(*pumps), outputs.put(None)))
         deadline = started + cfg.timeout_s
-        timed_out = killing = False
+        killing = False
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if handle.end_reason is not None and killing:
+                    if killing:
                         break  # killed, yet its pipes stay open (a process that left the group): stop reading
-                    timed_out = handle.end_reason is None
                     handle.end_reason = handle.end_reason or "timeout"
                     self._kill(handle)
                     killing, deadline = True, time.monotonic() + KILL_GRACE_S
@@ -408,14 +417,11 @@ class Sandbox:
             found = await asyncio.wait_for(asyncio.shield(pictures), KILL_GRACE_S)
         except asyncio.TimeoutError:
             found = ()
-        reason = handle.end_reason
         stderr = kept["stderr"].getvalue()
-        killed = reason is not None or exit_code < 0 or exit_code in (128 + signal.SIGKILL, 128 + signal.SIGXCPU)
-        if reason is None:
-            reason = _exit_reason(exit_code, stderr)
+        reason = handle.end_reason or _exit_reason(exit_code, stderr)
+        killed = reason in KILLED or exit_code < 0
         yield RunResult(kept["stdout"].getvalue(), stderr, None if reason in ("timeout", "stopped") else exit_code,
-                        timed_out or reason == "timeout", killed, reason,
-                        round((time.monotonic() - started) * 1000, 1), found)
+                        reason == "timeout", killed, reason, round((time.monotonic() - started) * 1000, 1), found)
 
     @staticmethod
     async def _collect(events: AsyncIterator) -> RunResult:
@@ -423,6 +429,12 @@ class Sandbox:
             if isinstance(event, RunResult):
                 return event
         raise RuntimeError("the run ended without a result")
+
+
+def _packages_dir() -> str | None:
+    """The server's site-packages (numpy, matplotlib), shown read-only to its own interpreter."""
+    packages = sysconfig.get_paths()["purelib"]
+    return packages if Path(packages).is_dir() else None
 
 
 def _exit_reason(exit_code: int, stderr: str) -> str | None:

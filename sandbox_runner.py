@@ -30,7 +30,8 @@ def set_limits(limits: dict) -> None:
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]),
                         ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                         ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
-        resource.setrlimit(getattr(resource, name), (value, value))
+        if value is not None:  # no process cap outside a user namespace (see sandbox.py)
+            resource.setrlimit(getattr(resource, name), (value, value))
 
 
 def nice_autogroup(nice: int) -> None:

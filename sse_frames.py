@@ -75,17 +75,19 @@ def frame(event: Event) -> dict:
         case RunStarted(run_id):
             return {"type": "run", "run_id": run_id}
         case RunFinished(run_id, result):
-            end = run_json(run_id, result)
-            del end["stdout"], end["stderr"]  # already streamed
-            return {"type": "exit"} | end
+            return {"type": "exit"} | _run_end(run_id, result)  # stdout and stderr were streamed
     raise TypeError(f"no frame for {type(event).__name__}")
 
 
 def run_json(run_id: str, result: RunResult) -> dict:
     """A finished code run, as /api/sandbox/run answers without streaming."""
-    return {"run_id": run_id, "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
-            "timed_out": result.timed_out, "killed": result.killed, "reason": result.reason,
-            "duration_ms": result.duration_ms, "images": [picture_json(p) for p in result.pictures]}
+    return {"run_id": run_id, "stdout": result.stdout, "stderr": result.stderr} | _run_end(run_id, result)
+
+
+def _run_end(run_id: str, result: RunResult) -> dict:
+    return {"run_id": run_id, "exit_code": result.exit_code, "timed_out": result.timed_out, "killed": result.killed,
+            "reason": result.reason, "duration_ms": result.duration_ms,
+            "images": [picture_json(p) for p in result.pictures]}
 
 
 def picture_json(picture: RunPicture) -> dict:

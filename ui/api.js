@@ -61,7 +61,7 @@ async function call(url, options = {}) {
  * POST a JSON body and yield the server's events until `[DONE]`.
  * @param {string} url
  * @param {unknown} body
- * @param {AbortSignal} signal
+ * @param {AbortSignal} [signal] ends the request early (Stop)
  * @returns {AsyncGenerator<ServerEvent>}
  */
 export async function* streamEvents(url, body, signal) {

@@ -13,7 +13,7 @@ const RESULT_CHARS = 4000; // of each stream, in the message sent to the model
 /**
  * @typedef {{enabled: boolean, isolation: string, reason: string}} SandboxConfig
  * @typedef {{exit_code: number|null, timed_out: boolean, killed: boolean, reason: string|null, duration_ms: number,
- *            images: {url?: string, id?: string, name: string}[]}} RunEnd
+ *            images: {url?: string, id?: string, name: string, png_base64?: string}[]}} RunEnd
  * @typedef {{decorate: (node: Element, turnId: number, sessionId: string|null) => void,
  *            restore: (sessionId: string|null) => Promise<void>}} CodeRunner
  */
@@ -144,7 +144,7 @@ class CodeBlockRunner {
     this.status.textContent = t("codeStarting");
     const body = { code, language: "python", session_id: this.sessionId, turn_id: this.turnId };
     try {
-      for await (const event of streamEvents("/api/sandbox/run", body, new AbortController().signal)) {
+      for await (const event of streamEvents("/api/sandbox/run", body)) {
         const e = /** @type {any} */ (event);
         if (e.type === "status" && e.state === "queued") this.status.textContent = `${t("codeQueued")} (${e.position})`;
         else if (e.type === "run") { this.runId = e.run_id; this.status.textContent = t("codeRunning"); }
@@ -201,7 +201,7 @@ class CodeBlockRunner {
     this.status.dataset.outcome = end.exit_code === 0 && !end.reason ? "ok" : "failed";
     for (const picture of end.images ?? []) {
       const img = document.createElement("img");
-      img.src = picture.url ?? "";
+      img.src = picture.url ?? `data:image/png;base64,${picture.png_base64}`; // inline when it could not be stored
       img.alt = picture.name;
       img.title = picture.name;
       this.pictures.appendChild(img);

@@ -3,11 +3,14 @@ a figure comes back, Stop ends a run, the editor changes the code, the result go
 and a reopened session shows each block's last run."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from chat import create_app
-from settings import Sandbox
+from settings import Sandbox as SandboxSettings
 from tests.browser.conftest import open_app, shot
 from tests.conftest import make_settings, serve
 from tests.fakes import FakeChatEngine
@@ -39,7 +42,7 @@ time.sleep(60)
 def fake(isolated_data):
     fake = FakeChatEngine(replies=[[ANSWER], ["결과를 확인했습니다."]], token_seconds=0.0)
     settings = make_settings(isolated_data)
-    settings.sandbox = Sandbox(timeout_s=120)
+    settings.sandbox = SandboxSettings(timeout_s=120)
     with serve(create_app(settings, engines={"chat": fake})) as url:
         yield url, fake
 
@@ -93,28 +96,27 @@ def test_run_stop_edit_and_send_the_result(page: Page, fake):
     shot(page, "sandbox-restored")
 
 
-def test_run_button_off_with_the_reason(page: Page, isolated_data, tmp_path):
-    settings = make_settings(isolated_data)
-    settings.sandbox = Sandbox(bwrap_path=tmp_path / "no-bwrap")
-    engine = FakeChatEngine(replies=[["```python\nprint(1)\n```"]])
-    with serve(create_app(settings, engines={"chat": engine})) as url:
-        open_app(page, url)
-        page.fill("#chat-input", "코드")
-        page.press("#chat-input", "Enter")
-        run = page.locator(".message.assistant .run-button")
-        expect(run).to_be_disabled()
-        assert "bwrap not found" in (run.get_attribute("title") or "")
-
-
-def test_an_unisolated_run_is_labelled_as_such(page: Page, isolated_data, tmp_path):
-    settings = make_settings(isolated_data)
-    settings.sandbox = Sandbox(bwrap_path=tmp_path / "no-bwrap", unsafe_allow_unisolated=True)
+@contextmanager
+def code_answer_without_bubblewrap(page: Page, data, tmp_path, **sandbox) -> Iterator:
+    """A server whose bwrap is missing, and an answer with a Python block on the page; yields its Run button."""
+    settings = make_settings(data)
+    settings.sandbox = SandboxSettings(bwrap_path=tmp_path / "no-bwrap", **sandbox)
     engine = FakeChatEngine(replies=[["```python\nprint(6 * 7)\n```"]])
     with serve(create_app(settings, engines={"chat": engine})) as url:
         open_app(page, url)
         page.fill("#chat-input", "코드")
         page.press("#chat-input", "Enter")
-        run = page.locator(".message.assistant .run-button")
+        yield page.locator(".message.assistant .run-button")
+
+
+def test_run_button_off_with_the_reason(page: Page, isolated_data, tmp_path):
+    with code_answer_without_bubblewrap(page, isolated_data, tmp_path) as run:
+        expect(run).to_be_disabled()
+        assert "bwrap not found" in (run.get_attribute("title") or "")
+
+
+def test_an_unisolated_run_is_labelled_as_such(page: Page, isolated_data, tmp_path):
+    with code_answer_without_bubblewrap(page, isolated_data, tmp_path, unsafe_allow_unisolated=True) as run:
         expect(run).to_have_text("⚠ 실행")
         assert "NOT ISOLATED" in (run.get_attribute("title") or "")
         run.click()
