@@ -277,10 +277,10 @@ class Sandbox:
             "max_images": cfg.max_images,
             "site_packages": (PACKAGES if isolated else self._packages) if self._packages else None})
 
-    def _environment(self, home: str) -> dict[str, str]:
+    def _environment(self, home: str, scratch: str) -> dict[str, str]:
         """Nothing of the server's environment: no AIONE_* settings, tokens or proxies."""
         return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-                "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "OPENBLAS_NUM_THREADS": "1",
+                "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{scratch}/matplotlib", "OPENBLAS_NUM_THREADS": "1",
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
     def _mount_args(self) -> list[str]:
@@ -306,7 +306,7 @@ class Sandbox:
     def _bwrap_command(self, settings_json: str, seccomp_fd: int | None) -> list[str]:
         command = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                    "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", *self._mounts]
-        for name, value in self._environment(WORKSPACE).items():
+        for name, value in self._environment(WORKSPACE, "/tmp").items():
             command += ["--setenv", name, value]
         if seccomp_fd is not None:
             command += ["--seccomp", str(seccomp_fd)]
@@ -329,7 +329,7 @@ class Sandbox:
                 scratch = tempfile.mkdtemp(prefix="aione-run-")
                 command = [self._python, "-I", "-u", "-c", RUNNER_SOURCE,
                            self._settings_json(scratch, picture_write, False)]
-                env, cwd = self._environment(scratch), scratch
+                env, cwd = self._environment(scratch, os.path.join(scratch, ".config")), scratch
             else:
                 raise SandboxUnavailable(f"code cannot run here: {isolation.reason}")
             handle.process = await asyncio.create_subprocess_exec(

@@ -461,3 +461,19 @@ def test_a_client_that_leaves_ends_its_run(server):
     while client.get("/api/sandbox").json()["line"]["running"]:
         assert time.monotonic() < deadline, "the run outlived its client"
         time.sleep(0.05)
+
+
+def test_korean_text_in_a_figure_finds_a_korean_font():
+    from matplotlib import font_manager
+
+    from sandbox_runner import HANGUL_FONTS
+    if not {font.name for font in font_manager.fontManager.ttflist} & set(HANGUL_FONTS):
+        pytest.skip("no Korean font on this machine (Debian: fonts-noto-cjk)")
+    result, _ = run_code("""
+        import matplotlib.pyplot as plt
+        plt.title("제곱 그래프")
+        plt.plot([1, 4, 9])
+        plt.savefig("korean.png")
+    """)
+    assert result.exit_code == 0 and len(result.pictures) == 1
+    assert "missing from font" not in result.stderr and result.stderr == ""
