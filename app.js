@@ -96,6 +96,12 @@ async function main() {
   const chat = new ChatController({
     onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),
                                           imageMode.refreshGallery(chat.sessionId)]).then(() => {}),
+    // after a stream only what it changed: the sidebar's order and title; a picture, the gallery
+    onStreamEnd: (kind) => Promise.all([refreshSessions(),
+                                        kind === "image" ? imageMode.refreshGallery(chat.sessionId) : null]).then(() => {}),
+    analysis: Boolean(config.analysis?.enabled),
+    composerOptions: () => composer.options(),
+    showFollowUp: (visible) => composer.showFollowUp(visible),
     onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),
     showError: (message) => composer.showError(message),

@@ -1,9 +1,9 @@
 """PKC AI-ONE web server: create_app(settings) wires the engines, the slot, the stores, the
-access control and the routers (routes_*.py: one per feature, each thin).
+access control and the routers (web/routes/: one per feature, each thin).
 
 Run with `uvicorn chat:app` (start_server.sh does): `app` is resolved through the module's
-`__getattr__`, which builds it from the environment / .env on first access; importing this
-module has no side effects.
+`__getattr__`, which builds a new app from the environment / .env each time it is asked for
+(uvicorn asks once); importing this module has no side effects.
 """
 from __future__ import annotations
 
@@ -21,38 +21,48 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import routes_analysis
-import routes_chat
-import routes_documents
-import routes_export
-import routes_images
-import routes_sandbox
-import routes_openai
-import routes_sessions
-import routes_system
-from analysis import TurnAnalyzer, classifiers_from_settings
-from conversation import ChatServices
-from document_service import DocumentService
-from embedder import shared_embedder
-from engine_contracts import Engine
-from errors import AppError, storage_error
-from events import Error
+from analytics.labeller import TurnAnalyzer, classifiers_from_settings
+from core.contracts import Engine
+from core.errors import AppError, storage_error
+from core.events import Error
+from documents.library import DocumentLibrary
 from image_engine import ImageEngine
-from image_store import ImageStore
-from json_body import describe_invalid
-from openai_api import error_body as openai_error
-from kv_store import KvStore
-from label_store import LabelStore
 from llm_engine import LlmEngine
+from models.embedder import shared_embedder
+from models.kv_store import KvStore
+from models.remote import (
+    RemoteChatEngine,
+    RemoteImageGenerator,
+    RemoteModel,
+    RemoteVisionEngine,
+)
 from rag_engine import RagEngine
-from remote_engine import RemoteChatEngine, RemoteImageGenerator, RemoteModel, RemoteVisionEngine
-from sandbox import Sandbox
-from security import (AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, auth_router,
-                      policy_from_settings)
-from session_store import SessionStore
+from sandbox.runs import Sandbox
 from settings import Settings
+from store import open_stores
+from store.image_files import ImageStore
+from store.labels import LabelStore
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
+from web.json_body import describe_invalid
+from web.openai_format import error_body as openai_error
+from web.routes import analysis as routes_analysis
+from web.routes import chat as routes_chat
+from web.routes import documents as routes_documents
+from web.routes import export as routes_export
+from web.routes import images as routes_images
+from web.routes import openai as routes_openai
+from web.routes import sandbox as routes_sandbox
+from web.routes import sessions as routes_sessions
+from web.routes import system as routes_system
+from web.security import (
+    AccessPolicy,
+    FailureLimiter,
+    SecurityMiddleware,
+    StartupRefused,
+    auth_router,
+    policy_from_settings,
+)
 
 log = logging.getLogger("aione")
 ROOT = Path(__file__).resolve().parent
@@ -95,24 +105,19 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        settings.paths.data.mkdir(parents=True, exist_ok=True)
-        settings.paths.uploads.mkdir(parents=True, exist_ok=True)
-        settings.paths.generated_images.mkdir(parents=True, exist_ok=True)
-        store = await SessionStore.open(settings.paths.db, settings.paths.logs)
+        for folder in (settings.paths.data, settings.paths.uploads, settings.paths.generated_images):
+            folder.mkdir(parents=True, exist_ok=True)
+        stores = await open_stores(settings.paths.db, settings.paths.logs)
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
-        documents = DocumentService(store, rag, settings.paths.uploads / "documents", settings.rag)
-        app.state.services = services = ChatServices(settings, store, slot, images, documents)
-        services.sandbox = sandbox = Sandbox(settings.sandbox)
+        library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag)
+        sandbox = Sandbox(settings.sandbox)
         await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
-        analyzer = _start_analyzer(settings, embedder, services.labels, slot) if settings.emotion.enabled else None
+        analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.emotion.enabled else None
         if analyzer is not None:
-            store.on_turn_saved = analyzer.turn_saved
-            services.analyzer = analyzer
-        if await documents.has_documents():  # load the embedder now, not at the first question
-            warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
-            warm_up.add_done_callback(
-                lambda f: f.cancelled() or f.exception() is None
-                or log.warning("document search not ready: %s (it retries at the first question)", f.exception()))
+            stores.sessions.on_turn_saved = analyzer.turn_saved
+        app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
+        if await library.has_documents():  # load the embedder now, not at the first question
+            _warm_up(rag)
         preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
         try:
             yield
@@ -122,14 +127,14 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
-            await documents.close()
+            await library.close()
             await slot.close()
-            await store.close()
+            await stores.close()
 
     app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.slot = slot
-    app.state.embedder = embedder
+    # What routes ask for through web/services.py (the rest is set as the app starts).
+    app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
+    app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
@@ -138,6 +143,13 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
                    routes_sessions.turns_router, routes_export.router, routes_sandbox.router):
         app.include_router(router)
     return app
+
+
+def _warm_up(rag: RagEngine) -> None:
+    warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
+    warm_up.add_done_callback(
+        lambda f: f.cancelled() or f.exception() is None
+        or log.warning("document search not ready: %s (it retries at the first question)", f.exception()))
 
 
 def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: ModelSlot) -> TurnAnalyzer:

@@ -5,11 +5,11 @@ Two emotion classifiers behind one contract (`TextClassifier`):
   being a Korean KLUE-BERT emotion model. Labels come from its `id2label`; a config that only
   says LABEL_0..6 is named by a setting (that model's order: 공포, 놀람, 분노, 슬픔, 중립, 행복, 혐오).
 - `SeedHeadClassifier`: the embedded default. A softmax head over the shared multilingual
-  sentence embedder, fitted on the labelled sentences in analysis_seed/ (written for this
+  sentence embedder, fitted on the labelled sentences in analytics/seed/ (written for this
   project, Korean and English) and cached; every 5th sentence of each block is held out, never
   fitted, and only used for the accuracy report (`held_out_accuracy`).
 
-Intent is the same head over analysis_seed/intent.txt, after rules that know what the seed
+Intent is the same head over analytics/seed/intent.txt, after rules that know what the seed
 cannot (an image was sent, a picture was asked for, a code block).
 
 Every label carries the name of what produced it (`classifier.name`).
@@ -26,11 +26,11 @@ from typing import Protocol
 
 import numpy as np
 
-from embedder import Embedder, SharedEmbedder
-from errors import AppError
+from core.errors import AppError
+from models.embedder import Embedder, SharedEmbedder
 from settings import EMOTION_NAMES
 
-SEED_DIR = Path(__file__).resolve().parent / "analysis_seed"
+SEED_DIR = Path(__file__).resolve().parent / "analytics" / "seed"
 HOLD_OUT_EVERY = 5
 
 EMOTIONS = EMOTION_NAMES  # the reference model's classes, in its id order

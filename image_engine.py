@@ -13,10 +13,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from errors import ModelLoadError, ModelMissing
+from core.contracts import FamilyDefaults, GenerationParams, Picture, Step
+from core.errors import ModelLoadError, ModelMissing
 from settings import ImageModel
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,6 @@ PATH_SETTINGS = {  # setting field -> env var a user changes
     "taesd_path": "AIONE_IMAGE__TAESD_PATH",
 }
 GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_vk_init", "ggml_backend_metal_init", "ggml_backend_sycl_init")
-
-
-@dataclass(frozen=True)
-class FamilyDefaults:
-    width: int
-    height: int
-    steps: int
-    cfg_scale: float
 
 
 # What each family's makers recommend (SD3.5-medium: 40 steps, cfg 4.5 per its model card;
@@ -77,42 +69,6 @@ def guess_family(cfg: ImageModel) -> str:
 def family_defaults(cfg: ImageModel) -> FamilyDefaults:
     """The default size, steps and cfg of the configured model's family."""
     return FAMILY_DEFAULTS[guess_family(cfg)]
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """One validated request (see image_generation.validate_request)."""
-
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    steps: int
-    cfg_scale: float
-    seed: int  # the first picture's; picture i uses seed + i
-    sampler: str
-    scheduler: str
-    batch_count: int
-    strength: float | None = None  # img2img only
-    init_image_id: str | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Step:
-    index: int  # which picture of the batch (0-based)
-    step: int
-    steps: int
-
-
-@dataclass
-class Picture:
-    index: int
-    seed: int
-    image: object  # PIL.Image.Image
-    timings: dict = field(default_factory=dict)  # seconds: encode, sampling, per_step, decode, total
 
 
 # ---- library log lines -> Python logging, and the last errors for messages -------------------

@@ -21,11 +21,11 @@ from functools import cached_property
 
 import numpy as np
 
-from engine_contracts import DEFAULT_SAMPLING, Sampling
-from errors import AppError, ContextOverflow, ModelLoadError
-from events import Token
-from gguf_meta import GgufShape, check_gguf_file, read_shape
-from kv_store import KvStore, SavedKv
+from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
+from core.errors import AppError, ContextOverflow, ModelLoadError
+from core.events import Token
+from models.gguf import GgufShape, check_gguf_file, read_shape
+from models.kv_store import KvStore, SavedKv
 from settings import ChatModel
 
 log = logging.getLogger(__name__)
@@ -33,24 +33,6 @@ log = logging.getLogger(__name__)
 MODEL_SETTING = "AIONE_CHAT__MODEL_PATH"
 CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per element, GGML block sizes
 _load_lock = threading.Lock()  # the progress hook below patches a module function
-
-
-@dataclass(frozen=True)
-class Prompt:
-    tokens: list[int]
-    stop: list[str]
-    stopping_criteria: object  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
-    dropped_messages: int  # oldest history messages left out to fit the context
-    max_new_tokens: int
-    cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
-    sampling: Sampling = DEFAULT_SAMPLING
-
-
-@dataclass(frozen=True)
-class Finish:
-    reason: str  # done / stopped / trimmed
-    prompt_tokens: int
-    completion_tokens: int
 
 
 @dataclass(frozen=True)
@@ -134,6 +116,8 @@ def json_grammar(sampling: Sampling):
 class LlmEngine:
     """The chat engine (engine_contracts.ChatEngine): load/unload for the slot, prepare + stream."""
 
+    accepts_images = False
+
     def __init__(self, cfg: ChatModel, name: str = "chat", kv_store: KvStore | None = None,
                  headroom_bytes: int = 512 << 20, model_setting: str = MODEL_SETTING,
                  llama_args: Callable[[], dict] | None = None, after_load: Callable[[object], None] | None = None
@@ -157,10 +141,6 @@ class LlmEngine:
     @property
     def loaded(self) -> bool:
         return self._llm is not None
-
-    @property
-    def system_prompt(self) -> str:
-        return self.cfg.system_prompt
 
     @property
     def model_label(self) -> str:
@@ -310,22 +290,23 @@ class LlmEngine:
         tokens = self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, rendered
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
-                sampling: Sampling = DEFAULT_SAMPLING) -> Prompt:
+    def prepare(self, request: ChatInput) -> Prompt:
         """Fit system + history + message into the context, dropping the oldest turns first.
 
         The system prompt and the new message are never dropped or cut; if those alone do
-        not fit, ContextOverflow says so.
+        not fit, ContextOverflow says so. A text model is shown no images: refused.
         """
+        if request.images:
+            raise refuse_images(self.name)
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
-        n_ctx = self.n_ctx
+        n_ctx, sampling, system_prompt = self.n_ctx, request.sampling, request.system_or(self.cfg.system_prompt)
         max_tokens = sampling.max_tokens or self.cfg.max_tokens
         reserve = min(max_tokens, n_ctx // 4)  # room kept for the answer
         budget = n_ctx - reserve
         head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        new = [{"role": "user", "content": message}]
-        kept = list(history)
+        new = [{"role": "user", "content": request.message}]
+        kept = [{"role": turn["role"], "content": turn["content"]} for turn in request.history]
         dropped = 0
         while True:
             tokens, rendered = self._tokenize_chat(head + kept + new)
@@ -342,7 +323,7 @@ class LlmEngine:
             while kept and kept[0]["role"] != "user":
                 kept.pop(0)
                 dropped += 1
-        self._bind_conversation(session_id)
+        self._bind_conversation(request.session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, dropped,
                       max_new_tokens=min(max_tokens, n_ctx - len(tokens)),

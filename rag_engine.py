@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from chunking import Chunk
-from embedder import Embedder, EmbedderSpec, SharedEmbedder, shared_embedder
-from keyword_index import KeywordIndex
+from core.contracts import Chunk
+from models.embedder import Embedder, EmbedderSpec, SharedEmbedder, shared_embedder
+from rag.bm25 import KeywordIndex
 from settings import Rag
 
 log = logging.getLogger(__name__)

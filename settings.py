@@ -265,7 +265,7 @@ class Emotion(BaseModel):
     model_path: Path | None = Field(
         None, description="A transformers text-classification folder for emotions (e.g. "
         "korean-emotion-kluebert-v2). Unset: the embedded classifier (a head over the sentence embedder, fitted "
-        "on analysis_seed/).")
+        "on analytics/seed/).")
     label_names: str = Field(
         ",".join(EMOTION_NAMES), description="Comma-separated names for a model whose config only says "
         "LABEL_0..LABEL_n, in id order (the reference model's order is the default).")

@@ -7,27 +7,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
-from errors import ContextOverflow, ModelLoadError
-from gguf_meta import check_gguf_file
-from events import Token
-from engine_contracts import DEFAULT_SAMPLING, Sampling
-from llm_engine import Finish, LlmEngine, VramEstimate, sampling_args
+from core.contracts import ChatInput, Finish, VisionPrompt
+from core.errors import ContextOverflow, ModelLoadError
+from core.events import Token
+from llm_engine import LlmEngine, VramEstimate, sampling_args
+from models.gguf import check_gguf_file
 from settings import VisionModel
 
 MODEL_SETTING = "AIONE_VISION__MODEL_PATH"
 MMPROJ_SETTING = "AIONE_VISION__MMPROJ_PATH"
 IMAGE_REF = "aione-image:"  # how a stored image is named inside a message
-
-
-@dataclass(frozen=True)
-class VisionPrompt:
-    messages: list[dict]
-    dropped_messages: int = 0
-    tokens: list[int] = field(default_factory=list)  # known only after the images are encoded
-    cached_tokens: int = 0
-    sampling: Sampling = DEFAULT_SAMPLING
 
 
 def _stored_image_handler(clip_model_path: str, use_gpu: bool, read_image: Callable[[str], bytes]):
@@ -58,9 +48,11 @@ def _stored_image_handler(clip_model_path: str, use_gpu: bool, read_image: Calla
 
 
 class VlmEngine:
-    """The vision engine (engine_contracts.VisionEngine). It wraps a chat engine for what the
+    """The vision engine (core.contracts.ChatEngine with accepts_images). It wraps a chat engine for what the
     two share (loading the GGUF, VRAM estimate, context shrinking) and brings the projector
     and its own prompt and generation."""
+
+    accepts_images = True
 
     def __init__(self, cfg: VisionModel, read_image: Callable[[str], bytes], name: str = "vision",
                  headroom_bytes: int = 512 << 20) -> None:
@@ -79,10 +71,6 @@ class VlmEngine:
     @property
     def model_label(self) -> str:
         return self._llm.model_label
-
-    @property
-    def system_prompt(self) -> str:
-        return self.cfg.system_prompt
 
     def check_files(self) -> None:
         self._llm.check_files()
@@ -124,20 +112,17 @@ class VlmEngine:
         return self.estimate().total
 
     # ---- prompt and generation -----------------------------------------------------------
-    def prepare(self, system_prompt: str, history: list[dict], message: str, images: Sequence[str],
-                sampling: Sampling = DEFAULT_SAMPLING) -> VisionPrompt:
+    def prepare(self, request: ChatInput) -> VisionPrompt:
         """Messages for the chat handler: the last `history_turns` messages (each may carry
         the ids of images to show again), then the new message with its images."""
         self._llm.llama  # raises when not loaded
-        keep = self.cfg.history_turns
-        recent = history[-keep:] if keep else []
-        while recent and recent[0]["role"] != "user":
-            recent = recent[1:]
+        recent, dropped = request.recent(self.cfg.history_turns)
+        system_prompt = request.system_or(self.cfg.system_prompt)
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         for turn in recent:
             messages.append(self._message(turn["role"], turn["content"], turn.get("images", ())))
-        messages.append(self._message("user", message, images))
-        return VisionPrompt(messages, dropped_messages=len(history) - len(recent), sampling=sampling)
+        messages.append(self._message("user", request.message, request.images))
+        return VisionPrompt(messages, dropped_messages=dropped, sampling=request.sampling)
 
     @staticmethod
     def _message(role: str, text: str, images: Sequence[str]) -> dict:

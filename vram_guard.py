@@ -1,6 +1,6 @@
 """The model slot: the only door to a heavy model, and the one owner of what is on the GPU.
 
-A request leases an engine; one scheduler (`_schedule`) decides who goes next:
+A request leases an engine; one scheduler (`schedule`) decides who goes next:
 
 - one request per engine at a time; a request for a resident, idle model starts at once;
 - a request for a model that is not resident needs room: by default one heavy model at a
@@ -14,7 +14,7 @@ A request leases an engine; one scheduler (`_schedule`) decides who goes next:
 - a failed load is retried along a ladder (smaller context, then everything else evicted)
   when it looks like out-of-memory; a model that still fails cools down (doubling, capped).
 
-    lease = slot.lease("chat", Priority.CHAT, ChatEngine)   # the only door to a model
+    lease = slot.lease("chat", Priority.CHAT, ChatEngine)   # the only door to a model (a SlotLease)
     lease.enqueue()                          # 404 / 429 / 503 / 507 now, before any stream starts
     async with lease:
         async for event in lease.acquire():  # Queued / Unloading / Loading / Retrying / Ready
@@ -33,19 +33,18 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar, cast
 
-from engine_contracts import Engine
-from errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
-from events import Queued, Ready, SlotEvent
-from gpu_probe import GpuProbe
+from core.contracts import Engine, SlotLease, refuse_images
+from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
+from core.events import Queued, Ready, SlotEvent
+from models.gpu_probe import GpuProbe
+from models.remote import RemoteGate, RemoteLease, RemoteModel
+from models.swaps import Swapper, SwapPlan
 from settings import Slot as SlotSettings
-from remote_engine import RemoteModel, RemoteGate, RemoteLease
-from slot_swaps import Swapper
-from thread_bridge import MODEL_THREAD, run_blocking
 
 log = logging.getLogger(__name__)
 MIB = 1 << 20
 E = TypeVar("E", bound=Engine)
-KIND_NAMES = {"ChatEngine": "chat", "VisionEngine": "vision", "ImageGenerator": "image-generation"}
+KIND_NAMES = {"ChatEngine": "chat", "ImageGenerator": "image-generation"}
 
 
 class Priority(IntEnum):
@@ -56,27 +55,18 @@ class Priority(IntEnum):
 
 
 @dataclass(eq=False)
-class _Ticket:
+class Ticket:
+    """One request's place in the line (a lease holds one)."""
+
     engine: str
     priority: int
-    seq: int
-    enqueued_at: float
+    seq: int = 0
+    enqueued_at: float = 0.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     granted: bool = False
     jumped: int = 0  # later requests served before this one
-    evict: list[str] = field(default_factory=list)  # residents to unload before loading
-    needs_load: bool = False
-    swap_started: bool = False  # its acquire() got to run the planned swap
+    swap: SwapPlan | None = None  # set at the grant when the engine must be loaded first
     granted_at: float = 0.0
-
-
-@dataclass
-class _Resident:
-    estimate: int
-    measured: int | None = None  # NVML: used memory after load minus before
-    last_used: float = 0.0
-    loaded: bool = False  # False while its load is under way
-    evicting: bool = False
 
 
 class ModelSlot:
@@ -89,32 +79,41 @@ class ModelSlot:
         self.settings = settings or SlotSettings()
         self._gpu = gpu or GpuProbe()
         self._clock = clock
-        self._residents: dict[str, _Resident] = {}
-        self._holders: dict[str, _Ticket] = {}
-        self._queue: list[_Ticket] = []  # waiting tickets only: a granted one leaves it
-        self._swapping = False
-        self._estimates: dict[str, int] = {}
+        self._holders: dict[str, Ticket] = {}
+        self._queue: list[Ticket] = []  # waiting tickets only: a granted one leaves it
         self._seq = 0
         self._hold_ema: dict[str, float] = {}
-        self._swapper = Swapper(self)
+        self._swapper = Swapper(engines, self.settings, self._gpu, clock, in_use=lambda name: name in self._holders,
+                                on_swap_end=self.schedule)
         self._gates = {name: RemoteGate(engine.concurrency, self.settings.queue_limit)
                        for name, engine in self._remote.items()}
 
     # ---- public ---------------------------------------------------------------------------
-    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine) -> Lease[E] | RemoteLease:
-        """A claim on `engine`, whose run contract is `kind` (ChatEngine, VisionEngine, ...)."""
+    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine,
+              images: bool = False) -> SlotLease[E]:
+        """A claim on `engine`, whose run contract is `kind` (ChatEngine, ImageGenerator); with
+        `images`, a chat engine that cannot be shown images is refused (its contract says so)."""
         if engine not in self._engines and engine not in self._remote:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
-        if not isinstance(self._engine(engine), kind):
+        model = self._engine(engine)
+        if not isinstance(model, kind):
             wanted = KIND_NAMES.get(kind.__name__, kind.__name__)
             raise AppError(f"{engine!r} is not a {wanted} model", code=f"not_a_{wanted.replace('-', '_')}_model",
                            status=422)
+        if images and not getattr(model, "accepts_images", False):
+            raise refuse_images(engine)
         if engine in self._remote:
             return RemoteLease(self._remote[engine], self._gates[engine])
         return Lease(self, engine, int(priority))
 
     def _engine(self, name: str) -> Engine:
         return self._engines[name] if name in self._engines else self._remote[name]
+
+    def engine_of(self, ticket: Ticket) -> Engine:
+        """The engine a granted ticket holds (the lease's only way to it)."""
+        if not ticket.granted:
+            raise AppError("the model slot was not acquired", code="slot_not_acquired", status=500)
+        return self._engines[ticket.engine]
 
     def is_remote(self, name: str) -> bool:
         return name in self._remote
@@ -141,7 +140,7 @@ class ModelSlot:
     @property
     def resident(self) -> str | None:
         """The most recently used loaded model (the only one unless co-residence is on)."""
-        loaded = [(r.last_used, n) for n, r in self._residents.items() if r.loaded]
+        loaded = [(r.last_used, n) for n, r in self._swapper.residents.items() if r.loaded]
         return max(loaded)[1] if loaded else None
 
     def admit(self, engine: str) -> None:
@@ -171,42 +170,36 @@ class ModelSlot:
         memory = self._gpu.memory()
         if memory is None:
             return setting
-        held = sum((r.measured if r.measured is not None else r.estimate) for r in self._residents.values())
-        return min(setting, memory.free + held)
+        return min(setting, memory.free + self._swapper.held_bytes())
 
     def estimate(self, engine: str) -> int:
-        if engine not in self._estimates:
-            try:
-                self._estimates[engine] = int(self._engines[engine].estimate_vram())
-            except AppError:
-                return 0  # files missing: the load itself will say so
-        return self._estimates[engine]
+        return self._swapper.estimate(engine)
 
     @property
     def busy(self) -> bool:
         """A model is loaded for someone or generating (the CPU labeller waits meanwhile)."""
-        return bool(self._holders) or self._swapping
+        return bool(self._holders) or self._swapper.swapping
 
     def state(self) -> dict:
         now = self._clock()
-        waiting = self._queue
+        waiting, residents = self._queue, self._swapper.residents
         return {
             "resident": self.resident,
             "busy": bool(self._holders),
             "holders": sorted(self._holders),
             "queue": len(waiting),
             "queued": {name: sum(1 for t in waiting if t.engine == name) for name in self._engines},
-            "swapping": self._swapping,
+            "swapping": self._swapper.swapping,
             "swaps": self.swaps,
             "evictions": self.evictions,
             "budget_mb": round(self.budget() / MIB),
-            "vram_estimate_mb": round(sum(r.estimate for r in self._residents.values()) / MIB),
+            "vram_estimate_mb": round(sum(r.estimate for r in residents.values()) / MIB),
             "gpu_measured": self._gpu.available,
             "residents": {
                 name: {"loaded": r.loaded, "busy": name in self._holders, "estimate_mb": round(r.estimate / MIB),
                        "measured_mb": None if r.measured is None else round(r.measured / MIB),
                        "idle_s": None if name in self._holders else round(now - r.last_used, 1)}
-                for name, r in self._residents.items()
+                for name, r in residents.items()
             },
             "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
                           if c.until > now},
@@ -216,49 +209,82 @@ class ModelSlot:
 
     async def close(self) -> None:
         """Unload everything (server shutdown)."""
-        for name in list(self._residents):
-            self._residents.pop(name)
-            await run_blocking(self._engines[name].unload, executor=MODEL_THREAD)
+        await self._swapper.unload_all()
 
-    # ---- scheduling -------------------------------------------------------------------------
-    def _enqueue(self, ticket: _Ticket) -> None:
+    # ---- what a lease asks of the slot ---------------------------------------------------------
+    def enqueue(self, ticket: Ticket) -> None:
+        """Take a place in the line, or refuse at once (404 / 429 / 503 / 507)."""
         self.admit(ticket.engine)
         self._seq += 1
         ticket.seq, ticket.enqueued_at = self._seq, self._clock()
         self._queue.append(ticket)
-        self._schedule()
+        self.schedule()
 
-    def _is_due(self, ticket: _Ticket, now: float) -> bool:
+    def release(self, ticket: Ticket) -> None:
+        """Give the place or the engine back. Synchronous on purpose: safe in any finally, even
+        while cancelled; idempotent."""
+        if self._holders.get(ticket.engine) is ticket:
+            del self._holders[ticket.engine]
+            now = self._clock()
+            self._swapper.used(ticket.engine, now)
+            held = now - ticket.granted_at
+            self._hold_ema[ticket.engine] = 0.7 * self._hold_ema.get(ticket.engine, held) + 0.3 * held
+            if ticket.swap is not None and not ticket.swap.started:
+                self._swapper.end_swap(ticket.swap)  # cancelled between its grant and its turn to swap
+        elif ticket in self._queue:
+            self._queue.remove(ticket)
+        self.schedule()
+
+    def place(self, ticket: Ticket) -> Queued:
+        """Where a waiting ticket stands, and a rough wait."""
+        key = lambda t: (t.priority, t.seq)  # noqa: E731
+        position = 1 + sum(1 for t in self._queue if key(t) < key(ticket))
+        return Queued(position, self._eta(ticket.engine, position))
+
+    async def wait_for_turn(self, ticket: Ticket) -> None:
+        """Until the ticket's place changes, or its fairness deadline passes (so an overdue
+        request is not forgotten). asyncio.timeout, not wait_for: on 3.11 wait_for can swallow
+        a cancel that arrives as the event is set, and the cancelled request would carry on."""
+        try:
+            async with asyncio.timeout(self.settings.max_wait_s + 0.05):
+                await ticket.changed.wait()
+        except TimeoutError:
+            self.schedule()
+
+    def swap_in(self, ticket: Ticket) -> AsyncIterator[SlotEvent]:
+        """The swap planned at the ticket's grant (unload, load with retries)."""
+        assert ticket.swap is not None
+        return self._swapper.swap_in(ticket.swap)
+
+    # ---- scheduling -------------------------------------------------------------------------
+    def _is_due(self, ticket: Ticket, now: float) -> bool:
         return ticket.jumped >= self.settings.max_jumps or now - ticket.enqueued_at >= self.settings.max_wait_s
 
-    def _order(self, waiting: list[_Ticket]) -> list[_Ticket]:
+    def _order(self, waiting: list[Ticket]) -> list[Ticket]:
         """Who would go next, best first: priority, then no swap needed, then arrival."""
-        def ready(t: _Ticket) -> bool:
-            r = self._residents.get(t.engine)
-            return r is not None and r.loaded and not r.evicting
-
+        ready = self._swapper.is_ready
         now = self._clock()
         due = [t for t in waiting if self._is_due(t, now)]
         if due:
             first = min(due, key=lambda t: t.seq)
             return [first]  # fairness: the overdue request goes next and nothing passes it
-        return sorted(waiting, key=lambda t: (t.priority, not ready(t), t.seq))
+        return sorted(waiting, key=lambda t: (t.priority, not ready(t.engine), t.seq))
 
-    def _plan(self, ticket: _Ticket) -> tuple[list[str], bool] | None:
-        """(residents to evict, needs a load) if the ticket can start now, else None."""
-        name = ticket.engine
+    def _plan(self, ticket: Ticket) -> SwapPlan | bool:
+        """The swap to make if the ticket can start after it; True if it can start as it is;
+        False if it cannot start now."""
+        name, residents = ticket.engine, self._swapper.residents
         if name in self._holders:
-            return None  # one request per engine at a time
-        resident = self._residents.get(name)
-        if resident is not None:
-            return ([], False) if resident.loaded and not resident.evicting else None
-        if self._swapping:
-            return None  # one load at a time
-        others = {n: r for n, r in self._residents.items() if not r.evicting}
+            return False  # one request per engine at a time
+        if name in residents:
+            return self._swapper.is_ready(name)
+        if self._swapper.swapping:
+            return False  # one load at a time
+        others = {n: r for n, r in residents.items() if not r.evicting}
         if not self.settings.coresidence:
             if any(n in self._holders for n in others):
-                return None  # never evict a busy model
-            return list(others), True
+                return False  # never evict a busy model
+            return SwapPlan(name, list(others))
         free = self.budget() - sum(r.estimate for r in others.values())
         evict = []
         for n, r in sorted(others.items(), key=lambda item: item[1].last_used):  # least recently used first
@@ -267,17 +293,18 @@ class ModelSlot:
             if n not in self._holders:
                 evict.append(n)
                 free += r.estimate
-        return (evict, True) if free >= self.estimate(name) else None
+        return SwapPlan(name, evict) if free >= self.estimate(name) else False
 
-    def _schedule(self) -> None:
+    def schedule(self) -> None:
+        """Grant every ticket that can start now, then wake the waiting ones (their places moved)."""
         while True:
             waiting = list(self._queue)
             chosen = None
             for ticket in self._order(waiting):
                 plan = self._plan(ticket)
-                if plan is not None:
+                if plan is not False:
                     chosen = ticket
-                    ticket.evict, ticket.needs_load = plan
+                    ticket.swap = plan if isinstance(plan, SwapPlan) else None
                     break
             if chosen is None:
                 break
@@ -285,7 +312,7 @@ class ModelSlot:
         for ticket in self._queue:
             ticket.changed.set()
 
-    def _grant(self, ticket: _Ticket, waiting: list[_Ticket]) -> None:
+    def _grant(self, ticket: Ticket, waiting: list[Ticket]) -> None:
         for other in waiting:
             if other.seq < ticket.seq:
                 other.jumped += 1
@@ -293,36 +320,13 @@ class ModelSlot:
         self._queue.remove(ticket)
         ticket.changed.set()
         self._holders[ticket.engine] = ticket
-        if ticket.needs_load:
-            self._swapping = True
-            for name in ticket.evict:
-                self._residents[name].evicting = True
-            self._residents[ticket.engine] = _Resident(estimate=self.estimate(ticket.engine))
-
-    def _release(self, ticket: _Ticket) -> None:
-        """Synchronous on purpose: safe to call from any finally, even while cancelled."""
-        if self._holders.get(ticket.engine) is ticket:
-            del self._holders[ticket.engine]
-            now = self._clock()
-            resident = self._residents.get(ticket.engine)
-            if resident is not None:
-                resident.last_used = now
-            held = now - ticket.granted_at
-            self._hold_ema[ticket.engine] = 0.7 * self._hold_ema.get(ticket.engine, held) + 0.3 * held
-            if ticket.needs_load and not ticket.swap_started:
-                self._swapper.end_swap(ticket)  # cancelled between its grant and its turn to swap
-        elif ticket in self._queue:
-            self._queue.remove(ticket)
-        self._schedule()
-
-    def _position(self, ticket: _Ticket) -> int:
-        key = lambda t: (t.priority, t.seq)  # noqa: E731
-        return 1 + sum(1 for t in self._queue if key(t) < key(ticket))
+        if ticket.swap is not None:
+            self._swapper.begin(ticket.swap)
 
     def _eta(self, engine: str, position: int) -> float:
         """A rough wait: requests ahead times the usual hold, plus a load if not resident."""
         hold = sum(self._hold_ema.values()) / len(self._hold_ema) if self._hold_ema else 5.0
-        swap = 0.0 if engine in self._residents else self._swapper.load_ema.get(engine, 5.0)
+        swap = 0.0 if engine in self._swapper.residents else self._swapper.load_ema.get(engine, 5.0)
         return round(position * hold + swap, 1)
 
 class Lease(Generic[E]):
@@ -331,7 +335,7 @@ class Lease(Generic[E]):
 
     def __init__(self, slot: ModelSlot, engine: str, priority: int) -> None:
         self._slot = slot
-        self._ticket = _Ticket(engine, priority, 0, 0.0)
+        self._ticket = Ticket(engine, priority)
         self.engine_name = engine
         self._enqueued = False
 
@@ -345,17 +349,15 @@ class Lease(Generic[E]):
         """Take a place in the queue now: refuses with 404 / 429 / 503 / 507 at once, so a route
         can say no before it starts a stream or stores anything."""
         if not self._enqueued:
-            self._slot._enqueue(self._ticket)
+            self._slot.enqueue(self._ticket)
             self._enqueued = True
 
     def release(self) -> None:
-        self._slot._release(self._ticket)
+        self._slot.release(self._ticket)
 
     @property
     def engine(self) -> E:
-        if not self._ticket.granted:
-            raise AppError("the model slot was not acquired", code="slot_not_acquired", status=500)
-        return cast(E, self._slot._engine(self.engine_name))  # its kind was checked in slot.lease()
+        return cast(E, self._slot.engine_of(self._ticket))  # its kind was checked in slot.lease()
 
     async def acquire(self) -> AsyncIterator[SlotEvent]:
         """Wait for the slot, swapping models if needed; yields slot events meanwhile."""
@@ -366,19 +368,12 @@ class Lease(Generic[E]):
             ticket.changed.clear()  # before reading state, so no change is missed
             if ticket.granted:
                 break
-            position = slot._position(ticket)
-            if position != last_position:
-                last_position = position
-                yield Queued(position, slot._eta(ticket.engine, position))
-            try:
-                # Wake up at the fairness deadline too, so an overdue request is not forgotten.
-                # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
-                # arrives as the event is set, and the cancelled request would carry on.)
-                async with asyncio.timeout(slot.settings.max_wait_s + 0.05):
-                    await ticket.changed.wait()
-            except TimeoutError:
-                slot._schedule()
-        if ticket.needs_load:
-            async for event in slot._swapper.swap_in(ticket):
+            place = slot.place(ticket)
+            if place.position != last_position:
+                last_position = place.position
+                yield place
+            await slot.wait_for_turn(ticket)
+        if ticket.swap is not None:
+            async for event in slot.swap_in(ticket):
                 yield event
         yield Ready(self.engine_name)

@@ -26,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis import classifiers_from_settings  # noqa: E402
+from analytics.labeller import classifiers_from_settings  # noqa: E402
 from bench.server_process import ServerProcess  # noqa: E402
-from embedder import shared_embedder  # noqa: E402
 from emotion_engine import SEED_DIR, TurnContext, load_seed  # noqa: E402
+from models.embedder import shared_embedder  # noqa: E402
 from settings import Emotion, Rag  # noqa: E402
 
 QUESTION = "Message {n}: tell me a long story about a lighthouse keeper and a storm."
@@ -53,10 +53,10 @@ def labels_per_second(batch: int = 16) -> dict:
 
 
 async def _backlog(data: Path, turns: int) -> None:
-    from session_store import SessionStore
+    from store import open_stores
     from tests.history_fixture import HISTORY
 
-    store = await SessionStore.open(data / "aione.sqlite3", data / "logs")
+    store = (await open_stores(data / "aione.sqlite3", data / "logs")).sessions
     try:
         session = await store.create_session("backlog")
         texts = [text for _, _, pairs in HISTORY for _, text in pairs]
@@ -68,15 +68,15 @@ async def _backlog(data: Path, turns: int) -> None:
 
 async def _backfill(turns: int) -> dict:
     """The whole pipeline (store → worker → classifiers → store) over a backlog, in-process."""
-    from analysis import TurnAnalyzer
-    from label_store import LabelStore
-    from session_store import SessionStore
+    from analytics.labeller import TurnAnalyzer
+    from store import open_stores
+    from store.labels import LabelStore
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         await _backlog(data, turns)
-        store = await SessionStore.open(data / "aione.sqlite3", data / "logs")
-        labels = LabelStore(store.connection, store.log_event)
+        store = (await open_stores(data / "aione.sqlite3", data / "logs")).sessions
+        labels = LabelStore(store.db, store.log)
         classifiers = classifiers_from_settings(Emotion(), shared_embedder(Rag()), data / "cache")
         classifiers.emotion.classify(["워밍업"]), classifiers.intent.classify(["워밍업"], [TurnContext()])
         classifiers.keywords.terms("워밍업 문장")

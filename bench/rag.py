@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from chunking import Chunk  # noqa: E402
+from core.contracts import Chunk  # noqa: E402
 from rag_engine import RagEngine  # noqa: E402
 from settings import Rag  # noqa: E402
 

@@ -18,11 +18,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chunking import Chunk  # noqa: E402
+from core.contracts import Chunk  # noqa: E402
 from rag_engine import RagEngine  # noqa: E402
 from settings import Rag  # noqa: E402
-from tests.rag_eval_set import (DOCUMENTS, QUESTIONS_EN, QUESTIONS_KO, UNRELATED_EN,  # noqa: E402
-                                UNRELATED_KO)
+from tests.rag_eval_set import (  # noqa: E402
+    DOCUMENTS,
+    QUESTIONS_EN,
+    QUESTIONS_KO,
+    UNRELATED_EN,
+    UNRELATED_KO,
+)
 
 LANGUAGES = {"ko": 0, "en": 1}
 

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.server_process import ServerProcess  # noqa: E402
-from events import RunFinished  # noqa: E402
-from sandbox import Sandbox  # noqa: E402
+from core.events import RunFinished  # noqa: E402
+from sandbox.runs import Sandbox  # noqa: E402
 from settings import Sandbox as SandboxSettings  # noqa: E402
 
 QUESTION = "Message {n}: tell me a long story about a lighthouse keeper and a storm."

@@ -21,8 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from search_index import index_tokens, match_query, search  # noqa: E402
-from session_store import SessionStore  # noqa: E402
+from store import open_stores  # noqa: E402
+from store.sessions import SessionStore  # noqa: E402
+from store.turn_search import index_tokens, match_query, search  # noqa: E402
 
 NOUNS = ["서울", "부산", "축제", "날씨", "회의", "보고서", "강아지", "고양이", "여행", "계약", "음식", "시험", "병원",
          "학교", "회사", "가족", "친구", "영화", "음악", "커피", "도서관", "지하철", "바다", "산책", "운동", "프로젝트"]
@@ -38,8 +39,8 @@ def sentence(rng: random.Random) -> str:
 
 
 async def build(folder: Path, turns: int) -> SessionStore:
-    store = await SessionStore.open(folder / "aione.sqlite3", folder / "logs")
-    rng, db = random.Random(1), store.connection
+    store = (await open_stores(folder / "aione.sqlite3", folder / "logs")).sessions
+    rng, db = random.Random(1), store.db.connection
     for start in range(0, turns, 10_000):
         session = await store.create_session(f"session {start}")
         rows = [(session["id"], "user" if n % 2 == 0 else "assistant", sentence(rng)) for n in range(10_000)]
@@ -74,7 +75,7 @@ async def main_async(turns: int, count: int) -> dict:
         started = time.perf_counter()
         store = await build(Path(tmp), turns)
         build_s = time.perf_counter() - started
-        db = store.connection
+        db = store.db.connection
 
         async def ours(q: str) -> None:
             await search(db, q, limit=30)

@@ -102,12 +102,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def store(isolated_data: Path):
-    """A real SessionStore in the test's own data dir."""
-    from session_store import SessionStore
+    """A real SessionStore in the test's own data dir (its database holds every store's tables)."""
+    from store import open_stores
 
-    s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
-    yield s
-    await s.close()
+    stores = await open_stores(isolated_data / "db.sqlite3", isolated_data / "logs")
+    yield stores.sessions
+    await stores.close()
 
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -5,10 +5,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from errors import ModelLoadError
-from engine_contracts import DEFAULT_SAMPLING, Sampling
-from events import Token
-from llm_engine import Finish, Prompt
+from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
+from core.errors import ModelLoadError
+from core.events import Token
 
 GIB = 1 << 30
 
@@ -75,16 +74,20 @@ class FakeChatEngine(FakeEngine):
 
     model_label = "fake-chat"  # type: ignore[assignment]
     system_prompt = "You are a test double."
+    accepts_images = False
 
     def enqueue(self, tokens: list[str]) -> None:
         self.replies.append(tokens)
 
-    def prepare(self, system_prompt: str, history: list[dict], message: str, session_id: str | None = None,
-                sampling: Sampling = DEFAULT_SAMPLING) -> Prompt:
-        self.prompts.append([{"role": "system", "content": system_prompt}, *history, {"role": "user", "content": message}])
-        self.samplings.append(sampling)
+    def prepare(self, request: ChatInput) -> Prompt:
+        if request.images and not self.accepts_images:
+            raise refuse_images(self.name)
+        history = [{"role": turn["role"], "content": turn["content"]} for turn in request.history]
+        self.prompts.append([{"role": "system", "content": request.system_or(self.system_prompt)}, *history,
+                             {"role": "user", "content": request.message}])
+        self.samplings.append(request.sampling)
         return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64,
-                      sampling=sampling)
+                      sampling=request.sampling)
 
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:
         tokens = self.replies.pop(0) if self.replies else ["ok"]
@@ -115,7 +118,7 @@ class FakeImageEngine(FakeEngine):
     def generate(self, params, init_image, emit, stop: threading.Event) -> None:
         from PIL import Image
 
-        from image_engine import Picture, Step
+        from core.contracts import Picture, Step
 
         self.requests.append(params)
         for index in range(params.batch_count):

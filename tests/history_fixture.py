@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from session_store import SessionStore
+from store import open_stores
 
 # (day, session title, [(role, text)]): emotions chosen so each is unmistakable.
 HISTORY = [
@@ -24,7 +24,7 @@ HISTORY = [
 
 async def write_history(data: Path) -> dict[str, str]:
     """The sessions, their turns dated on the fixture's days; {title: session id}."""
-    store = await SessionStore.open(data / "aione.sqlite3", data / "logs")
+    store = (await open_stores(data / "aione.sqlite3", data / "logs")).sessions
     ids = {}
     try:
         for day, title, turns in HISTORY:
@@ -34,9 +34,9 @@ async def write_history(data: Path) -> dict[str, str]:
                 metrics = {"model": "fixture-model", "tokens_per_s": 50.0 + n, "ttft_ms": 200.0,
                            "completion_tokens": 10, "prompt_tokens": 20} if role == "assistant" else {}
                 turn = await store.add_turn(session["id"], role, text, **metrics)
-                await store.connection.execute("UPDATE turns SET created = ? WHERE id = ?",
+                await store.db.connection.execute("UPDATE turns SET created = ? WHERE id = ?",
                                                (f"{day}T10:0{n}:00.000Z", turn["id"]))
-            await store.connection.commit()
+            await store.db.connection.commit()
     finally:
         await store.close()
     return ids

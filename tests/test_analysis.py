@@ -13,15 +13,24 @@ import httpx
 import numpy as np
 import pytest
 
-from analysis import Classifiers, TurnAnalyzer, classifiers_from_settings
+from analytics.keywords import KeywordExtractor, rank
+from analytics.labeller import Classifiers, TurnAnalyzer, classifiers_from_settings
 from chat import create_app
-from embedder import EmbedderSpec, SharedEmbedder
-from emotion_engine import (EMOTIONS, INTENTS, SEED_DIR, IntentClassifier, Label, SeedHeadClassifier, SoftmaxHead,
-                            TurnContext, load_seed)
-from errors import AppError
-from keywords import KeywordExtractor, rank
-from label_store import LabelStore
+from core.errors import AppError
+from emotion_engine import (
+    EMOTIONS,
+    INTENTS,
+    SEED_DIR,
+    IntentClassifier,
+    Label,
+    SeedHeadClassifier,
+    SoftmaxHead,
+    TurnContext,
+    load_seed,
+)
+from models.embedder import EmbedderSpec, SharedEmbedder
 from settings import Emotion
+from store.labels import LabelStore
 from tests.conftest import make_settings, read_frames, serve
 from tests.history_fixture import HISTORY, write_history_sync
 
@@ -38,7 +47,11 @@ def make_tiny_bert(folder: Path, id2label: dict[int, str] | None = None, classes
     """A random-weight BertForSequenceClassification with a character vocabulary, saved as a
     transformers folder (what korean-emotion-kluebert-v2 is, only tiny)."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     chars = sorted({ch for path in EMOTION_SEEDS for ch in path.read_text(encoding="utf-8") if not ch.isspace()})
@@ -229,7 +242,7 @@ def _all_user_labels(client: httpx.Client) -> list[dict]:
 @pytest.mark.anyio
 async def test_the_worker_waits_while_a_model_is_generating(store) -> None:
     busy = {"now": True}
-    labels = LabelStore(store.connection, store.log_event)
+    labels = LabelStore(store.db, store.log)
     analyzer = TurnAnalyzer(labels, Classifiers(Neutral(), IntentClassifier(Neutral()), KeywordExtractor()),
                             busy=lambda: busy["now"])
     store.on_turn_saved = analyzer.turn_saved
@@ -249,7 +262,7 @@ async def test_the_worker_waits_while_a_model_is_generating(store) -> None:
 
 @pytest.mark.anyio
 async def test_an_answer_finished_after_a_later_turn_was_labelled_is_labelled_too(store) -> None:
-    labels = LabelStore(store.connection, store.log_event)
+    labels = LabelStore(store.db, store.log)
     analyzer = TurnAnalyzer(labels, Classifiers(Neutral(), IntentClassifier(Neutral()), KeywordExtractor()),
                             busy=lambda: False)
     store.on_turn_saved = analyzer.turn_saved
@@ -309,11 +322,11 @@ def test_stats_aggregate_a_known_fixture(isolated_data: Path) -> None:
 
 
 async def _write_labels(data: Path, emotions: dict[str, str]) -> None:
-    from session_store import SessionStore
+    from store import open_stores
 
-    store = await SessionStore.open(data / "aione.sqlite3", data / "logs")
+    store = (await open_stores(data / "aione.sqlite3", data / "logs")).sessions
     try:
-        labels = LabelStore(store.connection, store.log_event)
+        labels = LabelStore(store.db, store.log)
         rows = []
         for session in await store.list_sessions():
             emotion = emotions[session["title"]]

@@ -44,10 +44,11 @@ def test_a_chat_streams_in_order_and_is_saved(live_server, isolated_data):
     kinds = [f["type"] for f in frames[:-1]]
     assert kinds.count("done") == 1 and kinds[-1] == "done"
     first_token = kinds.index("token")
-    assert set(kinds[1:first_token]) == {"status"} and set(kinds[first_token:-1]) == {"token"}
-    states = [f["state"] for f in frames[1:first_token]]
+    assert kinds[1] == "turn" and frames[1]["role"] == "user"  # the question, saved, with its place in the tree
+    assert set(kinds[2:first_token]) == {"status"} and set(kinds[first_token:-1]) == {"token"}
+    states = [f["state"] for f in frames[2:first_token]]
     assert [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s] == ["loading", "ready", "generating"]
-    progress = [f["progress"] for f in frames[1:first_token] if f["state"] == "loading"]
+    progress = [f["progress"] for f in frames[2:first_token] if f["state"] == "loading"]
     assert progress[0] == 0.0 and len(progress) > 2 and progress == sorted(progress)  # llama.cpp's load callback
     done = frames[-2]
     assert done["finish_reason"] in ("done", "trimmed")
@@ -159,8 +160,8 @@ def test_missing_or_wrong_model_file_server_starts_and_says_how_to_fix(isolated_
         assert expected in chat["message"] and "AIONE_CHAT__MODEL_PATH" in chat["message"]
         frames = post_chat(url, "hello?")
         assert frames[0]["type"] == "session" and frames[-1] == "[DONE]"
-        assert frames[1]["type"] == "error" and frames[1]["code"] == "model_missing"
-        assert "AIONE_CHAT__MODEL_PATH" in frames[1]["message"]
+        assert frames[1]["type"] == "turn" and frames[2]["type"] == "error" and frames[2]["code"] == "model_missing"
+        assert "AIONE_CHAT__MODEL_PATH" in frames[2]["message"]
         turns = httpx.get(f"{url}/api/sessions/{frames[0]['session_id']}/turns").json()["turns"]
         assert [(t["role"], t["finish_reason"]) for t in turns] == [("user", None), ("assistant", "error")]
         assert httpx.get(url + "/api/slot").json()["busy"] is False

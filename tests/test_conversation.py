@@ -4,34 +4,46 @@ from __future__ import annotations
 
 import threading
 from contextlib import aclosing
+from dataclasses import dataclass
 
 import pytest
 
-from conversation import ChatServices, TextTurn
-from engine_contracts import ChatEngine
-from events import Token
-from image_store import ImageStore
+from core.contracts import ChatEngine, ChatInput
+from core.events import Token
 from llm_engine import LlmEngine
-from sse_frames import frame
 from tests.conftest import make_settings
 from tests.fakes import FakeChatEngine
-from turn_runner import TurnRunner
+from turns.answer import AnswerTurn
+from turns.recorder import SessionRecorder
+from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
+from web.sse import frame
 
 pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class ChatServices:
+    """What a page chat turn is made with (the route hands the same to AnswerTurn)."""
+
+    settings: object
+    store: object
+    slot: ModelSlot
 
 
 async def chat_turn(services: ChatServices, session_id: str, message: str):
     """The runner's events for one chat message, in the page's wire form."""
     lease = services.slot.lease("chat", Priority.CHAT, ChatEngine)
-    events = TurnRunner(services.slot, lease, session_id, TextTurn(services, session_id, message)).events()
+    work = AnswerTurn(ChatInput([], message, session_id=session_id), SessionRecorder(services.store, session_id),
+                      checkpoint_s=services.settings.server.answer_checkpoint_s)
+    events = TurnRunner(services.slot, lease, session_id, work).events()
     async with aclosing(events):
         async for event in events:
             yield frame(event)
 
 
 def services_for(settings, store, slot) -> ChatServices:
-    return ChatServices(settings, store, slot, ImageStore(settings.paths.uploads, settings.vision))
+    return ChatServices(settings, store, slot)
 
 
 async def run_turn(services: ChatServices, session_id: str, message: str) -> list[dict]:
@@ -149,7 +161,7 @@ async def test_the_answer_is_saved_before_done_and_only_once(store, isolated_dat
 async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrupted(store, isolated_data):
     """While tokens stream the answer so far is in SQLite; a process that dies (no finally runs)
     leaves it there, and the next start marks it interrupted."""
-    from session_store import SessionStore
+    from store import open_stores
 
     settings = make_settings(isolated_data)
     settings.server.answer_checkpoint_s = 0.05
@@ -165,7 +177,7 @@ async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrup
     answer = (await store.list_turns(session["id"]))[-1]
     assert answer["role"] == "assistant" and answer["finish_reason"] == "streaming"
     assert answer["text"].startswith("c0 c1 c2") and 10 <= len(answer["text"].split()) <= 21
-    reopened = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")  # "the restart"
+    reopened = (await open_stores(isolated_data / "db.sqlite3", isolated_data / "logs")).sessions  # "the restart"
     try:
         after = (await reopened.list_turns(session["id"]))[-1]
         assert after["id"] == answer["id"] and after["finish_reason"] == "interrupted"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from chat import create_app
-from tests.conftest import make_settings, read_frames, serve
 from settings import DEFAULT_SYSTEM_PROMPT
+from tests.conftest import make_settings, read_frames, serve
 from tests.fakes import FakeChatEngine
 
 
@@ -89,13 +89,13 @@ def test_straight_sessions_from_before_become_chains(isolated_data: Path) -> Non
     import asyncio
     import sqlite3
 
-    from session_store import SessionStore
+    from store import open_stores
 
     isolated_data.mkdir(parents=True)
     db = isolated_data / "aione.sqlite3"
 
     async def old_store() -> None:
-        store = await SessionStore.open(db, isolated_data / "logs")
+        store = (await open_stores(db, isolated_data / "logs")).sessions
         session = await store.create_session("old")
         for n in range(4):
             await store.add_turn(session["id"], "user" if n % 2 == 0 else "assistant", f"turn {n}")

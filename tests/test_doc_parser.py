@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from chunking import chunk_sections
-from doc_parser import BadUpload, Section, clean_filename, parse
+from documents.chunking import chunk_sections
+from documents.parsing import BadUpload, Section, clean_filename, parse
 from tests.doc_samples import docx_bytes, pdf_bytes, zip_bomb_docx
 
 KOREAN = "서울은 대한민국의 수도이다. 한강이 도시를 가로지른다."

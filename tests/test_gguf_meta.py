@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from errors import ModelMissing
-from gguf_meta import check_gguf_file, read_shape
+from core.errors import ModelMissing
+from models.gguf import check_gguf_file, read_shape
 from settings import embedded_chat_model_path
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from health import model_health
+from models.health import model_health
 from settings import ImageModel, Settings, VisionModel
 
 

@@ -14,7 +14,13 @@ import pytest
 from PIL import Image
 
 from chat import create_app
-from tests.conftest import fake_image_app, image_settings, make_settings, read_frames, serve
+from tests.conftest import (
+    fake_image_app,
+    image_settings,
+    make_settings,
+    read_frames,
+    serve,
+)
 from tests.tiny_models import png_data_url
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from errors import ModelLoadError, ModelMissing
-from image_engine import SAMPLERS, SCHEDULERS, GenerationParams, ImageEngine, Picture, Step, guess_family
+from core.contracts import GenerationParams, Picture, Step
+from core.errors import ModelLoadError, ModelMissing
+from image_engine import SAMPLERS, SCHEDULERS, ImageEngine, guess_family
 from settings import ImageModel
 
 

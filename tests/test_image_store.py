@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from errors import NotFound
-from image_store import BadImage, ImageStore
+from core.errors import NotFound
 from settings import VisionModel
+from store.image_files import BadImage, ImageStore
 from tests.tiny_models import png_data_url
 
 

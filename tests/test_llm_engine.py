@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from errors import ContextOverflow, ModelLoadError, ModelMissing
-from gguf_meta import read_shape
-from llm_engine import Finish, LlmEngine, Token
+from core.contracts import ChatInput, Finish
+from core.errors import ContextOverflow, ModelLoadError, ModelMissing
+from core.events import Token
+from llm_engine import LlmEngine
+from models.gguf import read_shape
 from settings import ChatModel, embedded_chat_model_path
 
 SYSTEM = "You are a helpful assistant."
@@ -28,7 +30,7 @@ def loaded():
 
 
 def answer(e: LlmEngine, message: str, history: list[dict] | None = None) -> tuple[str, Finish]:
-    items = list(e.stream(e.prepare(SYSTEM, history or [], message), threading.Event()))
+    items = list(e.stream(e.prepare(ChatInput(history or [], message, system_prompt=SYSTEM)), threading.Event()))
     assert isinstance(items[-1], Finish) and all(isinstance(i, Token) for i in items[:-1])
     return "".join(i.text for i in items[:-1]), items[-1]
 
@@ -61,7 +63,7 @@ def test_greedy_answers_are_repeatable_and_counted():
 
 
 def test_the_chat_template_comes_from_the_gguf(loaded):
-    prompt = loaded.prepare(SYSTEM, [], "hello")
+    prompt = loaded.prepare(ChatInput([], "hello", system_prompt=SYSTEM))
     text = loaded._llm.detokenize(prompt.tokens, special=True).decode()
     template = loaded._llm.metadata["tokenizer.chat_template"]
     assert "<|im_start|>" in template and "<|im_start|>user\nhello<|im_end|>" in text
@@ -70,7 +72,7 @@ def test_the_chat_template_comes_from_the_gguf(loaded):
 
 def test_stop_flag_ends_generation_within_one_token(loaded):
     stop = threading.Event()
-    prompt = loaded.prepare(SYSTEM, [], "Write a very long story about a dragon.")
+    prompt = loaded.prepare(ChatInput([], "Write a very long story about a dragon.", system_prompt=SYSTEM))
     received = []
     for item in loaded.stream(prompt, stop):
         received.append(item)
@@ -88,14 +90,14 @@ def test_long_history_drops_oldest_turns_but_keeps_system_and_new_message():
         for i in range(12):
             history += [{"role": "user", "content": f"Question number {i}: tell me about topic {i}."},
                         {"role": "assistant", "content": f"Answer {i}: " + "details " * 10}]
-        prompt = e.prepare(SYSTEM, history, "The newest question?")
+        prompt = e.prepare(ChatInput(history, "The newest question?", system_prompt=SYSTEM))
         text = e._llm.detokenize(prompt.tokens, special=True).decode()
         assert prompt.dropped_messages > 0 and prompt.dropped_messages % 2 == 0
         assert SYSTEM in text and "The newest question?" in text
         assert "Question number 0" not in text and "Question number 11" in text
         assert len(prompt.tokens) <= 256 - 32 and prompt.max_new_tokens == 32
         with pytest.raises(ContextOverflow, match="AIONE_CHAT__N_CTX"):
-            e.prepare(SYSTEM, [], "word " * 400)
+            e.prepare(ChatInput([], "word " * 400, system_prompt=SYSTEM))
     finally:
         e.unload()
 
@@ -131,7 +133,7 @@ import re  # noqa: E402
 
 import llama_cpp  # noqa: E402
 
-from kv_store import KvStore  # noqa: E402
+from models.kv_store import KvStore  # noqa: E402
 
 MIB = 1 << 20
 
@@ -218,7 +220,7 @@ def two_turns(e: LlmEngine, reload_between: bool) -> tuple[str, str, int, Finish
 
 
 def answer_in_session(e: LlmEngine, message: str, history: list[dict], session: str) -> tuple[str, Finish]:
-    items = list(e.stream(e.prepare(SYSTEM, history, message, session), threading.Event()))
+    items = list(e.stream(e.prepare(ChatInput(history, message, system_prompt=SYSTEM, session_id=session)), threading.Event()))
     return "".join(i.text for i in items[:-1]), items[-1]
 
 
@@ -242,8 +244,8 @@ def test_switching_conversations_keeps_each_ones_cache():
     try:
         a1, _ = answer_in_session(e, LONG, [], "a")
         answer_in_session(e, "Something else entirely.", [], "b")
-        prompt = e.prepare(SYSTEM, [{"role": "user", "content": LONG}, {"role": "assistant", "content": a1}],
-                           "And then?", "a")
+        prompt = e.prepare(ChatInput([{"role": "user", "content": LONG}, {"role": "assistant", "content": a1}],
+                                     "And then?", system_prompt=SYSTEM, session_id="a"))
         assert prompt.cached_tokens > 800 and "chat:b" in e.kv_store.sessions()
     finally:
         e.unload()

@@ -160,8 +160,9 @@ def test_image_generation_on_the_generated_checkpoint(isolated_data, tiny_sd: Pa
         api = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=300)
         result = api.images.generate(model="image", prompt="a red apple", n=2, size="64x64",
                                      response_format="b64_json", extra_body={"steps": 1, "seed": 5})
-        from PIL import Image
         import io
+
+        from PIL import Image
 
         pictures = [Image.open(io.BytesIO(base64.b64decode(d.b64_json))) for d in result.data]
         assert [p.size for p in pictures] == [(64, 64), (64, 64)]

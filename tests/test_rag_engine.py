@@ -15,12 +15,14 @@ import httpx
 import numpy as np
 import pytest
 
-import keyword_index
 import rag_engine
-from chunking import Chunk, chunk_sections
-from doc_parser import Section
-from embedder import EmbedderSpec, SharedEmbedder, UseMultilingualEmbedder
-from keyword_index import KeywordIndex
+from core import tokens as bm25
+from core.contracts import Chunk
+from documents.chunking import chunk_sections
+from documents.parsing import Section
+from models.embedder import EmbedderSpec, SharedEmbedder, UseMultilingualEmbedder
+from rag import bm25 as keyword_index
+from rag.bm25 import KeywordIndex
 from rag_engine import LEGACY_COLLECTION, RagEngine, wait_for_reindex
 from settings import Rag
 from tests.rag_eval_set import DOCUMENTS, QUESTIONS_EN, QUESTIONS_KO
@@ -75,8 +77,8 @@ def test_why_bigrams_whole_word_keywords_miss_inflected_korean(monkeypatch: pyte
             index.add(doc_id, doc_id, text)
         return sum(expected in [c for c, _, _ in index.search(q, 3)] for q, expected in QUESTIONS.items())
 
-    bigrams = found_with(keyword_index.tokenize)
-    whole_words = found_with(lambda text: keyword_index.WORD.findall(text.lower()))
+    bigrams = found_with(bm25.tokenize)
+    whole_words = found_with(lambda text: bm25.WORD.findall(text.lower()))
     assert bigrams == len(QUESTIONS) and whole_words <= len(QUESTIONS) // 2
 
 

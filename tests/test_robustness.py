@@ -66,7 +66,7 @@ def limited_server(isolated_data):
 
     @app.post("/test/disk")
     async def disk(full: bool) -> dict:
-        db = app.state.services.store._db
+        db = app.state.stores.db.connection
         async with db.execute("PRAGMA page_count") as cur:
             pages = (await cur.fetchone())[0]
         await db.execute(f"PRAGMA max_page_count = {pages if full else 1_000_000}")
@@ -164,10 +164,10 @@ def test_kill_9_mid_answer_keeps_the_partial_answer_marked_interrupted(isolated_
             server.kill()
     assert session_id and len(received) >= 12
 
-    from session_store import SessionStore
+    from store import open_stores
 
     async def reopened() -> list[dict]:  # the next start
-        store = await SessionStore.open(isolated_data / "aione.sqlite3", isolated_data / "logs")
+        store = (await open_stores(isolated_data / "aione.sqlite3", isolated_data / "logs")).sessions
         try:
             return await store.list_turns(session_id)
         finally:

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from chat import create_app
-from events import RunFinished, RunOutput, RunResult
-from sandbox import KILL_GRACE_S, Sandbox
+from core.events import RunFinished, RunOutput, RunResult
+from sandbox.runs import KILL_GRACE_S, Sandbox
 from settings import Sandbox as SandboxSettings
 from tests.conftest import ROOT, make_settings, read_frames, serve
 from tests.fakes import FakeChatEngine
@@ -434,7 +434,7 @@ def test_for_a_normal_user_the_process_cap_is_rlimit_nproc_inside_the_namespace(
     with the system Python, caps a fork bomb at max_processes by RLIMIT_NPROC alone (no seccomp)."""
     import subprocess
 
-    from sandbox import WORKSPACE, find_bwrap
+    from sandbox.runs import WORKSPACE, _runner_settings, find_bwrap
 
     bwrap, python = find_bwrap(None), Path("/usr/bin/python3")
     if not (bwrap and python.is_file() and _reachable_by_others(Path(bwrap))):
@@ -442,7 +442,7 @@ def test_for_a_normal_user_the_process_cap_is_rlimit_nproc_inside_the_namespace(
     sandbox = Sandbox(SandboxSettings(python_path=python, max_processes=8))
     assert asyncio.run(sandbox.probe()).kind == "bubblewrap"
     read, write = os.pipe()
-    command = sandbox._bwrap_command(sandbox._settings_json(WORKSPACE, write, True), None)
+    command = sandbox._bwrap_command(_runner_settings(sandbox.cfg, sandbox._packages, WORKSPACE, write, True), None)
     code = textwrap.dedent(FORK_BOMB).encode()
     done = subprocess.run(command, input=code, capture_output=True, pass_fds=[write], timeout=60, user=65534,
                           group=65534, extra_groups=[], start_new_session=True)
@@ -466,7 +466,7 @@ def test_a_client_that_leaves_ends_its_run(server):
 def test_korean_text_in_a_figure_finds_a_korean_font():
     from matplotlib import font_manager
 
-    from sandbox_runner import HANGUL_FONTS
+    from sandbox.child import HANGUL_FONTS
     if not {font.name for font in font_manager.fontManager.ttflist} & set(HANGUL_FONTS):
         pytest.skip("no Korean font on this machine (Debian: fonts-noto-cjk)")
     result, _ = run_code("""

@@ -13,9 +13,15 @@ import pytest
 from pydantic import SecretStr
 
 from chat import create_app
-from security import AccessPolicy, FailureLimiter, SecurityMiddleware, StartupRefused, split_host
 from tests.conftest import ROOT, free_port, make_settings, read_frames, serve
 from tests.fakes import FakeChatEngine
+from web.security import (
+    AccessPolicy,
+    FailureLimiter,
+    SecurityMiddleware,
+    StartupRefused,
+    split_host,
+)
 
 TOKEN = "correct-horse-battery-staple-42"
 REBINDING_HOSTS = ["evil.example", "evil.example:{port}", "localhost.evil.example:{port}",

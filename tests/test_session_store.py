@@ -6,15 +6,15 @@ import sqlite3
 
 import pytest
 
-from errors import NotFound
-from session_store import MIGRATIONS, SessionStore
+from core.errors import NotFound
+from store import MIGRATIONS, open_stores
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_migrations_are_recorded_once_and_wal_is_on(isolated_data):
     for _ in range(2):  # opening twice must not re-apply
-        s = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
+        s = (await open_stores(isolated_data / "db.sqlite3", isolated_data / "logs")).sessions
         await s.close()
     db = sqlite3.connect(isolated_data / "db.sqlite3")
     assert [r[0] for r in db.execute("SELECT name FROM _migrations")] == [m.__name__ for m in MIGRATIONS]
@@ -63,12 +63,12 @@ async def test_turns_keep_their_metrics_in_sqlite_and_jsonl(store, isolated_data
 
 
 async def test_everything_survives_a_restart(isolated_data):
-    first = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
+    first = (await open_stores(isolated_data / "db.sqlite3", isolated_data / "logs")).sessions
     s = await first.create_session()
     await first.add_turn(s["id"], "user", "기억해 줘")
     await first.add_turn(s["id"], "assistant", "partial ans", finish_reason="stopped")
     await first.close()
-    second = await SessionStore.open(isolated_data / "db.sqlite3", isolated_data / "logs")
+    second = (await open_stores(isolated_data / "db.sqlite3", isolated_data / "logs")).sessions
     turns = await second.list_turns(s["id"])
     await second.close()
     assert [(t["text"], t["finish_reason"]) for t in turns] == [("기억해 줘", None), ("partial ans", "stopped")]

@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
-from thread_bridge import iterate_in_thread, run_blocking
+from core.threads import iterate_in_thread, run_blocking
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 
 import httpx
-import pytest
 from PIL import Image
 
 from chat import create_app
@@ -42,9 +41,9 @@ def test_chat_then_image_then_chat_swaps_models_and_keeps_the_image(isolated_dat
         image = post(url, {"message": "What is in this picture?", "session_id": session,
                            "images": [png_data_url(120, 90, (30, 160, 40))]})
         assert statuses(image) == [("unloading", "chat"), ("loading", "vision")]
-        assert image[1]["type"] == "images" and len(image[1]["ids"]) == 1
+        assert image[1]["type"] == "turn" and image[2]["type"] == "images" and len(image[2]["ids"]) == 1
         assert text(image) and image[-2]["type"] == "done"
-        image_id = image[1]["ids"][0]
+        image_id = image[2]["ids"][0]
 
         follow_up = post(url, {"message": "And its colour?", "session_id": session, "image_ids": [image_id]})
         assert statuses(follow_up) == [] and text(follow_up)  # still the vision model, no swap
@@ -85,7 +84,7 @@ def test_bad_images_are_refused_before_anything_reaches_a_model(isolated_data, t
         assert good_then_bad.status_code == 415  # and the good first image was not stored either
         assert httpx.get(url + "/api/sessions").json()["sessions"] == []  # no request above created one
         other = post(url, {"message": "hi", "images": [png_data_url()]})
-        foreign = httpx.post(url + CHAT, json={"message": "again", "image_ids": other[1]["ids"]})
+        foreign = httpx.post(url + CHAT, json={"message": "again", "image_ids": other[2]["ids"]})
         assert foreign.status_code == 404  # an image of another session (no session: a new one)
         mine = httpx.post(url + CHAT, json={"message": "again", "image_ids": ["f" * 32],
                                             "session_id": other[0]["session_id"]})

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from errors import ModelLoadError, ModelMissing
-from image_store import ImageStore
-from llm_engine import Finish, Token
+from core.contracts import ChatInput, Finish
+from core.errors import ModelLoadError, ModelMissing
+from core.events import Token
 from settings import VisionModel, embedded_chat_model_path
+from store.image_files import ImageStore
 from tests.tiny_models import png_data_url
 from vlm_engine import IMAGE_REF, VlmEngine
 
@@ -26,7 +27,7 @@ def test_an_image_question_is_answered_through_mtmd(tmp_path: Path, tiny_mmproj:
     red = store.save_data_url(png_data_url(90, 70, (220, 20, 20)))
     engine.load()
     try:
-        prompt = engine.prepare("You describe images.", [], "What is in this picture?", [red.id])
+        prompt = engine.prepare(ChatInput([], "What is in this picture?", (red.id,), system_prompt="You describe images."))
         assert prompt.messages[-1]["content"][0] == {"type": "image_url", "image_url": {"url": IMAGE_REF + red.id}}
         items = list(engine.stream(prompt, threading.Event()))
     finally:
@@ -72,7 +73,7 @@ def test_history_is_limited_and_starts_with_a_user_message(tmp_path: Path, tiny_
     engine, _ = vision_engine(tmp_path, tiny_mmproj, history_turns=3)
     engine._llm._llm = object()  # prepare() only needs "loaded"
     history = [{"role": r, "content": f"{r} {i}"} for i in range(4) for r in ("user", "assistant")]
-    prompt = engine.prepare("sys", history, "new", [])
+    prompt = engine.prepare(ChatInput(history, "new", system_prompt="sys"))
     engine._llm._llm = None
     assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user"]
     assert prompt.messages[1]["content"] == "user 3" and prompt.dropped_messages == 6

@@ -6,13 +6,19 @@ import asyncio
 
 import pytest
 
-from errors import ModelCoolingDown, ModelLoadError, ModelTooLarge, NotFound, SlotBusy
-from gpu_probe import GpuMemory
+from core.errors import (
+    ModelCoolingDown,
+    ModelLoadError,
+    ModelTooLarge,
+    NotFound,
+    SlotBusy,
+)
+from core.events import Loading
+from models.gpu_probe import GpuMemory
 from settings import Slot as SlotSettings
 from tests.fakes import GIB, FakeEngine
-from events import Loading
-from sse_frames import frame
 from vram_guard import ModelSlot, Priority
+from web.sse import frame
 
 pytestmark = pytest.mark.anyio
 

@@ -3,9 +3,11 @@
  *  Every error carries the server's `{"error": {"code", "message"}}`. */
 
 /**
- * The events of a streamed request (chat, image question, image generation), as the server's
- * one encoder (sse_frames.py) writes them.
+ * The events of a streamed request (chat, image question, image generation, a code run), as
+ * the server's one encoder (web/sse.py) writes them.
  * @typedef {{type: "session", session_id: string}} SessionEvent
+ * @typedef {{id: number, role: string, parent_id: number|null, sibling_ids: number[]}} Placement where a saved turn sits in the tree
+ * @typedef {{type: "turn"} & Placement} TurnEvent the request's turn, saved
  * @typedef {{type: "images", ids: string[]}} ImagesEvent
  * @typedef {{n: number, document_id: string, name: string, page: number|null, chunk_id: string, snippet: string, score: number}} Source
  * @typedef {{type: "sources", sources: Source[]}} SourcesEvent
@@ -21,9 +23,16 @@
  * @typedef {{type: "image", id: string, index: number, seed: number, width: number, height: number, url: string, png_base64: string}} PictureEvent
  * @typedef {{type: "done", turn_id: number, finish_reason: string, model: string,
  *            usage?: {prompt_tokens: number|null, completion_tokens: number|null, cached_tokens: number|null},
- *            timings: Record<string, any>, dropped_turns?: number, images?: string[], seeds?: number[]}} DoneEvent
+ *            timings: Record<string, any>, dropped_turns?: number, images?: string[], seeds?: number[],
+ *            answer?: Placement|null, question?: Placement|null}} DoneEvent
  * @typedef {{type: "error", code: string, message: string}} ErrorEvent
- * @typedef {SessionEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent} ServerEvent
+ * @typedef {{id?: string, url?: string, name: string, width: number, height: number, png_base64: string}} RunPicture
+ * @typedef {{type: "run", run_id: string}} RunEvent
+ * @typedef {{type: "stdout"|"stderr", text: string}} OutputEvent
+ * @typedef {{type: "exit", run_id: string, exit_code: number|null, timed_out: boolean, killed: boolean,
+ *            reason: string|null, duration_ms: number, images: RunPicture[]}} ExitEvent
+ * @typedef {SessionEvent|TurnEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent
+ *          |RunEvent|OutputEvent|ExitEvent} ServerEvent
  */
 
 export class HttpError extends Error {
@@ -137,6 +146,10 @@ export const api = {
   turns: (id) => call(`/api/sessions/${enc(id)}/turns`),
   /** @param {string} id */
   gallery: (id) => call(`/api/sessions/${enc(id)}/images`),
+  /** The labels of a few turns, waiting up to `waitS` for the background labeller.
+   *  @param {string} sessionId @param {number[]} turnIds @param {number} waitS */
+  labels: (sessionId, turnIds, waitS) =>
+    call(`/api/sessions/${enc(sessionId)}/labels?turn_ids=${turnIds.join(",")}&wait_s=${waitS}`).then((p) => p.labels),
   slot: () => call("/api/slot"),
   config: () => call("/api/config"),
   documents: () => call("/api/documents"),

@@ -1,30 +1,44 @@
 // @ts-check
-/** The conversation controller: current session, sending with streaming, Stop, restore. */
+/** The conversation controller: the open session, sending with streaming, Stop, restore.
+ *  After an answer the page patches itself from the stream's events (the saved turns' ids and
+ *  places in the tree) instead of re-reading the session; labels arrive by one waiting request. */
 import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
-import { describeStatus, refreshStatus, showStreamState } from "./status.js";
+import { pageState } from "./state.js";
+import { describeStatus, showStreamState, streamEnded } from "./status.js";
 import { addTurnControls } from "./turn-actions.js";
+import { imageUrl } from "./urls.js";
 
-const SESSION_KEY = "aione.sessionId";
+const LABEL_WAIT_S = 10; // how long the one labels request may wait for the background labeller
+
+/**
+ * @typedef {{onStreamEnd: (kind: "chat"|"image") => Promise<void>, onSessionsChanged: () => Promise<void>,
+ *            setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void,
+ *            codeRunner: import("./code-runner.js").CodeRunner, analysis: boolean,
+ *            composerOptions: () => {docScope: string, followUp: boolean}, showFollowUp: (visible: boolean) => void}} ChatHooks
+ */
 
 export class ChatController {
-  /** @param {{onSessionsChanged: () => Promise<void>, setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void, codeRunner: import("./code-runner.js").CodeRunner}} hooks */
+  /** @param {ChatHooks} hooks */
   constructor(hooks) {
     this.hooks = hooks;
     /** @type {string[]} the images of the last message that had some: a follow-up may ask about them */
     this.lastImageIds = [];
-    /** @type {string|null} */
-    this.sessionId = localStorage.getItem(SESSION_KEY);
     /** @type {AbortController|null} */
     this.controller = null;
+    /** @type {Map<number, MessageView>} the messages on screen by turn id */
+    this.views = new Map();
+  }
+
+  /** @returns {string|null} */
+  get sessionId() {
+    return pageState.sessionId;
   }
 
   /** @param {string|null} id */
   setSession(id) {
-    this.sessionId = id;
-    if (id) localStorage.setItem(SESSION_KEY, id);
-    else localStorage.removeItem(SESSION_KEY);
+    pageState.setSession(id);
   }
 
   /**
@@ -56,8 +70,8 @@ export class ChatController {
   render(session, turns) {
     clearMessages();
     this.lastImageIds = [];
-    /** @type {Map<number, MessageView>} */
     this.views = new Map();
+    pageState.setPath(turns);
     setTitle(session?.title ?? "");
     for (const turn of turns) {
       if (turn.kind === "image") {
@@ -76,7 +90,7 @@ export class ChatController {
       this.views.set(turn.id, view);
       if (turn.images?.length) this.lastImageIds = turn.images;
     }
-    showFollowUp(this.lastImageIds.length > 0);
+    this.hooks.showFollowUp(this.lastImageIds.length > 0);
     this.hooks.codeRunner.restore(this.sessionId); // the last run of each code block, under it
   }
 
@@ -118,28 +132,25 @@ export class ChatController {
     if (this.controller || !this.sessionId) return;
     const from = this.views?.get(turnId);
     if (!from) return;
+    const kept = text === null ? this.questionOf(from) : null; // a regenerated answer keeps its question
     // regenerate keeps the question and replaces its answer; an edit replaces the message itself
     for (let node = /** @type {Element|null} */ (from.node); node;) {
       const next = node.nextElementSibling;
       node.remove();
       node = next;
     }
-    if (text !== null) new MessageView("user", text);
+    const question = text !== null ? new MessageView("user", text) : kept;
     const answer = new MessageView("assistant");
     const body = text === null ? { regenerate: turnId, session_id: this.sessionId }
                                : { edit: turnId, message: text, session_id: this.sessionId };
-    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, answer));
-    await this.reload();
-    this.refreshBadges(answer);
+    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
+    await this.afterAnswer(question, answer);
   }
 
-  /** Re-read the session (turn ids, alternatives, controls) after an answer ended. */
-  async reload() {
-    if (!this.sessionId) return;
-    try {
-      const { session, turns } = await api.turns(this.sessionId);
-      this.render(session, turns);
-    } catch { /* the stream's own error is already shown */ }
+  /** The question an answer on screen replied to (the message before it). @param {MessageView} answer */
+  questionOf(answer) {
+    const id = Number(answer.node.previousElementSibling?.getAttribute("data-turn-id"));
+    return this.views.get(id) ?? null;
   }
 
   newChat() {
@@ -158,49 +169,57 @@ export class ChatController {
    */
   async send(text, attached = {}) {
     const images = attached.images ?? [];
-    const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
-    const imageIds = followUp?.checked && !followUp.closest("[hidden]") ? this.lastImageIds : [];
-    new MessageView("user", text, attached.previews ?? []);
+    const options = this.hooks.composerOptions();
+    const imageIds = options.followUp ? this.lastImageIds : [];
+    const question = new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
-    const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"))?.value ?? "all";
-    const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: scope };
-    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, answer));
-    if (images.length) showFollowUp(true);
-    if (answer.node.dataset.turnId) {
-      await this.reload();
-      this.refreshBadges(answer);
-    }
+    const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope };
+    await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
+    if (images.length) this.hooks.showFollowUp(true);
+    await this.afterAnswer(question, answer);
   }
 
-  /** @param {import("./api.js").ServerEvent} event @param {MessageView} answer */
-  onAnswerEvent(event, answer) {
-    if (event.type === "token") answer.append(event.text);
+  /**
+   * The answer ended: its code blocks get Run, the sidebar its new order, and the labels
+   * (made in the background) one request that waits for them. Nothing else is re-read.
+   * @param {MessageView|null} question @param {MessageView} answer
+   */
+  async afterAnswer(question, answer) {
+    const sessionId = this.sessionId;
+    const answerId = Number(answer.node.dataset.turnId);
+    if (answerId) this.hooks.codeRunner.decorate(answer.node, answerId, sessionId);
+    await this.hooks.onStreamEnd("chat");
+    const ids = [Number(question?.node.dataset.turnId), answerId].filter(Boolean);
+    if (!sessionId || !answerId || !this.hooks.analysis) return;
+    const labels = await api.labels(sessionId, ids, LABEL_WAIT_S).catch(() => ({}));
+    if (this.sessionId !== sessionId) return;
+    for (const id of ids) this.views.get(id)?.showEmotion(labels[String(id)] ?? null);
+  }
+
+  /**
+   * A saved turn's place in the tree (from the stream): its id, and the ‹ n/m › controls
+   * between its alternatives, drawn without asking the server.
+   * @param {MessageView} view @param {import("./api.js").Placement} placed
+   */
+  place(view, placed) {
+    const turn = pageState.place({ ...placed, text: view.text });
+    view.setTurnId(turn.id);
+    this.views.set(turn.id, view);
+    addTurnControls(view.node, turn, this.turnHandlers());
+  }
+
+  /** @param {import("./api.js").ServerEvent} event @param {MessageView|null} question @param {MessageView} answer */
+  onAnswerEvent(event, question, answer) {
+    if (event.type === "turn" && question) this.place(question, event);
+    else if (event.type === "token") answer.append(event.text);
     else if (event.type === "sources") answer.showSources(event.sources);
     else if (event.type === "images") this.lastImageIds = event.ids;
     else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
     else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
     else if (event.type === "done") {
       answer.finish({ ...event, ...event.timings });
-      if (event.turn_id != null) answer.setTurnId(event.turn_id);
-    }
-  }
-
-  /**
-   * Labels are made in the background after a turn is saved: fetch them a little later and
-   * badge the answer and its question (found on screen by their turn ids).
-   * @param {MessageView} answer
-   */
-  async refreshBadges(answer) {
-    const sessionId = this.sessionId;
-    const answerId = Number(answer.node.dataset.turnId);
-    if (!sessionId || !answerId) return;
-    for (const wait of [1500, 4000, 10000]) {
-      await new Promise((resolve) => setTimeout(resolve, wait));
-      if (this.sessionId !== sessionId) return;
-      const turns = /** @type {any[]} */ ((await api.turns(sessionId).catch(() => ({ turns: [] }))).turns);
-      for (const turn of turns) this.views?.get(turn.id)?.showEmotion(turn.labels);
-      const at = turns.findIndex((turn) => turn.id === answerId);
-      if (at < 0 || (turns[at].labels && turns.slice(0, at).every((turn) => turn.labels))) return;
+      if (event.answer) this.place(answer, event.answer);
+      else if (event.turn_id != null) answer.setTurnId(event.turn_id);
     }
   }
 
@@ -236,11 +255,10 @@ export class ChatController {
     }
   }
 
-  /** The stream named its session (a new one when none was open). @param {string} id */
+  /** The stream named its session (a new one when none was open; the sidebar learns of it at
+   *  the end). @param {string} id */
   takeSession(id) {
-    const isNew = id !== this.sessionId;
-    this.setSession(id);
-    if (isNew) this.hooks.onSessionsChanged();
+    if (id !== this.sessionId) this.setSession(id);
   }
 
   /** One request at a time: Stop aborts it. @returns {AbortController} */
@@ -255,9 +273,7 @@ export class ChatController {
   endRequest(controller) {
     if (this.controller === controller) this.controller = null;
     this.hooks.setBusy(false);
-    showStreamState(null);
-    refreshStatus();
-    this.hooks.onSessionsChanged();
+    streamEnded();
   }
 }
 
@@ -286,6 +302,7 @@ ChatController.prototype.generateImage = async function (prompt, params) {
   } finally {
     answer.clearProgress();
   }
+  await this.hooks.onStreamEnd("image");
 };
 
 /** A stored image-generation turn: the prompt, or the pictures it made. @this {ChatController} @param {any} turn */
@@ -307,15 +324,4 @@ ChatController.prototype.showImageTurn = function (turn) {
 export function setTitle(title) {
   const heading = document.getElementById("session-title");
   if (heading) heading.textContent = title || "PKC AI-ONE";
-}
-
-/** @param {string} id */
-function imageUrl(id) {
-  return `/api/images/${encodeURIComponent(id)}`;
-}
-
-/** @param {boolean} visible */
-function showFollowUp(visible) {
-  const chip = document.getElementById("image-followup");
-  if (chip) chip.hidden = !visible;
 }

@@ -6,6 +6,7 @@
  */
 import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";
+import { imageUrl } from "./urls.js";
 
 const RUNNABLE = new Set(["python", "py", "python3"]);
 const RESULT_CHARS = 4000; // of each stream, in the message sent to the model
@@ -215,7 +216,7 @@ class CodeBlockRunner {
     this.reset(run.code);
     if (run.stdout) this.write("stdout", run.stdout);
     if (run.stderr) this.write("stderr", run.stderr);
-    this.end({ ...run, images: run.images.map((/** @type {string} */ id) => ({ id, url: `/api/images/${id}`, name: id })) });
+    this.end({ ...run, images: run.images.map((/** @type {string} */ id) => ({ id, url: imageUrl(id), name: id })) });
   }
 
   /** What "send the result to the model" sends as the next message. */

@@ -54,5 +54,18 @@ export function initComposer({ onSend, onStop, hasAttachments = () => false }) {
       errorBox.hidden = !message;
     },
     focus() { input.focus(); },
+    /** What the options under the box say now: which documents may answer, and whether the
+     *  last message's images are asked about again. */
+    options() {
+      const scope = /** @type {HTMLSelectElement|null} */ (document.getElementById("doc-scope"));
+      const chip = document.getElementById("image-followup");
+      const followUp = /** @type {HTMLInputElement|null} */ (document.getElementById("image-followup-check"));
+      return { docScope: scope?.value ?? "all", followUp: Boolean(followUp?.checked && chip && !chip.hidden) };
+    },
+    /** @param {boolean} visible */
+    showFollowUp(visible) {
+      const chip = document.getElementById("image-followup");
+      if (chip) chip.hidden = !visible;
+    },
   };
 }

@@ -5,6 +5,8 @@
  */
 import { api } from "./api.js";
 import { t } from "./i18n.js";
+import { pageState } from "./state.js";
+import { imageUrl } from "./urls.js";
 
 /** @param {string} id */
 const el = (id) => /** @type {any} */ (document.getElementById(id));
@@ -20,7 +22,6 @@ export function initImageMode({ config, showError }) {
   const panel = el("image-panel");
   const input = el("chat-input");
   const basePlaceholder = input.placeholder;
-  let on = false;
   /** @type {string|null} */
   let initImageId = null;
 
@@ -47,27 +48,27 @@ export function initImageMode({ config, showError }) {
       showError(t("imageOff"));
       return;
     }
-    on = value;
-    panel.hidden = !on;
-    toggle.setAttribute("aria-pressed", String(on));
-    toggle.classList.toggle("active", on);
-    input.placeholder = on ? t("imageModeOn") : basePlaceholder;
+    pageState.setMode(value ? "image" : "chat"); // the composer's mode lives in the page state
+    panel.hidden = !value;
+    toggle.setAttribute("aria-pressed", String(value));
+    toggle.classList.toggle("active", value);
+    input.placeholder = value ? t("imageModeOn") : basePlaceholder;
   };
-  toggle.addEventListener("click", () => { setOn(!on); input.focus(); });
+  toggle.addEventListener("click", () => { setOn(pageState.mode !== "image"); input.focus(); });
   el("img-init-clear").addEventListener("click", () => setInit(null));
 
   /** @param {string|null} id */
   const setInit = (id) => {
     initImageId = id;
     el("img-init").hidden = !id;
-    if (id) el("img-init-preview").src = `/api/images/${encodeURIComponent(id)}`;
+    if (id) el("img-init-preview").src = imageUrl(id);
   };
 
   return {
     /** The prompt when this message asks for a picture, else null. @param {string} text */
     promptOf(text) {
       if (COMMAND.test(text)) return text.replace(COMMAND, "").trim();
-      return on ? text : null;
+      return pageState.mode === "image" ? text : null;
     },
     /** The request body from the controls; throws with a message the user can act on. @param {string} prompt */
     body(prompt) {

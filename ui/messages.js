@@ -3,6 +3,7 @@
 import { t } from "./i18n.js";
 import { emotionInfo } from "./labels.js";
 import { renderMarkdown } from "./markdown.js";
+import { imageUrl } from "./urls.js";
 
 const list = () => /** @type {HTMLElement} */ (document.getElementById("messages"));
 const emptyState = () => /** @type {HTMLElement} */ (document.getElementById("empty-state"));
@@ -51,7 +52,7 @@ export class MessageView {
       this.node.appendChild(gallery);
     }
     this.node.append(this.body, this.meta);
-    this.pending = false;
+    this.pending = 0; // the animation frame of a re-render waiting to happen
     this.render();
     emptyState().hidden = true;
     list().appendChild(this.node);
@@ -68,9 +69,8 @@ export class MessageView {
     this.text += piece;
     this.setStatus("");
     if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
+    this.pending = requestAnimationFrame(() => {
+      this.pending = 0;
       this.render();
       this.scroll();
     });
@@ -85,6 +85,8 @@ export class MessageView {
 
   /** @param {TurnMeta} meta */
   finish(meta) {
+    if (this.pending) cancelAnimationFrame(this.pending); // a late frame would redraw over what is added now
+    this.pending = 0;
     this.render();
     this.setStatus("");
     const bits = [];
@@ -172,7 +174,7 @@ export class MessageView {
     caption.textContent = picture.caption;
     const download = document.createElement("a");
     download.className = "button small-button";
-    download.href = `/api/images/${encodeURIComponent(picture.id)}?download=1`;
+    download.href = imageUrl(picture.id, true);
     download.textContent = t("imgDownload");
     const use = document.createElement("button");
     use.type = "button";

@@ -8,6 +8,7 @@ const slotBox = () => /** @type {HTMLElement|null} */ (document.getElementById("
 let local = ""; // what this page's own request is doing, from its stream
 /** @type {any} */
 let lastSlot = null;
+let swapped = false; // this page's stream loaded or unloaded a model
 
 /** @param {any} frame @returns {string} text for a stream status frame ("" when none applies) */
 export function describeStatus(frame) {
@@ -58,11 +59,45 @@ export async function refreshStatus() {
 /** Show this page's request state from a stream status frame (null when it ends). @param {any} frame */
 export function showStreamState(frame) {
   local = describeStatus(frame);
-  if (frame?.state === "loading" || frame?.state === "unloading") refreshStatus();
+  if (frame?.state === "loading" || frame?.state === "unloading") {
+    swapped = true;
+    refreshStatus();
+  } else if (frame?.state === "ready" && swapped) { // the swap is over: what is on the GPU now
+    swapped = false;
+    refreshStatus();
+  }
   render();
 }
 
-export function startStatusPolling(intervalMs = 3000) {
-  refreshStatus();
-  return setInterval(refreshStatus, intervalMs);
+/** This page's request ended: its model stays resident and is idle now (known from the
+ *  stream, so nothing is asked); the next look at the slot comes at the idle pace. */
+export function streamEnded() {
+  local = "";
+  if (lastSlot) lastSlot = { ...lastSlot, busy: false, holders: [] };
+  render();
+  schedule();
+}
+
+let busyMs = 3000;
+let idleMs = 15000;
+/** @type {ReturnType<typeof setTimeout>|undefined} */
+let timer;
+
+/** Look at the slot often while something runs, seldom while idle (other clients, e.g. /v1,
+ *  may still load models), never while the tab is hidden. */
+function schedule() {
+  clearTimeout(timer);
+  const busy = Boolean(local || lastSlot?.busy || lastSlot?.queue);
+  timer = setTimeout(async () => {
+    if (!document.hidden) await refreshStatus();
+    schedule();
+  }, busy ? busyMs : idleMs);
+}
+
+/** @param {number} [whileBusyMs] @param {number} [whileIdleMs] */
+export async function startStatusPolling(whileBusyMs = 3000, whileIdleMs = 15000) {
+  busyMs = whileBusyMs;
+  idleMs = whileIdleMs;
+  await refreshStatus();
+  schedule();
 }

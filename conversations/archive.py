@@ -1,0 +1,181 @@
+"""The full record of conversations out (`export_sessions`) and back in (`import_archive`).
+
+Import is one transaction (a bad file changes nothing), idempotent (a session already here
+with the same turns is skipped) and never overwrites: a session id that is here with other
+content is refused (409). Turn ids are given anew (they are numbered per database); the tree,
+the branch on show, labels and feedback come back as they were.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from conversations.formats import EXPORT_FORMAT, EXPORT_VERSION
+from core.errors import AppError
+from store.db import now_iso
+from store.sessions import TURN_METRICS, SessionStore
+
+MAX_IMPORT_TURNS = 200_000
+
+
+# ---- out ---------------------------------------------------------------------------------------
+async def export_sessions(store: SessionStore, session_id: str | None = None, start: str | None = None,
+                          end: str | None = None) -> list[dict]:
+    """Sessions with their whole trees (labels, feedback, sources, image references), oldest first;
+    with a date range, the sessions that have a turn in it."""
+    sessions = [await store.get_session(session_id)] if session_id else (await store.list_sessions())[::-1]
+    exported = []
+    for session in sessions:
+        turns = await store.list_turns(session["id"], whole_tree=True)
+        days = [turn["created"][:10] for turn in turns]
+        if (start or end) and not any((not start or d >= start) and (not end or d <= end) for d in days):
+            continue
+        exported.append(_session_record(session, turns, await store.list_generations(session["id"])))
+    return exported
+
+
+def _session_record(session: dict, turns: list[dict], generations: list[dict]) -> dict:
+    record = {key: session[key] for key in ("id", "title", "created", "updated", "active_leaf")}
+    record["turns"] = []
+    for turn in turns:
+        item = {key: turn[key] for key in ("id", "parent_id", "role", "kind", "text", "created", "sources", "images",
+                                           "labels", *TURN_METRICS)}
+        item["feedback"] = {"rating": turn["rating"], "comment": turn["comment"]} if turn["rating"] is not None else None
+        record["turns"].append(item)
+    record["generations"] = [{k: g[k] for k in ("image_id", "prompt", "seed", "model", "params", "timings", "created")}
+                             for g in generations]
+    return record
+
+
+def archive(sessions: list[dict]) -> dict:
+    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported": now_iso(), "sessions": sessions}
+
+
+# ---- in ----------------------------------------------------------------------------------------
+class ImportedKeyword(BaseModel):
+    term: str = Field(min_length=1, max_length=200)
+    score: float
+
+
+class ImportedLabels(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    emotion: str | None = None
+    emotion_score: float | None = None
+    emotion_scores: dict[str, float] | None = None
+    emotion_model: str | None = None
+    intent: str | None = None
+    intent_score: float | None = None
+    intent_model: str | None = None
+    keywords: list[ImportedKeyword] = Field(default_factory=list)
+    keyword_model: str | None = None
+    created: str | None = None
+
+
+class ImportedFeedback(BaseModel):
+    rating: Literal[1, -1, 0]
+    comment: str = Field("", max_length=2000)
+
+
+class ImportedTurn(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    id: int
+    parent_id: int | None
+    role: Literal["user", "assistant"]
+    kind: Literal["chat", "image"] = "chat"
+    text: str
+    created: str = Field(min_length=10, max_length=40)
+    sources: list[dict] = Field(default_factory=list)
+    labels: ImportedLabels | None = None
+    feedback: ImportedFeedback | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_ms: float | None = None
+    tokens_per_s: float | None = None
+    finish_reason: str | None = None
+    dropped_turns: int = 0
+
+
+class ImportedSession(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    title: str = Field("", max_length=500)
+    created: str = Field(min_length=10, max_length=40)
+    updated: str = Field(min_length=10, max_length=40)
+    active_leaf: int | None = None
+    turns: list[ImportedTurn]
+
+
+class ImportedArchive(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["pkc-aione-export"]
+    version: Literal[1]
+    sessions: list[ImportedSession]
+
+
+def parse_archive(raw: bytes) -> ImportedArchive:
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AppError(f"not a JSON export of PKC AI-ONE: {exc}", code="invalid_import", status=400) from exc
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise AppError("not a PKC AI-ONE export: use the file from 내보내기 → JSON (format \"pkc-aione-export\")",
+                       code="invalid_import", status=400)
+    try:
+        parsed = ImportedArchive.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise AppError(f"invalid export file at {where}: {first.get('msg')}", code="invalid_import",
+                       status=422) from exc
+    if sum(len(s.turns) for s in parsed.sessions) > MAX_IMPORT_TURNS:
+        raise AppError(f"too many turns in one import (at most {MAX_IMPORT_TURNS})", code="import_too_large", status=413)
+    for session in parsed.sessions:
+        _check_tree(session)
+    return parsed
+
+
+def _check_tree(session: ImportedSession) -> None:
+    ids = [turn.id for turn in session.turns]
+    if len(set(ids)) != len(ids):
+        raise AppError(f"session {session.id}: a turn id appears twice", code="invalid_import", status=422)
+    known = set()
+    for turn in sorted(session.turns, key=lambda t: t.id):
+        if turn.parent_id is not None and turn.parent_id not in known:
+            raise AppError(f"session {session.id}: turn {turn.id}'s parent {turn.parent_id} is not an earlier turn "
+                           "of the session", code="invalid_import", status=422)
+        known.add(turn.id)
+    if session.active_leaf is not None and session.active_leaf not in known:
+        raise AppError(f"session {session.id}: active_leaf {session.active_leaf} is not one of its turns",
+                       code="invalid_import", status=422)
+
+
+def fingerprint(turns: list[dict] | list[ImportedTurn]) -> str:
+    """The content of a session's tree, independent of how its turn ids are numbered."""
+    rows = [t if isinstance(t, dict) else t.model_dump() for t in turns]
+    rows.sort(key=lambda t: t["id"])
+    position = {t["id"]: i for i, t in enumerate(rows)}
+    canonical = [(position.get(t["parent_id"]), t["role"], t["kind"], t["text"], t["created"]) for t in rows]
+    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
+
+
+async def import_archive(store: SessionStore, parsed: ImportedArchive) -> dict:
+    """Restore the sessions in one transaction; {"imported": [...], "skipped": [...]}."""
+    imported, skipped = [], []
+    plans = []
+    for session in parsed.sessions:
+        try:
+            existing = await store.list_turns(session.id, whole_tree=True)
+        except AppError:
+            plans.append(session)
+            continue
+        if fingerprint(existing) != fingerprint(session.turns):
+            raise AppError(f"session {session.id} is already here with different content; nothing was imported",
+                           code="import_conflict", status=409)
+        skipped.append(session.id)
+    await store.import_sessions([session.model_dump() for session in plans])
+    imported = [session.id for session in plans]
+    return {"imported": imported, "skipped": skipped}

@@ -1,0 +1,222 @@
+"""What the heavy models promise, and the values their run methods take and give.
+
+`Engine` is the slot's side (load, unload, estimate); `ChatEngine` (chat and vision models
+alike: one `prepare(ChatInput)`, images allowed where `accepts_images`) and `ImageGenerator`
+are the run contracts. Engines are reached only through a `SlotLease` (`lease.engine`, typed by
+the contract the lease was taken for); nothing else holds one. Run methods are blocking and run
+in a worker thread (core/threads.py); they check `stop` between tokens or pictures.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, TypeVar, runtime_checkable
+
+from core.errors import AppError
+from core.events import SlotEvent, Token
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One request's overrides of the model's sampling settings (None: the setting's value).
+    The page sends none; the OpenAI-compatible API passes what the client asked for."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: dict | None = field(default=None, hash=False)  # the answer must match it (llama.cpp grammar)
+    json_object: bool = False  # the answer must be a JSON object
+
+
+DEFAULT_SAMPLING = Sampling()
+
+
+# ---- what the run methods take and give ------------------------------------------------------
+@dataclass(frozen=True)
+class ChatInput:
+    """One answer to prepare: the conversation so far, the new message and the stored images
+    shown with it. Chat and vision models take the same input; a model that cannot see refuses
+    images (`ChatEngine.accepts_images`)."""
+
+    history: list[dict]  # earlier messages: {"role", "content", "images"?: stored image ids}
+    message: str
+    images: tuple[str, ...] = ()  # ids of stored images shown with the message
+    system_prompt: str | None = None  # None: the model's own setting; "": none
+    session_id: str | None = None  # whose conversation (a chat model keeps its KV cache warm)
+    sampling: Sampling = DEFAULT_SAMPLING
+
+    def system_or(self, configured: str) -> str:
+        return configured if self.system_prompt is None else self.system_prompt
+
+    def recent(self, keep: int) -> tuple[list[dict], int]:
+        """The last `keep` history messages, starting at a user message (a model with a short
+        memory for images), and how many were left out."""
+        recent = self.history[-keep:] if keep else []
+        while recent and recent[0]["role"] != "user":
+            recent = recent[1:]
+        return recent, len(self.history) - len(recent)
+
+
+def refuse_images(engine_name: str) -> AppError:
+    return AppError(f"{engine_name!r} is not a vision model: it cannot be shown images", code="not_a_vision_model",
+                    status=422)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    tokens: list[int]
+    stop: list[str]
+    stopping_criteria: object  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
+    dropped_messages: int  # oldest history messages left out to fit the context
+    max_new_tokens: int
+    cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
+    sampling: Sampling = DEFAULT_SAMPLING
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: str  # done / stopped / trimmed
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class VisionPrompt:
+    messages: list[dict]
+    dropped_messages: int = 0
+    tokens: list[int] = field(default_factory=list)  # known only after the images are encoded
+    cached_tokens: int = 0
+    sampling: Sampling = DEFAULT_SAMPLING
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """One validated request (see image_generation.validate_request)."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    seed: int  # the first picture's; picture i uses seed + i
+    sampler: str
+    scheduler: str
+    batch_count: int
+    strength: float | None = None  # img2img only
+    init_image_id: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int  # which picture of the batch (0-based)
+    step: int
+    steps: int
+
+
+@dataclass
+class Picture:
+    index: int
+    seed: int
+    image: object  # PIL.Image.Image
+    timings: dict = field(default_factory=dict)  # seconds: encode, sampling, per_step, decode, total
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document, as the RAG engine indexes it."""
+
+    index: int
+    text: str
+    page: int | None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the slot needs from a heavy model."""
+
+    name: str
+
+    @property
+    def loaded(self) -> bool: ...
+
+    @property
+    def model_label(self) -> str: ...  # the file's name, for the page and the logs
+
+    def check_files(self) -> None: ...  # raises ModelMissing naming the setting; loads nothing
+
+    def load(self, progress: Callable[[float], None] | None = None) -> None: ...  # may raise ModelLoadError
+
+    def unload(self) -> None: ...  # close(), drop references; must not raise
+
+    def estimate_vram(self) -> int: ...  # bytes on the GPU, from the model files and settings
+
+    def shrink_context(self) -> bool: ...  # for the next load after out-of-memory; False if it cannot
+
+
+class PreparedPrompt(Protocol):
+    """What any chat engine's prepared prompt tells the turn (its engine reads the rest)."""
+
+    dropped_messages: int  # oldest history messages left out to fit
+    tokens: list[int]  # the prompt's tokens, where known before generation
+    cached_tokens: int  # of those, already in the KV cache
+
+
+@runtime_checkable
+class ChatEngine(Engine, Protocol):
+    """A chat or vision LLM: a prompt from the input, then tokens. Capabilities are data:
+    `accepts_images` says whether `prepare` takes an input with images (else it refuses)."""
+
+    accepts_images: bool
+
+    def prepare(self, request: ChatInput) -> PreparedPrompt: ...  # may raise ContextOverflow
+
+    def stream(self, prompt, stop: threading.Event) -> Iterator[Token | Finish]: ...
+
+
+@runtime_checkable
+class ImageGenerator(Engine, Protocol):
+    """A text-to-image model: emits image_engine.Step per sampling step and Picture per picture."""
+
+    family: str
+    defaults: FamilyDefaults
+
+    def generate(self, params: GenerationParams, init_image, emit: Callable[[object], None],
+                 stop: threading.Event) -> None: ...
+
+
+E_co = TypeVar("E_co", bound=Engine, covariant=True)
+
+
+class SlotLease(Protocol[E_co]):
+    """One request's claim on a model, local (the VRAM slot) or remote (another machine's
+    concurrency limit): take a place, wait for it (slot events), use `engine`, release."""
+
+    engine_name: str
+
+    def enqueue(self) -> None: ...  # a place in the line now, or a refusal (404 / 429 / 503 / 507)
+
+    def acquire(self) -> AsyncIterator[SlotEvent]: ...  # Queued / Unloading / Loading / Retrying / Ready
+
+    @property
+    def engine(self) -> E_co: ...  # once acquired
+
+    def release(self) -> None: ...  # idempotent, safe in any finally
+
+    async def __aenter__(self) -> SlotLease[E_co]: ...
+
+    async def __aexit__(self, *exc_info) -> None: ...

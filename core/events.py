@@ -1,0 +1,204 @@
+"""The typed events of a request, in one place.
+
+The slot (queue, swaps) and the turn runner (chat, image generation) yield these; only the
+web layer turns them into a wire format: `sse_frames.py` into the page's `data: {...}`
+frames. A second encoder (the OpenAI-compatible API) reads the same events.
+
+    SessionStarted -> [TurnSaved] -> [ImagesStored] -> [Sources | NoDocumentsMatched]
+      -> Queued* -> Unloading* -> Loading* -> Retrying* -> Ready
+      -> [HistoryTrimmed] -> Generating -> (Token* | (StepProgress* PictureMade)*)
+      -> ChatDone | PicturesDone | Error
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from core.errors import AppError, storage_error
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    session_id: str
+
+
+@dataclass(frozen=True)
+class TurnSaved:
+    """The request's turn is saved: {"id", "role", "parent_id", "sibling_ids"} (its place in the
+    session's tree, so the page can draw it without asking)."""
+
+    turn: dict
+
+
+@dataclass(frozen=True)
+class ImagesStored:
+    """Images sent with the request, validated and stored under these ids."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The document passages put into the prompt, numbered as the answer cites them."""
+
+    sources: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class NoDocumentsMatched:
+    pass
+
+
+# ---- the slot ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Queued:
+    position: int
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Unloading:
+    model: str
+
+
+@dataclass(frozen=True)
+class Loading:
+    model: str
+    progress: float
+
+
+@dataclass(frozen=True)
+class Retrying:
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ready:
+    model: str
+
+
+SlotEvent = Union[Queued, Unloading, Loading, Retrying, Ready]
+
+
+# ---- generation -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryTrimmed:
+    dropped: int  # oldest messages left out to fit the context
+
+
+@dataclass(frozen=True)
+class Generating:
+    model: str
+    images: int | None = None  # image generation: pictures asked for
+    steps: int | None = None  # ... and sampling steps each
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: int
+    steps: int
+    image: int  # 1-based picture of the batch
+    images: int
+
+
+@dataclass(frozen=True)
+class PictureMade:
+    id: str
+    index: int
+    seed: int
+    width: int
+    height: int
+    png: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    turn_id: int | None  # None: not stored (the stateless OpenAI-compatible API)
+    finish_reason: str  # done / stopped / trimmed
+    model: str
+    usage: Usage
+    timings: dict  # wait_ms, ttft_ms, tokens_per_s, total_ms
+    dropped_turns: int = 0
+    answer: dict | None = None  # the saved answer's place in the tree (as TurnSaved.turn)
+    question: dict | None = None  # the question's place (after an edit it is a new sibling)
+
+
+@dataclass(frozen=True)
+class PicturesDone:
+    turn_id: int | None
+    finish_reason: str
+    model: str
+    images: tuple[str, ...]
+    seeds: tuple[int, ...]
+    timings: dict
+
+
+@dataclass(frozen=True)
+class Error:
+    code: str
+    message: str
+    status: int = 500  # what it would be as an HTTP error (the OpenAI encoder uses it)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Error:
+        typed = exc if isinstance(exc, AppError) else storage_error(exc)
+        if typed is not None:
+            return cls(typed.code, typed.message, typed.status)
+        return cls("internal_error", f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+# ---- code runs (sandbox.py): Queued* -> RunStarted -> RunOutput* -> RunFinished ------------
+@dataclass(frozen=True)
+class RunPicture:
+    name: str
+    width: int
+    height: int
+    png: bytes
+    image_id: str | None = None  # once stored
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool
+    killed: bool
+    reason: str | None  # timeout | stopped | output_limit | cpu_time | memory_limit | killed | None
+    duration_ms: float
+    pictures: tuple[RunPicture, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    result: RunResult
+
+
+Event = Union[SessionStarted, TurnSaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
+              Ready, HistoryTrimmed, Generating, Token, StepProgress, PictureMade, ChatDone, PicturesDone, Error,
+              RunStarted, RunOutput, RunFinished]

@@ -1,0 +1,80 @@
+"""Facts about a GGUF file read from its header, without loading the model.
+
+Used for /health (is the file there, is it a GGUF) and for the VRAM estimates of the slot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ModelMissing
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf_file(path: Path | None, setting: str, role: str) -> Path:
+    """Return the path when it is a readable GGUF file, else raise ModelMissing naming the setting."""
+    if path is None:
+        raise ModelMissing(f"no {role} model configured: set {setting} to a GGUF file")
+    if not path.is_file():
+        raise ModelMissing(f"{role} model file not found: {path}. Set {setting} to a GGUF file")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelMissing(f"{role} model file cannot be read ({exc}). Check {setting}") from exc
+    if magic != GGUF_MAGIC:
+        raise ModelMissing(f"{role} model file is not a GGUF file: {path.name}. Set {setting} to a .gguf model")
+    return path
+
+
+@dataclass(frozen=True)
+class GgufShape:
+    """The few header fields that size a transformer's weights and KV cache."""
+
+    architecture: str
+    file_bytes: int
+    n_layers: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim_k: int
+    head_dim_v: int
+    context_length: int
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_element: int = 2) -> int:
+        """K and V for every layer at n_ctx tokens (f16 cache by default)."""
+        per_token = self.n_head_kv * (self.head_dim_k + self.head_dim_v) * bytes_per_element
+        return self.n_layers * n_ctx * per_token
+
+
+def _field(reader, key: str, default=None):
+    field = reader.fields.get(key)
+    if field is None:
+        return default
+    value = field.contents()
+    if isinstance(value, list):  # some models store per-layer head counts
+        value = max(value) if value else default
+    return value
+
+
+def read_shape(path: Path) -> GgufShape:
+    from gguf import GGUFReader  # imported here: only the estimate needs it
+
+    reader = GGUFReader(str(path), "r")
+    arch = str(_field(reader, "general.architecture", "llama"))
+    n_embd = int(_field(reader, f"{arch}.embedding_length", 0))
+    n_head = int(_field(reader, f"{arch}.attention.head_count", 1)) or 1
+    n_head_kv = int(_field(reader, f"{arch}.attention.head_count_kv", n_head))
+    head_dim = n_embd // n_head if n_head else 0
+    return GgufShape(
+        architecture=arch,
+        file_bytes=path.stat().st_size,
+        n_layers=int(_field(reader, f"{arch}.block_count", 0)),
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        head_dim_k=int(_field(reader, f"{arch}.attention.key_length", head_dim)),
+        head_dim_v=int(_field(reader, f"{arch}.attention.value_length", head_dim)),
+        context_length=int(_field(reader, f"{arch}.context_length", 0)),
+    )

@@ -1,0 +1,57 @@
+"""What /health reports: is each configured model file there, and which setting fixes it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import ModelMissing
+from models.gguf import check_gguf_file
+from settings import Settings
+
+
+def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> dict:
+    status = {"path": str(path) if path else None, "setting": setting, "configured": path is not None}
+    if path is None and not required:
+        return status | {"present": False, "message": f"{role} is off: set {setting} to enable it"}
+    try:
+        check_gguf_file(path, setting, role)
+    except ModelMissing as exc:
+        return status | {"present": False, "message": exc.message}
+    return status | {"present": True, "message": "ok"}
+
+
+def _remote_status(url: str, setting: str) -> dict:
+    """A role another machine serves: reachable or not is known at its first request."""
+    return {"remote": url, "present": True, "setting": setting, "message": "served by another machine"}
+
+
+def _image_status(settings: Settings) -> dict:
+    from image_engine import ImageEngine
+
+    cfg = settings.image
+    if cfg.base_url:
+        return _remote_status(cfg.base_url, "AIONE_IMAGE__BASE_URL")
+    main = cfg.model_path or cfg.diffusion_model_path
+    setting = "AIONE_IMAGE__MODEL_PATH" if cfg.diffusion_model_path is None else "AIONE_IMAGE__DIFFUSION_MODEL_PATH"
+    status = {"path": str(main) if main else None, "setting": setting, "configured": main is not None}
+    try:
+        ImageEngine(cfg).check_files()  # every configured part, by its content
+    except ModelMissing as exc:
+        return status | {"present": False, "message": exc.message}
+    return status | {"present": True, "message": "ok"}
+
+
+def model_health(settings: Settings) -> dict:
+    vision = _gguf_status(settings.vision.model_path, "AIONE_VISION__MODEL_PATH", "vision", required=False)
+    if settings.vision.base_url:
+        vision = _remote_status(settings.vision.base_url, "AIONE_VISION__BASE_URL")
+    elif settings.vision.model_path is not None:
+        mmproj = _gguf_status(settings.vision.mmproj_path, "AIONE_VISION__MMPROJ_PATH", "vision projector", True)
+        vision["mmproj"] = mmproj
+        vision["present"] = vision["present"] and mmproj["present"]
+    image = _image_status(settings)
+    return {
+        "chat": (_remote_status(settings.chat.base_url, "AIONE_CHAT__BASE_URL") if settings.chat.base_url else
+                 _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True)),
+        "vision": vision,
+        "image": image,
+    }

@@ -1,0 +1,41 @@
+"""What the app keeps on disk: one SQLite database (each store brings its own tables as
+migrations) and the JSONL log every store writes beside it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from store import documents, labels, runs, sessions
+from store.db import Database
+from store.documents import DocumentStore
+from store.jsonl import JsonlLog
+from store.labels import LabelStore
+from store.runs import RunStore
+from store.sessions import SessionStore
+
+# Every store's migrations, in the order they were written (their names are recorded as applied).
+MIGRATIONS = sorted([*sessions.MIGRATIONS, *documents.MIGRATIONS, *labels.MIGRATIONS, *runs.MIGRATIONS],
+                    key=lambda migration: migration.__name__)
+
+
+@dataclass(frozen=True)
+class Stores:
+    db: Database
+    log: JsonlLog
+    sessions: SessionStore
+    documents: DocumentStore
+    labels: LabelStore
+    runs: RunStore
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+async def open_stores(db_path: Path, logs_dir: Path) -> Stores:
+    """Open the database (migrated to this version) and the stores that share it."""
+    db = await Database.open(db_path)
+    await db.migrate(MIGRATIONS)
+    log = JsonlLog(logs_dir)
+    stores = Stores(db, log, SessionStore(db, log), DocumentStore(db, log), LabelStore(db, log), RunStore(db, log))
+    await stores.sessions.close_interrupted()
+    return stores

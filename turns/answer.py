@@ -1,0 +1,134 @@
+"""A chat answer's work for the turn runner (turns/runner.py): the request recorded first
+(when there is a recorder), the document references, the prompt, the tokens (checkpointed
+while they stream), the answer recorded with what was generated and why it ended. Chat and
+vision answers are the same work: the input carries the images, the engine's contract decides.
+The runner owns the lease, errors and the shielded save; the route validates the request.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import replace
+
+from core.contracts import ChatEngine, ChatInput, Finish, PreparedPrompt
+from core.events import (
+    ChatDone,
+    Event,
+    Generating,
+    HistoryTrimmed,
+    ImagesStored,
+    NoDocumentsMatched,
+    Sources,
+    Token,
+    TurnSaved,
+    Usage,
+)
+from core.threads import iterate_in_thread, run_blocking
+from store.image_files import StoredImage
+from turns.recorder import SessionRecorder
+from turns.references import References, with_references
+
+
+class AnswerTurn:
+    """An answer as runner work. `recorder` None: a stateless answer (nothing saved);
+    `references` None: no documents take part."""
+
+    def __init__(self, question: ChatInput, recorder: SessionRecorder | None = None,
+                 references: References | None = None, stored: Sequence[StoredImage] = (),
+                 checkpoint_s: float = 5.0) -> None:
+        """`stored`: images sent with this request (validated and stored by the route)."""
+        self.question, self.recorder, self.references, self.stored = question, recorder, references, stored
+        self.checkpoint_s = checkpoint_s
+        self.started = time.perf_counter()
+        self.sources: list[dict] = []
+        self.model = ""
+        self.parts: list[str] = []
+        self.result: dict = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
+                             "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
+        self.cached_tokens = 0
+        self.wait_ms = 0.0
+        self.request_turn: dict | None = None
+
+    async def begin(self) -> AsyncIterator[Event]:
+        question, recorder = self.question, self.recorder
+        if recorder is not None:
+            history, self.request_turn = await recorder.save_request(question.message, self.stored)
+            self.question = question = replace(question, history=history)
+            yield TurnSaved(self.request_turn)
+        if self.stored:
+            yield ImagesStored(tuple(image.id for image in self.stored))
+        if self.references is None:
+            return
+        hits = await self.references.find(question.session_id, question.message)
+        if hits:
+            message, self.sources = with_references(question.message, hits, self.references.budget_chars)
+            self.question = replace(question, message=message)
+            yield Sources(tuple(self.sources))
+        elif hits is not None:
+            yield NoDocumentsMatched()
+
+    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+        self.wait_ms = (time.perf_counter() - self.started) * 1000
+        self.model = engine.model_label
+        prompt = await run_blocking(engine.prepare, self.question)
+        self.cached_tokens = prompt.cached_tokens
+        self.result["dropped_turns"] = prompt.dropped_messages
+        self.result["prompt_tokens"] = len(prompt.tokens) or None
+        if prompt.dropped_messages:
+            yield HistoryTrimmed(prompt.dropped_messages)
+        yield Generating(self.model)
+        if self.recorder is not None:
+            self.recorder.start_answer(self.model)
+        self.result["finish_reason"] = "stopped"  # until the engine says otherwise
+        async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
+            async for token in tokens:
+                yield token
+
+    async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt, stop: threading.Event) -> AsyncIterator[Token]:
+        """The engine's tokens; the answer so far is saved every few seconds (a crash keeps it)."""
+        gen_started = checkpointed = time.perf_counter()
+        first_token_at: float | None = None
+        async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
+            async for item in items:
+                if isinstance(item, Token):
+                    now = time.perf_counter()
+                    if first_token_at is None:
+                        first_token_at = now
+                        self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
+                    self.parts.append(item.text)
+                    yield item
+                    if now - checkpointed >= self.checkpoint_s and self.recorder is not None:
+                        checkpointed = now
+                        await self.recorder.checkpoint("".join(self.parts))
+                elif isinstance(item, Finish):
+                    self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
+                                       prompt_tokens=item.prompt_tokens)
+        decode_s = time.perf_counter() - (first_token_at or gen_started)
+        if self.result["completion_tokens"] and decode_s > 0:
+            # tokens after the first, over the time after the first: decode speed
+            self.result["tokens_per_s"] = round(max(0, self.result["completion_tokens"] - 1) / decode_s, 2)
+
+    async def _save(self) -> dict | None:
+        if self.recorder is None:
+            return None
+        return await self.recorder.save_answer("".join(self.parts), self.sources, self.model, self.result)
+
+    async def finish(self) -> Event:
+        answer, result = await self._save(), self.result
+        return ChatDone(
+            turn_id=answer["id"] if answer else None, finish_reason=result["finish_reason"], model=self.model,
+            usage=Usage(result["prompt_tokens"], result["completion_tokens"], self.cached_tokens),
+            timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result["ttft_ms"],
+                     "tokens_per_s": result["tokens_per_s"],
+                     "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
+            dropped_turns=result["dropped_turns"], answer=answer, question=self.request_turn)
+
+    async def save_partial(self, reason: str) -> None:
+        if self.recorder is None or not self.recorder.request_saved:
+            return  # nothing to keep, or the request itself could not be saved: nothing to answer
+        self.result["finish_reason"] = reason
+        if self.result["completion_tokens"] is None and self.parts:
+            self.result["completion_tokens"] = len(self.parts)
+        await self._save()

@@ -1,0 +1,27 @@
+"""What the page's chat and /v1/chat/completions share about a chat request: how big its
+body may be (images travel inside it) and which lease a message with images takes."""
+from __future__ import annotations
+
+from core.contracts import ChatEngine, SlotLease
+from core.errors import AppError
+from settings import Settings
+from vram_guard import ModelSlot, Priority
+from web.json_body import MAX_JSON_BYTES
+
+
+def max_chat_body(settings: Settings) -> int:
+    vision = settings.vision
+    return MAX_JSON_BYTES + vision.max_images * (vision.max_image_bytes * 4 // 3 + 1024)
+
+
+def vision_lease(slot: ModelSlot, settings: Settings, image_count: int) -> SlotLease[ChatEngine]:
+    """The lease for a message with `image_count` images (the page's and /v1's): the vision
+    model (a chat engine whose contract accepts images)."""
+    limit = settings.vision.max_images
+    if image_count > limit:
+        raise AppError(f"too many images: {image_count}, at most {limit} per message", code="too_many_images",
+                       status=422)
+    if "vision" not in slot.engine_names:
+        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH "
+                       "(or AIONE_VISION__BASE_URL)", code="vision_not_configured", status=503)
+    return slot.lease("vision", Priority.VISION, ChatEngine, images=True)

@@ -1,0 +1,117 @@
+"""POST /chat_stream_sse_fetch: a chat message (with images: the vision model) as the page's
+SSE stream. Everything that can refuse the request runs before anything is created or stored."""
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.contracts import ChatEngine, ChatInput
+from core.errors import AppError, NotFound
+from core.threads import run_blocking
+from settings import Settings
+from store.sessions import SessionStore
+from turns.answer import AnswerTurn
+from turns.recorder import Branching, SessionRecorder
+from turns.references import References
+from turns.runner import TurnRunner
+from vram_guard import Priority
+from web.chat_input import max_chat_body, vision_lease
+from web.json_body import read_json
+from web.leases import TurnStream, take
+from web.services import AppSettings, Images, Library, Sessions, Slot
+from web.sse import sse_stream
+
+router = APIRouter()
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())  # later features add fields
+    message: str | None = None  # required, except with "regenerate"
+    session_id: str | None = None
+    model: str = "chat"  # "chat" or a name from extra_chat_models
+    images: list[str] = Field(default_factory=list, max_length=64)  # data URLs, as the OpenAI API carries them
+    image_ids: list[str] = Field(default_factory=list, max_length=64)  # earlier images of this session, asked about again
+    doc_scope: Literal["all", "session", "none"] = "all"  # which documents may answer
+    regenerate: int | None = None  # an answer's id: answer its question again (a sibling answer)
+    edit: int | None = None  # a user turn's id: "message" replaces it (a sibling turn, then its answer)
+
+
+def _checked_message(body: ChatRequest, settings: Settings) -> str:
+    if body.regenerate is not None:
+        return ""  # the question is the stored one
+    if body.message is None:
+        raise AppError("message: Field required", code="invalid_request", status=422)
+    message = body.message.strip()
+    if not message:
+        raise AppError("message must not be empty", code="empty_message", status=422)
+    limit = settings.server.max_message_chars
+    if len(message) > limit:
+        raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
+                       code="message_too_long", status=422)
+    if body.model in ("image", "vision"):  # not chat models: each has its own request
+        raise AppError(f"{body.model!r} is not a chat model: generate pictures with POST /api/images/generate; "
+                       f"ask about images by sending them with the message", code="not_a_chat_model", status=422)
+    return message
+
+
+async def _branching(sessions: SessionStore, body: ChatRequest) -> tuple[Branching, str, str] | None:
+    """For a regenerate or an edit: where the turn goes, its session and the message (422/404 else)."""
+    if body.regenerate is None and body.edit is None:
+        return None
+    if body.regenerate is not None and body.edit is not None:
+        raise AppError("send either regenerate or edit, not both", code="invalid_request", status=422)
+    if body.images or body.image_ids:
+        raise AppError("regenerate and edit take no images", code="invalid_request", status=422)
+    turn = await sessions.get_turn(body.regenerate if body.regenerate is not None else body.edit)  # 404
+    if body.session_id is not None and body.session_id != turn["session_id"]:
+        raise NotFound(f"turn not found in this session: {turn['id']}", code="turn_not_found")
+    wanted = "assistant" if body.regenerate is not None else "user"
+    if turn["role"] != wanted or turn["kind"] != "chat":
+        raise AppError(f"turn {turn['id']} is not a chat {'answer' if wanted == 'assistant' else 'message'}",
+                       code="invalid_turn", status=422)
+    if body.edit is not None:
+        return Branching(turn["parent_id"]), turn["session_id"], (body.message or "").strip()
+    question = await sessions.get_turn(turn["parent_id"]) if turn["parent_id"] is not None else None
+    if question is None or question["role"] != "user":
+        raise AppError(f"answer {turn['id']} has no question to answer again", code="invalid_turn", status=422)
+    if await sessions.turn_has_images(question["id"]):
+        raise AppError("an answer about images cannot be regenerated yet: ask again with the images",
+                       code="invalid_turn", status=422)
+    return Branching(question["parent_id"], answer_again=question["id"]), turn["session_id"], question["text"]
+
+
+async def _check_session_images(sessions: SessionStore, body: ChatRequest) -> None:
+    if body.session_id is not None:
+        await sessions.get_session(body.session_id)
+    for image_id in body.image_ids:
+        if body.session_id is None or await sessions.image_session(image_id) != body.session_id:
+            raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
+
+
+@router.post("/chat_stream_sse_fetch")
+async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
+                      library: Library) -> TurnStream:
+    body = await read_json(request, ChatRequest, max_chat_body(settings))
+    message = _checked_message(body, settings)
+    wants_vision = bool(body.images or body.image_ids)
+    lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
+             else slot.lease(body.model, Priority.CHAT, ChatEngine))
+
+    async def setup() -> tuple[str, AnswerTurn]:
+        branch = await _branching(sessions, body)
+        await _check_session_images(sessions, body)
+        stored = await run_blocking(images.save_all, body.images)
+        if branch is not None:
+            branching, session_id, question = branch
+        else:
+            branching, session_id, question = None, body.session_id or (await sessions.create_session())["id"], message
+        shown = (*body.image_ids, *(image.id for image in stored))
+        return session_id, AnswerTurn(
+            ChatInput([], question, shown, session_id=session_id), SessionRecorder(sessions, session_id, branching),
+            References(library, body.doc_scope, settings.rag.context_chars), stored,
+            settings.server.answer_checkpoint_s)
+
+    session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
+    return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)

@@ -1,0 +1,252 @@
+"""The OpenAI-compatible API under /v1, through the same slot, queue and turn runner as the page:
+models, chat completions (streamed or not, images to the vision model, JSON via grammar),
+embeddings (the shared CPU embedder) and image generation. Stateless: nothing is stored in
+the page's sessions. Errors in OpenAI's shape, never 200 with an error body.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.contracts import ChatEngine, ChatInput, ImageGenerator
+from core.errors import AppError, BadRequest, NotFound
+from core.events import ChatDone, Error, PictureMade, Token
+from core.threads import run_blocking
+from image_engine import family_defaults
+from turns.answer import AnswerTurn
+from turns.pictures import GenerateRequest, ImageTurn, validate_request
+from turns.runner import TurnRunner
+from vram_guard import ModelSlot, Priority
+from web.chat_input import max_chat_body, vision_lease
+from web.json_body import MAX_JSON_BYTES, read_json
+from web.leases import TurnStream, run_to_end, take
+from web.openai_format import (
+    ChatCompletionRequest,
+    CompletionEncoder,
+    error_body,
+    image_urls,
+    sse,
+    text_of,
+)
+from web.services import AppSettings, Embedder, Images, Slot
+
+router = APIRouter(prefix="/v1")
+OWNER = "pkc-ai-one"
+ROLES = {"vision": "vision", "image": "image"}
+
+
+def _models(slot: ModelSlot, embedder) -> list[dict]:
+    models = [{"id": name, "object": "model", "created": 0, "owned_by": OWNER,
+               "role": ROLES.get(name, "chat"), "label": slot.model_label(name)} for name in slot.engine_names]
+    models.append({"id": "embeddings", "object": "model", "created": 0, "owned_by": OWNER, "role": "embeddings",
+                   "label": embedder.spec.kind})
+    return models
+
+
+@router.get("/models")
+async def list_models(slot: Slot, embedder: Embedder) -> dict:
+    return {"object": "list", "data": _models(slot, embedder)}
+
+
+@router.get("/models/{model_id}")
+async def get_model(model_id: str, slot: Slot, embedder: Embedder) -> dict:
+    for model in _models(slot, embedder):
+        if model["id"] == model_id:
+            return model
+    raise NotFound(f"the model {model_id!r} does not exist; GET /v1/models lists them", code="model_not_found")
+
+
+# ---- chat ----------------------------------------------------------------------------------------
+def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]]:
+    """(system prompt, history, the last user message, its image data URLs)."""
+    system = "\n\n".join(text_of(m) for m in body.messages if m.role in ("system", "developer"))
+    turns = [m for m in body.messages if m.role in ("user", "assistant")]
+    if not turns or turns[-1].role != "user":
+        raise BadRequest("the last message must be from the user", code="invalid_messages")
+    history = [{"role": m.role, "content": text_of(m)} for m in turns[:-1]]
+    message = text_of(turns[-1]).strip()
+    if not message:
+        raise BadRequest("the last user message has no text", code="empty_message")
+    return system, history, message, image_urls(turns[-1])
+
+
+def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
+    if model not in slot.engine_names and model != "vision" or model == "image":
+        raise NotFound(f"the model {model!r} does not exist; GET /v1/models lists them", code="model_not_found")
+    if images or model == "vision":
+        return vision_lease(slot, settings, images)
+    return slot.lease(model, Priority.CHAT, ChatEngine)
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, settings: AppSettings, slot: Slot, images: Images) -> Response:
+    body = await read_json(request, ChatCompletionRequest, max_chat_body(settings))
+    system, history, message, urls = _split(body)
+    lease = _chat_lease(slot, settings, body.model, len(urls))
+    stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
+    ids = tuple(image.id for image in stored)
+    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling()))
+    events = TurnRunner(slot, lease, None, work).events()
+    encoder = CompletionEncoder(body.model, include_usage=bool((body.stream_options or {}).get("include_usage")))
+    cleanup = (lambda: images.delete(list(ids))) if ids else (lambda: None)  # stateless: the uploads go with it
+    if not body.stream:
+        try:
+            return await _complete(lease, events, encoder)
+        finally:
+            cleanup()
+    return await _stream(events, encoder, lease, cleanup)
+
+
+async def _complete(lease, events: AsyncIterator, encoder: CompletionEncoder) -> JSONResponse:
+    failed: list[Error] = []
+
+    def on_event(event) -> None:
+        if isinstance(event, Error):
+            failed.append(event)
+        else:
+            encoder.chunks(event)
+
+    await run_to_end(lease, events, on_event)
+    if failed:
+        status, error = error_body(failed[0])
+        return JSONResponse(error, status_code=status)
+    return JSONResponse(encoder.completion())
+
+
+async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, cleanup) -> Response:
+    """Read up to the first token before answering, so an early error (a prompt too long for
+    the context, a model that cannot load) is an HTTP error, not a 200 stream."""
+    first: list[bytes] = []
+
+    async def end() -> None:  # also when the client left before the stream started
+        try:
+            await events.aclose()
+        finally:
+            cleanup()
+
+    try:
+        async for event in events:
+            if isinstance(event, Error):  # before any token: an HTTP error, and nothing left behind
+                await end()
+                lease.release()
+                status, error = error_body(event)
+                return JSONResponse(error, status_code=status)
+            first += [sse(chunk) for chunk in encoder.chunks(event)]
+            if isinstance(event, (Token, ChatDone)):
+                break
+    except BaseException:
+        await end()
+        lease.release()
+        raise
+
+    async def frames() -> AsyncIterator[bytes]:
+        for frame in first:
+            yield frame
+        async for event in events:
+            if isinstance(event, Error):
+                yield sse(error_body(event)[1])
+                break
+            for chunk in encoder.chunks(event):
+                yield sse(chunk)
+        yield sse("[DONE]")
+
+    return TurnStream(frames(), lease, on_end=end)
+
+
+# ---- embeddings ------------------------------------------------------------------------------------
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    input: str | list[str] = Field(...)
+    model: str = "embeddings"
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, shared: Embedder) -> dict:
+    body = await read_json(request, EmbeddingsRequest, 8 * MAX_JSON_BYTES)
+    if body.model not in ("embeddings", shared.spec.kind):
+        raise NotFound(f"the model {body.model!r} does not exist; use 'embeddings'", code="model_not_found")
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or len(texts) > 2048 or any(not t.strip() for t in texts):
+        raise BadRequest("input must be one or up to 2048 non-empty strings", code="invalid_input")
+    vectors = await run_blocking(lambda: shared.get().encode(texts))
+    data = [{"object": "embedding", "index": i,
+             "embedding": (base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
+                           if body.encoding_format == "base64" else [float(x) for x in v])}
+            for i, v in enumerate(vectors)]
+    words = sum(len(t.split()) for t in texts)  # the embedder has no token count to report; words stand in
+    return {"object": "list", "data": data, "model": shared.get().name,
+            "usage": {"prompt_tokens": words, "total_tokens": words}}
+
+
+# ---- images -----------------------------------------------------------------------------------------
+class ImagesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str
+    model: str = "image"
+    n: int = 1
+    size: str | None = None  # "WIDTHxHEIGHT"; None: the model family's default
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    quality: str | None = None  # accepted for compatibility, not used
+    style: str | None = None
+    user: str | None = None
+    # this product's extras
+    negative_prompt: str = ""
+    steps: int | None = None
+    cfg_scale: float | None = None
+    seed: int = -1
+    sampler: str = "default"
+    scheduler: str = "default"
+
+
+def _size(size: str | None) -> tuple[int | None, int | None]:
+    if size is None or size == "auto":
+        return None, None
+    try:
+        width, height = (int(part) for part in size.lower().split("x"))
+    except ValueError:
+        raise AppError(f"size must be WIDTHxHEIGHT, e.g. 512x512 (got {size[:20]!r})", code="invalid_size",
+                       status=400) from None
+    return width, height
+
+
+@router.post("/images/generations")
+async def images_generations(request: Request, settings: AppSettings, slot: Slot, images: Images) -> dict:
+    body = await read_json(request, ImagesRequest)
+    if body.model != "image" or "image" not in slot.engine_names:
+        raise NotFound("no image model: set AIONE_IMAGE__MODEL_PATH (GET /v1/models lists the models)",
+                       code="model_not_found")
+    if body.response_format == "url":
+        raise BadRequest("response_format 'url' is not offered (nothing is stored); use b64_json",
+                         code="unsupported_response_format")
+    width, height = _size(body.size)
+    request_body = GenerateRequest(prompt=body.prompt, negative_prompt=body.negative_prompt, width=width,
+                                   height=height, steps=body.steps, cfg_scale=body.cfg_scale, seed=body.seed,
+                                   sampler=body.sampler, scheduler=body.scheduler, batch_count=body.n)
+    params = validate_request(request_body, settings.image, family_defaults(settings.image))
+    slot.check_files("image")
+    lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
+    work = await take(lease, lambda: _ready(ImageTurn(params, images)))  # no recorder: nothing is stored
+    pictures: list[PictureMade] = []
+
+    def on_event(event) -> None:
+        if isinstance(event, Error):
+            raise AppError(event.message, code=event.code, status=event.status)
+        if isinstance(event, PictureMade):
+            pictures.append(event)
+
+    await run_to_end(lease, TurnRunner(slot, lease, None, work).events(), on_event)
+    return {"created": int(time.time()),
+            "data": [{"b64_json": base64.b64encode(p.png).decode("ascii"), "revised_prompt": None,
+                      "seed": p.seed} for p in pictures]}
+
+
+async def _ready(value):
+    return value

@@ -1,0 +1,85 @@
+"""What a route may ask for, one dependency each (FastAPI `Depends`, as llama-cpp-python's
+server hands out its settings and model): a route names the few things it uses, never a
+container of everything. chat.py puts them on `app.state` at start."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from analytics.labeller import TurnAnalyzer
+from core.errors import AppError
+from documents.library import DocumentLibrary
+from models.embedder import SharedEmbedder
+from sandbox.runs import Sandbox
+from settings import Settings
+from store.image_files import ImageStore
+from store.labels import LabelStore
+from store.runs import RunStore
+from store.sessions import SessionStore
+from vram_guard import ModelSlot
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _slot(request: Request) -> ModelSlot:
+    return request.app.state.slot
+
+
+def _embedder(request: Request) -> SharedEmbedder:
+    return request.app.state.embedder
+
+
+def _images(request: Request) -> ImageStore:
+    return request.app.state.images
+
+
+def _sessions(request: Request) -> SessionStore:
+    return request.app.state.stores.sessions
+
+
+def _labels(request: Request) -> LabelStore:
+    return request.app.state.stores.labels
+
+
+def _runs(request: Request) -> RunStore:
+    return request.app.state.stores.runs
+
+
+def _library(request: Request) -> DocumentLibrary:
+    return request.app.state.library
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox = request.app.state.sandbox
+    if sandbox is None:  # only before the start has finished
+        raise AppError("the sandbox is not ready yet", code="sandbox_unavailable", status=503)
+    return sandbox
+
+
+def _analyzer(request: Request) -> TurnAnalyzer:
+    """The turn labeller; 409 when analysis is off."""
+    analyzer = request.app.state.analyzer
+    if analyzer is None:
+        raise AppError("turn analysis is off: set AIONE_EMOTION__ENABLED=true and restart", code="analysis_off",
+                       status=503)
+    return analyzer
+
+
+def _analyzer_or_none(request: Request) -> TurnAnalyzer | None:
+    return request.app.state.analyzer
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+Slot = Annotated[ModelSlot, Depends(_slot)]
+Embedder = Annotated[SharedEmbedder, Depends(_embedder)]
+Images = Annotated[ImageStore, Depends(_images)]
+Sessions = Annotated[SessionStore, Depends(_sessions)]
+Labels = Annotated[LabelStore, Depends(_labels)]
+Runs = Annotated[RunStore, Depends(_runs)]
+Library = Annotated[DocumentLibrary, Depends(_library)]
+SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
+Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
+MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]
