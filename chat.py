@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import sqlite3
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from models.remote import (
 )
 from rag_engine import RagEngine
 from sandbox.runs import Sandbox
-from settings import Settings
+from settings import Settings, env_name, renamed_variables
 from store import open_stores
 from store.image_files import ImageStore
 from store.labels import LabelStore
@@ -46,15 +47,7 @@ from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
 from web.json_body import describe_invalid
 from web.openai_format import error_body as openai_error
-from web.routes import analysis as routes_analysis
-from web.routes import chat as routes_chat
-from web.routes import documents as routes_documents
-from web.routes import export as routes_export
-from web.routes import images as routes_images
-from web.routes import openai as routes_openai
-from web.routes import sandbox as routes_sandbox
-from web.routes import sessions as routes_sessions
-from web.routes import system as routes_system
+from web.routes import ROUTERS
 from web.security import (
     AccessPolicy,
     FailureLimiter,
@@ -77,8 +70,8 @@ def build_engines(settings: Settings, images: ImageStore) -> tuple[dict[str, Eng
     kv_store = KvStore(slot.kv_keep_sessions, slot.kv_keep_mb * 1024 * 1024)  # shared by the chat models
     headroom = slot.compute_headroom_mb * 1024 * 1024
     chat_models = {"chat": settings.chat} | settings.extra_chat_models
-    remote: dict[str, RemoteModel] = {name: RemoteChatEngine(cfg, name, "AIONE_CHAT__BASE_URL" if name == "chat"
-                                     else f'AIONE_EXTRA_CHAT_MODELS ("{name}": base_url)')
+    remote: dict[str, RemoteModel] = {name: RemoteChatEngine(cfg, name, env_name('chat', 'base_url') if name == "chat"
+                                     else f'{env_name("extra_chat_models")} ("{name}": base_url)')
               for name, cfg in chat_models.items() if cfg.base_url}
     engines: dict[str, Engine] = {name: LlmEngine(cfg, name=name, kv_store=kv_store, headroom_bytes=headroom)
                                   for name, cfg in chat_models.items() if name not in remote}
@@ -112,7 +105,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag)
         sandbox = Sandbox(settings.sandbox)
         await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
-        analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.emotion.enabled else None
+        analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.analysis.enabled else None
         if analyzer is not None:
             stores.sessions.on_turn_saved = analyzer.turn_saved
         app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
@@ -138,9 +131,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
-    for router in (routes_chat.router, routes_images.router, routes_sessions.router, routes_documents.router,
-                   routes_system.router, routes_openai.router, routes_analysis.router,
-                   routes_sessions.turns_router, routes_export.router, routes_sandbox.router):
+    for router in ROUTERS:
         app.include_router(router)
     return app
 
@@ -154,8 +145,9 @@ def _warm_up(rag: RagEngine) -> None:
 
 def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: ModelSlot) -> TurnAnalyzer:
     """The background labeller: it waits while any model generates (a token never waits for it)."""
-    classifiers = classifiers_from_settings(settings.emotion, embedder, settings.paths.data / "classifiers")
-    analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: slot.busy, batch_size=settings.emotion.batch_size)
+    classifiers = classifiers_from_settings(settings.analysis, embedder, settings.paths.data / "classifiers")
+    analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: slot.busy, batch_size=settings.analysis.batch_size,
+                            keywords_keep_s=settings.analysis.keywords_keep_s)
     analyzer.start()
     return analyzer
 
@@ -233,6 +225,8 @@ def __getattr__(name: str):
     """`uvicorn chat:app` asks for `app`: build it then, from the environment."""
     if name == "app":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        for renamed in renamed_variables(dict(os.environ)):
+            log.warning("%s: the old name no longer takes effect", renamed)
         try:
             return create_app()
         except StartupRefused as exc:

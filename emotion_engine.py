@@ -28,7 +28,7 @@ import numpy as np
 
 from core.errors import AppError
 from models.embedder import Embedder, SharedEmbedder
-from settings import EMOTION_NAMES
+from settings import EMOTION_NAMES, env_name
 
 SEED_DIR = Path(__file__).resolve().parent / "analytics" / "seed"
 HOLD_OUT_EVERY = 5
@@ -216,7 +216,7 @@ class TransformersEmotionClassifier:
     def __init__(self, folder: Path, label_names: tuple[str, ...] = EMOTIONS, threads: int = 1,
                  max_tokens: int = 256) -> None:
         if not (folder / "config.json").is_file():
-            raise AppError(f"emotion model folder not found (no config.json): {folder}. Set AIONE_EMOTION__MODEL_PATH "
+            raise AppError(f"emotion model folder not found (no config.json): {folder}. Set {env_name('analysis', 'model_path')} "
                            "to a transformers text-classification folder, or unset it for the embedded classifier",
                            code="emotion_model_missing", status=503)
         import torch
@@ -257,7 +257,7 @@ def _emotion_names(id2label: dict, label_names: tuple[str, ...]) -> list[str]:
         if re.fullmatch(r"LABEL_\d+", raw):
             if index >= len(label_names):
                 raise AppError(f"the emotion model has {len(id2label)} classes but only {len(label_names)} label "
-                               "names are set (AIONE_EMOTION__LABEL_NAMES)", code="emotion_model_invalid", status=503)
+                               f"names are set ({env_name('analysis', 'label_names')})", code="emotion_model_invalid", status=503)
             raw = label_names[index]
         names.append(ENGLISH_EMOTIONS.get(raw.lower(), raw))
     return names

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.contracts import FamilyDefaults, GenerationParams, Picture, Step
 from core.errors import ModelLoadError, ModelMissing
-from settings import ImageModel
+from settings import ImageModel, env_name
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,13 @@ SAMPLERS = ("default", "euler", "euler_a", "heun", "dpm2", "dpm++2s_a", "dpm++2m
 SCHEDULERS = ("default", "discrete", "karras", "exponential", "ays", "gits", "sgm_uniform", "simple",
               "smoothstep", "kl_optimal", "lcm", "bong_tangent")
 PATH_SETTINGS = {  # setting field -> env var a user changes
-    "model_path": "AIONE_IMAGE__MODEL_PATH",
-    "diffusion_model_path": "AIONE_IMAGE__DIFFUSION_MODEL_PATH",
-    "clip_l_path": "AIONE_IMAGE__CLIP_L_PATH",
-    "clip_g_path": "AIONE_IMAGE__CLIP_G_PATH",
-    "t5xxl_path": "AIONE_IMAGE__T5XXL_PATH",
-    "vae_path": "AIONE_IMAGE__VAE_PATH",
-    "taesd_path": "AIONE_IMAGE__TAESD_PATH",
+    "model_path": env_name('image', 'model_path'),
+    "diffusion_model_path": env_name('image', 'diffusion_model_path'),
+    "clip_l_path": env_name('image', 'clip_l_path'),
+    "clip_g_path": env_name('image', 'clip_g_path'),
+    "t5xxl_path": env_name('image', 't5xxl_path'),
+    "vae_path": env_name('image', 'vae_path'),
+    "taesd_path": env_name('image', 'taesd_path'),
 }
 GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_vk_init", "ggml_backend_metal_init", "ggml_backend_sycl_init")
 
@@ -151,8 +151,8 @@ class ImageEngine:
         """The configured model files by setting name, checked; raises ModelMissing."""
         cfg = self.cfg
         if cfg.model_path is None and cfg.diffusion_model_path is None:
-            raise ModelMissing("image generation is off: set AIONE_IMAGE__MODEL_PATH to a checkpoint, or for SD3.5 "
-                               "AIONE_IMAGE__DIFFUSION_MODEL_PATH with _CLIP_L_PATH, _CLIP_G_PATH and _T5XXL_PATH")
+            raise ModelMissing(f"image generation is off: set {env_name('image', 'model_path')} to a checkpoint, or for SD3.5 "
+                               f"{env_name('image', 'diffusion_model_path')} with _CLIP_L_PATH, _CLIP_G_PATH and _T5XXL_PATH")
         found = {}
         for key, setting in PATH_SETTINGS.items():
             path = getattr(cfg, key)

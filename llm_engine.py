@@ -26,11 +26,11 @@ from core.errors import AppError, ContextOverflow, ModelLoadError
 from core.events import Token
 from models.gguf import GgufShape, check_gguf_file, read_shape
 from models.kv_store import KvStore, SavedKv
-from settings import ChatModel
+from settings import ChatModel, env_name
 
 log = logging.getLogger(__name__)
 
-MODEL_SETTING = "AIONE_CHAT__MODEL_PATH"
+MODEL_SETTING = env_name('chat', 'model_path')
 CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per element, GGML block sizes
 _load_lock = threading.Lock()  # the progress hook below patches a module function
 
@@ -114,7 +114,7 @@ def json_grammar(sampling: Sampling):
 
 
 class LlmEngine:
-    """The chat engine (engine_contracts.ChatEngine): load/unload for the slot, prepare + stream."""
+    """The chat engine (core.contracts.ChatEngine): load/unload for the slot, prepare + stream."""
 
     accepts_images = False
 
@@ -315,7 +315,7 @@ class LlmEngine:
             if not kept:
                 raise ContextOverflow(
                     f"the message is too long for the model's context: {len(tokens)} tokens, at most {budget} fit. "
-                    f"Shorten it or raise AIONE_CHAT__N_CTX"
+                    f"Shorten it or raise {env_name('chat', 'n_ctx')}"
                 )
             # Drop the oldest message, and an assistant reply left at the front with it.
             kept.pop(0)

@@ -1,6 +1,6 @@
 """Document retrieval: CPU embeddings, persistent Chroma, Korean-aware keywords.
 
-Never touches the GPU or the model slot: the shared embedder (embedder.py) runs on the CPU.
+Never touches the GPU or the model slot: the shared embedder (models/embedder.py) runs on the CPU.
 Chunk ids are document id + index, so the same content uploaded twice changes nothing.
 Search fuses vector and keyword (BM25) rankings by reciprocal rank; a chunk must pass a
 relevance threshold on at least one of them.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,14 +315,3 @@ def _build_old_embedder(collection, current: Embedder) -> Embedder | None:
         log.warning("the previous embedder (%s) cannot be loaded: %s; its documents are found through "
                     "keywords until the re-embedding ends", kind, exc)
         return None
-
-
-def wait_for_reindex(engine: RagEngine, timeout: float = 600.0) -> None:
-    """Block until a re-embedding under way has finished (tests and benchmarks)."""
-    deadline = time.monotonic() + timeout
-    while engine.reindex_state() is not None and time.monotonic() < deadline:
-        state = engine.reindex_state()
-        if state and state["error"]:
-            raise RuntimeError(state["error"])
-        time.sleep(0.05)
-

@@ -247,7 +247,7 @@ class Rag(BaseModel):
     min_similarity: float | None = Field(
         None, ge=-1.0, le=1.0,
         description="A chunk without keyword support must reach this cosine similarity. Unset: the embedder's "
-        "calibrated value (embedder.py: 0.45 for use-multilingual; about 0.5 suits bge-m3).")
+        "calibrated value (models/embedder.py: 0.45 for use-multilingual; about 0.5 suits bge-m3).")
     min_keyword_match: float = Field(
         0.1, ge=0.0, le=1.0,
         description="Share of the question's keywords (idf-weighted) a chunk must contain to count as relevant; "
@@ -257,7 +257,7 @@ class Rag(BaseModel):
     max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
-class Emotion(BaseModel):
+class Analysis(BaseModel):
     """Turn analysis: emotion, intent and keywords of every turn, on the CPU, in the background."""
 
     enabled: bool = Field(True, description="Label every saved turn (emotion, intent, keywords) in the background; "
@@ -272,6 +272,9 @@ class Emotion(BaseModel):
     threads: int = Field(1, ge=1, le=64, description="CPU threads of the transformers classifier; the worker also "
                          "runs at low priority and waits while a model is generating.")
     batch_size: int = Field(16, ge=1, le=512, description="Turns labelled per batch.")
+    keywords_keep_s: float = Field(
+        60.0, ge=0, le=86_400, description="Seconds the Korean morphological analyser (kiwipiepy, ~230 MB) stays "
+        "loaded after the labeller's last batch (it loads again in about half a second); 0 keeps it loaded.")
     show_badges: bool = Field(True, description="Show each message's emotion as a small badge in the chat "
                               "(the page can also hide them).")
     max_text_chars: int = Field(20_000, ge=100, le=1_000_000, description="Longest text POST /api/analyze accepts.")
@@ -321,9 +324,12 @@ class Sandbox(BaseModel):
         "it). Leave off unless you trust every line you run.")
 
 
+ENV_PREFIX = "AIONE_"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="AIONE_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
         env_file_encoding="utf-8",
@@ -351,5 +357,31 @@ class Settings(BaseSettings):
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
-    emotion: Emotion = Field(default_factory=Emotion, description="Turn analysis (emotion, intent, keywords).")
+    analysis: Analysis = Field(default_factory=Analysis, description="Turn analysis (emotion, intent, keywords).")
     sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")
+
+
+def env_name(section: str, field: str | None = None) -> str:
+    """The environment variable (or .env line) that sets a setting, derived from the model so a
+    message never names one that does not exist: env_name("chat", "model_path") is
+    "AIONE_CHAT__MODEL_PATH". Raises KeyError for an unknown section or field."""
+    info = Settings.model_fields[section]
+    name = ENV_PREFIX + section.upper()
+    if field is None:
+        return name
+    if field not in info.annotation.model_fields:
+        raise KeyError(f"no setting {section}.{field}")
+    return f"{name}__{field.upper()}"
+
+
+RENAMED = {"AIONE_EMOTION__": "AIONE_ANALYSIS__"}  # old prefix -> new (turn analysis was called "emotion")
+
+
+def renamed_variables(environ: dict[str, str], env_file: Path = Path(".env")) -> list[str]:
+    """Variables set under a name that was renamed (they no longer take effect), with the new name."""
+    names = set(environ)
+    if env_file.is_file():
+        names |= {line.split("=", 1)[0].strip() for line in env_file.read_text("utf-8", "replace").splitlines()
+                  if "=" in line and not line.lstrip().startswith("#")}
+    return [f"{name} is now {new}{name[len(old):]}" for name in sorted(names)
+            for old, new in RENAMED.items() if name.startswith(old)]

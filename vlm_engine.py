@@ -13,10 +13,10 @@ from core.errors import ContextOverflow, ModelLoadError
 from core.events import Token
 from llm_engine import LlmEngine, VramEstimate, sampling_args
 from models.gguf import check_gguf_file
-from settings import VisionModel
+from settings import VisionModel, env_name
 
-MODEL_SETTING = "AIONE_VISION__MODEL_PATH"
-MMPROJ_SETTING = "AIONE_VISION__MMPROJ_PATH"
+MODEL_SETTING = env_name('vision', 'model_path')
+MMPROJ_SETTING = env_name('vision', 'mmproj_path')
 IMAGE_REF = "aione-image:"  # how a stored image is named inside a message
 
 
@@ -155,7 +155,7 @@ class VlmEngine:
         except ValueError as exc:
             if "exceeds n_ctx" in str(exc):
                 raise ContextOverflow(f"the images and message do not fit the vision model's context ({exc}). "
-                                      f"Send fewer or smaller images, or raise AIONE_VISION__N_CTX") from exc
+                                      f"Send fewer or smaller images, or raise {env_name('vision', 'n_ctx')}") from exc
             raise
         finally:
             chunks.close()

@@ -21,7 +21,7 @@ A request leases an engine; one scheduler (`schedule`) decides who goes next:
             ...                              # forward to the client
         lease.engine.stream(...)             # typed: ChatEngine
 
-Swapping itself (unload, load with progress, the failure ladder, cooldowns) is slot_swaps.py.
+Swapping itself (unload, load with progress, the failure ladder, cooldowns) is models/swaps.py.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from models.gpu_probe import GpuProbe
 from models.remote import RemoteGate, RemoteLease, RemoteModel
 from models.swaps import Swapper, SwapPlan
 from settings import Slot as SlotSettings
+from settings import env_name
 
 log = logging.getLogger(__name__)
 MIB = 1 << 20
@@ -115,9 +116,6 @@ class ModelSlot:
             raise AppError("the model slot was not acquired", code="slot_not_acquired", status=500)
         return self._engines[ticket.engine]
 
-    def is_remote(self, name: str) -> bool:
-        return name in self._remote
-
     def check_files(self, name: str) -> None:
         """The engine's files are there and of the right kind (raises ModelMissing); loads nothing."""
         self._engine(name).check_files()
@@ -151,7 +149,7 @@ class ModelSlot:
         if need > budget:
             raise ModelTooLarge(
                 f"{engine} needs about {need // MIB} MiB of VRAM but the budget is {budget // MIB} MiB: "
-                f"lower its n_gpu_layers or n_ctx, or raise AIONE_SLOT__VRAM_BUDGET_MB"
+                f"lower its n_gpu_layers or n_ctx, or raise {env_name('slot', 'vram_budget_mb')}"
             )
         cooldown = self._swapper.cooldowns.get(engine)
         now = self._clock()

@@ -3,6 +3,8 @@ words without stop words, ranked by TF-IDF against everything the user has writt
 (the document frequencies live in the store; `rank` takes them as a mapping)."""
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import re
 import threading
@@ -26,10 +28,14 @@ you've yours yourself yourselves yes okay really much many make made want need t
 things something anything one two way well still even
 """.split())
 KOREAN_NOUN_TAGS = ("NNG", "NNP")
+# Without the typo-correction and multi-word dictionaries kiwipiepy takes ~300 MB instead of
+# ~490 MB, and finds the same nouns on every Korean seed sentence (bench/memory.py shows both).
+KIWI_OPTIONS = {"load_typo_dict": False, "load_multi_dict": False, "load_default_dict": False}
 
 
 class KeywordExtractor:
-    """Thread-safe; kiwipiepy's model (~1.6 s) loads at first use."""
+    """Thread-safe; kiwipiepy's model (~0.5 s, ~230 MB) loads at first use and goes with
+    `release()` (the labeller lets it go when it has been idle a while)."""
 
     name = "kiwipiepy+english"
 
@@ -47,14 +53,30 @@ class KeywordExtractor:
         if HANGUL_RUN.search(text):
             with self._lock:
                 if self._kiwi is None:
-                    from kiwipiepy import (
-                        Kiwi,  # requirements.txt; the import costs a second
-                    )
+                    from kiwipiepy import Kiwi  # requirements.txt; the import costs a second
 
-                    self._kiwi = Kiwi()
+                    self._kiwi = Kiwi(**KIWI_OPTIONS)
                 tokens = self._kiwi.tokenize(text)
             counts.update(t.form for t in tokens if t.tag in KOREAN_NOUN_TAGS and len(t.form) >= 2)
         return counts
+
+
+    def release(self) -> None:
+        """Drop the analyser and hand its memory back to the system (it loads again when needed)."""
+        with self._lock:
+            if self._kiwi is None:
+                return
+            self._kiwi = None
+        gc.collect()
+        _trim_heap()
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed memory in its heap; malloc_trim returns it (elsewhere: nothing to do)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def rank(terms: Counter[str], document_frequency: Mapping[str, int], documents: int, top: int = 8) -> list[dict]:

@@ -55,7 +55,7 @@ class Classifiers:
 
 
 def classifiers_from_settings(cfg, embedder: SharedEmbedder, cache_dir: Path) -> Classifiers:
-    """settings.emotion's classifiers; nothing is loaded until the first label (the server
+    """settings.analysis's classifiers; nothing is loaded until the first label (the server
     starts without waiting)."""
     if cfg.model_path is not None:
         emotion: TextClassifier = LazyClassifier(
@@ -88,9 +88,11 @@ class LazyClassifier:
 
 class TurnAnalyzer:
     def __init__(self, labels: LabelStore, classifiers: Classifiers, busy: Callable[[], bool],
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, keywords_keep_s: float = 60.0) -> None:
+        """`keywords_keep_s`: how long the keyword analyser stays loaded once nothing is left to
+        label (0: always); the server's memory is then what it holds while the user reads."""
         self._labels, self._classifiers, self._busy = labels, classifiers, busy
-        self._batch_size = batch_size
+        self._batch_size, self._keywords_keep_s = batch_size, keywords_keep_s
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="analysis", initializer=_lower_priority)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -120,7 +122,7 @@ class TurnAnalyzer:
     # ---- the worker --------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            await self._idle_until_woken()
             self._wake.clear()
             try:
                 while await self._one_batch():
@@ -132,6 +134,17 @@ class TurnAnalyzer:
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("turn labels: %s", self.error)
                 await asyncio.sleep(5)
+
+    async def _idle_until_woken(self) -> None:
+        """Wait for work; after `keywords_keep_s` without any, let the keyword analyser go."""
+        if self._keywords_keep_s <= 0 or self._wake.is_set():
+            await self._wake.wait()
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._keywords_keep_s)
+        except TimeoutError:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._classifiers.keywords.release)
+            await self._wake.wait()
 
     async def _one_batch(self) -> bool:
         """Label one batch (after the models are idle); False when nothing is left."""

@@ -30,14 +30,14 @@ from analytics.labeller import classifiers_from_settings  # noqa: E402
 from bench.server_process import ServerProcess  # noqa: E402
 from emotion_engine import SEED_DIR, TurnContext, load_seed  # noqa: E402
 from models.embedder import shared_embedder  # noqa: E402
-from settings import Emotion, Rag  # noqa: E402
+from settings import Analysis, Rag  # noqa: E402
 
 QUESTION = "Message {n}: tell me a long story about a lighthouse keeper and a storm."
 
 
 def labels_per_second(batch: int = 16) -> dict:
     with tempfile.TemporaryDirectory() as cache:
-        c = classifiers_from_settings(Emotion(), shared_embedder(Rag()), Path(cache))
+        c = classifiers_from_settings(Analysis(), shared_embedder(Rag()), Path(cache))
         texts = [e.text for p in ("emotion_ko.txt", "emotion_en.txt") for e in load_seed(SEED_DIR / p)]
         c.emotion.classify(texts[:2]), c.intent.classify(texts[:2], [TurnContext()] * 2), c.keywords.terms("워밍업")
         started = time.perf_counter()
@@ -77,7 +77,7 @@ async def _backfill(turns: int) -> dict:
         await _backlog(data, turns)
         store = (await open_stores(data / "aione.sqlite3", data / "logs")).sessions
         labels = LabelStore(store.db, store.log)
-        classifiers = classifiers_from_settings(Emotion(), shared_embedder(Rag()), data / "cache")
+        classifiers = classifiers_from_settings(Analysis(), shared_embedder(Rag()), data / "cache")
         classifiers.emotion.classify(["워밍업"]), classifiers.intent.classify(["워밍업"], [TurnContext()])
         classifiers.keywords.terms("워밍업 문장")
         analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: False)
@@ -99,7 +99,7 @@ def chat_cost(runs: int, tokens: int, backlog: int, pause: float) -> dict:
             data = Path(tmp) / mode
             data.mkdir()
             asyncio.run(_backlog(data, backlog))
-            servers[mode] = ServerProcess(env | {"AIONE_EMOTION__ENABLED": "true" if mode == "on" else "false"}, data)
+            servers[mode] = ServerProcess(env | {"AIONE_ANALYSIS__ENABLED": "true" if mode == "on" else "false"}, data)
         speeds: dict[str, list[float]] = {"off": [], "on": []}
         try:
             for mode, server in servers.items():  # warm-up (and the "on" server loads its classifiers)

@@ -1,6 +1,6 @@
 """Retrieval quality on the parallel Korean/English set (tests/rag_eval_set.py), through the real
 engine (vector + keywords + fusion + relevance gate) and with raw cosine alone, plus the
-similarity figures the embedder's calibration (embedder.py) rests on.
+similarity figures the embedder's calibration (models/embedder.py) rests on.
 
     .venv/bin/python bench/rag_eval.py [--embedder use-multilingual|sentence-transformers] [--model FOLDER]
 """

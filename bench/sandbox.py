@@ -87,7 +87,7 @@ def _start_busy_run(server: ServerProcess) -> str:
 def chat_cost(chats: int, tokens: int, nice: int) -> dict:
     cores = os.cpu_count() or 2
     env = {"AIONE_CHAT__MAX_TOKENS": str(tokens), "AIONE_CHAT__TEMPERATURE": "0", "AIONE_CHAT__SEED": "1",
-           "AIONE_CHAT__N_THREADS": str(cores), "AIONE_EMOTION__ENABLED": "false",
+           "AIONE_CHAT__N_THREADS": str(cores), "AIONE_ANALYSIS__ENABLED": "false",
            "AIONE_SANDBOX__NICE": str(nice), "AIONE_SANDBOX__TIMEOUT_S": "600", "AIONE_SANDBOX__CPU_SECONDS": "600"}
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(env, Path(tmp))

@@ -1,4 +1,4 @@
-"""Message search over 100,000 turns: latency of GET /api/search's query (search_index.search)
+"""Message search over 100,000 turns: latency of GET /api/search's query (store.turn_search.search)
 against the raw FTS5 lookup it is built on and a plain LIKE scan, in the same run.
 
 Turns are Korean and English sentences with particles attached; queries are two-syllable

@@ -1,7 +1,7 @@
 """Conversations out, for keeping and for fine-tuning, and the full record back in.
 
-Pure functions over sessions as `SessionStore.export_session` gives them (a session with
-its whole turn tree). Formats:
+Pure functions over sessions as `conversations.archive.export_sessions` gives them (a
+session with its whole turn tree). Formats:
 - `json`: the full record (import reads it back);
 - `markdown`: readable, the active branch;
 - `openai`: SFT JSONL, {"messages": [...]} per conversation path;

@@ -102,7 +102,7 @@ class FamilyDefaults:
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """One validated request (see image_generation.validate_request)."""
+    """One validated request (see turns.pictures.validate_request)."""
 
     prompt: str
     negative_prompt: str

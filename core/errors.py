@@ -2,8 +2,18 @@
 
 chat.py turns every AppError into {"error": {"code", "message"}} with its status, or into
 an error frame once an SSE stream has started. Messages say what to do next.
+
+One status per kind of input failure, on every route (README, "Errors"):
+    400  the body cannot be read as what the route takes (not JSON, not UTF-8, a bad query format)
+    413  the body (bytes) is over the route's size limit
+    415  a media type the route does not take (an upload, an image format)
+    422  it was read, and a field breaks a rule: empty, too long, out of range, unknown value
+    404  what it names does not exist; 409 a conflict with what is stored
+(/v1 answers 422 as 400, as OpenAI does.)
 """
 from __future__ import annotations
+
+from settings import env_name
 
 
 class AppError(Exception):
@@ -28,6 +38,13 @@ class AppError(Exception):
 class BadRequest(AppError):
     status = 400
     code = "bad_request"
+
+
+class InvalidInput(AppError):
+    """A field that was read but breaks a rule (empty, too long, out of range)."""
+
+    status = 422
+    code = "invalid_request"
 
 
 class NotFound(AppError):
@@ -119,7 +136,7 @@ def storage_error(exc: BaseException) -> AppError | None:
     import errno
     import sqlite3
 
-    advice = ("Free some disk space where the data folder is (AIONE_PATHS__DATA); what was saved before is "
+    advice = (f"Free some disk space where the data folder is ({env_name('paths', 'data')}); what was saved before is "
               "kept, and the server carries on once there is room")
     if isinstance(exc, sqlite3.Error) and "full" in str(exc).lower():
         return StorageFull(f"the database could not save: {exc}. {advice}")
@@ -129,5 +146,5 @@ def storage_error(exc: BaseException) -> AppError | None:
         return AppError(f"the database is busy ({exc}); try again", code="storage_busy", status=503, retry_after=1)
     if isinstance(exc, (sqlite3.DatabaseError, PermissionError)):
         return StorageError(f"the data folder could not be written: {type(exc).__name__}: {exc}. Check the disk "
-                            "and the folder's permissions (AIONE_PATHS__DATA)")
+                            f"and the folder's permissions ({env_name('paths', 'data')})")
     return None

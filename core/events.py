@@ -1,7 +1,7 @@
 """The typed events of a request, in one place.
 
 The slot (queue, swaps) and the turn runner (chat, image generation) yield these; only the
-web layer turns them into a wire format: `sse_frames.py` into the page's `data: {...}`
+web layer turns them into a wire format: `web/sse.py` into the page's `data: {...}`
 frames. A second encoder (the OpenAI-compatible API) reads the same events.
 
     SessionStarted -> [TurnSaved] -> [ImagesStored] -> [Sources | NoDocumentsMatched]

@@ -1,4 +1,5 @@
-"""The one place where blocking model code (token streams, image steps) crosses into async.
+"""How blocking model code (token streams, image steps, loads) crosses into async: the model
+thread, `run_blocking`, and a blocking iterator consumed from the event loop.
 
 The whole iteration runs in one worker thread and hands items to the event loop, so a token
 costs one thread-safe callback instead of one thread hop. When the consumer stops (Stop,

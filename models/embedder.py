@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import AppError
+from settings import env_name
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, folder: Path, batch_size: int = 32) -> None:
         if not folder.is_dir():
-            raise AppError(f"embedding model folder not found: {folder}. Set AIONE_RAG__EMBEDDING_MODEL to a "
+            raise AppError(f"embedding model folder not found: {folder}. Set {env_name('rag', 'embedding_model')} to a "
                            "sentence-transformers folder (e.g. BAAI/bge-m3)", code="embedder_missing", status=503)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never a hub
         from sentence_transformers import SentenceTransformer
@@ -128,10 +129,10 @@ class RemoteEmbedder:
             response = self._client.post(f"{self.base_url}/embeddings", json=body)
         except httpx.HTTPError as exc:
             raise AppError(f"the embeddings server at {self.base_url} cannot be reached ({exc}). Check "
-                           "AIONE_RAG__EMBEDDING_BASE_URL", code="embedder_unreachable", status=503) from exc
+                           f"{env_name('rag', 'embedding_base_url')}", code="embedder_unreachable", status=503) from exc
         if response.status_code >= 400:
             raise AppError(f"the embeddings server at {self.base_url} refused ({response.status_code}: "
-                           f"{response.text[:200]}). Check AIONE_RAG__EMBEDDING_BASE_URL and _REMOTE_MODEL",
+                           f"{response.text[:200]}). Check {env_name('rag', 'embedding_base_url')} and _REMOTE_MODEL",
                            code="embedder_failed", status=502)
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         return _normalised(np.asarray([item["embedding"] for item in data], dtype=np.float32))
@@ -152,12 +153,12 @@ class EmbedderSpec:
             return UseMultilingualEmbedder(threads=threads)
         if self.kind == "openai":
             if not self.folder:
-                raise AppError("AIONE_RAG__EMBEDDER=openai needs AIONE_RAG__EMBEDDING_BASE_URL (an OpenAI-compatible "
+                raise AppError(f"{env_name('rag', 'embedder')}=openai needs {env_name('rag', 'embedding_base_url')} (an OpenAI-compatible "
                                "server's /v1 URL)", code="embedder_missing", status=503)
             return RemoteEmbedder(self.folder, self.model, api_key)
         if self.kind == "sentence-transformers":
             if not self.folder:
-                raise AppError("AIONE_RAG__EMBEDDER=sentence-transformers needs AIONE_RAG__EMBEDDING_MODEL: the "
+                raise AppError(f"{env_name('rag', 'embedder')}=sentence-transformers needs {env_name('rag', 'embedding_model')}: the "
                                "folder of a sentence-transformers model", code="embedder_missing", status=503)
             return SentenceTransformerEmbedder(Path(self.folder), batch_size=batch_size)
         raise AppError(f"unknown embedder {self.kind!r}: use use-multilingual, sentence-transformers or openai",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from core.errors import ModelMissing
 from models.gguf import check_gguf_file
-from settings import Settings
+from settings import Settings, env_name
 
 
 def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> dict:
@@ -29,9 +29,9 @@ def _image_status(settings: Settings) -> dict:
 
     cfg = settings.image
     if cfg.base_url:
-        return _remote_status(cfg.base_url, "AIONE_IMAGE__BASE_URL")
+        return _remote_status(cfg.base_url, env_name('image', 'base_url'))
     main = cfg.model_path or cfg.diffusion_model_path
-    setting = "AIONE_IMAGE__MODEL_PATH" if cfg.diffusion_model_path is None else "AIONE_IMAGE__DIFFUSION_MODEL_PATH"
+    setting = env_name('image', 'model_path') if cfg.diffusion_model_path is None else env_name('image', 'diffusion_model_path')
     status = {"path": str(main) if main else None, "setting": setting, "configured": main is not None}
     try:
         ImageEngine(cfg).check_files()  # every configured part, by its content
@@ -41,17 +41,17 @@ def _image_status(settings: Settings) -> dict:
 
 
 def model_health(settings: Settings) -> dict:
-    vision = _gguf_status(settings.vision.model_path, "AIONE_VISION__MODEL_PATH", "vision", required=False)
+    vision = _gguf_status(settings.vision.model_path, env_name('vision', 'model_path'), "vision", required=False)
     if settings.vision.base_url:
-        vision = _remote_status(settings.vision.base_url, "AIONE_VISION__BASE_URL")
+        vision = _remote_status(settings.vision.base_url, env_name('vision', 'base_url'))
     elif settings.vision.model_path is not None:
-        mmproj = _gguf_status(settings.vision.mmproj_path, "AIONE_VISION__MMPROJ_PATH", "vision projector", True)
+        mmproj = _gguf_status(settings.vision.mmproj_path, env_name('vision', 'mmproj_path'), "vision projector", True)
         vision["mmproj"] = mmproj
         vision["present"] = vision["present"] and mmproj["present"]
     image = _image_status(settings)
     return {
-        "chat": (_remote_status(settings.chat.base_url, "AIONE_CHAT__BASE_URL") if settings.chat.base_url else
-                 _gguf_status(settings.chat.model_path, "AIONE_CHAT__MODEL_PATH", "chat", required=True)),
+        "chat": (_remote_status(settings.chat.base_url, env_name('chat', 'base_url')) if settings.chat.base_url else
+                 _gguf_status(settings.chat.model_path, env_name('chat', 'model_path'), "chat", required=True)),
         "vision": vision,
         "image": image,
     }

@@ -1,7 +1,7 @@
 """A role served by an OpenAI-compatible server instead of a local file, for when one PC is not
 enough: the chat model on vLLM, SGLang, a llama.cpp server or Ollama on a bigger machine.
 
-`RemoteChatEngine` keeps the chat contract (engine_contracts.ChatEngine), so the turn runner,
+`RemoteChatEngine` keeps the chat contract (core.contracts.ChatEngine), so the turn runner,
 the events and the page are the same; it takes no VRAM here. The slot hands it out through a
 `RemoteLease`: no swap, no budget, only the role's own concurrency limit. Stop closes the
 upstream request; an upstream that is down or fails mid-answer is a clear error naming the
@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from core.contracts import DEFAULT_SAMPLING, ChatInput, Finish, Sampling, refuse_images
 from core.errors import AppError, SlotBusy
 from core.events import Queued, Ready, SlotEvent, Token
-from settings import ChatModel, ImageModel, RemoteRole, VisionModel
+from settings import ChatModel, ImageModel, RemoteRole, VisionModel, env_name
 
 FINISH = {"stop": "done", "length": "trimmed"}
 
@@ -44,7 +44,7 @@ def remote_error(message: str, setting: str, status: int = 502, code: str = "rem
 class RemoteModel:
     """What every remote role shares: the slot's side (nothing to load, no VRAM)."""
 
-    def __init__(self, cfg: RemoteRole, name: str = "chat", setting: str = "AIONE_CHAT__BASE_URL") -> None:
+    def __init__(self, cfg: RemoteRole, name: str = "chat", setting: str = env_name('chat', 'base_url')) -> None:
         self.cfg, self.name = cfg, name
         self.setting = setting  # named in every error, so the user knows what to fix
         self.base_url = (cfg.base_url or "").rstrip("/")
@@ -173,7 +173,7 @@ class RemoteVisionEngine(RemoteAnswers):
     accepts_images = True
 
     def __init__(self, cfg: VisionModel, read_image: Callable[[str], bytes], name: str = "vision") -> None:
-        super().__init__(cfg, name, "AIONE_VISION__BASE_URL")
+        super().__init__(cfg, name, env_name('vision', 'base_url'))
         self.cfg: VisionModel = cfg
         self._read_image = read_image
 
@@ -196,13 +196,13 @@ class RemoteVisionEngine(RemoteAnswers):
 
 
 class RemoteImageGenerator(RemoteModel):
-    """The image contract (engine_contracts.ImageGenerator) on a server with
+    """The image contract (core.contracts.ImageGenerator) on a server with
     /images/generations: one request per picture, so Stop acts between pictures."""
 
     def __init__(self, cfg: ImageModel, name: str = "image") -> None:
         from image_engine import family_defaults, guess_family
 
-        super().__init__(cfg, name, "AIONE_IMAGE__BASE_URL")
+        super().__init__(cfg, name, env_name('image', 'base_url'))
         self.family, self.defaults = guess_family(cfg), family_defaults(cfg)
 
     def generate(self, params, init_image, emit: Callable[[object], None], stop: threading.Event) -> None:
@@ -216,7 +216,7 @@ class RemoteImageGenerator(RemoteModel):
 
         if init_image is not None:
             raise AppError("the remote image server takes no input image (img2img): generate without one, or use a "
-                           "local model (AIONE_IMAGE__MODEL_PATH)", code="img2img_unavailable", status=422)
+                           f"local model ({env_name('image', 'model_path')})", code="img2img_unavailable", status=422)
         for index in range(params.batch_count):  # one request per picture, so Stop acts between pictures
             if stop.is_set():
                 return

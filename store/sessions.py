@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import aiosqlite
 
-from core.errors import BadRequest, NotFound
+from core.errors import InvalidInput, NotFound
 from store.db import STREAMING, Database, now_iso
 from store.jsonl import JsonlLog
 from store.labels import label_json, write_labels
@@ -95,7 +95,7 @@ async def m006_tree_feedback_search(db: aiosqlite.Connection) -> None:
              comment TEXT NOT NULL DEFAULT '',
              updated TEXT NOT NULL)"""
     )
-    # Message search (search_index.py): derived tokens, rowid = the turn's id.
+    # Message search (store/turn_search.py): derived tokens, rowid = the turn's id.
     await db.execute("CREATE VIRTUAL TABLE turn_search USING fts5(tokens)")
     async with db.execute("SELECT id, text FROM turns") as cur:
         rows = [(row[0], row[1]) async for row in cur]
@@ -344,7 +344,7 @@ class SessionStore:
         async with self._db.writing():
             turn = await self.get_turn(turn_id)
             if turn["role"] != "assistant":
-                raise BadRequest("feedback is for answers (assistant turns)", code="not_an_answer")
+                raise InvalidInput("feedback is for answers (assistant turns)", code="not_an_answer")
             record = {"turn_id": turn_id, "rating": rating, "comment": comment, "updated": now_iso()}
             await write_feedback(self._db.connection, record)
         self.log.write("feedback", record | {"session_id": turn["session_id"]})

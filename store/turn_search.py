@@ -3,7 +3,7 @@
 SQLite FTS5's trigram tokenizer cannot match a two-syllable query ("서울" is two characters,
 its minimum is three), and most Korean nouns are two syllables. So the index holds derived
 tokens in a plain unicode61 FTS5 table, made by the document search's tokenizer
-(keyword_index.tokenize): every Hangul run as its overlapping syllable bigrams ("서울에서" →
+(core.tokens.tokenize): every Hangul run as its overlapping syllable bigrams ("서울에서" →
 서울 울에 에서), every other word lower-cased. A query becomes the same tokens
 as one phrase (consecutive, in order): "서울" matches "서울에서", "서울에서" matches only that
 sequence. A one-syllable Hangul query has no bigram; it is matched by LIKE instead.
@@ -17,7 +17,7 @@ CANDIDATES = 1000  # matches ranked by relevance when no filter narrows the sear
 
 def index_tokens(text: str) -> str:
     """The text as the space-separated tokens the FTS table stores: the document search's own
-    tokenizer (keyword_index.tokenize: Hangul bigrams, other words whole)."""
+    tokenizer (core.tokens.tokenize: Hangul bigrams, other words whole)."""
     return " ".join(tokenize(text))
 
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chat import create_app  # noqa: E402
-from settings import ChatModel, Emotion, Paths, Server, Settings, VisionModel  # noqa: E402
+from settings import Analysis, ChatModel, Paths, Server, Settings, VisionModel  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def make_settings(data: Path, vision: dict | None = None, analysis: bool = False
         chat=ChatModel(**chat_cfg),
         vision=VisionModel(**({"max_image_bytes": TEST_MAX_IMAGE_BYTES} | (vision or {}))),
         server=Server(preload_chat=False),
-        emotion=Emotion(enabled=analysis),
+        analysis=Analysis(enabled=analysis),
     )
 
 

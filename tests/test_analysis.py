@@ -29,7 +29,7 @@ from emotion_engine import (
     load_seed,
 )
 from models.embedder import EmbedderSpec, SharedEmbedder
-from settings import Emotion
+from settings import Analysis
 from store.labels import LabelStore
 from tests.conftest import make_settings, read_frames, serve
 from tests.history_fixture import HISTORY, write_history_sync
@@ -73,7 +73,7 @@ def test_transformers_backend_names_label_n_by_setting_in_id_order(tmp_path: Pat
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = make_tiny_bert(tmp_path / "tiny-kluebert")
-    classifiers = classifiers_from_settings(Emotion(model_path=folder), embedder, tmp_path / "cache")
+    classifiers = classifiers_from_settings(Analysis(model_path=folder), embedder, tmp_path / "cache")
     texts = ["시험에 합격해서 너무 기뻐요!", "I am scared of the dark."]
     labels = classifiers.emotion.classify(texts)
     assert classifiers.emotion.name == "transformers:tiny-kluebert"
@@ -99,7 +99,7 @@ def test_transformers_backend_maps_english_names_and_refuses_missing_names(tmp_p
         TransformersEmotionClassifier(make_tiny_bert(tmp_path / "nine", classes=9))
     with pytest.raises(AppError) as missing:
         TransformersEmotionClassifier(tmp_path / "nowhere")
-    assert missing.value.status == 503 and "AIONE_EMOTION__MODEL_PATH" in missing.value.message
+    assert missing.value.status == 503 and "AIONE_ANALYSIS__MODEL_PATH" in missing.value.message
 
 
 # ---- the embedded default ---------------------------------------------------------------------
@@ -312,13 +312,13 @@ def test_stats_aggregate_a_known_fixture(isolated_data: Path) -> None:
             "sessions"]} == {"시험 결과", "강아지"}
         assert {s["title"] for s in client.get("/api/stats/sessions", params={"keyword": "keyword-of-분노"}).json()[
             "sessions"]} == {"택배 문제"}
-        assert client.get("/api/stats", params={"from": "2026-12-01", "to": "2026-11-01"}).status_code == 400
+        assert client.get("/api/stats", params={"from": "2026-12-01", "to": "2026-11-01"}).status_code == 422
         assert client.get("/api/stats", params={"from": "yesterday"}).status_code == 400
         assert client.get("/api/stats", params={"from": "2026-02-30"}).status_code == 400
         assert client.get("/api/stats", params={"session_id": "nope"}).status_code == 404
         assert client.get("/api/stats", params={"bucket": "year"}).status_code in (400, 422)
         off = client.post("/api/analyze", json={"text": "hi"})
-        assert off.status_code == 503 and "AIONE_EMOTION__ENABLED" in off.json()["error"]["message"]
+        assert off.status_code == 503 and "AIONE_ANALYSIS__ENABLED" in off.json()["error"]["message"]
 
 
 async def _write_labels(data: Path, emotions: dict[str, str]) -> None:
@@ -350,11 +350,70 @@ def test_analyze_any_text_and_its_validation(isolated_data: Path) -> None:
         assert result["intent"]["label"] in INTENTS and result["model"]["emotion"].startswith("seed-emotion-")
         assert isinstance(result["keywords"], list)
         assert client.post("/api/analyze", json={"text": ""}).status_code == 422
-        assert client.post("/api/analyze", json={"text": "   \n"}).status_code == 400
+        assert client.post("/api/analyze", json={"text": "   \n"}).status_code == 422
         too_long = client.post("/api/analyze", json={"text": "가" * 20_001})
-        assert too_long.status_code == 413 and too_long.json()["error"]["code"] == "text_too_long"
+        assert too_long.status_code == 422 and too_long.json()["error"]["code"] == "text_too_long"
         assert client.post("/api/analyze", content="text=hi",
                            headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 415
         assert client.post("/api/analyze", json={"text": "hi", "extra": 1}).status_code == 422
         assert client.get("/health").status_code == 200  # still up
         assert len(HISTORY) == 5  # the fixture the other tests count on
+
+
+@pytest.mark.anyio
+async def test_keyword_frequencies_are_exact_through_deletes_and_imports(store) -> None:
+    """The IDF's document frequencies count the labelled turns that exist: deleting a session
+    lowers them (they only grew before), and importing it back raises them again."""
+    from conversations.archive import (
+        archive,
+        export_sessions,
+        import_archive,
+        parse_archive,
+    )
+
+    labels = LabelStore(store.db, store.log)
+    sessions = [await store.create_session() for _ in range(2)]
+    turns = [await store.add_turn(session["id"], "user", text)
+             for session, text in zip(sessions, ["서울 여행 계획", "서울 맛집 추천"])]
+    await labels.save([{"turn_id": t["id"], "keywords": [{"term": "서울", "score": 1.0}]} for t in turns],
+                      {turns[0]["id"]: ["서울", "여행"], turns[1]["id"]: ["서울", "맛집"]})
+    assert await labels.document_frequency(["서울", "여행", "맛집"]) == ({"서울": 2, "여행": 1, "맛집": 1}, 2)
+
+    exported = await export_sessions(store, sessions[1]["id"])
+    await store.delete_session(sessions[1]["id"])
+    assert await labels.document_frequency(["서울", "맛집"]) == ({"서울": 1}, 1)
+
+    raw = json.dumps(archive(exported), ensure_ascii=False).encode()
+    await import_archive(store, parse_archive(raw))
+    assert await labels.document_frequency(["서울", "맛집"]) == ({"서울": 2}, 2)  # the imported turn's keywords
+
+
+@pytest.mark.anyio
+async def test_the_keyword_analyser_goes_when_the_labeller_is_idle_and_comes_back(store) -> None:
+    """kiwipiepy holds ~230 MB: it stays while there is work, goes after `keywords_keep_s`
+    without any (memory back to the system), and loads again for the next Korean turn."""
+    keywords = KeywordExtractor()
+    labels = LabelStore(store.db, store.log)
+    analyzer = TurnAnalyzer(labels, Classifiers(Neutral(), IntentClassifier(Neutral()), keywords),
+                            busy=lambda: False, keywords_keep_s=0.3)
+    store.on_turn_saved = analyzer.turn_saved
+    analyzer.start()
+    session = await store.create_session()
+
+    async def labelled(n: int) -> None:
+        for _ in range(100):
+            if (await labels.counts("fixed", "rules+fixed"))["labelled"] == n:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{n} turns not labelled")
+
+    await store.add_turn(session["id"], "user", "서울에서 열린 축제 이야기")
+    await labelled(1)
+    assert keywords._kiwi is not None  # loaded for the Korean turn, kept while work may follow
+    await asyncio.sleep(1.0)
+    assert keywords._kiwi is None  # idle past keywords_keep_s: released
+    await store.add_turn(session["id"], "user", "부산 바다 여행")
+    await labelled(2)
+    rows = await labels.of_turns([2])
+    assert [k["term"] for k in rows[2]["keywords"]] and "부산" in [k["term"] for k in rows[2]["keywords"]]
+    await analyzer.close()

@@ -58,7 +58,7 @@ def test_a_tree_with_two_regenerations_and_an_edit_with_the_real_model(isolated_
 
         # Feedback on answers only; bad input refused, nothing changed.
         assert client.put(f"/api/turns/{answer2b}/feedback", json={"rating": 1, "comment": "좋아요"}).status_code == 200
-        assert client.put(f"/api/turns/{question2}/feedback", json={"rating": 1}).status_code == 400
+        assert client.put(f"/api/turns/{question2}/feedback", json={"rating": 1}).status_code == 422
         assert client.put(f"/api/turns/{answer2b}/feedback", json={"rating": 5}).status_code == 422
         assert client.put("/api/turns/999999/feedback", json={"rating": 1}).status_code == 404
         shown = client.post(f"/api/sessions/{session_id}/branch", json={"turn_id": answer2b}).json()["turns"]
@@ -132,7 +132,7 @@ def test_search_finds_korean_with_particles_and_filters(isolated_data: Path) -> 
         assert client.get("/api/search", params={"q": "서울", "session_id": two}).json()["results"] == []
         assert client.get("/api/search", params={"q": "축"}).json()["results"][0]["session_id"] == one  # 1 syllable
         assert client.get("/api/search", params={"q": "100%_"}).json()["results"] == []  # LIKE wildcards are text
-        assert client.get("/api/search", params={"q": "  "}).status_code == 400
+        assert client.get("/api/search", params={"q": "  "}).status_code == 422
         assert client.get("/api/search", params={"q": '"서울" OR *'}).status_code == 200  # no FTS syntax leaks
 
 
@@ -192,7 +192,7 @@ def test_export_formats_field_by_field(rated_tree) -> None:
     turns_out = record["sessions"][0]["turns"]
     assert record["format"] == "pkc-aione-export" and len(turns_out) == 6
     assert {t["id"]: (t["feedback"] or {}).get("rating") for t in turns_out}[ids["good"]] == 1
-    assert client.get("/api/export", params={"format": "csv"}).status_code == 400
+    assert client.get("/api/export", params={"format": "csv"}).status_code == 422
     with_images = zipfile.ZipFile(io.BytesIO(client.get("/api/export", params={"format": "json",
                                                                               "include_images": 1}).content))
     assert "export.json" in with_images.namelist()

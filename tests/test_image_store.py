@@ -26,7 +26,7 @@ def data_url(raw: bytes, mime: str = "image/png") -> str:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
 def test_each_allowed_format_is_stored_as_png(images: ImageStore, fmt: str):
-    stored = images.save_data_url(png_data_url(100, 50, fmt=fmt))
+    stored = images.save_all([png_data_url(100, 50, fmt=fmt)])[0]
     assert stored.source_format == fmt and (stored.width, stored.height) == (100, 50)
     with Image.open(images.path(stored.id)) as saved:
         assert saved.format == "PNG" and saved.mode == "RGB"
@@ -35,23 +35,23 @@ def test_each_allowed_format_is_stored_as_png(images: ImageStore, fmt: str):
 
 def test_the_name_or_mime_type_does_not_matter_the_bytes_do(images: ImageStore):
     jpeg_called_png = png_data_url(40, 40, fmt="JPEG").replace("image/jpeg", "image/png")
-    assert images.save_data_url(jpeg_called_png).source_format == "JPEG"
+    assert images.save_all([jpeg_called_png])[0].source_format == "JPEG"
 
 
 def test_large_images_are_downscaled_and_exif_orientation_applied(images: ImageStore):
-    assert (s := images.save_data_url(png_data_url(1024, 512))).width == 256 and s.height == 128
+    assert (s := images.save_all([png_data_url(1024, 512)])[0]).width == 256 and s.height == 128
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     buffer = io.BytesIO()
     Image.new("RGB", (200, 100), (0, 128, 0)).save(buffer, "JPEG", exif=exif.tobytes())
-    rotated = images.save_data_url(data_url(buffer.getvalue(), "image/jpeg"))
+    rotated = images.save_all([data_url(buffer.getvalue(), "image/jpeg")])[0]
     assert (rotated.width, rotated.height) == (100, 200)
 
 
 def test_transparency_is_flattened_onto_white(images: ImageStore):
     buffer = io.BytesIO()
     Image.new("RGBA", (10, 10), (255, 0, 0, 0)).save(buffer, "PNG")
-    stored = images.save_data_url(data_url(buffer.getvalue()))
+    stored = images.save_all([data_url(buffer.getvalue())])[0]
     with Image.open(images.path(stored.id)) as saved:
         assert saved.getpixel((5, 5)) == (255, 255, 255)
 
@@ -82,7 +82,7 @@ def test_bad_images_are_refused_with_clear_errors(images: ImageStore, name, payl
         Image.effect_noise((300, 300), 60).convert("RGB").save(noisy, "PNG")
         payload = data_url(noisy.getvalue()[: len(noisy.getvalue()) // 2])
     with pytest.raises(BadImage) as info:
-        images.save_data_url(payload)
+        images.save_all([payload])[0]
     assert info.value.status == status and info.value.code == code and "image 1" in info.value.message
     assert not any(images.folder.glob("*.png")) if images.folder.exists() else True  # nothing stored
 

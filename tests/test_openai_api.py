@@ -182,3 +182,19 @@ def test_a_model_that_cannot_load_is_503_naming_the_setting(isolated_data, tmp_p
                                                      messages=[{"role": "user", "content": "hi"}])
                 list(result) if stream else None
             assert failed.value.status_code == 503 and "AIONE_CHAT__MODEL_PATH" in failed.value.message
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_request_that_fails_before_its_first_token_leaves_no_upload_behind(isolated_data, tmp_path, stream):
+    """The vision model's file is missing: the error comes before any token, as an HTTP error,
+    and the picture the request carried is not left in data/uploads (a stateless API keeps nothing)."""
+    settings = make_settings(isolated_data, vision={"model_path": tmp_path / "gone.gguf",
+                                                    "mmproj_path": tmp_path / "gone-mmproj.gguf"})
+    with serve(create_app(settings)) as url:
+        response = httpx.post(url + "/v1/chat/completions", timeout=60, json={
+            "model": "chat", "stream": stream, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": png_data_url(32, 32, (10, 200, 10))}}]}]})
+        assert response.status_code >= 400 and response.json()["error"]["code"] == "model_missing"
+        assert list((isolated_data / "uploads").glob("*")) == []
+        assert httpx.get(url + "/api/slot").json()["busy"] is False

@@ -23,7 +23,7 @@ from documents.parsing import Section
 from models.embedder import EmbedderSpec, SharedEmbedder, UseMultilingualEmbedder
 from rag import bm25 as keyword_index
 from rag.bm25 import KeywordIndex
-from rag_engine import LEGACY_COLLECTION, RagEngine, wait_for_reindex
+from rag_engine import LEGACY_COLLECTION, RagEngine
 from settings import Rag
 from tests.rag_eval_set import DOCUMENTS, QUESTIONS_EN, QUESTIONS_KO
 
@@ -58,6 +58,16 @@ def engine(tmp_path_factory) -> RagEngine:
     rag = RagEngine(Rag(), tmp_path_factory.mktemp("rag") / "rag_db")
     fill(rag)
     return rag
+
+
+def wait_for_reindex(engine: RagEngine, timeout: float = 600.0) -> None:
+    """Block until a re-embedding under way has finished."""
+    deadline = time.monotonic() + timeout
+    while engine.reindex_state() is not None and time.monotonic() < deadline:
+        state = engine.reindex_state()
+        if state and state["error"]:
+            raise RuntimeError(state["error"])
+        time.sleep(0.05)
 
 
 def test_korean_questions_find_their_document_in_the_top_3(engine: RagEngine):

@@ -339,11 +339,11 @@ def test_bad_requests_get_clear_errors(server):
     other = client.post("/api/sessions", json={}).json()["id"]
     frames = read_frames(client.post("/chat_stream_sse_fetch", json={"message": "코드", "session_id": other}))
     turn = next(f for f in frames if isinstance(f, dict) and f["type"] == "done")["turn_id"]
-    cases = [({"code": ""}, 422, "invalid_request"), ({"code": "  \n"}, 400, "empty_code"),
+    cases = [({"code": ""}, 422, "invalid_request"), ({"code": "  \n"}, 422, "empty_code"),
              ({"code": "x", "language": "bash"}, 422, "invalid_request"),
-             ({"code": "x" * 50_001}, 413, "code_too_long"), ({"code": "x", "session_id": "nope"}, 404, "session_not_found"),
+             ({"code": "x" * 50_001}, 422, "code_too_long"), ({"code": "x", "session_id": "nope"}, 404, "session_not_found"),
              ({"code": "x", "turn_id": 10**9}, 404, "turn_not_found"),
-             ({"code": "x", "session_id": session, "turn_id": turn}, 400, "turn_not_in_session"),
+             ({"code": "x", "session_id": session, "turn_id": turn}, 422, "turn_not_in_session"),
              ({"code": "x", "extra": 1}, 422, "invalid_request"), ({"code": "x", "stream": "maybe"}, 422, "invalid_request")]
     for body, status, code in cases:
         response = client.post("/api/sandbox/run", json=body)

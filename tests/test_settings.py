@@ -64,3 +64,39 @@ def test_extra_chat_models_cannot_take_an_engine_name(monkeypatch: pytest.Monkey
 def test_an_extra_chat_model_is_read_from_json(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AIONE_EXTRA_CHAT_MODELS", '{"coder": {"n_ctx": 512}}')
     assert Settings(_env_file=None).extra_chat_models["coder"].n_ctx == 512
+
+
+def test_every_setting_a_message_names_exists():
+    """Messages name settings through settings.env_name (never by hand): each call in the code
+    names a real section and field, and the derived name is the one pydantic-settings reads."""
+    import ast
+
+    from settings import env_name
+    from tests.test_architecture import project_modules
+
+    calls = []
+    for path in project_modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "env_name":
+                calls.append(tuple(arg.value for arg in node.args))
+    assert len(calls) > 40
+    for args in calls:
+        env_name(*args)  # KeyError for a setting that does not exist
+    assert env_name("chat", "model_path") == "AIONE_CHAT__MODEL_PATH"
+    with pytest.raises(KeyError):
+        env_name("chat", "model_file")
+    import os
+    os.environ["AIONE_ANALYSIS__BATCH_SIZE"] = "7"
+    try:
+        assert Settings(_env_file=None).analysis.batch_size == 7
+    finally:
+        del os.environ["AIONE_ANALYSIS__BATCH_SIZE"]
+
+
+def test_a_renamed_variable_is_named_with_its_new_name(tmp_path):
+    from settings import renamed_variables
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("# old\nAIONE_EMOTION__ENABLED=false\n", encoding="utf-8")
+    assert renamed_variables({"AIONE_EMOTION__SHOW_BADGES": "0"}, env_file) == [
+        "AIONE_EMOTION__ENABLED is now AIONE_ANALYSIS__ENABLED", "AIONE_EMOTION__SHOW_BADGES is now AIONE_ANALYSIS__SHOW_BADGES"]

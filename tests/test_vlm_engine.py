@@ -24,7 +24,7 @@ def vision_engine(tmp_path: Path, mmproj: Path, **cfg) -> tuple[VlmEngine, Image
 
 def test_an_image_question_is_answered_through_mtmd(tmp_path: Path, tiny_mmproj: Path):
     engine, store = vision_engine(tmp_path, tiny_mmproj)
-    red = store.save_data_url(png_data_url(90, 70, (220, 20, 20)))
+    red = store.save_all([png_data_url(90, 70, (220, 20, 20))])[0]
     engine.load()
     try:
         prompt = engine.prepare(ChatInput([], "What is in this picture?", (red.id,), system_prompt="You describe images."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.contracts import ChatEngine, SlotLease
 from core.errors import AppError
-from settings import Settings
+from settings import Settings, env_name
 from vram_guard import ModelSlot, Priority
 from web.json_body import MAX_JSON_BYTES
 
@@ -22,6 +22,6 @@ def vision_lease(slot: ModelSlot, settings: Settings, image_count: int) -> SlotL
         raise AppError(f"too many images: {image_count}, at most {limit} per message", code="too_many_images",
                        status=422)
     if "vision" not in slot.engine_names:
-        raise AppError("image understanding is off: set AIONE_VISION__MODEL_PATH and AIONE_VISION__MMPROJ_PATH "
-                       "(or AIONE_VISION__BASE_URL)", code="vision_not_configured", status=503)
+        raise AppError(f"image understanding is off: set {env_name('vision', 'model_path')} and {env_name('vision', 'mmproj_path')} "
+                       f"(or {env_name('vision', 'base_url')})", code="vision_not_configured", status=503)
     return slot.lease("vision", Priority.VISION, ChatEngine, images=True)

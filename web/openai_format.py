@@ -1,6 +1,6 @@
 """The OpenAI-compatible API's side of a request: what clients send (validated), the stateless
 work the turn runner does for them, and the second encoder of the same typed events (the
-page's is sse_frames.py): `chat.completion` / `chat.completion.chunk`, and OpenAI's error shape.
+page's is web/sse.py): `chat.completion` / `chat.completion.chunk`, and OpenAI's error shape.
 """
 from __future__ import annotations
 

@@ -4,15 +4,25 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from core.errors import BadRequest
+from core.errors import BadRequest, InvalidInput
 
 
 def clean_title(title: str, limit: int) -> str:
     """One line, no control characters, at most `limit` characters (else an error)."""
     title = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
     if len(title) > limit:
-        raise BadRequest(f"title is too long: {len(title)} characters, at most {limit}", code="title_too_long")
+        raise InvalidInput(f"title is too long: {len(title)} characters, at most {limit}", code="title_too_long")
     return title
+
+
+def require_text(text: str, field: str, limit: int, code: str) -> str:
+    """A text field that must have something in it and fit its limit (422 `empty_<code>` or
+    `<code>_too_long`, naming the field); returned as it came."""
+    if not text.strip():
+        raise InvalidInput(f"{field} must not be empty", code=f"empty_{code}")
+    if len(text) > limit:
+        raise InvalidInput(f"{field} is too long: {len(text)} characters, at most {limit}", code=f"{code}_too_long")
+    return text
 
 
 def parse_day(value: str | None, name: str) -> str | None:

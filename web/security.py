@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import AppError
 from core.events import Error
+from settings import env_name
 from web.json_body import read_json
 from web.openai_format import error_body
 
@@ -200,10 +201,10 @@ class SecurityMiddleware:
         off_loopback = not is_loopback(str(server[0]))
         if not host or not self.policy.host_allowed(host, bound_off_loopback=off_loopback):
             return (421, "host_not_allowed", f"this server answers only to localhost; the host name "
-                    f"{host_header[:80]!r} is not allowed (AIONE_SERVER__ALLOWED_HOSTS adds names)", [])
+                    f"{host_header[:80]!r} is not allowed ({env_name('server', 'allowed_hosts')} adds names)", [])
         if off_loopback and self.policy.token is None:  # e.g. `uvicorn --host 0.0.0.0` without a token
             return (403, "token_required", "this server is reachable off this PC but has no token: set "
-                    "AIONE_SERVER__API_TOKEN and restart", [])
+                    f"{env_name('server', 'api_token')} and restart", [])
         if scope.get("method", "GET") in UNSAFE_METHODS:
             refusal = self._check_origin(headers, host_header, scope.get("scheme", "http"))
             if refusal is not None:
@@ -218,7 +219,7 @@ class SecurityMiddleware:
             if origin.strip().lower() == "null" or not self.policy.origin_allowed(origin, host_header, scheme):
                 return (403, "cross_origin_refused",
                         f"requests from another site are refused (Origin {origin[:80]!r}); "
-                        "AIONE_SERVER__ALLOWED_ORIGINS allows named origins", [])
+                        f"{env_name('server', 'allowed_origins')} allows named origins", [])
             return None
         if headers.get("sec-fetch-site") == "cross-site":
             return (403, "cross_origin_refused", "requests from another site are refused", [])
@@ -285,8 +286,8 @@ def policy_from_settings(server: Any) -> AccessPolicy:
     token = server.api_token.get_secret_value().strip() if server.api_token is not None else None
     if not is_loopback(server.host) and token is None:
         raise StartupRefused(
-            f"AIONE_SERVER__HOST={server.host} makes the server reachable from other machines, so it needs a "
-            "token: set AIONE_SERVER__API_TOKEN (at least 16 characters; python -c \"import secrets; "
+            f"{env_name('server', 'host')}={server.host} makes the server reachable from other machines, so it needs a "
+            f"token: set {env_name('server', 'api_token')} (at least 16 characters; python -c \"import secrets; "
             "print(secrets.token_urlsafe(32))\" makes one) and give it to the people you share it with")
     return AccessPolicy(allowed_hosts=server.host_names, allowed_origins=server.origin_names, token=token)
 

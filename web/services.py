@@ -12,7 +12,7 @@ from core.errors import AppError
 from documents.library import DocumentLibrary
 from models.embedder import SharedEmbedder
 from sandbox.runs import Sandbox
-from settings import Settings
+from settings import Settings, env_name
 from store.image_files import ImageStore
 from store.labels import LabelStore
 from store.runs import RunStore
@@ -63,7 +63,7 @@ def _analyzer(request: Request) -> TurnAnalyzer:
     """The turn labeller; 409 when analysis is off."""
     analyzer = request.app.state.analyzer
     if analyzer is None:
-        raise AppError("turn analysis is off: set AIONE_EMOTION__ENABLED=true and restart", code="analysis_off",
+        raise AppError(f"turn analysis is off: set {env_name('analysis', 'enabled')}=true and restart", code="analysis_off",
                        status=503)
     return analyzer
 

@@ -1,4 +1,4 @@
-"""The page's wire format, and the only place it is written: each typed event (events.py)
+"""The page's wire format, and the only place it is written: each typed event (core/events.py)
 becomes one `data: {json}` SSE frame; the stream ends with `data: [DONE]`.
 
     data: {"type": "session", "session_id": "..."}

@@ -1,0 +1,17 @@
+"""One APIRouter per feature; chat.py mounts them all (none imports another)."""
+from __future__ import annotations
+
+from web.routes import (
+           analysis,
+           chat,
+           documents,
+           export,
+           images,
+           openai,
+           sandbox,
+           sessions,
+           system,
+)
+
+ROUTERS = (chat.router, images.router, sessions.router, documents.router, system.router, openai.router,
+           analysis.router, sessions.turns_router, export.router, sandbox.router)

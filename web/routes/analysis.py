@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import AppError, BadRequest, NotFound
+from core.errors import BadRequest, InvalidInput, NotFound
 from web.json_body import read_json
-from web.params import parse_day
+from web.params import parse_day, require_text
 from web.services import Analyzer, AppSettings, Labels, MaybeAnalyzer, Sessions
 
 router = APIRouter(prefix="/api")
@@ -25,13 +25,7 @@ class AnalyzeRequest(BaseModel):
 async def analyze(request: Request, settings: AppSettings, analyzer: Analyzer) -> dict:
     """Emotion, intent and keywords of any text (not stored)."""
     body = await read_json(request, AnalyzeRequest)
-    limit = settings.emotion.max_text_chars
-    if not body.text.strip():
-        raise BadRequest("text must not be empty", code="empty_text")
-    if len(body.text) > limit:
-        raise AppError(f"text is too long: {len(body.text)} characters, at most {limit}", code="text_too_long",
-                       status=413)
-    return await analyzer.analyze(body.text)
+    return await analyzer.analyze(require_text(body.text, "text", settings.analysis.max_text_chars, "text"))
 
 
 @router.get("/analysis")
@@ -52,7 +46,7 @@ async def stats(request: Request, sessions: Sessions, labels: Labels, analyzer: 
     """The dashboard's aggregates for a period (dates inclusive, UTC) and optionally one session."""
     start, end = parse_day(from_, "from"), parse_day(to, "to")
     if start and end and start > end:
-        raise BadRequest("from is after to", code="invalid_date")
+        raise InvalidInput("from is after to", code="invalid_date")
     if session_id:
         await sessions.get_session(session_id)  # 404 for an unknown session
     result = await labels.stats(start, end, session_id, bucket)
@@ -95,5 +89,5 @@ def _turn_ids(text: str) -> list[int]:
     except ValueError:
         raise BadRequest("turn_ids must be turn ids separated by commas, e.g. 12,13", code="invalid_turn_ids") from None
     if not 1 <= len(ids) <= 20:
-        raise BadRequest("turn_ids: from 1 to 20 turn ids", code="invalid_turn_ids")
+        raise InvalidInput("turn_ids: from 1 to 20 turn ids", code="invalid_turn_ids")
     return list(dict.fromkeys(ids))

@@ -20,6 +20,7 @@ from vram_guard import Priority
 from web.chat_input import max_chat_body, vision_lease
 from web.json_body import read_json
 from web.leases import TurnStream, take
+from web.params import require_text
 from web.services import AppSettings, Images, Library, Sessions, Slot
 from web.sse import sse_stream
 
@@ -43,13 +44,7 @@ def _checked_message(body: ChatRequest, settings: Settings) -> str:
         return ""  # the question is the stored one
     if body.message is None:
         raise AppError("message: Field required", code="invalid_request", status=422)
-    message = body.message.strip()
-    if not message:
-        raise AppError("message must not be empty", code="empty_message", status=422)
-    limit = settings.server.max_message_chars
-    if len(message) > limit:
-        raise AppError(f"message is too long: {len(message)} characters, at most {limit}",
-                       code="message_too_long", status=422)
+    message = require_text(body.message.strip(), "message", settings.server.max_message_chars, "message")
     if body.model in ("image", "vision"):  # not chat models: each has its own request
         raise AppError(f"{body.model!r} is not a chat model: generate pictures with POST /api/images/generate; "
                        f"ask about images by sending them with the message", code="not_a_chat_model", status=422)

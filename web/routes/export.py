@@ -17,7 +17,7 @@ from conversations.archive import (
     import_archive,
     parse_archive,
 )
-from core.errors import AppError, BadRequest
+from core.errors import AppError, BadRequest, InvalidInput
 from store.image_files import ImageStore
 from web.params import parse_day
 from web.services import AppSettings, Images, Sessions
@@ -41,7 +41,7 @@ async def export(store: Sessions, settings: AppSettings, images: Images, format:
                  min_rating: int | None = Query(None, ge=-1, le=1), all_branches: bool = False,
                  include_context: bool = False, include_images: bool = False) -> Response:
     if format not in formats.FORMATS:
-        raise BadRequest(f"unknown format {format[:40]!r}: use one of {', '.join(formats.FORMATS)}",
+        raise InvalidInput(f"unknown format {format[:40]!r}: use one of {', '.join(formats.FORMATS)}",
                          code="unknown_format")
     sessions = await export_sessions(store, session_id, parse_day(from_, "from"), parse_day(to, "to"))
     system_prompt = settings.chat.system_prompt if include_context else None

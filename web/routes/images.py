@@ -9,6 +9,7 @@ from core.contracts import ImageGenerator
 from core.errors import AppError, ModelMissing, NotFound
 from core.threads import run_blocking
 from image_engine import family_defaults
+from settings import env_name
 from store.sessions import SessionStore
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.recorder import PictureRecorder
@@ -24,8 +25,8 @@ router = APIRouter()
 
 def _check_generation_on(slot: ModelSlot) -> None:
     if "image" not in slot.engine_names:
-        raise AppError("image generation is off: set AIONE_IMAGE__MODEL_PATH to a checkpoint (or for SD3.5 "
-                       "AIONE_IMAGE__DIFFUSION_MODEL_PATH and its text encoders) and restart",
+        raise AppError(f"image generation is off: set {env_name('image', 'model_path')} to a checkpoint (or for SD3.5 "
+                       f"{env_name('image', 'diffusion_model_path')} and its text encoders) and restart",
                        code="image_not_configured", status=409)
     try:
         slot.check_files("image")

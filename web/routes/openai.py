@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import ChatEngine, ChatInput, ImageGenerator
-from core.errors import AppError, BadRequest, NotFound
+from core.errors import AppError, InvalidInput, NotFound
 from core.events import ChatDone, Error, PictureMade, Token
 from core.threads import run_blocking
 from image_engine import family_defaults
+from settings import env_name
 from turns.answer import AnswerTurn
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.runner import TurnRunner
@@ -69,11 +70,11 @@ def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]
     system = "\n\n".join(text_of(m) for m in body.messages if m.role in ("system", "developer"))
     turns = [m for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1].role != "user":
-        raise BadRequest("the last message must be from the user", code="invalid_messages")
+        raise InvalidInput("the last message must be from the user", code="invalid_messages")
     history = [{"role": m.role, "content": text_of(m)} for m in turns[:-1]]
     message = text_of(turns[-1]).strip()
     if not message:
-        raise BadRequest("the last user message has no text", code="empty_message")
+        raise InvalidInput("the last user message has no text", code="empty_message")
     return system, history, message, image_urls(turns[-1])
 
 
@@ -175,7 +176,7 @@ async def embeddings(request: Request, shared: Embedder) -> dict:
         raise NotFound(f"the model {body.model!r} does not exist; use 'embeddings'", code="model_not_found")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > 2048 or any(not t.strip() for t in texts):
-        raise BadRequest("input must be one or up to 2048 non-empty strings", code="invalid_input")
+        raise InvalidInput("input must be one or up to 2048 non-empty strings", code="invalid_input")
     vectors = await run_blocking(lambda: shared.get().encode(texts))
     data = [{"object": "embedding", "index": i,
              "embedding": (base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
@@ -221,10 +222,10 @@ def _size(size: str | None) -> tuple[int | None, int | None]:
 async def images_generations(request: Request, settings: AppSettings, slot: Slot, images: Images) -> dict:
     body = await read_json(request, ImagesRequest)
     if body.model != "image" or "image" not in slot.engine_names:
-        raise NotFound("no image model: set AIONE_IMAGE__MODEL_PATH (GET /v1/models lists the models)",
+        raise NotFound(f"no image model: set {env_name('image', 'model_path')} (GET /v1/models lists the models)",
                        code="model_not_found")
     if body.response_format == "url":
-        raise BadRequest("response_format 'url' is not offered (nothing is stored); use b64_json",
+        raise InvalidInput("response_format 'url' is not offered (nothing is stored); use b64_json",
                          code="unsupported_response_format")
     width, height = _size(body.size)
     request_body = GenerateRequest(prompt=body.prompt, negative_prompt=body.negative_prompt, width=width,

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from core.errors import AppError, BadRequest, NotFound
+from core.errors import AppError, InvalidInput, NotFound
 from core.events import RunFinished
 from sandbox.recording import recorded
 from store.sessions import SessionStore
 from web.json_body import read_json
+from web.params import require_text
 from web.services import AppSettings, Images, Runs, SandboxDep, Sessions
 from web.sse import run_json, sse_stream
 
@@ -36,7 +37,7 @@ async def _owner(sessions: SessionStore, body: RunRequest) -> tuple[str | None, 
     if body.turn_id is not None:
         turn = await sessions.get_turn(body.turn_id)
         if session_id is not None and turn["session_id"] != session_id:
-            raise BadRequest(f"turn {body.turn_id} is not in session {session_id}", code="turn_not_in_session")
+            raise InvalidInput(f"turn {body.turn_id} is not in session {session_id}", code="turn_not_in_session")
         session_id = turn["session_id"]
     if session_id is not None:
         await sessions.get_session(session_id)
@@ -50,12 +51,7 @@ async def run(request: Request, sandbox: SandboxDep, settings: AppSettings, sess
     "stream": false, one JSON object. The run and its output are stored with the session."""
     sandbox.check_admission()  # 503 when code cannot run here, before reading anything
     body = await read_json(request, RunRequest)
-    limit = settings.sandbox.max_code_chars
-    if not body.code.strip():
-        raise BadRequest("code must not be empty", code="empty_code")
-    if len(body.code) > limit:
-        raise AppError(f"code is too long: {len(body.code)} characters, at most {limit}", code="code_too_long",
-                       status=413)
+    require_text(body.code, "code", settings.sandbox.max_code_chars, "code")
     session_id, turn_id = await _owner(sessions, body)
     sandbox.check_admission()  # 503 / 429 now, as JSON, before any stream starts
     run_id = sandbox.new_run_id()

@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import AppError, BadRequest
+from core.errors import AppError, InvalidInput
 from store.turn_search import search
 from web.json_body import read_json
 from web.params import clean_title, parse_day
@@ -90,7 +90,7 @@ async def search_messages(sessions: Sessions, q: str = Query(..., max_length=200
                           limit: int = Query(30, ge=1, le=200)) -> dict:
     """Message text and session titles of every session (Korean particles attached are found)."""
     if not q.strip():
-        raise BadRequest("q must not be empty", code="empty_query")
+        raise InvalidInput("q must not be empty", code="empty_query")
     results = await search(sessions.db.connection, q.strip(), session_id, parse_day(from_, "from"), parse_day(to, "to"), emotion,
                            intent, limit)
     return {"query": q.strip(), "results": results}

@@ -34,5 +34,5 @@ async def config(request: Request, slot: Slot, settings: AppSettings, sandbox: S
     return {"vision": "vision" in slot.engine_names, "max_images": vision.max_images,
             "max_image_bytes": vision.max_image_bytes, "max_message_chars": settings.server.max_message_chars,
             "image": image_config,
-            "analysis": {"enabled": analyzer is not None, "show_badges": settings.emotion.show_badges},
+            "analysis": {"enabled": analyzer is not None, "show_badges": settings.analysis.show_badges},
             "sandbox": sandbox.describe() if sandbox is not None else None}
