@@ -53,7 +53,9 @@ class KeywordExtractor:
         if HANGUL_RUN.search(text):
             with self._lock:
                 if self._kiwi is None:
-                    from kiwipiepy import Kiwi  # requirements.txt; the import costs a second
+                    from kiwipiepy import (
+                        Kiwi,  # requirements.txt; the import costs a second
+                    )
 
                     self._kiwi = Kiwi(**KIWI_OPTIONS)
                 tokens = self._kiwi.tokenize(text)

@@ -3,20 +3,29 @@
 Import is one transaction (a bad file changes nothing), idempotent (a session already here
 with the same turns is skipped) and never overwrites: a session id that is here with other
 content is refused (409). Turn ids are given anew (they are numbered per database); the tree,
-the branch on show, labels and feedback come back as they were.
+the branch on show, labels and feedback come back as they were, and with an export that
+carries its pictures (conversations/bundle.py) the pictures too, each re-decoded first. The
+texts obey the chat's own limits; the JSON is read through the same door as request bodies.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conversations.formats import EXPORT_FORMAT, EXPORT_VERSION
-from core.errors import AppError
+from core.errors import AppError, InvalidInput
+from core.json_input import parse_json
+from core.threads import run_blocking
 from store.db import now_iso
+from store.image_files import ImageStore
 from store.sessions import TURN_METRICS, SessionStore
+
+IMAGE_ID = r"^[0-9a-f]{32}$"
+ANSWER_CHARS_PER_MESSAGE_CHAR = 8  # an answer may be longer than a message: 8 x the message limit
 
 MAX_IMPORT_TURNS = 200_000
 
@@ -97,6 +106,25 @@ class ImportedTurn(BaseModel):
     tokens_per_s: float | None = None
     finish_reason: str | None = None
     dropped_turns: int = 0
+    images: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("images")
+    @classmethod
+    def image_ids(cls, ids: list[str]) -> list[str]:
+        if any(not re.fullmatch(IMAGE_ID, image_id) for image_id in ids):
+            raise ValueError("image ids are 32 hex digits")
+        return ids
+
+
+class ImportedGeneration(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    image_id: str = Field(pattern=IMAGE_ID)
+    prompt: str = Field(max_length=20_000)
+    seed: int
+    model: str = Field(max_length=500)
+    params: dict
+    timings: dict | None = None
+    created: str = Field(min_length=10, max_length=40)
 
 
 class ImportedSession(BaseModel):
@@ -107,6 +135,7 @@ class ImportedSession(BaseModel):
     updated: str = Field(min_length=10, max_length=40)
     active_leaf: int | None = None
     turns: list[ImportedTurn]
+    generations: list[ImportedGeneration] = Field(default_factory=list)
 
 
 class ImportedArchive(BaseModel):
@@ -116,11 +145,10 @@ class ImportedArchive(BaseModel):
     sessions: list[ImportedSession]
 
 
-def parse_archive(raw: bytes) -> ImportedArchive:
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AppError(f"not a JSON export of PKC AI-ONE: {exc}", code="invalid_import", status=400) from exc
+def parse_archive(raw: bytes, max_message_chars: int = 8000, max_title_chars: int = 500) -> ImportedArchive:
+    """The export file read and checked: the JSON door's limits, the format, every tree, and
+    the chat's limits on each text (a message at most `max_message_chars`)."""
+    data = parse_json(raw.removeprefix(b"\xef\xbb\xbf"), "export file")
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise AppError("not a PKC AI-ONE export: use the file from 내보내기 → JSON (format \"pkc-aione-export\")",
                        code="invalid_import", status=400)
@@ -135,7 +163,21 @@ def parse_archive(raw: bytes) -> ImportedArchive:
         raise AppError(f"too many turns in one import (at most {MAX_IMPORT_TURNS})", code="import_too_large", status=413)
     for session in parsed.sessions:
         _check_tree(session)
+        _check_texts(session, max_message_chars, max_title_chars)
     return parsed
+
+
+def _check_texts(session: ImportedSession, max_message_chars: int, max_title_chars: int) -> None:
+    """What the chat would not accept is not imported either."""
+    if len(session.title) > max_title_chars:
+        raise InvalidInput(f"session {session.id}: title is {len(session.title)} characters, at most "
+                           f"{max_title_chars}", code="invalid_import")
+    for turn in session.turns:
+        limit = max_message_chars if turn.role == "user" else max_message_chars * ANSWER_CHARS_PER_MESSAGE_CHAR
+        if len(turn.text) > limit:
+            raise InvalidInput(f"session {session.id}, turn {turn.id}: {len(turn.text)} characters, at most {limit} "
+                               f"for a{'' if turn.role == 'user' else 'n'} {'message' if turn.role == 'user' else 'answer'}",
+                               code="invalid_import")
 
 
 def _check_tree(session: ImportedSession) -> None:
@@ -162,10 +204,12 @@ def fingerprint(turns: list[dict] | list[ImportedTurn]) -> str:
     return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
 
 
-async def import_archive(store: SessionStore, parsed: ImportedArchive) -> dict:
-    """Restore the sessions in one transaction; {"imported": [...], "skipped": [...]}."""
-    imported, skipped = [], []
-    plans = []
+async def import_archive(store: SessionStore, parsed: ImportedArchive, images: ImageStore | None = None,
+                         pictures: dict[str, bytes] | None = None) -> dict:
+    """Restore the sessions in one transaction; {"imported": [...], "skipped": [...]}. With
+    `pictures` (an export with pictures): every one is re-decoded before anything is written,
+    those of the imported turns are kept, and removed again if the rows cannot be committed."""
+    plans, skipped = [], []
     for session in parsed.sessions:
         try:
             existing = await store.list_turns(session.id, whole_tree=True)
@@ -176,6 +220,31 @@ async def import_archive(store: SessionStore, parsed: ImportedArchive) -> dict:
             raise AppError(f"session {session.id} is already here with different content; nothing was imported",
                            code="import_conflict", status=409)
         skipped.append(session.id)
-    await store.import_sessions([session.model_dump() for session in plans])
-    imported = [session.id for session in plans]
-    return {"imported": imported, "skipped": skipped}
+    checked = await run_blocking(_reencoded, images, pictures or {})
+    records = [session.model_dump() for session in plans]
+    used = {image_id for record in records for turn in record["turns"] for image_id in turn["images"]
+            if image_id in checked}
+    written: list[str] = []
+    try:
+        for image_id in sorted(used):
+            generated = any(g["image_id"] == image_id for record in records for g in record["generations"])
+            images.write_png(image_id, checked[image_id][0], generated)
+            written.append(image_id)
+        await store.import_sessions(records, {image_id: checked[image_id][1:] for image_id in used})
+    except BaseException:
+        if images is not None:
+            images.delete(written)  # the rows were not committed: no picture stays without them
+        raise
+    return {"imported": [session.id for session in plans], "skipped": skipped, "pictures": len(used)}
+
+
+def _reencoded(images: ImageStore | None, pictures: dict[str, bytes]) -> dict[str, tuple[bytes, int, int, int]]:
+    """Every picture of the archive decoded and re-encoded (png, width, height, bytes): one bad
+    picture refuses the import before anything is written."""
+    if pictures and images is None:
+        raise AppError("pictures cannot be imported here", code="invalid_import", status=422)
+    checked = {}
+    for image_id, data in pictures.items():
+        png, width, height = images.reencode_png(data, f"images/{image_id}.png")
+        checked[image_id] = (png, width, height, len(png))
+    return checked

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import BadImage, NotFound
+from core.errors import AppError, BadImage, NotFound
 from settings import VisionModel
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
@@ -140,6 +140,45 @@ class ImageStore:
         temporary.write_bytes(png)
         os.replace(temporary, self.generated_folder / f"{image_id}.png")
         return StoredImage(image_id, image.width, image.height, "generated", len(png)), png
+
+    # ---- pictures from an archive (conversations/bundle.py) --------------------------------
+    def reencode_png(self, data: bytes, name: str) -> tuple[bytes, int, int]:
+        """An archived picture, untrusted: it must decode whole as a PNG within the pixel cap.
+        Re-encoded losslessly (same mode, same pixels, its text chunks kept), so nothing but
+        the picture passes. Returns (png, width, height)."""
+        from PIL import Image, UnidentifiedImageError
+        from PIL.PngImagePlugin import PngInfo
+
+        Image.MAX_IMAGE_PIXELS = None  # our own pixel limit below is checked before decoding
+        try:
+            image = Image.open(io.BytesIO(data))
+            if image.format != "PNG":
+                raise BadImage(f"{name} is {image.format}, not a PNG", code="unsupported_image", status=415)
+            if image.width * image.height > self.limits.max_image_pixels * 4:
+                raise BadImage(f"{name} has {image.width}x{image.height} pixels: too many", code="image_too_large",
+                               status=413)
+            image.load()
+        except UnidentifiedImageError as exc:
+            raise BadImage(f"{name} is not a picture", code="unsupported_image", status=415) from exc
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise BadImage(f"{name} is damaged or truncated ({exc})") from exc
+        info = PngInfo()
+        for key, value in image.info.items():
+            if isinstance(value, str):
+                info.add_itxt(key, value)
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG", pnginfo=info, compress_level=4)
+        return buffer.getvalue(), image.width, image.height
+
+    def write_png(self, image_id: str, png: bytes, generated: bool) -> None:
+        """Keep a re-encoded picture under its id (never over an existing one)."""
+        folder = self.generated_folder if generated else self.folder
+        if not IMAGE_ID.match(image_id) or self.path(image_id).exists():
+            raise AppError(f"picture {image_id[:40]} is already here", code="import_conflict", status=409)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{image_id}.part"
+        temporary.write_bytes(png)
+        os.replace(temporary, folder / f"{image_id}.png")
 
     def path(self, image_id: str) -> Path:
         if not IMAGE_ID.match(image_id or ""):

@@ -205,12 +205,13 @@ class SessionStore:
         self._saved(turn)
         return turn
 
-    async def import_sessions(self, sessions: list[dict]) -> None:
-        """Restore exported sessions (each with "turns" as exported: old ids, parents, feedback
-        and labels) in one transaction, through the same writes as live turns."""
+    async def import_sessions(self, sessions: list[dict], pictures: dict[str, tuple[int, int, int]]) -> None:
+        """Restore exported sessions (each with "turns" as exported: old ids, parents, feedback,
+        labels, image ids; and its "generations") in one transaction, through the same writes as
+        live turns. `pictures`: image id -> (width, height, bytes) of the pictures kept with them."""
         async with self._db.writing() as db:
             for session in sessions:
-                await _insert_session(db, session)
+                await _insert_session(db, session, pictures)
         for session in sessions:
             self.log.write("session_imported", {"session_id": session["id"]})
         if sessions and self.on_turn_saved is not None:
@@ -374,14 +375,11 @@ class SessionStore:
     async def add_generation(self, image_id: str, session_id: str, prompt: str, seed: int, model: str,
                              params: dict, timings: dict | None = None) -> None:
         """The parameters of a generated picture (its images row comes with its turn)."""
-        async with self._db.writing():
-            record = {"image_id": image_id, "session_id": session_id, "prompt": prompt, "seed": seed, "model": model,
-                      "params": json.dumps(params, ensure_ascii=False),
-                      "timings": json.dumps(timings) if timings else None, "created": now_iso()}
-            await self._db.execute(
-                """INSERT INTO generations (image_id, session_id, prompt, seed, model, params, timings, created)
-                   VALUES (:image_id, :session_id, :prompt, :seed, :model, :params, :timings, :created)""", record)
-        self.log.write("generation", record | {"params": params, "timings": timings})
+        record = {"image_id": image_id, "session_id": session_id, "prompt": prompt, "seed": seed, "model": model,
+                  "params": params, "timings": timings, "created": now_iso()}
+        async with self._db.writing() as db:
+            await _insert_generation(db, record)
+        self.log.write("generation", record)
 
     async def list_generations(self, session_id: str) -> list[dict]:
         """The session's generated pictures, oldest first (its gallery)."""
@@ -412,7 +410,7 @@ async def write_feedback(db: aiosqlite.Connection, record: dict) -> None:
            ON CONFLICT(turn_id) DO UPDATE SET rating = :rating, comment = :comment, updated = :updated""", record)
 
 
-async def _insert_session(db: aiosqlite.Connection, session: dict) -> None:
+async def _insert_session(db: aiosqlite.Connection, session: dict, pictures: dict[str, tuple[int, int, int]]) -> None:
     """An imported session: its turns renumbered (parents first), its branch on show kept."""
     await db.execute("INSERT INTO sessions (id, title, created, updated, active_leaf) VALUES (?, ?, ?, ?, NULL)",
                      (session["id"], session["title"], session["created"], session["updated"]))
@@ -429,8 +427,24 @@ async def _insert_session(db: aiosqlite.Connection, session: dict) -> None:
         if turn.get("labels") is not None:
             labels = turn["labels"] | {"turn_id": turn_id}
             await write_labels(db, [labels], {turn_id: [k["term"] for k in labels["keywords"]]})
+        for image_id in turn.get("images") or []:
+            if image_id in pictures:
+                width, height, size = pictures[image_id]
+                await db.execute("INSERT INTO images VALUES (?, ?, ?, ?, ?, 'PNG', ?, ?)",
+                                 (image_id, session["id"], turn_id, width, height, size, turn["created"]))
+    for generation in session.get("generations") or []:
+        if generation["image_id"] in pictures:
+            await _insert_generation(db, generation | {"session_id": session["id"]})
     leaf = new_ids.get(session["active_leaf"]) if session.get("active_leaf") is not None else None
     await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (leaf, session["id"]))
+
+
+async def _insert_generation(db: aiosqlite.Connection, generation: dict) -> None:
+    record = generation | {"params": json.dumps(generation["params"], ensure_ascii=False),
+                           "timings": json.dumps(generation["timings"]) if generation.get("timings") else None}
+    await db.execute(
+        """INSERT INTO generations (image_id, session_id, prompt, seed, model, params, timings, created)
+           VALUES (:image_id, :session_id, :prompt, :seed, :model, :params, :timings, :created)""", record)
 
 
 def _path(rows: dict[int, dict], leaf: int | None) -> list[int]:

@@ -159,7 +159,7 @@ def vision_settings(data: Path, mmproj: Path, **vision: object) -> Settings:
                                        "n_threads": 2} | vision)
 
 
-def fake_image_app(data: Path, folder: Path, step_seconds: float = 0.05):
+def fake_image_app(data: Path, folder: Path, step_seconds: float = 0.05, analysis: bool = False):
     """The real app with a fake chat model and a fake image generator (tests.fakes): the routes,
     slot, stores and page for real, without the generated checkpoint."""
     from tests.fakes import FakeChatEngine, FakeImageEngine
@@ -167,5 +167,6 @@ def fake_image_app(data: Path, folder: Path, step_seconds: float = 0.05):
     checkpoint = folder / "fake-sdxs.safetensors"
     checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # passes the file check
     settings = image_settings(data, checkpoint)
+    settings.analysis.enabled = analysis
     engines = {"chat": FakeChatEngine(), "image": FakeImageEngine(settings.image, step_seconds=step_seconds)}
     return create_app(settings, engines=engines)

@@ -10,7 +10,8 @@ import { describeStatus, showStreamState, streamEnded } from "./status.js";
 import { addTurnControls } from "./turn-actions.js";
 import { imageUrl } from "./urls.js";
 
-const LABEL_WAIT_S = 10; // how long the one labels request may wait for the background labeller
+const LABEL_WAIT_S = 15; // how long a labels request may wait for the background labeller (the server's most)
+const LABEL_TRIES = 3; // a cold start (the classifiers loading) may take longer than one wait
 
 /**
  * @typedef {{onStreamEnd: (kind: "chat"|"image") => Promise<void>, onSessionsChanged: () => Promise<void>,
@@ -191,9 +192,12 @@ export class ChatController {
     await this.hooks.onStreamEnd("chat");
     const ids = [Number(question?.node.dataset.turnId), answerId].filter(Boolean);
     if (!sessionId || !answerId || !this.hooks.analysis) return;
-    const labels = await api.labels(sessionId, ids, LABEL_WAIT_S).catch(() => ({}));
-    if (this.sessionId !== sessionId) return;
-    for (const id of ids) this.views.get(id)?.showEmotion(labels[String(id)] ?? null);
+    for (let attempt = 0; attempt < LABEL_TRIES; attempt += 1) { // one request, unless the labeller is slow
+      const labels = await api.labels(sessionId, ids, LABEL_WAIT_S).catch(() => null);
+      if (!labels || this.sessionId !== sessionId) return;
+      for (const id of ids) this.views.get(id)?.showEmotion(labels[String(id)] ?? null);
+      if (ids.every((id) => labels[String(id)])) return;
+    }
   }
 
   /**

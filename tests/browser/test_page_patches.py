@@ -45,7 +45,8 @@ def test_a_plain_answer_needs_at_most_two_requests_after_done(page: Page, analys
     open_app(page, analysed_server)
     send(page, "안녕하세요")  # the first answer of a new session
     expect(page.locator(".message.assistant").last).to_have_attribute("data-finish", "done")
-    expect(page.locator(".message.user .emotion-badge")).to_have_count(1)  # its own labels request is over
+    # its own labels request is over (the first labels load the classifiers: seconds on a busy machine)
+    expect(page.locator(".message.user .emotion-badge")).to_have_count(1, timeout=60_000)
 
     def ask() -> None:
         send(page, "드디어 합격했어요! 너무 기뻐요!")
@@ -64,7 +65,7 @@ def test_a_plain_answer_needs_at_most_two_requests_after_done(page: Page, analys
     assert int(answer.get_attribute("data-turn-id")) > int(question.get_attribute("data-turn-id")) > 0
     expect(answer.locator(".turn-regenerate")).to_be_visible()
     expect(question.locator(".turn-edit")).to_be_visible()
-    expect(question.locator(".emotion-badge")).to_have_attribute("data-emotion", "행복")
+    expect(question.locator(".emotion-badge")).to_have_attribute("data-emotion", "행복", timeout=30_000)
     expect(page.locator(".session-item.active")).to_contain_text("안녕하세요")
     shot(page, "patched-after-answer")
 

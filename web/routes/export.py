@@ -7,7 +7,7 @@ import zipfile
 from collections.abc import Iterator
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from conversations import formats
@@ -17,7 +17,9 @@ from conversations.archive import (
     import_archive,
     parse_archive,
 )
+from conversations.bundle import Bundle, read_bundle
 from core.errors import AppError, BadRequest, InvalidInput
+from core.threads import run_blocking
 from store.image_files import ImageStore
 from web.params import parse_day
 from web.services import AppSettings, Images, Sessions
@@ -95,14 +97,17 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 @router.post("/import")
-async def import_export(request: Request, sessions: Sessions, file: UploadFile | None = None) -> dict:
-    """A JSON export back in: all of it or nothing; what is already here is skipped."""
+async def import_export(sessions: Sessions, images: Images, settings: AppSettings,
+                        file: UploadFile | None = None) -> dict:
+    """An export back in, JSON or the zip with its pictures: all of it or nothing; what is
+    already here is skipped."""
     if file is None:
         raise BadRequest("send the export as the multipart field 'file'", code="missing_file")
     raw = await file.read(MAX_IMPORT_BYTES + 1)
     if len(raw) > MAX_IMPORT_BYTES:
         raise AppError(f"import file is too large: at most {MAX_IMPORT_BYTES // (1024 * 1024)} MiB",
                        code="import_too_large", status=413)
-    if raw[:2] == b"PK":
-        raise AppError("import the export.json inside the zip, not the zip itself", code="invalid_import", status=415)
-    return await import_archive(sessions, parse_archive(raw))
+    bundle = await run_blocking(read_bundle, raw) if raw[:2] == b"PK" else Bundle(raw, {})
+    server = settings.server
+    parsed = parse_archive(bundle.record, server.max_message_chars, server.max_title_chars)
+    return await import_archive(sessions, parsed, images, bundle.pictures)
