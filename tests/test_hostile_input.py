@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from chat import create_app
 from core.errors import AppError
 from core.json_input import MAX_DEPTH, parse_json
 from tests.conftest import fake_image_app, read_frames, serve
