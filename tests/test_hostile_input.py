@@ -205,3 +205,34 @@ def test_hostile_archives_are_refused_and_write_nothing(isolated_data: Path, tmp
                                                                 "application/zip")})
         assert good.status_code == 200 and good.json()["pictures"] == 1  # the same archive, safe, goes in
         assert pixels(httpx.get(f"{url}/api/images/{picture_id}").content) == pixels(png.getvalue())
+
+
+TURNS = st.lists(st.fixed_dictionaries({
+    "id": st.integers(-3, 6), "parent_id": st.none() | st.integers(-3, 6), "role": st.sampled_from(["user", "assistant", "x"]),
+    "text": st.text(max_size=30), "created": st.sampled_from(["2026-12-01T00:00:00Z", "", "x" * 50]),
+}, optional={"kind": st.sampled_from(["chat", "image", "other"]), "images": st.lists(st.text(max_size=34), max_size=2),
+             "labels": JSON_VALUES, "feedback": JSON_VALUES, "sources": JSON_VALUES}), max_size=4)
+ARCHIVES = st.fixed_dictionaries({
+    "format": st.sampled_from(["pkc-aione-export", "other"]), "version": st.sampled_from([1, 2, "1"]),
+    "sessions": st.lists(st.fixed_dictionaries({
+        "id": st.sampled_from(["d" * 32, "e" * 32, "not-an-id"]), "title": st.text(max_size=20),
+        "created": st.just("2026-12-01T00:00:00Z"), "updated": st.just("2026-12-01T00:00:00Z"),
+        "active_leaf": st.none() | st.integers(-1, 6), "turns": TURNS}, optional={"generations": JSON_VALUES}),
+        max_size=2)})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                               HealthCheck.too_slow])
+@given(archive=st.one_of(ARCHIVES, JSON_VALUES), as_zip=st.booleans())
+def test_random_archives_never_get_a_5xx_and_a_refusal_stores_nothing(server, archive, as_zip):
+    url, data = server
+    before = stored(url)
+    raw = json.dumps(archive).encode("utf-8", "surrogatepass")
+    payload = zip_of({"export.json": raw}) if as_zip else raw
+    response = httpx.post(url + "/api/import", files={"file": ("x", payload)}, timeout=60)
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert stored(url) == before
+    else:  # what was accepted reads back
+        for session_id in response.json()["imported"]:
+            assert httpx.get(f"{url}/api/sessions/{session_id}/turns").status_code == 200

@@ -1,6 +1,8 @@
 """What a route may ask for, one dependency each (FastAPI `Depends`, as llama-cpp-python's
 server hands out its settings and model): a route names the few things it uses, never a
-container of everything. chat.py puts them on `app.state` at start."""
+container of everything. chat.py puts them on `app.state` at start. They are `async def` on
+purpose: FastAPI runs a plain `def` dependency in its thread pool, a hop per dependency per
+request (it reordered concurrent arrivals and added TTFT in bench/swap.py and bench/openai_api.py)."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -20,46 +22,46 @@ from store.sessions import SessionStore
 from vram_guard import ModelSlot
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _slot(request: Request) -> ModelSlot:
+async def _slot(request: Request) -> ModelSlot:
     return request.app.state.slot
 
 
-def _embedder(request: Request) -> SharedEmbedder:
+async def _embedder(request: Request) -> SharedEmbedder:
     return request.app.state.embedder
 
 
-def _images(request: Request) -> ImageStore:
+async def _images(request: Request) -> ImageStore:
     return request.app.state.images
 
 
-def _sessions(request: Request) -> SessionStore:
+async def _sessions(request: Request) -> SessionStore:
     return request.app.state.stores.sessions
 
 
-def _labels(request: Request) -> LabelStore:
+async def _labels(request: Request) -> LabelStore:
     return request.app.state.stores.labels
 
 
-def _runs(request: Request) -> RunStore:
+async def _runs(request: Request) -> RunStore:
     return request.app.state.stores.runs
 
 
-def _library(request: Request) -> DocumentLibrary:
+async def _library(request: Request) -> DocumentLibrary:
     return request.app.state.library
 
 
-def _sandbox(request: Request) -> Sandbox:
+async def _sandbox(request: Request) -> Sandbox:
     sandbox = request.app.state.sandbox
     if sandbox is None:  # only before the start has finished
         raise AppError("the sandbox is not ready yet", code="sandbox_unavailable", status=503)
     return sandbox
 
 
-def _analyzer(request: Request) -> TurnAnalyzer:
+async def _analyzer(request: Request) -> TurnAnalyzer:
     """The turn labeller; 409 when analysis is off."""
     analyzer = request.app.state.analyzer
     if analyzer is None:
@@ -68,7 +70,7 @@ def _analyzer(request: Request) -> TurnAnalyzer:
     return analyzer
 
 
-def _analyzer_or_none(request: Request) -> TurnAnalyzer | None:
+async def _analyzer_or_none(request: Request) -> TurnAnalyzer | None:
     return request.app.state.analyzer
 
 
