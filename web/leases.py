@@ -10,6 +10,7 @@ Between `take` and one of the two, nothing can raise: the lease is never lost.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
@@ -22,12 +23,13 @@ from core.events import Event
 T = TypeVar("T")
 
 
-async def take(lease: SlotLease, setup: Callable[[], Awaitable[T]]) -> T:
+async def take(lease: SlotLease, setup: Callable[[], Awaitable[T] | T]) -> T:
     """A place in the line, then the route's setup (validate further, store the upload, make
     the session); the place is given back if the setup fails."""
     lease.enqueue()
     try:
-        return await setup()
+        made = setup()
+        return await made if inspect.isawaitable(made) else made
     except BaseException:
         lease.release()
         raise

@@ -234,7 +234,7 @@ async def images_generations(request: Request, settings: AppSettings, slot: Slot
     params = validate_request(request_body, settings.image, family_defaults(settings.image))
     slot.check_files("image")
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
-    work = await take(lease, lambda: _ready(ImageTurn(params, images)))  # no recorder: nothing is stored
+    work = await take(lease, lambda: ImageTurn(params, images))  # no recorder: nothing is stored
     pictures: list[PictureMade] = []
 
     def on_event(event) -> None:
@@ -247,7 +247,3 @@ async def images_generations(request: Request, settings: AppSettings, slot: Slot
     return {"created": int(time.time()),
             "data": [{"b64_json": base64.b64encode(p.png).decode("ascii"), "revised_prompt": None,
                       "seed": p.seed} for p in pictures]}
-
-
-async def _ready(value):
-    return value
