@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,7 +23,11 @@ from core.json_input import parse_json
 from core.threads import run_blocking
 from store.db import now_iso
 from store.image_files import ImageStore
+from store.runs import RunStore
 from store.sessions import TURN_METRICS, SessionStore
+
+RUN_FIELDS = ("id", "turn_id", "language", "code", "stdout", "stderr", "exit_code", "timed_out", "killed", "reason",
+              "duration_ms", "images", "isolation", "created")
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
 ANSWER_CHARS_PER_MESSAGE_CHAR = 8  # an answer may be longer than a message: 8 x the message limit
@@ -32,9 +37,9 @@ MAX_IMPORT_TURNS = 200_000
 
 # ---- out ---------------------------------------------------------------------------------------
 async def export_sessions(store: SessionStore, session_id: str | None = None, start: str | None = None,
-                          end: str | None = None) -> list[dict]:
-    """Sessions with their whole trees (labels, feedback, sources, image references), oldest first;
-    with a date range, the sessions that have a turn in it."""
+                          end: str | None = None, runs: RunStore | None = None) -> list[dict]:
+    """Sessions with their whole trees (labels, feedback, sources, image references, and with
+    `runs` their code runs), oldest first; with a date range, the sessions that have a turn in it."""
     sessions = [await store.get_session(session_id)] if session_id else (await store.list_sessions())[::-1]
     exported = []
     for session in sessions:
@@ -42,7 +47,10 @@ async def export_sessions(store: SessionStore, session_id: str | None = None, st
         days = [turn["created"][:10] for turn in turns]
         if (start or end) and not any((not start or d >= start) and (not end or d <= end) for d in days):
             continue
-        exported.append(_session_record(session, turns, await store.list_generations(session["id"])))
+        record = _session_record(session, turns, await store.list_generations(session["id"]))
+        if runs is not None:
+            record["runs"] = [{key: run[key] for key in RUN_FIELDS} for run in await runs.list(session["id"])]
+        exported.append(record)
     return exported
 
 
@@ -127,6 +135,31 @@ class ImportedGeneration(BaseModel):
     created: str = Field(min_length=10, max_length=40)
 
 
+class ImportedRun(BaseModel):
+    """A code run of the session (the sandbox's record: what ran, what it printed, its pictures)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(pattern=IMAGE_ID)
+    turn_id: int | None = None
+    language: Literal["python"] = "python"
+    code: str = Field(max_length=200_000)
+    stdout: str = Field(max_length=2_000_000)
+    stderr: str = Field(max_length=2_000_000)
+    exit_code: int | None = None
+    timed_out: bool = False
+    killed: bool = False
+    reason: str | None = Field(None, max_length=40)
+    duration_ms: float = Field(ge=0)
+    images: list[str] = Field(default_factory=list, max_length=64)
+    isolation: str = Field(max_length=40)
+    created: str = Field(min_length=10, max_length=40)
+
+    @field_validator("images")
+    @classmethod
+    def image_ids(cls, ids: list[str]) -> list[str]:
+        return ImportedTurn.image_ids(ids)
+
+
 class ImportedSession(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
@@ -136,6 +169,7 @@ class ImportedSession(BaseModel):
     active_leaf: int | None = None
     turns: list[ImportedTurn]
     generations: list[ImportedGeneration] = Field(default_factory=list)
+    runs: list[ImportedRun] = Field(default_factory=list)
 
 
 class ImportedArchive(BaseModel):
@@ -190,6 +224,10 @@ def _check_tree(session: ImportedSession) -> None:
             raise AppError(f"session {session.id}: turn {turn.id}'s parent {turn.parent_id} is not an earlier turn "
                            "of the session", code="invalid_import", status=422)
         known.add(turn.id)
+    for run in session.runs:
+        if run.turn_id is not None and run.turn_id not in known:
+            raise AppError(f"session {session.id}: run {run.id}'s turn {run.turn_id} is not one of its turns",
+                           code="invalid_import", status=422)
     if session.active_leaf is not None and session.active_leaf not in known:
         raise AppError(f"session {session.id}: active_leaf {session.active_leaf} is not one of its turns",
                        code="invalid_import", status=422)
@@ -222,18 +260,22 @@ async def import_archive(store: SessionStore, parsed: ImportedArchive, images: I
         skipped.append(session.id)
     checked = await run_blocking(_reencoded, images, pictures or {})
     records = [session.model_dump() for session in plans]
-    used = {image_id for record in records for turn in record["turns"] for image_id in turn["images"]
-            if image_id in checked}
+    used = {image_id for record in records for item in [*record["turns"], *record["runs"]]
+            for image_id in item["images"] if image_id in checked}
     written: list[str] = []
     try:
         for image_id in sorted(used):
-            generated = any(g["image_id"] == image_id for record in records for g in record["generations"])
+            generated = any(g["image_id"] == image_id for record in records for g in record["generations"]) or any(
+                image_id in run["images"] for record in records for run in record["runs"])
             images.write_png(image_id, checked[image_id][0], generated)
             written.append(image_id)
         await store.import_sessions(records, {image_id: checked[image_id][1:] for image_id in used})
-    except BaseException:
+    except BaseException as exc:
         if images is not None:
             images.delete(written)  # the rows were not committed: no picture stays without them
+        if isinstance(exc, sqlite3.IntegrityError):  # a run or picture id of the file is here already
+            raise AppError(f"the export holds an id that is already here ({exc}); nothing was imported",
+                           code="import_conflict", status=409) from exc
         raise
     return {"imported": [session.id for session in plans], "skipped": skipped, "pictures": len(used)}
 

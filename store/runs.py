@@ -50,15 +50,12 @@ class RunStore:
     async def save(self, run: dict) -> dict:
         """Insert a finished run (its `images`: a list of image ids); committed and logged."""
         record = {name: run.get(name) for name in COLUMNS} | {"created": now_iso()}
-        row = record | {"images": json.dumps(record["images"] or []), "timed_out": int(bool(record["timed_out"])),
-                        "killed": int(bool(record["killed"]))}
         async with self._db.writing() as db:
-            await db.execute(f"INSERT INTO sandbox_runs ({', '.join(COLUMNS)}) "
-                             f"VALUES ({', '.join(':' + name for name in COLUMNS)})", row)
+            await insert_run(db, record)
         self.log.write("sandbox_run", record)
         return record
 
-    async def list(self, session_id: str) -> list[dict]:
+    async def list(self, session_id: str) -> list[dict]:  # noqa: A003 - the store's own verb
         """The session's runs, oldest first."""
         async with self._db.execute("SELECT * FROM sandbox_runs WHERE session_id = ? ORDER BY created, rowid",
                                     (session_id,)) as cur:
@@ -67,3 +64,12 @@ class RunStore:
             row["images"] = json.loads(row["images"])
             row["timed_out"], row["killed"] = bool(row["timed_out"]), bool(row["killed"])
         return rows
+
+
+async def insert_run(db: aiosqlite.Connection, record: dict) -> None:
+    """One run row (the one writer of sandbox_runs: live runs and imported ones)."""
+    row = {name: record.get(name) for name in COLUMNS}
+    row |= {"images": json.dumps(row["images"] or []), "timed_out": int(bool(row["timed_out"])),
+            "killed": int(bool(row["killed"]))}
+    await db.execute(f"INSERT INTO sandbox_runs ({', '.join(COLUMNS)}) "
+                     f"VALUES ({', '.join(':' + name for name in COLUMNS)})", row)

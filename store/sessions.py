@@ -14,6 +14,7 @@ from core.errors import InvalidInput, NotFound
 from store.db import STREAMING, Database, now_iso
 from store.jsonl import JsonlLog
 from store.labels import label_json, write_labels
+from store.runs import insert_run
 from store.turn_search import index_turn
 
 TITLE_FROM_MESSAGE_CHARS = 40
@@ -435,6 +436,9 @@ async def _insert_session(db: aiosqlite.Connection, session: dict, pictures: dic
     for generation in session.get("generations") or []:
         if generation["image_id"] in pictures:
             await _insert_generation(db, generation | {"session_id": session["id"]})
+    for run in session.get("runs") or []:  # code runs, their pictures among those kept
+        await insert_run(db, run | {"session_id": session["id"], "turn_id": new_ids.get(run["turn_id"]),
+                                    "images": [i for i in run["images"] if i in pictures]})
     leaf = new_ids.get(session["active_leaf"]) if session.get("active_leaf") is not None else None
     await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (leaf, session["id"]))
 

@@ -132,21 +132,30 @@ def test_export_with_pictures_imports_into_a_fresh_folder_with_the_same_pictures
         frames = generate(url, {"prompt": "a red square", "width": 64, "height": 64, "steps": 1, "seed": 3,
                                 "batch_count": 2, "init_image": png_data_url(48, 40, (10, 120, 200))})
         session_id = frames[0]["session_id"]
+        code = "from PIL import Image\nImage.new('RGB', (20, 10), (9, 8, 7)).save('figure.png')\nprint('made')"
+        run = httpx.post(url + "/api/sandbox/run", json={"code": code, "session_id": session_id, "stream": False},
+                         timeout=120).json()
+        assert run["exit_code"] == 0 and len(run["images"]) == 1, run
         exported = httpx.get(url + "/api/export", params={"format": "json", "include_images": "true"}).content
         before = httpx.get(f"{url}/api/sessions/{session_id}/turns").json()["turns"]
         gallery = httpx.get(f"{url}/api/sessions/{session_id}/images").json()["images"]
-        originals = {i: pixels(httpx.get(f"{url}/api/images/{i}").content) for t in before for i in t["images"]}
-    assert len(originals) == 3  # the uploaded init picture and the two made
+        runs_before = httpx.get(url + "/api/sandbox/runs", params={"session_id": session_id}).json()["runs"]
+        images = [i for t in before for i in t["images"]] + [i for r in runs_before for i in r["images"]]
+        originals = {i: pixels(httpx.get(f"{url}/api/images/{i}").content) for i in images}
+    assert len(originals) == 4  # the uploaded init picture, the two made and the code run's figure
     fresh = tmp_path / "fresh"
     with serve(fake_image_app(fresh, tmp_path)) as url:
         result = httpx.post(url + "/api/import", files={"file": ("export.zip", exported, "application/zip")})
         assert result.status_code == 200, result.text
-        assert result.json()["imported"] == [session_id] and result.json()["pictures"] == 3
+        assert result.json()["imported"] == [session_id] and result.json()["pictures"] == 4
         after = httpx.get(f"{url}/api/sessions/{session_id}/turns").json()["turns"]
         assert [(t["role"], t["kind"], t["text"], t["images"]) for t in after] == \
                [(t["role"], t["kind"], t["text"], t["images"]) for t in before]
         for image_id, original in originals.items():
             assert pixels(httpx.get(f"{url}/api/images/{image_id}").content) == original  # the same pixels
+        runs_after = httpx.get(url + "/api/sandbox/runs", params={"session_id": session_id}).json()["runs"]
+        assert [(r["id"], r["code"], r["stdout"], r["images"]) for r in runs_after] == \
+               [(r["id"], r["code"], r["stdout"], r["images"]) for r in runs_before]
         restored = httpx.get(f"{url}/api/sessions/{session_id}/images").json()["images"]
         assert [(g["id"], g["seed"], g["prompt"]) for g in restored] == [(g["id"], g["seed"], g["prompt"]) for g in gallery]
         again = httpx.post(url + "/api/import", files={"file": ("export.zip", exported, "application/zip")})

@@ -22,7 +22,7 @@ from core.errors import AppError, BadRequest, InvalidInput
 from core.threads import run_blocking
 from store.image_files import ImageStore
 from web.params import parse_day
-from web.services import AppSettings, Images, Sessions
+from web.services import AppSettings, Images, Runs, Sessions
 
 router = APIRouter(prefix="/api")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
@@ -38,14 +38,14 @@ def _download(body, name: str, media: str) -> Response:
 
 
 @router.get("/export")
-async def export(store: Sessions, settings: AppSettings, images: Images, format: str = Query("json"), session_id: str | None = None,
+async def export(store: Sessions, runs: Runs, settings: AppSettings, images: Images, format: str = Query("json"), session_id: str | None = None,
                  from_: str | None = Query(None, alias="from"), to: str | None = None,
                  min_rating: int | None = Query(None, ge=-1, le=1), all_branches: bool = False,
                  include_context: bool = False, include_images: bool = False) -> Response:
     if format not in formats.FORMATS:
         raise InvalidInput(f"unknown format {format[:40]!r}: use one of {', '.join(formats.FORMATS)}",
                          code="unknown_format")
-    sessions = await export_sessions(store, session_id, parse_day(from_, "from"), parse_day(to, "to"))
+    sessions = await export_sessions(store, session_id, parse_day(from_, "from"), parse_day(to, "to"), runs)
     system_prompt = settings.chat.system_prompt if include_context else None
     stamp = formats.EXPORT_FORMAT + ("-" + session_id[:8] if session_id else "")
     if format == "json":
@@ -80,8 +80,8 @@ async def export(store: Sessions, settings: AppSettings, images: Images, format:
 def _image_files(images: ImageStore, sessions: list[dict]) -> dict[str, bytes]:
     files = {}
     for session in sessions:
-        for turn in session["turns"]:
-            for image_id in turn["images"]:
+        for item in [*session["turns"], *session.get("runs", [])]:  # turns' pictures and code runs' figures
+            for image_id in item["images"]:
                 path = images.path(image_id)
                 if path.is_file():
                     files[f"images/{image_id}.png"] = path.read_bytes()
