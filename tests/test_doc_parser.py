@@ -73,3 +73,45 @@ def test_chunks_follow_headings_paragraphs_and_korean_sentences():
     body = lambda c: c.text.split("\n", 1)[1]  # noqa: E731
     shared = [a for a, b in zip(chunks, chunks[1:]) if body(a)[-30:] in body(b)]
     assert shared  # neighbours overlap
+
+
+def test_hwpx_body_heading_table_and_footnote_in_reading_order():
+    from tests.doc_samples import hwpx_bytes
+
+    data = hwpx_bytes("제주 여행 안내", ["한라산 등반은 새벽에 시작합니다.", "성산일출봉의 해돋이는 여섯 시쯤입니다."],
+                      [["장소", "입장료"], ["한라산", "무료"], ["만장굴", "4,000원"]], "출처: 제주관광공사 2026년 자료")
+    (section,) = parse(data, "제주.hwpx")
+    lines = section.text.split("\n\n")
+    assert lines[0] == "## 제주 여행 안내"  # the outline style is a heading for the chunker
+    assert lines[1:3] == ["한라산 등반은 새벽에 시작합니다.", "성산일출봉의 해돋이는 여섯 시쯤입니다."]
+    assert lines[3] == "[주석] 출처: 제주관광공사 2026년 자료"  # beside the paragraph that cites it
+    assert lines[4:] == ["장소 | 입장료", "한라산 | 무료", "만장굴 | 4,000원"]  # a row per line
+    chunks = chunk_sections([section], 200, 20)
+    assert any(c.text.startswith("## 제주 여행 안내") for c in chunks)
+
+
+@pytest.mark.parametrize("change,status,code", [
+    ({"manifest": '<manifest><file-entry><encryption-data algorithm="x"/></file-entry></manifest>'}, 422,
+     "encrypted_document"),
+    ({"section_xml": "<hs:sec><hp:p>not closed"}, 400, "corrupt_file"),
+])
+def test_a_protected_or_broken_hwpx_is_a_clear_error(change, status, code):
+    from core.errors import BadUpload
+    from tests.doc_samples import hwpx_bytes
+
+    data = hwpx_bytes("제목", ["본문"], [["a"]], "주석", **change)
+    with pytest.raises(BadUpload) as refused:
+        parse(data, "문서.hwpx")
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert "문서" in refused.value.message  # in Korean, naming the file
+
+
+def test_hwp5_and_non_zip_hwpx_are_refused_clearly():
+    from core.errors import BadUpload
+
+    with pytest.raises(BadUpload) as hwp:
+        parse(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504, "보고서.hwp")
+    assert hwp.value.status == 415 and "HWPX" in hwp.value.message
+    with pytest.raises(BadUpload) as broken:
+        parse(b"not a zip at all", "보고서.hwpx")
+    assert broken.value.code == "corrupt_file"

@@ -129,3 +129,19 @@ def test_bad_uploads_get_4xx_and_change_nothing(server: str, isolated_data):
     assert [d["name"] for d in documents] == ["ok.txt"]  # nothing else stored, the good one intact
     assert httpx.post(server + "/api/rag/search", json={"query": "파란고래"}).json()["hits"]
     assert len(list((isolated_data / "uploads" / "documents").iterdir())) == 1
+
+
+def test_a_hwpx_document_is_found_by_a_korean_question(server: str):
+    from tests.doc_samples import hwpx_bytes
+
+    data = hwpx_bytes("사내 복지 규정", ["직원은 매년 15일의 연차 휴가를 받는다.", "경조사 휴가는 별도로 5일이다."],
+                      [["항목", "지원 금액"], ["점심 식대", "하루 12,000원"], ["통신비", "월 50,000원"]],
+                      "2026년 1월 개정")
+    created = upload(server, "복지 규정.hwpx", data)
+    assert created.status_code == 201, created.text
+    document = wait_ready(server, created.json()["id"])
+    assert document["status"] == "ready" and document["chunks"] >= 1
+    hits = httpx.post(server + "/api/rag/search", json={"query": "통신비는 얼마나 지원되나요?", "k": 3}).json()["hits"]
+    assert hits[0]["document_id"] == document["id"] and "월 50,000원" in hits[0]["text"]
+    refused = upload(server, "옛 보고서.hwp", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504)
+    assert refused.status_code == 415 and "HWPX" in refused.json()["error"]["message"]
