@@ -1,5 +1,5 @@
-"""Uploaded documents to text: txt, md, pdf (pypdf), docx (python-docx), hwpx (한글, hwpx.py),
-html (text only).
+"""Uploaded documents to text: txt, md, pdf (pypdf), docx (python-docx), 한글 hwpx (hwpx.py) and
+hwp 5.0 (hwp5.py), html (text only).
 
 Every failure is a BadUpload with a message a user can act on. Text files are decoded as
 UTF-8 (with or without BOM) or CP949/EUC-KR, common for Korean files; anything that is not
@@ -16,10 +16,11 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 
 from core.errors import BadUpload
+from documents.hwp5 import hwp5_text
 from documents.hwpx import hwpx_text
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html",
-            ".hwpx": "hwpx"}
+            ".hwpx": "hwpx", ".hwp": "hwp"}
 MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024  # a docx expanding beyond this is a zip bomb
 MAX_DOCX_RATIO = 200
 
@@ -47,11 +48,8 @@ def clean_filename(name: str, limit: int = 255) -> str:
 
 def kind_of(name: str) -> str:
     suffix = PurePath(name).suffix.lower()
-    if suffix == ".hwp":
-        raise BadUpload(f"{name}: 한글 HWP 5.0(.hwp) 파일은 아직 읽지 못합니다. 한글에서 '다른 이름으로 저장'으로 "
-                        "HWPX(.hwpx) 형식으로 저장해 올려 주세요.", code="unsupported_type", status=415)
     if suffix not in SUFFIXES:
-        raise BadUpload(f"unsupported file type {suffix or '(none)'}: send txt, md, pdf, docx, hwpx or html",
+        raise BadUpload(f"unsupported file type {suffix or '(none)'}: send txt, md, pdf, docx, hwp, hwpx or html",
                         code="unsupported_type", status=415)
     return SUFFIXES[suffix]
 
@@ -156,6 +154,8 @@ def parse(data: bytes, name: str) -> list[Section]:
         sections = _pdf(data, name)
     elif kind == "hwpx":
         sections = [Section(hwpx_text(data, name))]
+    elif kind == "hwp":
+        sections = [Section(hwp5_text(data, name))]
     else:
         sections = _docx(data, name)
     sections = [Section(re.sub(r"[ \t\u00a0]+", " ", s.text).strip(), s.page) for s in sections]

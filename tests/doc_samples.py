@@ -86,3 +86,68 @@ def hwpx_bytes(heading: str, paragraphs: list[str], table: list[list[str]], foot
         archive.writestr("Contents/header.xml", header)
         archive.writestr("Contents/section0.xml", section)
     return buffer.getvalue()
+
+
+def _hwp_record(tag: int, level: int, data: bytes) -> bytes:
+    import struct
+
+    if len(data) < 0xFFF:
+        return struct.pack("<I", tag | level << 10 | len(data) << 20) + data
+    return struct.pack("<II", tag | level << 10 | 0xFFF << 20, len(data)) + data
+
+
+def _hwp_paragraph(text: str, level: int, style: int = 0, controls: list[tuple[str, bytes]] = ()) -> bytes:
+    """A paragraph as 한글 stores it: its header, its text (controls as eight code units each,
+    then the paragraph end) and each control's records one level deeper."""
+    import struct
+
+    codes = {"tbl ": 11, "fn  ": 17}
+    tab = struct.pack("<H", 9) + b"\0" * 12 + struct.pack("<H", 9)  # a tab is an inline control: eight units
+    units = b"".join(tab if ch == "\t" else ch.encode("utf-16-le") for ch in text)
+    for kind, _ in controls:
+        code = struct.pack("<H", codes[kind])
+        units += code + kind[::-1].encode("ascii") + b"\0" * 8 + code
+    units += struct.pack("<H", 13)
+    header = struct.pack("<IIHBB", len(units) // 2, 0, 0, style, 0).ljust(22, b"\0")
+    out = _hwp_record(0x10 + 50, level, header) + _hwp_record(0x10 + 51, level + 1, units)
+    for kind, body in controls:
+        out += _hwp_record(0x10 + 55, level + 1, kind[::-1].encode("ascii")) + body
+    return out
+
+
+def hwp_bytes(heading: str, paragraphs: list[str], table: list[list[str]], footnote: str,
+              flags: int = 0x1, compress: bool = True, streams: dict[str, bytes] | None = None) -> bytes:
+    """An HWP 5.0 file (compound file + records, as 한글 writes it): an outline-styled heading,
+    paragraphs, a footnote on the last one and a table. flags: the FileHeader's properties
+    (bit 0 compressed, 1 password, 2 distribution)."""
+    import struct
+    import zlib
+
+    from tests.cfb_writer import compound_file
+
+    def deflate(data: bytes) -> bytes:
+        if not compress:
+            return data
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return packer.compress(data) + packer.flush()
+
+    def style(local: str, english: str) -> bytes:
+        return (struct.pack("<H", len(local)) + local.encode("utf-16-le") + struct.pack("<H", len(english))
+                + english.encode("utf-16-le") + b"\0" * 8)
+
+    docinfo = _hwp_record(0x10 + 26, 1, style("바탕글", "Normal")) + _hwp_record(0x10 + 26, 1, style("개요 1", "Outline 1"))
+    cells = b""
+    for row_index, row in enumerate(table):
+        for column, cell in enumerate(row):
+            cells += _hwp_record(0x10 + 56, 2, struct.pack("<HHIHHHH", 1, 0, 0, column, row_index, 1, 1).ljust(34, b"\0"))
+            cells += _hwp_paragraph(cell, 2)
+    table_body = _hwp_record(0x10 + 61, 2, struct.pack("<IHH", 0, len(table), len(table[0]))) + cells
+    note_body = _hwp_record(0x10 + 56, 2, struct.pack("<HHI", 1, 0, 0)) + _hwp_paragraph(footnote, 2)
+    body = _hwp_paragraph(heading, 0, style=1)
+    body += b"".join(_hwp_paragraph(p, 0) for p in paragraphs[:-1])
+    body += _hwp_paragraph(paragraphs[-1], 0, controls=[("fn  ", note_body)])
+    body += _hwp_paragraph("", 0, controls=[("tbl ", table_body)])
+    header = b"HWP Document File".ljust(32, b"\0") + struct.pack("<II", 0x05000300, flags)
+    files = {"FileHeader": header.ljust(256, b"\0"), "DocInfo": deflate(docinfo), "BodyText/Section0": deflate(body)}
+    files.update(streams or {})
+    return compound_file(files)

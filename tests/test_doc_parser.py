@@ -1,6 +1,8 @@
 """Every supported format parsed for real, and every way an upload can be wrong."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from documents.chunking import chunk_sections
@@ -106,12 +108,69 @@ def test_a_protected_or_broken_hwpx_is_a_clear_error(change, status, code):
     assert "문서" in refused.value.message  # in Korean, naming the file
 
 
-def test_hwp5_and_non_zip_hwpx_are_refused_clearly():
+def test_non_zip_hwpx_is_refused_clearly():
     from core.errors import BadUpload
 
-    with pytest.raises(BadUpload) as hwp:
-        parse(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504, "보고서.hwp")
-    assert hwp.value.status == 415 and "HWPX" in hwp.value.message
     with pytest.raises(BadUpload) as broken:
         parse(b"not a zip at all", "보고서.hwpx")
     assert broken.value.code == "corrupt_file"
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_hwp5_body_heading_table_and_footnote_in_reading_order(compress):
+    from tests.doc_samples import hwp_bytes
+
+    data = hwp_bytes("제주 여행 안내", ["한라산 등반은\t새벽에 시작합니다.", "성산일출봉의 해돋이는 여섯 시쯤입니다."],
+                     [["장소", "입장료"], ["한라산", "무료"], ["만장굴", "4,000원"]], "출처: 제주관광공사 2026년 자료",
+                     flags=0x1 if compress else 0x0, compress=compress)
+    (section,) = parse(data, "제주.hwp")
+    lines = section.text.split("\n\n")
+    assert lines[0] == "## 제주 여행 안내"  # the outline style of DocInfo is a heading
+    # a tab is an eight-unit control: read as a space, its six data units never leak as text
+    assert lines[1:3] == ["한라산 등반은 새벽에 시작합니다.", "성산일출봉의 해돋이는 여섯 시쯤입니다."]
+    assert lines[3] == "[주석] 출처: 제주관광공사 2026년 자료"
+    assert lines[4:] == ["장소 | 입장료", "한라산 | 무료", "만장굴 | 4,000원"]
+
+
+@pytest.mark.parametrize("change,status,code", [
+    ({"flags": 0x1 | 0x4}, 422, "distribution_document"),
+    ({"flags": 0x1, "streams": {"ViewText/Section0": b"\x01" * 64}}, 422, "distribution_document"),
+    ({"flags": 0x1 | 0x2}, 422, "encrypted_document"),
+    ({"flags": 0x1, "streams": {"BodyText/Section0": b"not deflate data at all \xff\xfe"}}, 400, "corrupt_file"),
+    ({"streams": {"BodyText/Section0": b"\x42\x00\x60\x01" + b"\0" * 10}, "compress": False, "flags": 0}, 400,
+     "corrupt_file"),  # a record that says 22 bytes and has 10
+    ({"streams": {"FileHeader": b"HWP Document File V3.00".ljust(256, b"\0")}}, 400, "corrupt_file"),
+])
+def test_a_protected_or_broken_hwp_is_a_clear_korean_error(change, status, code):
+    from core.errors import BadUpload
+    from tests.doc_samples import hwp_bytes
+
+    data = hwp_bytes("제목", ["본문"], [["a"]], "주석", **change)
+    with pytest.raises(BadUpload) as refused:
+        parse(data, "문서.hwp")
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert "문서" in refused.value.message and re.search("[가-힣]{2}", refused.value.message.replace("문서", ""))
+
+
+@pytest.mark.parametrize("data", [b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504, b"plain text, not OLE", b"PK\x03\x04"])
+def test_a_file_that_is_not_an_hwp_is_refused_not_crashed(data):
+    from core.errors import BadUpload
+
+    with pytest.raises(BadUpload) as refused:
+        parse(data, "보고서.hwp")
+    assert refused.value.status == 400 and refused.value.code == "corrupt_file"
+
+
+def test_an_hwp_section_inflating_past_the_cap_is_a_bomb(monkeypatch):
+    import zlib
+
+    from core.errors import BadUpload
+    from documents import hwp5
+    from tests.doc_samples import hwp_bytes
+
+    monkeypatch.setattr(hwp5, "MAX_STREAM", 1024 * 1024)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = packer.compress(b"\0" * (4 * 1024 * 1024)) + packer.flush()
+    with pytest.raises(BadUpload) as refused:
+        parse(hwp_bytes("a", ["b"], [["c"]], "d", streams={"BodyText/Section0": bomb}), "폭탄.hwp")
+    assert refused.value.status == 413

@@ -143,5 +143,20 @@ def test_a_hwpx_document_is_found_by_a_korean_question(server: str):
     assert document["status"] == "ready" and document["chunks"] >= 1
     hits = httpx.post(server + "/api/rag/search", json={"query": "통신비는 얼마나 지원되나요?", "k": 3}).json()["hits"]
     assert hits[0]["document_id"] == document["id"] and "월 50,000원" in hits[0]["text"]
-    refused = upload(server, "옛 보고서.hwp", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504)
-    assert refused.status_code == 415 and "HWPX" in refused.json()["error"]["message"]
+
+
+def test_an_hwp_document_is_found_by_a_korean_question_and_a_distribution_copy_is_refused(server: str):
+    from tests.doc_samples import hwp_bytes
+
+    data = hwp_bytes("출장 규정", ["국내 출장은 하루 전까지 신청한다.", "해외 출장은 2주 전에 결재를 받는다."],
+                     [["구분", "일비"], ["국내", "하루 30,000원"], ["해외", "하루 60달러"]], "2026년 3월 개정")
+    created = upload(server, "출장 규정.hwp", data)
+    assert created.status_code == 201, created.text
+    document = wait_ready(server, created.json()["id"])
+    assert document["status"] == "ready" and document["kind"] == "hwp"
+    hits = httpx.post(server + "/api/rag/search", json={"query": "해외 출장 일비는 얼마인가요?", "k": 3}).json()["hits"]
+    assert hits[0]["document_id"] == document["id"] and "하루 60달러" in hits[0]["text"]
+    before = httpx.get(server + "/api/documents").json()
+    refused = upload(server, "배포용.hwp", hwp_bytes("a", ["b"], [["c"]], "d", flags=0x1 | 0x4))
+    assert refused.status_code == 422 and "배포용" in refused.json()["error"]["message"]
+    assert httpx.get(server + "/api/documents").json() == before  # nothing stored
