@@ -26,6 +26,7 @@ from analytics.labeller import TurnAnalyzer, classifiers_from_settings
 from core.contracts import Engine
 from core.errors import AppError, storage_error
 from core.events import Error
+from core.threads import run_blocking
 from documents.library import DocumentLibrary
 from image_engine import ImageEngine
 from llm_engine import LlmEngine
@@ -102,7 +103,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             folder.mkdir(parents=True, exist_ok=True)
         stores = await open_stores(settings.paths.db, settings.paths.logs)
         rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
-        library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag)
+        library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag, settings.ocr)
+        await run_blocking(library.ocr.status)  # two short runs of tesseract, off the event loop, kept
         sandbox = Sandbox(settings.sandbox)
         await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
         analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.analysis.enabled else None

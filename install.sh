@@ -83,10 +83,21 @@ if [ "$WANT_TESTS" = test ] && [ ! -f "$TEST_STAMP" ]; then
   touch "$TEST_STAMP"
 fi
 
-if [ "$WANT_TESTS" = test ] && [ ! -x /usr/bin/chromium ]; then
-  say "installing Debian chromium and Korean fonts for the browser tests"
-  SUDO=(); [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
+SUDO=(); [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
+OCR_PACKAGES=(tesseract-ocr tesseract-ocr-kor)  # OCR of scanned PDFs and pictures (documents/ocr.py)
+if [ "$WANT_TESTS" = test ] && { [ ! -x /usr/bin/chromium ] || ! command -v tesseract >/dev/null; }; then
+  say "installing Debian chromium, Korean fonts and tesseract (Korean) for the tests"
   "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq chromium fonts-noto-cjk "${OCR_PACKAGES[@]}" >/dev/null
+elif ! command -v tesseract >/dev/null; then
+  # The server runs without it (scans and pictures are then refused, saying why): install it only
+  # where that needs no password.
+  if command -v apt-get >/dev/null && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
+    say "installing tesseract with Korean data (${OCR_PACKAGES[*]}) for scanned documents"
+    { "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq \
+        "${OCR_PACKAGES[@]}" >/dev/null; } || say "could not install tesseract; scanned PDFs and pictures will be refused"
+  else
+    say "tesseract is missing: to read scanned PDFs and pictures, run: sudo apt install ${OCR_PACKAGES[*]}"
+  fi
 fi
 say "ready"

@@ -47,6 +47,7 @@ class Hit:
     score: float  # fused (reciprocal rank)
     similarity: float | None  # cosine, when the vector search found it
     keyword_score: float | None  # BM25, when the keyword search found it
+    ocr: bool = False  # the passage was read by OCR
 
 
 @dataclass
@@ -200,7 +201,8 @@ class RagEngine:
         for start in range(0, len(chunks), batch):
             part = chunks[start:start + batch]
             ids = [f"{document_id}:{c.index}" for c in part]
-            metas = [{"document_id": document_id, "name": name, "index": c.index, "page": c.page or 0} for c in part]
+            metas = [{"document_id": document_id, "name": name, "index": c.index, "page": c.page or 0,
+                      "ocr": c.ocr} for c in part]
             vectors = self.embedder.encode([c.text for c in part])
             with self._lock:
                 self._collection.upsert(ids=ids, embeddings=vectors, documents=[c.text for c in part],
@@ -269,7 +271,7 @@ class RagEngine:
         ranked = sorted(relevant, key=lambda item: -item[1]["rrf"])[:k]
         return [Hit(chunk_id, e["meta"]["document_id"], e["meta"]["name"], e["meta"]["page"] or None, e["text"],
                     round(e["rrf"], 5), None if e["similarity"] is None else round(e["similarity"], 4),
-                    None if e.get("keyword") is None else round(e["keyword"], 3))
+                    None if e.get("keyword") is None else round(e["keyword"], 3), bool(e["meta"].get("ocr")))
                 for chunk_id, e in ranked]
 
     def _add_keyword_hits(self, query: str, depth: int, documents: set[str] | None, found: dict[str, dict]) -> None:

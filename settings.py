@@ -257,6 +257,24 @@ class Rag(BaseModel):
     max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
+class Ocr(BaseModel):
+    """Reading scanned PDF pages and pictures of text (tesseract, on the CPU, in the background)."""
+
+    enabled: bool = Field(True, description="OCR scanned or garbled PDF pages and pictures added to the library.")
+    tesseract_path: Path | None = Field(
+        None, description="The tesseract program. Unset: found on PATH, or at the Windows installer's place "
+        "(C:\\Program Files\\Tesseract-OCR\\tesseract.exe).")
+    languages: str = Field("kor+eng", pattern=r"^[a-z_]{3,20}(\+[a-z_]{3,20}){0,5}$",
+                           description="Tesseract languages, joined by + (their .traineddata must be installed).")
+    dpi: int = Field(300, ge=100, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    page_mode: int = Field(4, ge=1, le=13, description="Tesseract's page segmentation mode: 4 (one column of "
+                           "lines) read every line of the test pages; 3 (automatic) lost whole Korean lines.")
+    page_timeout_s: float = Field(120.0, gt=0, le=3600, description="Longest OCR of one page or picture.")
+    max_pages: int = Field(500, ge=1, le=100_000, description="Most pages of one document that are OCR'd.")
+    max_image_pixels: int = Field(60_000_000, ge=10_000, description="Largest picture accepted for OCR, in pixels "
+                                  "(a decompression bomb guard).")
+
+
 class Analysis(BaseModel):
     """Turn analysis: emotion, intent and keywords of every turn, on the CPU, in the background."""
 
@@ -357,6 +375,7 @@ class Settings(BaseSettings):
     vision: VisionModel = Field(default_factory=VisionModel, description="Vision LLM (image questions).")
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
+    ocr: Ocr = Field(default_factory=Ocr, description="OCR of scanned pages and pictures of text.")
     analysis: Analysis = Field(default_factory=Analysis, description="Turn analysis (emotion, intent, keywords).")
     sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")
 

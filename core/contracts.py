@@ -143,6 +143,7 @@ class Chunk:
     index: int
     text: str
     page: int | None
+    ocr: bool = False  # read by OCR from a scan or a picture (the sources say so)
 
 
 @runtime_checkable

@@ -54,7 +54,7 @@ def chunk_sections(sections: list[Section], size: int = 1000, overlap: int = 100
             first_line = paragraph.splitlines()[0]
             if HEADING.match(first_line):
                 if current.strip() and current.strip() != heading:
-                    chunks.append(Chunk(len(chunks), current.strip(), section.page))
+                    chunks.append(Chunk(len(chunks), current.strip(), section.page, section.by_ocr))
                 heading = first_line.strip()
                 current = heading + "\n"
                 paragraph = paragraph[len(first_line):].strip()
@@ -62,10 +62,10 @@ def chunk_sections(sections: list[Section], size: int = 1000, overlap: int = 100
                     continue
             for piece in _pieces(paragraph, size):
                 if len(current) + len(piece) + 1 > size and current.strip() and current.strip() != heading:
-                    chunks.append(Chunk(len(chunks), current.strip(), section.page))
+                    chunks.append(Chunk(len(chunks), current.strip(), section.page, section.by_ocr))
                     carried = _tail(current, overlap)
                     current = (heading + "\n" if heading and not carried.startswith(heading) else "") + carried
                 current = f"{current.rstrip()}\n{piece}" if current.strip() else piece
         if current.strip() and current.strip() != heading:
-            chunks.append(Chunk(len(chunks), current.strip(), section.page))
+            chunks.append(Chunk(len(chunks), current.strip(), section.page, section.by_ocr))
     return chunks

@@ -1,5 +1,8 @@
 """Uploaded documents to text: txt, md, pdf (pypdf), docx (python-docx), 한글 hwpx (hwpx.py) and
-hwp 5.0 (hwp5.py), html (text only).
+hwp 5.0 (hwp5.py), html (text only), and pictures of text (png, jpg) for OCR.
+
+A PDF page without a usable text layer and a picture come out as sections that need OCR
+(`needs_ocr` says why; page_checks.py decides); the library reads them in the background.
 
 Every failure is a BadUpload with a message a user can act on. Text files are decoded as
 UTF-8 (with or without BOM) or CP949/EUC-KR, common for Korean files; anything that is not
@@ -18,9 +21,10 @@ from pathlib import PurePath
 from core.errors import BadUpload
 from documents.hwp5 import hwp5_text
 from documents.hwpx import hwpx_text
+from documents.page_checks import picture_of, text_layer_problem
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html",
-            ".hwpx": "hwpx", ".hwp": "hwp"}
+            ".hwpx": "hwpx", ".hwp": "hwp", ".png": "image", ".jpg": "image", ".jpeg": "image"}
 MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024  # a docx expanding beyond this is a zip bomb
 MAX_DOCX_RATIO = 200
 
@@ -29,6 +33,8 @@ MAX_DOCX_RATIO = 200
 class Section:
     text: str
     page: int | None = None  # PDF page number, from 1
+    needs_ocr: str | None = None  # why its text must come from OCR: no_text_layer, garbled, picture
+    by_ocr: bool = False  # its text was read by OCR
 
 
 def clean_filename(name: str, limit: int = 255) -> str:
@@ -49,7 +55,7 @@ def clean_filename(name: str, limit: int = 255) -> str:
 def kind_of(name: str) -> str:
     suffix = PurePath(name).suffix.lower()
     if suffix not in SUFFIXES:
-        raise BadUpload(f"unsupported file type {suffix or '(none)'}: send txt, md, pdf, docx, hwp, hwpx or html",
+        raise BadUpload(f"unsupported file type {suffix or '(none)'}: send txt, md, pdf, docx, hwp, hwpx, html, or a png/jpg picture of text",
                         code="unsupported_type", status=415)
     return SUFFIXES[suffix]
 
@@ -107,7 +113,12 @@ def _pdf(data: bytes, name: str) -> list[Section]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise BadUpload(f"{name} is encrypted; upload an unprotected copy", code="encrypted_pdf")
-        return [Section(page.extract_text() or "", number) for number, page in enumerate(reader.pages, start=1)]
+        sections = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = page.extract_text() or ""
+            reason = text_layer_problem(text)
+            sections.append(Section("" if reason else text, number, needs_ocr=reason))  # garbage is never kept
+        return sections
     except BadUpload:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -139,8 +150,9 @@ def _docx(data: bytes, name: str) -> list[Section]:
     return [Section("\n\n".join(lines))]
 
 
-def parse(data: bytes, name: str) -> list[Section]:
-    """Text sections of a document (one per PDF page, one otherwise)."""
+def parse(data: bytes, name: str, max_image_pixels: int = 60_000_000) -> list[Section]:
+    """Text sections of a document (one per PDF page, one otherwise); those that need OCR are
+    empty, with the reason."""
     if not data:
         raise BadUpload(f"{name} is empty", code="empty_file")
     kind = kind_of(name)
@@ -156,9 +168,12 @@ def parse(data: bytes, name: str) -> list[Section]:
         sections = [Section(hwpx_text(data, name))]
     elif kind == "hwp":
         sections = [Section(hwp5_text(data, name))]
+    elif kind == "image":
+        picture_of(data, name, max_image_pixels)  # a real picture, or the caller's 413/415 now
+        sections = [Section("", needs_ocr="picture")]
     else:
         sections = _docx(data, name)
-    sections = [Section(re.sub(r"[ \t\u00a0]+", " ", s.text).strip(), s.page) for s in sections]
-    if not any(s.text for s in sections):
-        raise BadUpload(f"{name} contains no text (a scanned PDF needs OCR first)", code="no_text")
+    sections = [Section(re.sub(r"[ \t\u00a0]+", " ", s.text).strip(), s.page, s.needs_ocr) for s in sections]
+    if not any(s.text or s.needs_ocr for s in sections):
+        raise BadUpload(f"{name} contains no text", code="no_text")
     return sections

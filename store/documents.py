@@ -31,7 +31,12 @@ async def m003_documents(db: aiosqlite.Connection) -> None:
     await db.execute("ALTER TABLE turns ADD COLUMN sources TEXT")  # JSON: the chunks an answer used
 
 
-MIGRATIONS = [m003_documents]
+async def m009_document_ocr(db: aiosqlite.Connection) -> None:
+    await db.execute("ALTER TABLE documents ADD COLUMN ocr_pages INTEGER NOT NULL DEFAULT 0")  # pages read by OCR
+    await db.execute("ALTER TABLE documents ADD COLUMN notice TEXT")  # what a ready document lacks, and why
+
+
+MIGRATIONS = [m003_documents, m009_document_ocr]
 
 
 class DocumentStore:
@@ -47,14 +52,15 @@ class DocumentStore:
             if row is not None and row["status"] != "failed":
                 return dict(row), False
             await self._db.execute(
-                """INSERT OR REPLACE INTO documents (id, name, kind, bytes, chunks, status, progress, error, created)
-                   VALUES (?, ?, ?, ?, 0, 'ingesting', 0, NULL, ?)""", (document_id, name, kind, size, now_iso()))
+                """INSERT OR REPLACE INTO documents (id, name, kind, bytes, chunks, status, progress, error, created,
+                                                    ocr_pages, notice)
+                   VALUES (?, ?, ?, ?, 0, 'ingesting', 0, NULL, ?, 0, NULL)""", (document_id, name, kind, size, now_iso()))
         self.log.write("document_added", {"document_id": document_id, "name": name, "bytes": size})
         return await self.get_document(document_id), True
 
     async def update_document(self, document_id: str, **fields) -> None:
         async with self._db.writing():
-            allowed = {"chunks", "status", "progress", "error"}
+            allowed = {"chunks", "status", "progress", "error", "ocr_pages", "notice"}
             if not fields or set(fields) - allowed:
                 raise ValueError(f"unknown document fields: {sorted(set(fields) - allowed)}")
             assignments = ", ".join(f"{key} = :{key}" for key in fields)

@@ -151,3 +151,65 @@ def hwp_bytes(heading: str, paragraphs: list[str], table: list[list[str]], footn
     files = {"FileHeader": header.ljust(256, b"\0"), "DocInfo": deflate(docinfo), "BodyText/Section0": deflate(body)}
     files.update(streams or {})
     return compound_file(files)
+
+
+CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # Debian fonts-noto-cjk
+KOREAN_FACE = 1  # the .ttc's Korean face (Noto Sans CJK KR)
+
+
+def scanned_page(lines: list[str], size_pt: float = 12, rotate: float = 0.0, noise: float = 0.0, dpi: int = 300,
+                 seed: int = 0):
+    """A white A4 page with the lines set in Noto Sans CJK KR at size_pt, as a scanner gives it:
+    grey, turned by `rotate` degrees, with Gaussian noise of `noise` grey levels."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = int(8.27 * dpi), int(11.69 * dpi)
+    page = Image.new("L", (width, height), 255)
+    font = ImageFont.truetype(CJK_FONT, int(size_pt * dpi / 72), index=KOREAN_FACE)
+    draw = ImageDraw.Draw(page)
+    y = dpi  # one-inch margins
+    for line in lines:
+        draw.text((dpi, y), line, font=font, fill=20)
+        y += int(size_pt * dpi / 72 * 1.8)
+    if rotate:
+        page = page.rotate(rotate, resample=Image.BICUBIC, fillcolor=255, expand=False)
+    if noise:
+        pixels = np.asarray(page, dtype=np.float32)
+        pixels += np.random.default_rng(seed).normal(0, noise, pixels.shape)
+        page = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    return page
+
+
+def scanned_pdf_bytes(pages, dpi: int = 300) -> bytes:
+    """An image-only PDF (no text layer), one scanned picture a page."""
+    out = io.BytesIO()
+    first, *rest = pages
+    first.save(out, format="PDF", resolution=dpi, save_all=True, append_images=rest)
+    return out.getvalue()
+
+
+def garbled_pdf_bytes(lines: list[str]) -> bytes:
+    """A PDF whose Korean text is in an embedded CID font without a ToUnicode map, as some
+    Korean PDFs are: it looks right, but its text layer extracts as control characters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties
+    from pypdf import PdfWriter
+
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        figure = plt.figure(figsize=(8.27, 11.69))
+        for index, line in enumerate(lines):
+            figure.text(0.1, 0.9 - index * 0.04, line, fontproperties=FontProperties(fname=CJK_FONT), fontsize=12)
+        made = io.BytesIO()
+        figure.savefig(made, format="pdf")
+        plt.close(figure)
+    writer = PdfWriter(clone_from=io.BytesIO(made.getvalue()))
+    for page in writer.pages:
+        for font in page["/Resources"]["/Font"].values():
+            font.get_object().pop("/ToUnicode", None)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

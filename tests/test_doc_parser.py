@@ -31,20 +31,19 @@ def test_markdown_html_pdf_docx():
 
 @pytest.mark.parametrize("name,data,code,status", [
     ("empty.txt", b"", "empty_file", 400),
-    ("image.png", b"\x89PNG....", "unsupported_type", 415),
+    ("image.png", b"\x89PNG....", "not_an_image", 415),
+    ("anim.gif", b"GIF89a", "unsupported_type", 415),
     ("noext", b"hello", "unsupported_type", 415),
     ("binary.txt", b"\x7fELF\x02\x01\x01\x00\x00\x00", "not_text", 415),
     ("latin1.txt", "café".encode("latin-1") + b"\xff\xfe\xfd", "unknown_encoding", 415),
     ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "corrupt_file", 400),
     ("broken.docx", b"PK\x03\x04 not a zip at all", "corrupt_file", 400),
     ("bomb.docx", None, "zip_bomb", 413),
-    ("blank.pdf", None, "no_text", 400),
+    ("blank.txt", b" \n\t\n", "no_text", 400),
 ])
 def test_bad_documents_are_refused_with_a_reason(name, data, code, status):
     if name == "bomb.docx":
         data = zip_bomb_docx()
-    if name == "blank.pdf":
-        data = pdf_bytes([""])
     with pytest.raises(BadUpload) as info:
         parse(data, name)
     assert (info.value.code, info.value.status) == (code, status) and info.value.message
@@ -174,3 +173,42 @@ def test_an_hwp_section_inflating_past_the_cap_is_a_bomb(monkeypatch):
     with pytest.raises(BadUpload) as refused:
         parse(hwp_bytes("a", ["b"], [["c"]], "d", streams={"BodyText/Section0": bomb}), "폭탄.hwp")
     assert refused.value.status == 413
+
+
+def test_pdf_pages_without_a_usable_text_layer_are_left_for_ocr_and_their_garbage_dropped():
+    from tests.doc_samples import garbled_pdf_bytes
+
+    blank, text = parse(pdf_bytes(["", "Seoul is the capital"]), "mixed.pdf")
+    assert (blank.text, blank.needs_ocr, blank.page) == ("", "no_text_layer", 1)
+    assert (text.text, text.needs_ocr) == ("Seoul is the capital", None)
+    (garbled,) = parse(garbled_pdf_bytes(["서울특별시는 대한민국의 수도이다."]), "cid.pdf")
+    assert (garbled.text, garbled.needs_ocr) == ("", "garbled")  # a CID font without ToUnicode: never stored
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("서울특별시는 대한민국의 수도이다. Seoul, 1988.", None),
+    ("표 1 | 2 | 3 — 가격: 4,000원 (부가세 포함)", None),
+    ("", "no_text_layer"), (" \n ", "no_text_layer"),
+    ("(cid:12)(cid:40)(cid:7) (cid:99)(cid:3)", "garbled"),
+    ("\x01\x02\x03 \x04\x05 . \x06\x07", "garbled"),
+    ("\ue000\ue001\ue002\ue003 가나", "garbled"),  # private-use glyph codes
+    ("... --- ,,, ;;; ::: ---", "garbled"),
+])
+def test_text_layer_problems(text, problem):
+    from documents.page_checks import text_layer_problem
+
+    assert text_layer_problem(text) == problem
+
+
+def test_a_picture_of_text_is_checked_then_left_for_ocr():
+    import io
+
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 20), "white").save(picture, format="PNG")
+    (section,) = parse(picture.getvalue(), "영수증.jpg")  # the suffix is a hint: the picture decides
+    assert (section.text, section.needs_ocr) == ("", "picture")
+    with pytest.raises(BadUpload) as huge:
+        parse(picture.getvalue(), "큰 그림.png", max_image_pixels=100)
+    assert huge.value.status == 413

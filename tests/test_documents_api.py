@@ -97,7 +97,8 @@ def test_session_scope_only_uses_attached_documents(server: str):
 
 
 BAD_UPLOADS = [
-    ("unsupported type", "photo.png", b"\x89PNG\r\n\x1a\n", 415, "unsupported_type"),
+    ("unsupported type", "anim.gif", b"GIF89a", 415, "unsupported_type"),
+    ("broken picture", "photo.png", b"\x89PNG\r\n\x1a\n", 415, "not_an_image"),
     ("empty", "empty.txt", b"", 400, "empty_file"),
     ("corrupt pdf", "broken.pdf", b"%PDF-1.7 garbage", 400, "corrupt_file"),
     ("corrupt docx", "broken.docx", b"PK\x03\x04garbage", 400, "corrupt_file"),

@@ -22,9 +22,10 @@ def with_references(message: str, hits: list[Hit], budget_chars: int) -> tuple[s
             break
         used += len(text)
         n = len(sources) + 1
-        where = f" (p. {hit.page})" if hit.page else ""
+        where = ", ".join(([f"p. {hit.page}"] if hit.page else []) + (["OCR"] if hit.ocr else []))
+        where = f" ({where})" if where else ""
         parts.append(f"[{n}] {hit.name}{where}:\n{text}")
-        sources.append({"n": n, "document_id": hit.document_id, "name": hit.name, "page": hit.page,
+        sources.append({"n": n, "document_id": hit.document_id, "name": hit.name, "page": hit.page, "ocr": hit.ocr,
                         "chunk_id": hit.chunk_id, "snippet": hit.text[:400], "score": hit.score})
     parts.append(f"Question: {message}")
     return "\n\n".join(parts), sources

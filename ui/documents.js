@@ -4,8 +4,10 @@ import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 /**
+ * @typedef {{step: string, done?: number, total?: number}} Stage  what an ingest under way is doing
  * @typedef {{id: string, name: string, kind: string, bytes: number, chunks: number, status: string,
- *            progress: number, error: string|null, sessions: string[], created: string}} Doc
+ *            progress: number, error: string|null, sessions: string[], created: string,
+ *            ocr_pages: number, notice: string|null, stage: Stage|null}} Doc
  * @param {{currentSession: () => string|null, showError: (m: string) => void}} options
  */
 export function initDocuments({ currentSession, showError }) {
@@ -14,6 +16,7 @@ export function initDocuments({ currentSession, showError }) {
   const input = /** @type {HTMLInputElement} */ (document.getElementById("doc-input"));
   const bar = /** @type {HTMLProgressElement} */ (document.getElementById("doc-progress"));
   const reindexLine = /** @type {HTMLElement} */ (document.getElementById("doc-reindex"));
+  const ocrLine = /** @type {HTMLElement} */ (document.getElementById("doc-ocr-missing"));
   /** @type {number|undefined} */
   let polling;
 
@@ -24,6 +27,7 @@ export function initDocuments({ currentSession, showError }) {
     empty.hidden = docs.length > 0;
     list.replaceChildren(...docs.map(item));
     showReindex(payload.reindex ?? null);
+    showOcr(payload.ocr ?? null);
     const busy = docs.some((d) => d.status === "ingesting") || Boolean(payload.reindex && !payload.reindex.error);
     if (busy && polling === undefined) polling = window.setInterval(refresh, 700);
     if (!busy && polling !== undefined) { clearInterval(polling); polling = undefined; }
@@ -38,6 +42,25 @@ export function initDocuments({ currentSession, showError }) {
       : `${t("reindexing")} ${reindex.done}/${reindex.total}`;
   };
 
+  /** Without an OCR engine, say so (and what to install) before a scan is refused.
+   * @param {{available: boolean, reason: string|null}|null} ocr */
+  const showOcr = (ocr) => {
+    ocrLine.hidden = ocr === null || ocr.available;
+    if (ocr && !ocr.available) {
+      ocrLine.textContent = `⚠ ${t("ocrMissing")}`;
+      ocrLine.title = ocr.reason ?? "";
+    }
+  };
+
+  /** "OCR로 읽는 중 2/5쪽 · 36%" while pages are read, then the embedding's share.
+   * @param {Doc} doc */
+  const ingestLine = (doc) => {
+    const percent = `${Math.round(doc.progress * 100)}%`;
+    if (doc.stage?.step === "ocr") return `${t("ocrReading")} ${doc.stage.done}/${doc.stage.total}${t("page")} · ${percent}`;
+    if (doc.stage?.step === "embedding") return `${t("embedding")} ${percent}`;
+    return `${t("ingesting")} ${percent}`;
+  };
+
   /** @param {Doc} doc */
   const item = (doc) => {
     const li = document.createElement("li");
@@ -50,9 +73,18 @@ export function initDocuments({ currentSession, showError }) {
     const status = document.createElement("span");
     status.className = "doc-status";
     const size = doc.bytes < 1024 * 1024 ? `${Math.max(1, Math.round(doc.bytes / 1024))} KB` : `${(doc.bytes / 1048576).toFixed(1)} MB`;
-    status.textContent = doc.status === "ingesting" ? `${t("ingesting")} ${Math.round(doc.progress * 100)}%`
+    const ocrPart = doc.ocr_pages ? ` · ${doc.ocr_pages}${t("ocrPages")}` : "";
+    status.textContent = doc.status === "ingesting" ? ingestLine(doc)
       : doc.status === "failed" ? `${t("failed")}: ${doc.error ?? ""}`
-      : `${doc.kind} · ${size} · ${doc.chunks} ${t("chunks")} · ${doc.created.slice(0, 10)}`;
+      : `${doc.kind} · ${size} · ${doc.chunks} ${t("chunks")}${ocrPart} · ${doc.created.slice(0, 10)}`;
+    if (doc.status === "ready" && doc.notice) {
+      const warning = document.createElement("span");
+      warning.className = "doc-notice";
+      warning.textContent = " ⚠";
+      warning.title = doc.notice; // server text about the user's file: text only
+      status.append(warning);
+      status.title = doc.notice;
+    }
     const attach = document.createElement("button");
     attach.type = "button";
     attach.className = "icon-button doc-attach";

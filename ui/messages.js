@@ -104,7 +104,7 @@ export class MessageView {
 
   /**
    * The document passages the answer used: name, page, and the passage on click.
-   * @param {{n: number, name: string, page: number|null, snippet: string}[]} sources
+   * @param {{n: number, name: string, page: number|null, ocr?: boolean, snippet: string}[]} sources
    */
   showSources(sources) {
     this.node.querySelector(".sources")?.remove();
@@ -119,7 +119,8 @@ export class MessageView {
       const details = document.createElement("details");
       details.className = "source";
       const summary = document.createElement("summary");
-      summary.textContent = `[${source.n}] ${source.name}${source.page ? ` (${source.page}${t("page")})` : ""}`;
+      const where = [source.page ? `${source.page}${t("page")}` : "", source.ocr ? "OCR" : ""].filter(Boolean).join(", ");
+      summary.textContent = `[${source.n}] ${source.name}${where ? ` (${where})` : ""}`;
       const passage = document.createElement("p");
       passage.className = "source-passage";
       passage.textContent = source.snippet; // document text: untrusted, text only

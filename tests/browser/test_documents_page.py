@@ -85,3 +85,36 @@ def test_changing_the_embedder_shows_the_re_indexing_and_keeps_search(page: Page
         assert hits and hits[0]["document_id"] == created["id"]  # searchable while it re-embeds
         expect(line).to_be_hidden(timeout=120_000)
         expect(page.locator(".doc-item")).to_have_count(1)
+
+
+def test_a_scan_and_a_hwp_in_the_sidebar_ocr_progress_then_an_ocr_source(page: Page, live_server: str, tmp_path):
+    """A scanned two-page Korean PDF: the sidebar shows "OCR로 읽는 중 n/2쪽", then the pages read by
+    OCR; an HWP file beside it; the answer's source says OCR."""
+    from tests.doc_samples import hwp_bytes, scanned_page, scanned_pdf_bytes
+
+    scan = tmp_path / "공지(스캔).pdf"
+    scan.write_bytes(scanned_pdf_bytes([
+        scanned_page(["주민센터는 토요일 오전 아홉 시부터 열두 시까지 민원 업무를 본다."], 14, 1.0, 8),
+        scanned_page(["여권 발급에는 사진 한 장과 신분증이 필요하다."], 14, -1.0, 8),
+    ]))
+    report = tmp_path / "주간 보고.hwp"
+    report.write_bytes(hwp_bytes("주간 보고", ["이번 주에는 서버 이전을 마쳤다."], [["항목", "상태"], ["서버 이전", "완료"]],
+                                 "담당: 운영팀"))
+    open_app(page, live_server)
+    page.set_input_files("#doc-input", str(scan))
+    item = page.locator(".doc-item", has_text="공지(스캔).pdf")
+    expect(item.locator(".doc-status")).to_contain_text(re.compile(r"OCR로 읽는 중 [0-2]/2쪽"), timeout=30_000)
+    shot(page, "documents-ocr-progress")
+    expect(item).to_have_class(re.compile(r"\bready\b"), timeout=120_000)
+    expect(item.locator(".doc-status")).to_contain_text("2쪽 OCR")
+    page.set_input_files("#doc-input", str(report))
+    hwp_item = page.locator(".doc-item", has_text="주간 보고.hwp")
+    expect(hwp_item).to_have_class(re.compile(r"\bready\b"), timeout=60_000)
+    expect(hwp_item.locator(".doc-status")).to_contain_text("hwp")
+
+    page.fill("#chat-input", "주민센터는 토요일에 몇 시까지 여나요?")
+    page.press("#chat-input", "Enter")
+    answer = page.locator(".message.assistant").last
+    expect(answer).to_have_attribute("data-finish", re.compile("^(done|trimmed)$"), timeout=60_000)
+    expect(answer.locator(".source summary").first).to_have_text("[1] 공지(스캔).pdf (1쪽, OCR)")
+    shot(page, "documents-ocr-source")

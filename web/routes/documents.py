@@ -47,7 +47,7 @@ async def upload_document(request: Request, library: Library) -> JSONResponse:
 
 @router.get("/documents")
 async def list_documents(request: Request, library: Library) -> dict:
-    return {"documents": await library.list(), "reindex": library.reindex_state()}
+    return {"documents": await library.list(), "reindex": library.reindex_state(), "ocr": library.ocr_status()}
 
 
 @router.delete("/documents/{document_id}")
@@ -71,4 +71,4 @@ async def rag_search(request: Request, library: Library) -> dict:
     hits = await library.search(body.query.strip(), body.k)
     return {"hits": [{"document_id": h.document_id, "name": h.name, "page": h.page, "text": h.text,
                       "score": h.score, "similarity": h.similarity, "keyword_score": h.keyword_score,
-                      "chunk_id": h.chunk_id} for h in hits]}
+                      "chunk_id": h.chunk_id, "ocr": h.ocr} for h in hits]}

@@ -5,15 +5,15 @@ from fastapi import APIRouter, Request
 
 from image_engine import SAMPLERS, SCHEDULERS, family_defaults, guess_family
 from models.health import model_health
-from web.services import AppSettings, MaybeAnalyzer, SandboxDep, Slot
+from web.services import AppSettings, Library, MaybeAnalyzer, SandboxDep, Slot
 
 router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request, slot: Slot, settings: AppSettings, sandbox: SandboxDep) -> dict:
+async def health(request: Request, slot: Slot, settings: AppSettings, sandbox: SandboxDep, library: Library) -> dict:
     return {"status": "ok", "models": model_health(settings), "slot": slot.state(),
-            "sandbox": sandbox.describe() if sandbox is not None else None}
+            "sandbox": sandbox.describe() if sandbox is not None else None, "ocr": library.ocr_status()}
 
 
 @router.get("/api/slot")
