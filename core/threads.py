@@ -11,6 +11,8 @@ an async generator by itself.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -49,6 +51,16 @@ async def wait_through_cancel(future: asyncio.Future[T]) -> T:
 # arena, and memory freed by an unload on one thread is not reused by a load on another, so
 # spreading them over a pool grew the server's RSS by ~80 MB over 30 swaps.
 MODEL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-lifecycle")
+
+
+def lowest_priority() -> None:
+    """Lower the calling thread to nice 19 (Linux nices threads one by one; elsewhere a no-op):
+    for background CPU work that must never slow a user's tokens."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
 
 
 async def run_blocking(fn: Callable[..., T], *args: object, executor: Executor | None = None) -> T:

@@ -14,10 +14,11 @@ import asyncio
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.errors import AppError, BadUpload
-from core.threads import run_blocking
+from core.threads import lowest_priority, run_blocking
 from documents.chunking import chunk_sections
 from documents.ocr import TesseractOcr
 from documents.parsing import Section, clean_filename, kind_of, parse
@@ -40,6 +41,9 @@ class DocumentLibrary:
         self.ocr = ocr or TesseractOcr(self.ocr_cfg)
         self._progress: dict[str, float] = {}
         self._stage: dict[str, dict] = {}
+        # Pages are rendered in this process: on a thread of its own at the lowest priority, so
+        # neither rendering nor tesseract (nice 19 too) takes a core from the chat model.
+        self._ocr_thread = ThreadPoolExecutor(1, thread_name_prefix="ocr", initializer=lowest_priority)
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -129,8 +133,8 @@ class DocumentLibrary:
         pages = [str(s.page) for s in sections if s.needs_ocr and s.page]
         if not status.available:  # there is other text to keep: say what was left out
             return [s for s in sections if not s.needs_ocr], f"OCR 없이 빠진 쪽: {', '.join(pages)} — {status.reason}"
-        sections, problems = await run_blocking(read_scans, data, kind, name, sections, self.ocr,
-                                                self.ocr_cfg.dpi, self.ocr_cfg.max_image_pixels, read)
+        sections, problems = await run_blocking(read_scans, data, kind, name, sections, self.ocr, self.ocr_cfg.dpi,
+                                                self.ocr_cfg.max_image_pixels, read, executor=self._ocr_thread)
         return sections, ("OCR이 실패한 쪽: " + "; ".join(problems)) if problems else None
 
     def _set_stage(self, document_id: str, stage: dict, fraction: float) -> None:
@@ -142,6 +146,7 @@ class DocumentLibrary:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await run_blocking(self.rag.close)
+        self._ocr_thread.shutdown(wait=False, cancel_futures=True)
 
     def reindex_state(self) -> dict | None:
         """The library's re-embedding after an embedder change, while it runs."""

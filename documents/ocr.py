@@ -1,7 +1,7 @@
 """Text from pictures of text, with tesseract (Apache-2.0) on the CPU.
 
 Tesseract is a program the OS ships (Debian: tesseract-ocr + tesseract-ocr-kor; Windows: the
-UB Mannheim installer with the Korean data), called once per page: the picture goes in as PNG on
+UB Mannheim installer with the Korean data), called once per page: the picture goes in as PGM on
 stdin, words come back as TSV with their confidence. It runs at the lowest CPU priority and with
 one OpenMP thread, so a page being read never slows a user's tokens. Without the program or
 its language data, `status()` says exactly what is missing, for the page to show.
@@ -89,14 +89,14 @@ class TesseractOcr:
         program = self.program()
         if program is None or not self.status().available:
             raise RuntimeError(self.status().reason or "OCR is not available")
-        png = io.BytesIO()
-        image.convert("L").save(png, format="PNG")
+        picture = io.BytesIO()
+        image.convert("L").save(picture, format="PPM")  # uncompressed grey (PGM): no encoding work here
         with tempfile.TemporaryDirectory(prefix="aione-ocr-") as folder:
             base = Path(folder) / "page"
             args = ["stdin", str(base), "-l", self.cfg.languages, "--psm", str(self.cfg.page_mode)]
             if dpi:
                 args += ["--dpi", str(dpi)]
-            done = self._run(program, [*args, "txt", "tsv"], png.getvalue(), self.cfg.page_timeout_s)
+            done = self._run(program, [*args, "txt", "tsv"], picture.getvalue(), self.cfg.page_timeout_s)
             if done.returncode != 0:
                 raise RuntimeError(f"tesseract failed: {done.stderr.decode(errors='replace')[-300:]}")
             text = base.with_suffix(".txt").read_text(encoding="utf-8", errors="replace")

@@ -189,23 +189,28 @@ def scanned_pdf_bytes(pages, dpi: int = 300) -> bytes:
     return out.getvalue()
 
 
-def garbled_pdf_bytes(lines: list[str]) -> bytes:
-    """A PDF whose Korean text is in an embedded CID font without a ToUnicode map, as some
-    Korean PDFs are: it looks right, but its text layer extracts as control characters."""
+def korean_pdf_bytes(pages: list[list[str]], to_unicode: bool = True) -> bytes:
+    """A PDF of Korean text lines in an embedded CID font (Noto Sans CJK KR via matplotlib), a page
+    per list. to_unicode=False drops the fonts' ToUnicode maps, as some Korean PDFs lack them: the
+    page looks right, but its text layer extracts as control characters."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
     from matplotlib.font_manager import FontProperties
     from pypdf import PdfWriter
 
-    with matplotlib.rc_context({"pdf.fonttype": 42}):
-        figure = plt.figure(figsize=(8.27, 11.69))
-        for index, line in enumerate(lines):
-            figure.text(0.1, 0.9 - index * 0.04, line, fontproperties=FontProperties(fname=CJK_FONT), fontsize=12)
-        made = io.BytesIO()
-        figure.savefig(made, format="pdf")
-        plt.close(figure)
+    made = io.BytesIO()
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(made) as pdf:
+        for lines in pages:
+            figure = plt.figure(figsize=(8.27, 11.69))
+            for index, line in enumerate(lines):
+                figure.text(0.1, 0.9 - index * 0.04, line, fontproperties=FontProperties(fname=CJK_FONT), fontsize=12)
+            pdf.savefig(figure)
+            plt.close(figure)
+    if to_unicode:
+        return made.getvalue()
     writer = PdfWriter(clone_from=io.BytesIO(made.getvalue()))
     for page in writer.pages:
         for font in page["/Resources"]["/Font"].values():
@@ -213,3 +218,8 @@ def garbled_pdf_bytes(lines: list[str]) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def garbled_pdf_bytes(lines: list[str]) -> bytes:
+    """One page of Korean text whose fonts have no ToUnicode map (see korean_pdf_bytes)."""
+    return korean_pdf_bytes([lines], to_unicode=False)
