@@ -195,6 +195,10 @@ def parse_archive(raw: bytes, max_message_chars: int = 8000, max_title_chars: in
                        status=422) from exc
     if sum(len(s.turns) for s in parsed.sessions) > MAX_IMPORT_TURNS:
         raise AppError(f"too many turns in one import (at most {MAX_IMPORT_TURNS})", code="import_too_large", status=413)
+    ids = [session.id for session in parsed.sessions]
+    if len(set(ids)) != len(ids):  # found by the hypothesis test: two sessions of one id were a 507
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise AppError(f"session {twice} appears twice in the export file", code="invalid_import", status=422)
     for session in parsed.sessions:
         _check_tree(session)
         _check_texts(session, max_message_chars, max_title_chars)

@@ -216,6 +216,17 @@ def test_hostile_archives_are_refused_and_write_nothing(isolated_data: Path, tmp
         assert pixels(httpx.get(f"{url}/api/images/{picture_id}").content) == pixels(png.getvalue())
 
 
+def test_an_archive_with_one_session_twice_is_refused_and_stores_nothing(server):
+    url, _ = server
+    session = {"id": "d" * 32, "title": "", "created": "2026-12-01T00:00:00Z", "updated": "2026-12-01T00:00:00Z",
+               "active_leaf": None, "turns": []}
+    archive = {"format": "pkc-aione-export", "version": 1, "sessions": [session, session]}
+    before = stored(url)
+    response = httpx.post(url + "/api/import", files={"file": ("x.json", json.dumps(archive).encode())})
+    assert response.status_code == 422 and "twice" in response.json()["error"]["message"]
+    assert stored(url) == before
+
+
 TURNS = st.lists(st.fixed_dictionaries({
     "id": st.integers(-3, 6), "parent_id": st.none() | st.integers(-3, 6), "role": st.sampled_from(["user", "assistant", "x"]),
     "text": st.text(max_size=30), "created": st.sampled_from(["2026-12-01T00:00:00Z", "", "x" * 50]),
