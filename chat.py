@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics.labeller import TurnAnalyzer, classifiers_from_settings
+from catalog.library import ModelLibrary
 from core.contracts import Engine
 from core.errors import AppError, storage_error
 from core.events import Error
@@ -110,15 +111,20 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.analysis.enabled else None
         if analyzer is not None:
             stores.sessions.on_turn_saved = analyzer.turn_saved
+        models = ModelLibrary(settings, slot, stores.models, images.read, getattr(local.get("chat"), "kv_store", None))
         app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
+        app.state.models = models
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
-        preload = asyncio.create_task(_preload_chat(slot)) if settings.server.preload_chat else None
+        # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
+        scanned = asyncio.create_task(models.start() if settings.models.scan_on_start else asyncio.sleep(0))
+        preload = asyncio.create_task(_preload_chat(slot, scanned)) if settings.server.preload_chat else None
         try:
             yield
         finally:
             if preload is not None:
                 preload.cancel()
+            scanned.cancel()
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
@@ -129,7 +135,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
     # What routes ask for through web/services.py (the rest is set as the app starts).
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
-    app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = None
+    app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
@@ -154,9 +160,11 @@ def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: Mode
     return analyzer
 
 
-async def _preload_chat(slot: ModelSlot) -> None:
-    """Load the chat model in the background so the first message does not wait for it."""
+async def _preload_chat(slot: ModelSlot, scanned: asyncio.Task) -> None:
+    """Load the chat model in the background so the first message does not wait for it (the one
+    chosen in the model library, once the scan has put the choice back)."""
     try:
+        await asyncio.wait([scanned])
         slot.check_files("chat")
         async with slot.lease("chat", Priority.BACKGROUND) as lease, aclosing(lease.acquire()) as waiting:
             async for _ in waiting:
@@ -211,7 +219,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
-         "/assets.css": ("assets.css", "text/css"), "/dashboard": ("ui/dashboard.html", "text/html")}
+         "/assets.css": ("assets.css", "text/css"), "/dashboard": ("ui/dashboard.html", "text/html"),
+         "/models": ("ui/models.html", "text/html")}
 
 
 def _add_page_routes(app: FastAPI) -> None:

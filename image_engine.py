@@ -137,6 +137,12 @@ class ImageEngine:
         self._sd = None
         self._lock = threading.Lock()  # the library's progress callback is one global
 
+    def reconfigure(self, cfg: ImageModel) -> None:
+        """New settings for the same files: what loads with the model at the next load, the rest at once."""
+        self.cfg = cfg
+        self.family = guess_family(cfg)
+        self.defaults = family_defaults(cfg)
+
     # ---- slot contract ----------------------------------------------------------------------
     @property
     def loaded(self) -> bool:

@@ -24,14 +24,13 @@ import numpy as np
 from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
 from core.errors import AppError, ContextOverflow, ModelLoadError
 from core.events import Token
-from models.gguf import GgufShape, check_gguf_file, read_shape
+from models.gguf import CACHE_BYTES, GgufShape, check_gguf_file, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
 
 log = logging.getLogger(__name__)
 
 MODEL_SETTING = env_name('chat', 'model_path')
-CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per element, GGML block sizes
 _load_lock = threading.Lock()  # the progress hook below patches a module function
 
 
@@ -132,6 +131,7 @@ class LlmEngine:
         self.kv_store = kv_store if kv_store is not None else KvStore(0, 0)
         self.headroom_bytes = headroom_bytes
         self.n_ctx = cfg.n_ctx  # may shrink after an out-of-memory load
+        self._next_ctx: int | None = None  # set by reconfigure while loaded: used at the next load
         self._llm = None
         self._formatter = None
         self._formatter_for = None  # the model file the formatter was built from
@@ -149,11 +149,21 @@ class LlmEngine:
     def check_files(self) -> None:
         check_gguf_file(self.cfg.model_path, self.model_setting, self.name)
 
+    def reconfigure(self, cfg: ChatModel) -> None:
+        """New settings for the same file: sampling and the system prompt apply to the next answer;
+        what sizes memory (context, GPU layers, threads, cache) at the next load."""
+        self.cfg = cfg
+        self._next_ctx = cfg.n_ctx
+        if self._llm is None:
+            self.n_ctx = cfg.n_ctx
+
     def load(self, progress: Callable[[float], None] | None = None) -> None:
         import llama_cpp
         from llama_cpp import LLAMA_DEFAULT_SEED, Llama
 
         path = check_gguf_file(self.cfg.model_path, self.model_setting, self.name)
+        if self._next_ctx is not None:  # a context chosen while the model was loaded
+            self.n_ctx, self._next_ctx = self._next_ctx, None
         cache_type = getattr(llama_cpp, f"GGML_TYPE_{self.cfg.cache_type.upper()}")
         try:
             with _load_progress(progress):
@@ -183,6 +193,11 @@ class LlmEngine:
                 f"{self.name} model could not be loaded from {path.name}: {exc}. Check {self.model_setting}",
                 oom=_looks_like_oom(str(exc), self.cfg.n_gpu_layers != 0),
             ) from exc
+
+    @property
+    def loaded_context(self) -> int | None:
+        """The context of the loaded model, read back from llama.cpp."""
+        return self._llm.n_ctx() if self._llm is not None else None
 
     @property
     def llama(self):

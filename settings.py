@@ -257,6 +257,15 @@ class Rag(BaseModel):
     max_upload_mb: int = Field(20, ge=1, le=1024, description="Largest document accepted, in MiB.")
 
 
+class Models(BaseModel):
+    """The model library: folders scanned for model files (used where they are, never copied)."""
+
+    dirs: list[Path] | None = Field(
+        None, description='Folders scanned at any depth, as a JSON list, e.g. AIONE_MODELS__DIRS=\'["D:/models"]\'. '
+        "Unset: data/models and the folders of the configured model files.")
+    scan_on_start: bool = Field(True, description="Scan the folders when the server starts (in the background).")
+
+
 class Ocr(BaseModel):
     """Reading scanned PDF pages and pictures of text (tesseract, on the CPU, in the background)."""
 
@@ -377,6 +386,7 @@ class Settings(BaseSettings):
     image: ImageModel = Field(default_factory=ImageModel, description="Image generator.")
     rag: Rag = Field(default_factory=Rag, description="Document retrieval.")
     ocr: Ocr = Field(default_factory=Ocr, description="OCR of scanned pages and pictures of text.")
+    models: Models = Field(default_factory=Models, description="The model library (folders of model files).")
     analysis: Analysis = Field(default_factory=Analysis, description="Turn analysis (emotion, intent, keywords).")
     sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")
 

@@ -79,6 +79,14 @@ class VlmEngine:
     def load(self, progress: Callable[[float], None] | None = None) -> None:
         self._llm.load(progress)
 
+    def reconfigure(self, cfg: VisionModel) -> None:
+        self.cfg = cfg
+        self._llm.reconfigure(cfg)
+
+    @property
+    def loaded_context(self) -> int | None:
+        return self._llm.loaded_context
+
     def _handler_args(self) -> dict:
         mmproj = check_gguf_file(self.cfg.mmproj_path, MMPROJ_SETTING, "vision projector")
         self._handler = _stored_image_handler(str(mmproj), self.cfg.mmproj_on_gpu, self._read_image)

@@ -88,12 +88,44 @@ class ModelSlot:
                                 on_swap_end=self.schedule)
         self._gates = {name: RemoteGate(engine.concurrency, self.settings.queue_limit)
                        for name, engine in self._remote.items()}
+        self._routes: dict[str, str] = {}  # role -> the library's engine chosen for it
+
+    # ---- the model library's hooks ---------------------------------------------------------------
+    def add_engine(self, name: str, engine: Engine) -> None:
+        """A model of the library: leased like any other, loaded only when asked for."""
+        if name in self._engines or name in self._remote:
+            raise ValueError(f"an engine named {name!r} is already in the slot")
+        self._engines[name] = engine
+
+    def has_engine(self, name: str) -> bool:
+        return name in self._engines or name in self._remote
+
+    def route(self, role: str, name: str | None) -> None:
+        """Requests for `role` ("chat", "vision", "image") go to engine `name`; None: the role's own."""
+        if name is None or name == role:
+            self._routes.pop(role, None)
+        elif name not in self._engines:
+            raise ValueError(f"no engine {name!r} in the slot")
+        else:
+            self._routes[role] = name
+
+    def resolve(self, name: str) -> str:
+        """The engine a request for `name` goes to (a role follows the library's choice)."""
+        return self._routes.get(name, name)
+
+    def engine(self, name: str) -> Engine:
+        """The engine behind a name or role, for settings changes (never to run it: lease it)."""
+        return self._engine(self.resolve(name))
+
+    def forget_estimate(self, name: str) -> None:
+        self._swapper.forget_estimate(self.resolve(name))
 
     # ---- public ---------------------------------------------------------------------------
     def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine,
               images: bool = False) -> SlotLease[E]:
         """A claim on `engine`, whose run contract is `kind` (ChatEngine, ImageGenerator); with
         `images`, a chat engine that cannot be shown images is refused (its contract says so)."""
+        engine = self.resolve(engine)
         if engine not in self._engines and engine not in self._remote:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
         model = self._engine(engine)
@@ -118,10 +150,10 @@ class ModelSlot:
 
     def check_files(self, name: str) -> None:
         """The engine's files are there and of the right kind (raises ModelMissing); loads nothing."""
-        self._engine(name).check_files()
+        self._engine(self.resolve(name)).check_files()
 
     def model_label(self, name: str) -> str:
-        return self._engine(name).model_label
+        return self._engine(self.resolve(name)).model_label
 
     @property
     def swaps(self) -> int:
@@ -133,7 +165,7 @@ class ModelSlot:
 
     @property
     def engine_names(self) -> list[str]:
-        return [*self._engines, *self._remote]
+        return [*self._engines, *self._remote, *(role for role in self._routes if role not in self._engines)]
 
     @property
     def resident(self) -> str | None:
@@ -143,6 +175,7 @@ class ModelSlot:
 
     def admit(self, engine: str) -> None:
         """Refuse at once what cannot be served: unknown, never fits, cooling down, queue full."""
+        engine = self.resolve(engine)
         if engine not in self._engines:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
         need, budget = self.estimate(engine), self.budget()
@@ -171,7 +204,7 @@ class ModelSlot:
         return min(setting, memory.free + self._swapper.held_bytes())
 
     def estimate(self, engine: str) -> int:
-        return self._swapper.estimate(engine)
+        return self._swapper.estimate(self.resolve(engine))
 
     @property
     def busy(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from core.errors import ModelMissing
 
 GGUF_MAGIC = b"GGUF"
+CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # KV cache bytes per element, GGML block sizes
 
 
 def check_gguf_file(path: Path | None, setting: str, role: str) -> Path:

@@ -72,6 +72,11 @@ class Swapper:
                 return 0  # files missing: the load itself will say so
         return self._estimates[name]
 
+    def forget_estimate(self, name: str) -> None:
+        """The model's settings changed: estimate it again at its next use."""
+        self._estimates.pop(name, None)
+        self.cooldowns.pop(name, None)
+
     def is_ready(self, name: str) -> bool:
         """Loaded and staying: a request for it needs no swap."""
         resident = self.residents.get(name)

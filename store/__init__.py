@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import documents, labels, runs, sessions
+from store import documents, labels, model_choices, runs, sessions
 from store.db import Database
 from store.documents import DocumentStore
 from store.jsonl import JsonlLog
 from store.labels import LabelStore
+from store.model_choices import ModelChoiceStore
 from store.runs import RunStore
 from store.sessions import SessionStore
 
 # Every store's migrations, in the order they were written (their names are recorded as applied).
-MIGRATIONS = sorted([*sessions.MIGRATIONS, *documents.MIGRATIONS, *labels.MIGRATIONS, *runs.MIGRATIONS],
+MIGRATIONS = sorted([*sessions.MIGRATIONS, *documents.MIGRATIONS, *labels.MIGRATIONS, *runs.MIGRATIONS,
+                     *model_choices.MIGRATIONS],
                     key=lambda migration: migration.__name__)
 
 
@@ -26,6 +28,7 @@ class Stores:
     documents: DocumentStore
     labels: LabelStore
     runs: RunStore
+    models: ModelChoiceStore
 
     async def close(self) -> None:
         await self.db.close()
@@ -36,6 +39,7 @@ async def open_stores(db_path: Path, logs_dir: Path) -> Stores:
     db = await Database.open(db_path)
     await db.migrate(MIGRATIONS)
     log = JsonlLog(logs_dir)
-    stores = Stores(db, log, SessionStore(db, log), DocumentStore(db, log), LabelStore(db, log), RunStore(db, log))
+    stores = Stores(db, log, SessionStore(db, log), DocumentStore(db, log), LabelStore(db, log), RunStore(db, log),
+                    ModelChoiceStore(db, log))
     await stores.sessions.close_interrupted()
     return stores

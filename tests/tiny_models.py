@@ -110,3 +110,29 @@ def make_tiny_sd_checkpoint(path: Path, seed: int = 0) -> Path:
     save_file(tensors, str(partial))
     partial.replace(path)  # a run stopped mid-write leaves no half file under the real name
     return path
+
+
+def split_gguf(source: Path, folder: Path, stem: str, parts: int = 2) -> list[Path]:
+    """The GGUF rewritten as `parts` split files (`stem-00001-of-0000N.gguf`), as llama.cpp's
+    gguf-split writes them: metadata in the first, tensors shared out."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter
+
+    reader = GGUFReader(str(source))
+    arch = str(reader.fields["general.architecture"].contents())
+    per_part = -(-len(reader.tensors) // parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(str(folder / f"{stem}.gguf"), arch, split_max_tensors=per_part)
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name in ("general.architecture", "split.no", "split.count",
+                                                "split.tensors.count"):
+            continue
+        kind = field.types[0]
+        sub = field.types[-1] if kind == GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), kind, sub_type=sub)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)  # numpy shape: byte rows
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(folder.glob(f"{stem}-*-of-*.gguf"))

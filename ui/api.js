@@ -180,6 +180,12 @@ export const api = {
   get: (url) => call(url),
   /** @param {string} url @param {unknown} json */
   post: (url, json) => call(url, { method: "POST", json }),
+  models: () => call("/api/models"),
+  rescanModels: () => call("/api/models/rescan", { method: "POST", json: {} }),
+  /** @param {string} role @param {string} modelId */
+  useModel: (role, modelId) => call("/api/models/active", { method: "PUT", json: { role, model_id: modelId } }),
+  /** @param {string} id @param {Record<string, unknown>} settings */
+  modelSettings: (id, settings) => call(`/api/models/${enc(id)}/settings`, { method: "PUT", json: settings }),
   authStatus: () => call("/api/auth/status"),
   /** @param {string} token */
   signIn: (token) => call("/api/auth/login", { method: "POST", json: { token } }),

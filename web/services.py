@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from analytics.labeller import TurnAnalyzer
+from catalog.library import ModelLibrary
 from core.errors import AppError
 from documents.library import DocumentLibrary
 from models.embedder import SharedEmbedder
@@ -54,6 +55,17 @@ async def _library(request: Request) -> DocumentLibrary:
     return request.app.state.library
 
 
+async def _models(request: Request) -> ModelLibrary:
+    models = request.app.state.models
+    if models is None:  # only before the start has finished
+        raise AppError("the model library is not ready yet", code="models_unavailable", status=503)
+    return models
+
+
+async def _models_or_none(request: Request) -> ModelLibrary | None:
+    return request.app.state.models
+
+
 async def _sandbox(request: Request) -> Sandbox:
     sandbox = request.app.state.sandbox
     if sandbox is None:  # only before the start has finished
@@ -82,6 +94,8 @@ Sessions = Annotated[SessionStore, Depends(_sessions)]
 Labels = Annotated[LabelStore, Depends(_labels)]
 Runs = Annotated[RunStore, Depends(_runs)]
 Library = Annotated[DocumentLibrary, Depends(_library)]
+Models = Annotated[ModelLibrary, Depends(_models)]
+MaybeModels = Annotated[ModelLibrary | None, Depends(_models_or_none)]
 SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
 MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]

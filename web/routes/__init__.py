@@ -7,6 +7,7 @@ from web.routes import (
            documents,
            export,
            images,
+           models,
            openai,
            sandbox,
            sessions,
@@ -14,4 +15,4 @@ from web.routes import (
 )
 
 ROUTERS = (chat.router, images.router, sessions.router, documents.router, system.router, openai.router,
-           analysis.router, sessions.turns_router, export.router, sandbox.router)
+           analysis.router, sessions.turns_router, export.router, sandbox.router, models.router)

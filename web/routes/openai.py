@@ -36,29 +36,36 @@ from web.openai_format import (
     sse,
     text_of,
 )
-from web.services import AppSettings, Embedder, Images, Slot
+from web.services import AppSettings, Embedder, Images, MaybeModels, Slot
 
 router = APIRouter(prefix="/v1")
 OWNER = "pkc-ai-one"
 ROLES = {"vision": "vision", "image": "image"}
 
 
-def _models(slot: ModelSlot, embedder) -> list[dict]:
+def _models(slot: ModelSlot, embedder, library) -> list[dict]:
+    """The slot's roles and engines, then every usable model of the library by its id."""
     models = [{"id": name, "object": "model", "created": 0, "owned_by": OWNER,
-               "role": ROLES.get(name, "chat"), "label": slot.model_label(name)} for name in slot.engine_names]
+               "role": ROLES.get(name, ROLES.get(name.split("-")[0], "chat")), "label": slot.model_label(name)}
+              for name in slot.engine_names]
     models.append({"id": "embeddings", "object": "model", "created": 0, "owned_by": OWNER, "role": "embeddings",
                    "label": embedder.spec.kind})
+    for model in (library.catalog.models.values() if library is not None else ()):
+        roles = [role for role in model.roles if role in ("chat", "vision", "image")]
+        if model.status == "ok" and roles:
+            models.append({"id": model.id, "object": "model", "created": 0, "owned_by": OWNER,
+                           "role": "chat" if "chat" in roles else roles[0], "label": model.name})
     return models
 
 
 @router.get("/models")
-async def list_models(slot: Slot, embedder: Embedder) -> dict:
-    return {"object": "list", "data": _models(slot, embedder)}
+async def list_models(slot: Slot, embedder: Embedder, library: MaybeModels) -> dict:
+    return {"object": "list", "data": _models(slot, embedder, library)}
 
 
 @router.get("/models/{model_id}")
-async def get_model(model_id: str, slot: Slot, embedder: Embedder) -> dict:
-    for model in _models(slot, embedder):
+async def get_model(model_id: str, slot: Slot, embedder: Embedder, library: MaybeModels) -> dict:
+    for model in _models(slot, embedder, library):
         if model["id"] == model_id:
             return model
     raise NotFound(f"the model {model_id!r} does not exist; GET /v1/models lists them", code="model_not_found")
@@ -87,10 +94,12 @@ def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request, settings: AppSettings, slot: Slot, images: Images) -> Response:
+async def chat_completions(request: Request, settings: AppSettings, slot: Slot, images: Images,
+                           library: MaybeModels) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_chat_body(settings))
     system, history, message, urls = _split(body)
-    lease = _chat_lease(slot, settings, body.model, len(urls))
+    engine = library.engine_for_request(body.model) if library is not None else body.model  # a library id loads it
+    lease = _chat_lease(slot, settings, engine, len(urls))
     stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
     ids = tuple(image.id for image in stored)
     work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling()))

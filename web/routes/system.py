@@ -26,7 +26,7 @@ async def config(request: Request, slot: Slot, settings: AppSettings, sandbox: S
     """What the page needs to check input before sending it."""
     vision, image_config = settings.vision, None
     if "image" in slot.engine_names:
-        cfg = settings.image
+        cfg = getattr(slot.engine("image"), "cfg", settings.image)  # the model chosen in the library, if any
         image_config = {"model": slot.model_label("image"), "family": guess_family(cfg),
                         "defaults": vars(family_defaults(cfg)), "max_width": cfg.max_width,
                         "max_height": cfg.max_height, "max_steps": cfg.max_steps, "max_batch": cfg.max_batch,
