@@ -117,6 +117,10 @@ class ModelSlot:
         """The engine behind a name or role, for settings changes (never to run it: lease it)."""
         return self._engine(self.resolve(name))
 
+    def local_engine(self, name: str) -> Engine | None:
+        """The local engine registered under exactly this name (a role's own, not its route)."""
+        return self._engines.get(name)
+
     def forget_estimate(self, name: str) -> None:
         self._swapper.forget_estimate(self.resolve(name))
 

@@ -150,15 +150,16 @@ class ModelLibrary:
         return None
 
     # ---- settings ---------------------------------------------------------------------------------
-    def config(self, model: CatalogModel, role: str, changes: dict | None = None):
-        """The role's env settings, this model's files, its own settings (and `changes`), validated."""
+    def config(self, model: CatalogModel, role: str, overrides: dict | None = None):
+        """The role's env settings, this model's files and its own settings (or `overrides`), validated."""
         base = {"chat": self.settings.chat, "vision": self.settings.vision, "image": self.settings.image}[role]
         files: dict = {"model_path": model.path, "base_url": None}
         if role == "vision":
             files["mmproj_path"] = model.projector
         if role == "image":
             files["diffusion_model_path"] = None
-        values = base.model_dump() | files | self._overrides.get(model.id, {}) | (changes or {})
+        own = self._overrides.get(model.id, {}) if overrides is None else overrides
+        values = base.model_dump() | files | own
         try:
             return CONFIGS[role].model_validate(values)
         except ValidationError as exc:
@@ -173,8 +174,8 @@ class ModelLibrary:
         if unknown:
             raise InvalidInput(f"settings.{unknown[0]}: not a setting of a {role} model (these are: "
                                f"{', '.join(sorted(FIELDS[role]))})", code="invalid_settings", status=422)
-        self.config(model, role, changes)  # 422 naming the field before anything is kept
-        merged = {k: v for k, v in (self._overrides.get(model.id, {}) | changes).items() if v is not None}
+        merged = {k: v for k, v in (self._overrides.get(model.id, {}) | changes).items() if v is not None}  # null: default
+        self.config(model, role, merged)  # 422 naming the field before anything is kept
         await self.store.save_settings(model.id, str(model.path), merged)
         self._overrides[model.id] = merged
         for each in model.roles:  # an engine already made for it takes the new config
@@ -228,7 +229,8 @@ class ModelLibrary:
         own = {"chat": self.settings.chat.model_path, "vision": self.settings.vision.model_path,
                "image": self.settings.image.model_path}[role]
         same_projector = role != "vision" or self.settings.vision.mmproj_path == model.projector
-        if own is not None and self.slot.has_engine(role) and _same(own, model.path) and same_projector:
+        local = hasattr(self.slot.local_engine(role), "reconfigure")  # the role's own engine, local (not remote)
+        if own is not None and local and _same(own, model.path) and same_projector:
             return role
         return f"{role}-{model.id}"
 

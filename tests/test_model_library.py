@@ -118,7 +118,7 @@ def test_choosing_a_model_makes_the_next_answer_come_from_it_with_its_own_settin
         assert answer(url, "hello")["model"] == embedded_chat_model_path().name  # the configured default first
         chosen = httpx.put(url + "/api/models/active", json={"role": "chat", "model_id": deep["id"]})
         assert chosen.status_code == 200 and chosen.json()["active"]["chat"] == deep["id"]
-        changed = httpx.put(f"{url}/api/models/{deep['id']}/settings", json={"n_ctx": 512, "temperature": 0.0})
+        changed = httpx.put(f"{url}/api/models/{deep['id']}/settings", json={"n_ctx": 512, "temperature": 0.5})
         assert changed.status_code == 200 and changed.json()["applied"] == {"n_ctx": "now", "temperature": "now"}
         assert answer(url, "hello again")["model"] == "deep-Q4_1.gguf"
         slot = httpx.get(url + "/api/slot").json()
@@ -128,6 +128,8 @@ def test_choosing_a_model_makes_the_next_answer_come_from_it_with_its_own_settin
         later = httpx.put(f"{url}/api/models/{deep['id']}/settings", json={"n_ctx": 1024})
         assert later.json()["applied"] == {"n_ctx": "next_load"}  # loaded: the context changes at the next load
         assert httpx.get(f"{url}/api/models/{deep['id']}").json()["loaded_context"] == 512
+        back = httpx.put(f"{url}/api/models/{deep['id']}/settings", json={"temperature": None}).json()["model"]
+        assert back["changed"] == ["n_ctx"] and back["settings"]["temperature"] == library_settings.chat.temperature
         split = models["smol-split"]  # a split model, through /v1 by its id: loaded through the slot
         reply = httpx.post(url + "/v1/chat/completions", timeout=120,
                            json={"model": split["id"], "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
@@ -164,6 +166,9 @@ def test_bad_choices_and_settings_are_clear_4xx_and_change_nothing(library_setti
         listing = httpx.get(url + "/api/models").json()
         assert listing["active"]["chat"] is None or listing["active"]["chat"] != broken_id
         assert by_name(listing["models"])["top level"]["changed"] == []  # nothing kept from the refusals
+        image = httpx.put(url + "/api/models/active", json={"role": "image", "model_id": models["sdxs"]["id"]})
+        assert image.status_code == 200  # an image model chosen: the page's image mode turns on with it
+        assert httpx.get(url + "/api/config").json()["image"]["model"] == "sdxs.safetensors"
         rescan = httpx.post(url + "/api/models/rescan")
         assert rescan.status_code == 202 and "scanning" in rescan.json()["scan"]
 

@@ -28,9 +28,18 @@ def client(isolated_data):
 
 
 def test_models_lists_the_roles_users_can_pass(client):
-    ids = [model.id for model in client.models.list().data]
-    assert ids == ["chat", "embeddings"]
+    from tests.test_model_library import scanned
+
+    scanned(str(client.base_url).removesuffix("/v1/"))  # the library's first scan runs in the background
+    models = client.models.list().data
+    ids = [model.id for model in models]
+    assert ids[:2] == ["chat", "embeddings"]  # the roles, then the model library's models by id
+    from settings import embedded_chat_model_path
+
+    library = [m for m in models[2:] if m.label == embedded_chat_model_path().stem]
+    assert len(library) == 1 and library[0].role == "chat"  # the embedded model's folder is scanned by default
     assert client.models.retrieve("chat").id == "chat"
+    assert client.models.retrieve(library[0].id).id == library[0].id
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-17")
 
