@@ -74,19 +74,13 @@ class _Cursor:
         self.at += size
         return value
 
-    def string(self) -> str:
+    def string(self, keep: bool = True) -> str:
         length = self.take("<Q")
         if self.at + length > len(self.view):
             raise BrokenGguf("a header string runs past the end (truncated file)")
-        text = bytes(self.view[self.at:self.at + length]).decode("utf-8", errors="replace")
+        text = bytes(self.view[self.at:self.at + length]).decode("utf-8", errors="replace") if keep else ""
         self.at += length
         return text
-
-    def skip_string(self) -> None:
-        length = self.take("<Q")
-        if self.at + length > len(self.view):
-            raise BrokenGguf("a header string runs past the end (truncated file)")
-        self.at += length
 
     def value(self, kind: int):
         if kind in SCALARS:
@@ -105,7 +99,7 @@ class _Cursor:
                     raise BrokenGguf("an array runs past the end (truncated file)")
             else:
                 for _ in range(count):
-                    self.skip_string() if item_kind == STRING else self.value(item_kind)
+                    self.string(keep=False) if item_kind == STRING else self.value(item_kind)
             return {"array_length": count}
         raise BrokenGguf(f"unknown metadata type {kind}")
 

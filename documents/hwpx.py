@@ -5,23 +5,21 @@ bomb, an encrypted or a broken document is a clear error in Korean, never a cras
 """
 from __future__ import annotations
 
-import io
 import re
 import xml.etree.ElementTree as ET
 import zipfile
 
 from core.errors import BadUpload
+from documents.page_checks import open_zip
 
 HP = "{http://www.hancom.co.kr/hwpml/2011/paragraph}"
 HH = "{http://www.hancom.co.kr/hwpml/2011/head}"
 SECTION = re.compile(r"Contents/section(\d+)\.xml")
-MAX_UNPACKED = 200 * 1024 * 1024
-MAX_RATIO = 200
 HEADING_STYLE = re.compile(r"^(개요|outline|제목|heading)\s*\d*", re.IGNORECASE)
 
 
 def hwpx_text(data: bytes, name: str) -> str:
-    archive = _open(data, name)
+    archive = open_zip(data, name, f"{name}: 손상된 HWPX 파일입니다")
     with archive:
         names = archive.namelist()
         if "META-INF/manifest.xml" in names and b"encryption-data" in archive.read("META-INF/manifest.xml"):
@@ -33,17 +31,6 @@ def hwpx_text(data: bytes, name: str) -> str:
         styles = _heading_styles(archive, names)
         blocks = [block for _, part in sections for block in _section(_xml(archive, part, name), styles)]
     return "\n\n".join(block for block in blocks if block)
-
-
-def _open(data: bytes, name: str) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        total = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile as exc:
-        raise BadUpload(f"{name}: 손상된 HWPX 파일입니다 ({exc}).", code="corrupt_file") from exc
-    if total > MAX_UNPACKED or total > MAX_RATIO * max(1, len(data)):
-        raise BadUpload(f"{name} expands to {total} bytes: refused as a zip bomb", code="zip_bomb", status=413)
-    return archive
 
 
 def _xml(archive: zipfile.ZipFile, part: str, name: str) -> ET.Element:

@@ -1,5 +1,6 @@
 """Checks of what an upload holds before anything is stored: whether a PDF page's text layer
-is text, and whether a picture of text is a real, reasonably sized picture.
+is text, whether a picture of text is a real, reasonably sized picture, and whether a zip
+(docx, hwpx) is a zip that does not explode.
 
 A page needs OCR when its text layer is empty or is not text: Korean PDFs with CID fonts and no
 ToUnicode map extract as control characters or `(cid:NN)`, some as private-use characters.
@@ -11,6 +12,7 @@ import io
 import re
 import unicodedata
 import warnings
+import zipfile
 
 from PIL import Image
 
@@ -47,3 +49,20 @@ def picture_of(data: bytes, name: str, max_pixels: int) -> Image.Image:
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise BadUpload(f"{name} is not a readable picture ({exc})", code="not_an_image", status=415) from exc
     return image
+
+
+MAX_UNPACKED = 200 * 1024 * 1024  # a docx or hwpx expanding beyond this is a zip bomb
+MAX_RATIO = 200
+
+
+def open_zip(data: bytes, name: str, broken: str) -> zipfile.ZipFile:
+    """The upload as a zip, refused (`broken`, with the reason) when it is not one, or 413 when
+    its entries would expand past MAX_UNPACKED or MAX_RATIO times its size."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        total = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise BadUpload(f"{broken} ({exc})", code="corrupt_file") from exc
+    if total > MAX_UNPACKED or total > MAX_RATIO * max(1, len(data)):
+        raise BadUpload(f"{name} expands to {total} bytes: refused as a zip bomb", code="zip_bomb", status=413)
+    return archive

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-import zipfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
@@ -21,12 +20,10 @@ from pathlib import PurePath
 from core.errors import BadUpload
 from documents.hwp5 import hwp5_text
 from documents.hwpx import hwpx_text
-from documents.page_checks import picture_of, text_layer_problem
+from documents.page_checks import open_zip, picture_of, text_layer_problem
 
 SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html",
             ".hwpx": "hwpx", ".hwp": "hwp", ".png": "image", ".jpg": "image", ".jpeg": "image"}
-MAX_DOCX_UNCOMPRESSED = 200 * 1024 * 1024  # a docx expanding beyond this is a zip bomb
-MAX_DOCX_RATIO = 200
 
 
 @dataclass(frozen=True)
@@ -126,13 +123,7 @@ def _pdf(data: bytes, name: str) -> list[Section]:
 
 
 def _docx(data: bytes, name: str) -> list[Section]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        total = sum(info.file_size for info in archive.infolist())
-    except zipfile.BadZipFile as exc:
-        raise BadUpload(f"{name} is not a readable .docx ({exc})", code="corrupt_file") from exc
-    if total > MAX_DOCX_UNCOMPRESSED or total > MAX_DOCX_RATIO * max(1, len(data)):
-        raise BadUpload(f"{name} expands to {total} bytes: refused as a zip bomb", code="zip_bomb", status=413)
+    open_zip(data, name, f"{name} is not a readable .docx")
     import docx
 
     try:
