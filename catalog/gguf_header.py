@@ -8,6 +8,7 @@ so a 5 GB model costs a few page reads.
 """
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -37,13 +38,7 @@ class GgufHeader:
 
     @property
     def parameters(self) -> int:
-        total = 0
-        for _, shape, _, _ in self.tensors:
-            count = 1
-            for dim in shape:
-                count *= dim
-            total += count
-        return total
+        return sum(math.prod(shape) for _, shape, _, _ in self.tensors)
 
     def data_bytes_needed(self) -> int:
         """Where the last tensor ends: a file shorter than this is truncated."""
@@ -51,9 +46,7 @@ class GgufHeader:
 
         end = 0
         for _, shape, kind, offset in self.tensors:
-            count = 1
-            for dim in shape:
-                count *= dim
+            count = math.prod(shape)
             try:
                 block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
             except (ValueError, KeyError):
