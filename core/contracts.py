@@ -34,6 +34,21 @@ class Sampling:
 DEFAULT_SAMPLING = Sampling()
 
 
+@dataclass(frozen=True)
+class ToolPlan:
+    """The tools an answer may call (OpenAI function tools, validated by the caller) and how:
+    choice "auto" (the model decides), "none", "required" (some call), or a function's name."""
+
+    tools: tuple[dict, ...] = field(hash=False)  # {"type": "function", "function": {name, description, parameters}}
+    choice: str = "auto"
+    parallel: bool = True
+    max_calls: int = 4  # per answer: a model that loops is cut off here
+
+    @property
+    def names(self) -> list[str]:
+        return [tool["function"]["name"] for tool in self.tools]
+
+
 # ---- what the run methods take and give ------------------------------------------------------
 @dataclass(frozen=True)
 class ChatInput:
@@ -41,12 +56,13 @@ class ChatInput:
     shown with it. Chat and vision models take the same input; a model that cannot see refuses
     images (`ChatEngine.accepts_images`)."""
 
-    history: list[dict]  # earlier messages: {"role", "content", "images"?: stored image ids}
-    message: str
+    history: list[dict]  # earlier messages: {"role", "content", "images"?: stored image ids, "tool_calls"?, ...}
+    message: str  # "": none (the history ends with tool results to answer)
     images: tuple[str, ...] = ()  # ids of stored images shown with the message
     system_prompt: str | None = None  # None: the model's own setting; "": none
     session_id: str | None = None  # whose conversation (a chat model keeps its KV cache warm)
     sampling: Sampling = DEFAULT_SAMPLING
+    tools: ToolPlan | None = None
 
     def system_or(self, configured: str) -> str:
         return configured if self.system_prompt is None else self.system_prompt
@@ -74,6 +90,9 @@ class Prompt:
     max_new_tokens: int
     cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
     sampling: Sampling = DEFAULT_SAMPLING
+    tool_format: str | None = None  # how calls appear in the output (tools/syntax.py), None: no tools
+    tool_names: tuple[str, ...] = ()
+    max_calls: int = 0
 
 
 @dataclass(frozen=True)

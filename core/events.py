@@ -100,6 +100,16 @@ class Token:
 
 
 @dataclass(frozen=True)
+class ToolCallMade:
+    """The model called a tool (parsed out of its output, never shown as text)."""
+
+    index: int  # 0-based, in this answer
+    id: str
+    name: str
+    arguments: str  # a JSON object, as text
+
+
+@dataclass(frozen=True)
 class StepProgress:
     step: int
     steps: int
@@ -200,5 +210,6 @@ class RunFinished:
 
 
 Event = Union[SessionStarted, TurnSaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
-              Ready, HistoryTrimmed, Generating, Token, StepProgress, PictureMade, ChatDone, PicturesDone, Error,
+              Ready, HistoryTrimmed, Generating, Token, ToolCallMade, StepProgress, PictureMade, ChatDone, PicturesDone,
+              Error,
               RunStarted, RunOutput, RunFinished]

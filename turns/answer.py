@@ -22,6 +22,7 @@ from core.events import (
     NoDocumentsMatched,
     Sources,
     Token,
+    ToolCallMade,
     TurnSaved,
     Usage,
 )
@@ -29,6 +30,7 @@ from core.threads import iterate_in_thread, run_blocking
 from store.image_files import StoredImage
 from turns.recorder import SessionRecorder
 from turns.references import References, with_references
+from turns.tool_calls import ToolCalls
 
 
 class AnswerTurn:
@@ -86,10 +88,13 @@ class AnswerTurn:
             async for token in tokens:
                 yield token
 
-    async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt, stop: threading.Event) -> AsyncIterator[Token]:
-        """The engine's tokens; the answer so far is saved every few seconds (a crash keeps it)."""
+    async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt,
+                      stop: threading.Event) -> AsyncIterator[Token | ToolCallMade]:
+        """The engine's tokens (tool calls parsed out of them when the answer may call tools);
+        the answer so far is saved every few seconds (a crash keeps it)."""
         gen_started = checkpointed = time.perf_counter()
         first_token_at: float | None = None
+        calls = ToolCalls(prompt) if getattr(prompt, "tool_format", None) else None
         async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
             async for item in items:
                 if isinstance(item, Token):
@@ -97,14 +102,22 @@ class AnswerTurn:
                     if first_token_at is None:
                         first_token_at = now
                         self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
-                    self.parts.append(item.text)
-                    yield item
+                    for event in (calls.feed(item.text) if calls else (item,)):
+                        if isinstance(event, Token):
+                            self.parts.append(event.text)
+                        yield event
                     if now - checkpointed >= self.checkpoint_s and self.recorder is not None:
                         checkpointed = now
                         await self.recorder.checkpoint("".join(self.parts))
                 elif isinstance(item, Finish):
                     self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
                                        prompt_tokens=item.prompt_tokens)
+        for event in (calls.finish() if calls else ()):
+            if isinstance(event, Token):
+                self.parts.append(event.text)
+            yield event
+        if calls and calls.made and self.result["finish_reason"] in ("done", "trimmed"):
+            self.result["finish_reason"] = "tool_calls"
         decode_s = time.perf_counter() - (first_token_at or gen_started)
         if self.result["completion_tokens"] and decode_s > 0:
             # tokens after the first, over the time after the first: decode speed

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import Sampling
-from core.events import ChatDone, Error, Event, Token
+from core.events import ChatDone, Error, Event, Token, ToolCallMade
 
 # Our error codes as OpenAI clients know them: (HTTP status, error type, OpenAI code).
 ERRORS: dict[str, tuple[int, str, str | None]] = {
@@ -23,7 +23,7 @@ ERRORS: dict[str, tuple[int, str, str | None]] = {
     "auth_required": (401, "invalid_request_error", "invalid_api_key"),
     "too_many_failures": (429, "rate_limit_exceeded", "rate_limit_exceeded"),
 }
-FINISH = {"done": "stop", "trimmed": "length", "stopped": "stop"}
+FINISH = {"done": "stop", "trimmed": "length", "stopped": "stop", "tool_calls": "tool_calls"}
 
 
 class ContentPart(BaseModel):
@@ -34,9 +34,11 @@ class ContentPart(BaseModel):
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")  # name, tool_call_id ...: accepted, not used
-    role: Literal["system", "developer", "user", "assistant"]
+    model_config = ConfigDict(extra="allow")  # name ...: accepted, not used
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list | None = None  # an assistant's calls (web/openai_tools.py checks them)
+    tool_call_id: str | None = None  # a tool message: the call it answers
 
 
 class ResponseFormat(BaseModel):
@@ -59,6 +61,9 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     n: int = Field(1, ge=1, le=1)
     response_format: ResponseFormat | None = None
+    tools: list | None = None
+    tool_choice: str | dict | None = None
+    parallel_tool_calls: bool | None = None
 
     def sampling(self) -> Sampling:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
@@ -103,6 +108,7 @@ class CompletionEncoder:
         self.model, self.include_usage = model, include_usage
         self.started = False
         self.text: list[str] = []
+        self.calls: list[dict] = []
         self.done: ChatDone | None = None
 
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:
@@ -122,6 +128,12 @@ class CompletionEncoder:
             first = [] if self.started else [self._chunk({"role": "assistant", "content": ""})]
             self.started = True
             return first + [self._chunk({"content": event.text})]
+        if isinstance(event, ToolCallMade):
+            call = {"id": event.id, "type": "function", "function": {"name": event.name, "arguments": event.arguments}}
+            self.calls.append(call)
+            first = [] if self.started else [self._chunk({"role": "assistant", "content": None})]
+            self.started = True
+            return first + [self._chunk({"tool_calls": [{"index": event.index, **call}]})]
         if isinstance(event, ChatDone):
             self.done = event
             first = [] if self.started else [self._chunk({"role": "assistant", "content": ""})]
@@ -136,9 +148,15 @@ class CompletionEncoder:
     def completion(self) -> dict:
         finish = FINISH.get(self.done.finish_reason, "stop") if self.done else "stop"
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(self.text)},
-                             "logprobs": None, "finish_reason": finish}],
+                "choices": [{"index": 0, "message": self._message(), "logprobs": None, "finish_reason": finish}],
                 "usage": self.usage()}
+
+
+    def _message(self) -> dict:
+        text = "".join(self.text)
+        if not self.calls:
+            return {"role": "assistant", "content": text}
+        return {"role": "assistant", "content": text or None, "tool_calls": self.calls}
 
 
 def sse(data: dict | str) -> bytes:

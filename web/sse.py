@@ -42,6 +42,7 @@ from core.events import (
     Sources,
     StepProgress,
     Token,
+    ToolCallMade,
     TurnSaved,
     Unloading,
 )
@@ -55,6 +56,8 @@ def frame(event: Event) -> dict:
     match event:
         case Token(text):  # first: by far the most frequent
             return {"type": "token", "text": text}
+        case ToolCallMade(index, call_id, name, arguments):
+            return {"type": "tool_call", "index": index, "id": call_id, "name": name, "arguments": arguments}
         case SessionStarted(session_id):
             return {"type": "session", "session_id": session_id}
         case TurnSaved(turn):

@@ -36,6 +36,7 @@ from web.openai_format import (
     sse,
     text_of,
 )
+from web.openai_tools import assistant_calls, tool_plan
 from web.services import AppSettings, Embedder, Images, MaybeModels, Slot
 
 router = APIRouter(prefix="/v1")
@@ -73,16 +74,32 @@ async def get_model(model_id: str, slot: Slot, embedder: Embedder, library: Mayb
 
 # ---- chat ----------------------------------------------------------------------------------------
 def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]]:
-    """(system prompt, history, the last user message, its image data URLs)."""
+    """(system prompt, history, the last user message ("" when tool results end it), its image
+    data URLs). Tool messages must answer a call made earlier in the conversation."""
     system = "\n\n".join(text_of(m) for m in body.messages if m.role in ("system", "developer"))
-    turns = [m for m in body.messages if m.role in ("user", "assistant")]
-    if not turns or turns[-1].role != "user":
-        raise InvalidInput("the last message must be from the user", code="invalid_messages")
-    history = [{"role": m.role, "content": text_of(m)} for m in turns[:-1]]
-    message = text_of(turns[-1]).strip()
+    turns = [(i, m) for i, m in enumerate(body.messages) if m.role in ("user", "assistant", "tool")]
+    if not turns or turns[-1][1].role not in ("user", "tool"):
+        raise InvalidInput("the last message must be from the user (or a tool result)", code="invalid_messages")
+    history, calls = [], set()
+    for index, message in turns:
+        if message.role == "assistant" and message.tool_calls:
+            made = assistant_calls(message.tool_calls, index)
+            calls.update(c["id"] for c in made)
+            history.append({"role": "assistant", "content": text_of(message), "tool_calls": made})
+        elif message.role == "tool":
+            if message.tool_call_id not in calls:
+                raise InvalidInput(f"messages[{index}].tool_call_id {message.tool_call_id!r} answers no earlier "
+                                   "tool call", code="invalid_messages", status=400)
+            history.append({"role": "tool", "content": text_of(message), "tool_call_id": message.tool_call_id})
+        else:
+            history.append({"role": message.role, "content": text_of(message)})
+    last = turns[-1][1]
+    if last.role == "tool":
+        return system, history, "", []
+    message = text_of(last).strip()
     if not message:
         raise InvalidInput("the last user message has no text", code="empty_message")
-    return system, history, message, image_urls(turns[-1])
+    return system, history[:-1], message, image_urls(last)
 
 
 def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
@@ -98,11 +115,12 @@ async def chat_completions(request: Request, settings: AppSettings, slot: Slot, 
                            library: MaybeModels) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_chat_body(settings))
     system, history, message, urls = _split(body)
+    plan = tool_plan(body.tools, body.tool_choice, body.parallel_tool_calls)  # 400 before anything loads
     engine = library.engine_for_request(body.model) if library is not None else body.model  # a library id loads it
     lease = _chat_lease(slot, settings, engine, len(urls))
     stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
     ids = tuple(image.id for image in stored)
-    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling()))
+    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling(), tools=plan))
     events = TurnRunner(slot, lease, None, work).events()
     encoder = CompletionEncoder(body.model, include_usage=bool((body.stream_options or {}).get("include_usage")))
     cleanup = (lambda: images.delete(list(ids))) if ids else (lambda: None)  # stateless: the uploads go with it
