@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -27,7 +27,7 @@ from core.events import Token
 from models.gguf import CACHE_BYTES, GgufShape, check_gguf_file, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
-from tools.syntax import as_messages, call_format, call_schema, generic_system, native_tools, tools_for_choice
+from tools.syntax import with_tools
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,8 @@ class LlmEngine:
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
         n_ctx = self.n_ctx
-        system_prompt, kept, extra, sampling, calls_as = self._with_tools(request)
+        system_prompt, kept, extra, sampling, calls_as = with_tools(
+            request, request.system_or(self.cfg.system_prompt), self._llm.metadata.get("tokenizer.chat_template"))
         max_tokens = sampling.max_tokens or self.cfg.max_tokens
         reserve = min(max_tokens, n_ctx // 4)  # room kept for the answer
         budget = n_ctx - reserve
@@ -347,22 +348,6 @@ class LlmEngine:
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,
                       tool_names=tuple(plan.names) if plan else (),
                       max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0)
-
-    def _with_tools(self, request: ChatInput) -> tuple[str, list[dict], dict, Sampling, str | None]:
-        """(system prompt, history messages, template arguments, sampling, call format) for the
-        request's tools (tools/syntax.py); without tools, the conversation as it is."""
-        system_prompt, sampling, plan = request.system_or(self.cfg.system_prompt), request.sampling, request.tools
-        if plan is None:
-            return system_prompt, [{"role": t["role"], "content": t["content"]} for t in request.history], {}, sampling, None
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        call = call_format(template, plan)
-        native = call is not None and native_tools(template, plan)
-        if call is not None and not native:
-            system_prompt = generic_system(system_prompt, plan)
-        if call == "forced":
-            sampling = replace(sampling, json_schema=call_schema(plan), json_object=False)
-        extra = {"tools": tools_for_choice(plan)} if native else {}
-        return system_prompt, as_messages(request.history, native), extra, sampling, call
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """Tokens llama-cpp-python will not evaluate again (it always re-evaluates the last one)."""

@@ -12,8 +12,9 @@ is "forced": the whole answer is one call's JSON, held to the tools' schemas by 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from core.contracts import ToolPlan
+from core.contracts import ChatInput, Sampling, ToolPlan
 
 OPENERS = {"hermes": "<tool_call>", "generic": "<tool_call>", "mistral": "[TOOL_CALLS]", "llama3": "<|python_tag|>"}
 CLOSERS = {"hermes": "</tool_call>", "generic": "</tool_call>"}
@@ -22,6 +23,23 @@ GENERIC_INSTRUCTIONS = (
     "<tool_call>{{\"name\": \"<tool name>\", \"arguments\": {{<arguments as JSON>}}}}</tool_call>\n"
     "and nothing else; the result comes back as <tool_response>. Call a tool only when it helps; "
     "otherwise answer directly.\nTools:\n{tools}")
+
+
+def with_tools(request: ChatInput, system_prompt: str, template: str | None
+               ) -> tuple[str, list[dict], dict, Sampling, str | None]:
+    """(system prompt, history messages, template arguments, sampling, call format) for the
+    request's tools; without tools, the conversation as it is."""
+    sampling, plan = request.sampling, request.tools
+    if plan is None:
+        return system_prompt, [{"role": t["role"], "content": t["content"]} for t in request.history], {}, sampling, None
+    call = call_format(template, plan)
+    native = call is not None and native_tools(template, plan)
+    if call is not None and not native:
+        system_prompt = generic_system(system_prompt, plan)
+    if call == "forced":
+        sampling = replace(sampling, json_schema=call_schema(plan), json_object=False)
+    extra = {"tools": tools_for_choice(plan)} if native else {}
+    return system_prompt, as_messages(request.history, native), extra, sampling, call
 
 
 def template_family(template: str | None) -> tuple[str | None, bool]:

@@ -1,0 +1,104 @@
+"""The streaming tool-call parser per family: the same result however the text is split into
+tokens, calls never shown as text, JSON in code blocks and prose never taken for a call."""
+from __future__ import annotations
+
+import pytest
+
+from core.contracts import Prompt, ToolPlan
+from tools.parser import CallParser, ParsedCall
+from tools.syntax import as_messages, call_format, call_schema, template_family
+from turns.tool_calls import ToolCalls
+
+NAMES = ("search_documents", "run_python")
+
+
+def parse(call_format: str, pieces: list[str]) -> list:
+    parser, out = CallParser(call_format, NAMES), []
+    for piece in pieces:
+        out += parser.feed(piece)
+    out += parser.finish()
+    merged: list = []
+    for item in out:
+        if isinstance(item, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += item
+        else:
+            merged.append(item)
+    return merged
+
+
+def every_split(call_format: str, text: str) -> list:
+    """Parsed as one piece, and split at every boundary in steps of 1, 2 and 5: all the same."""
+    whole = parse(call_format, [text])
+    for cut in range(len(text) + 1):
+        for step in (1, 2, 5):
+            pieces = [text[:cut]] + [text[i:i + step] for i in range(cut, len(text), step)]
+            assert parse(call_format, pieces) == whole, (cut, step)
+    return whole
+
+
+SEARCH = ParsedCall("search_documents", '{"query":"연차 휴가"}')
+RUN = ParsedCall("run_python", '{"code":"print(1)"}')
+
+
+@pytest.mark.parametrize("call_format,text,expected", [
+    ("hermes", '찾아볼게요.\n<tool_call>\n{"name": "search_documents", "arguments": {"query": "연차 휴가"}}\n</tool_call>',
+     ["찾아볼게요.\n", SEARCH]),
+    ("hermes", '<tool_call>{"name": "search_documents", "arguments": {"query": "연차 휴가"}}</tool_call>\n'
+               '<tool_call>{"name": "run_python", "arguments": {"code": "print(1)"}}</tool_call>', [SEARCH, RUN]),
+    ("generic", '<tool_call>{"name": "run_python", "arguments": "{\\"code\\": \\"print(1)\\"}"}</tool_call>', [RUN]),
+    ("generic", '<tool_call>{"name": "search_documents", "arguments": {"query": "연차 휴가"}}', [SEARCH]),  # EOS, no closer
+    ("mistral", '[TOOL_CALLS] [{"name": "run_python", "arguments": {"code": "print(1)"}}]', [RUN]),
+    ("llama3", '{"name": "search_documents", "parameters": {"query": "연차 휴가"}}', [SEARCH]),
+    ("llama3", '<|python_tag|>{"name": "run_python", "parameters": {"code": "print(1)"}}', [RUN]),
+    ("forced", '{"name": "run_python", "arguments": {"code": "print(1)"}}', [RUN]),
+])
+def test_each_family_gives_the_call_at_every_token_split(call_format, text, expected):
+    assert every_split(call_format, text) == expected
+
+
+@pytest.mark.parametrize("call_format,text", [
+    ("hermes", '예시입니다:\n```\n<tool_call>{"name": "run_python", "arguments": {"code": "x"}}</tool_call>\n```\n끝.'),
+    ("generic", '태그는 <tool_call>{"name": "run_python", "arguments": {}}</tool_call> 처럼 씁니다.'),  # prose, mid-line
+    ("generic", '<tool_call>{"name": "delete_everything", "arguments": {}}</tool_call>'),  # no such tool
+    ("generic", '<tool_call>{"name": "run_python", "arguments": [1, 2]}</tool_call>'),  # arguments not an object
+    ("generic", 'a < b, and <tool is not a tag; x <tool_call'),
+    ("llama3", '{"answer": 42} is the JSON you asked for.'),
+    ("llama3", 'Here is JSON: {"name": "run_python", "parameters": {"code": "x"}}'),  # not the whole answer
+    ("mistral", 'Write [TOOL_CALLS] in a sentence and it stays text.'),
+])
+def test_code_blocks_prose_and_bad_calls_stay_text(call_format, text):
+    assert every_split(call_format, text) == [text]
+
+
+def test_a_model_that_loops_is_cut_at_max_calls_and_extra_calls_are_not_text():
+    prompt = Prompt([], [], None, 0, 10, tool_format="generic", tool_names=NAMES, max_calls=2)
+    calls = ToolCalls(prompt)
+    call = '<tool_call>{"name": "run_python", "arguments": {"code": "print(1)"}}</tool_call>\n'
+    events = calls.feed(call * 5) + calls.finish()
+    assert [e.index for e in calls.made] == [0, 1] and all(e.name == "run_python" for e in events)
+    assert len({e.id for e in calls.made}) == 2
+
+
+def test_formats_by_template_and_the_forced_schema():
+    plan = ToolPlan(({"type": "function", "function": {"name": "run_python", "parameters": {
+        "type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}},))
+    qwen = "{% for tool in tools %}{{ tool | tojson }}{% endfor %}<tool_call>"
+    assert template_family(qwen) == ("hermes", True) and call_format(qwen, plan) == "hermes"
+    assert call_format("<|im_start|>{{ messages }}", plan) == "generic"  # SmolLM2: no tools in its template
+    assert call_format(qwen, ToolPlan(plan.tools, "none")) is None
+    assert call_format(qwen, ToolPlan(plan.tools, "run_python")) == "forced"
+    schema = call_schema(ToolPlan(plan.tools, "required"))
+    assert schema["properties"]["name"] == {"const": "run_python"} and schema["properties"]["arguments"]["required"] == ["code"]
+
+
+def test_history_calls_and_results_become_text_for_templates_without_tools():
+    history = [{"role": "user", "content": "run it"},
+               {"role": "assistant", "content": "", "tool_calls": [
+                   {"id": "c1", "type": "function", "function": {"name": "run_python", "arguments": '{"code": "1"}'}}]},
+               {"role": "tool", "content": "1", "tool_call_id": "c1"}]
+    generic = as_messages(history, native=False)
+    assert generic[1] == {"role": "assistant", "content": '<tool_call>{"name": "run_python", "arguments": {"code": "1"}}'
+                                                          '</tool_call>'}
+    assert generic[2] == {"role": "user", "content": "<tool_response>\n1\n</tool_response>"}
+    native = as_messages(history, native=True)
+    assert native[1]["tool_calls"][0]["function"]["arguments"] == {"code": "1"} and native[2]["role"] == "tool"
