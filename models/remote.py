@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlparse
 
-from core.contracts import DEFAULT_SAMPLING, ChatInput, Finish, Sampling, refuse_images
+from core.contracts import DEFAULT_SAMPLING, ChatInput, Finish, Sampling, ToolPlan, refuse_images
 from core.errors import AppError, SlotBusy
-from core.events import Queued, Ready, SlotEvent, Token
+from core.events import Queued, Ready, SlotEvent, Token, ToolCallMade
 from settings import ChatModel, ImageModel, RemoteRole, VisionModel, env_name
 
-FINISH = {"stop": "done", "length": "trimmed"}
+FINISH = {"stop": "done", "length": "trimmed", "tool_calls": "tool_calls"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class RemotePrompt:
     dropped_messages: int = 0
     tokens: list[int] = field(default_factory=list)  # counted by the remote server, reported at the end
     cached_tokens: int = 0
+    tools: ToolPlan | None = None  # passed through: the remote server parses its model's calls
 
 
 def remote_error(message: str, setting: str, status: int = 502, code: str = "remote_backend_failed") -> AppError:
@@ -93,7 +94,7 @@ class RemoteAnswers(RemoteModel):
     def _messages(self, request: ChatInput, history: list[dict], last: dict) -> list[dict]:
         system_prompt = request.system_or(self.cfg.system_prompt)
         return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-            {"role": turn["role"], "content": turn["content"]} for turn in history] + [last]
+            _openai_message(turn) for turn in history] + ([last] if last else [])
 
     def _body(self, prompt: RemotePrompt) -> dict:
         cfg, sampling = self.cfg, prompt.sampling
@@ -113,13 +114,20 @@ class RemoteAnswers(RemoteModel):
                                                                             "schema": sampling.json_schema}}
         elif sampling.json_object:
             body["response_format"] = {"type": "json_object"}
+        plan = prompt.tools
+        if plan is not None:
+            body["tools"] = list(plan.tools)
+            body["tool_choice"] = (plan.choice if plan.choice in ("auto", "none", "required")
+                                   else {"type": "function", "function": {"name": plan.choice}})
+            body["parallel_tool_calls"] = plan.parallel
         return body
 
-    def stream(self, prompt: RemotePrompt, stop: threading.Event) -> Iterator[Token | Finish]:
-        """Tokens as the remote server streams them; Stop closes the request."""
+    def stream(self, prompt: RemotePrompt, stop: threading.Event) -> Iterator[Token | ToolCallMade | Finish]:
+        """Tokens as the remote server streams them, then its tool calls (their arguments come in
+        pieces); Stop closes the request."""
         import httpx
 
-        reason, usage, sent = "done", {}, 0
+        reason, usage, sent, calls = "done", {}, 0, {}
         try:
             with self.client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(prompt),
                                     headers={"Accept": "text/event-stream"}) as response:
@@ -134,6 +142,7 @@ class RemoteAnswers(RemoteModel):
                         chunk = json.loads(line[5:])
                         usage = chunk.get("usage") or usage
                         for choice in chunk.get("choices") or []:
+                            _gather_calls(calls, (choice.get("delta") or {}).get("tool_calls") or [])
                             text = (choice.get("delta") or {}).get("content")
                             if text:
                                 sent += 1
@@ -151,6 +160,8 @@ class RemoteAnswers(RemoteModel):
                                    f"({type(exc).__name__}: {exc})", self.setting) from exc
         if stop.is_set():
             reason = "stopped"
+        for index, call in enumerate(calls[key] for key in sorted(calls)):
+            yield ToolCallMade(index, call["id"] or f"call_{index}", call["name"], call["arguments"] or "{}")
         yield Finish(reason, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or sent)
 
 
@@ -162,8 +173,10 @@ class RemoteChatEngine(RemoteAnswers):
     def prepare(self, request: ChatInput) -> RemotePrompt:
         if request.images:
             raise refuse_images(self.name)
-        messages = self._messages(request, request.history, {"role": "user", "content": request.message})
-        return RemotePrompt(messages, request.sampling.max_tokens or self.cfg.max_tokens, request.sampling)
+        last = {"role": "user", "content": request.message} if request.message else None
+        messages = self._messages(request, request.history, last)
+        return RemotePrompt(messages, request.sampling.max_tokens or self.cfg.max_tokens, request.sampling,
+                            tools=request.tools)
 
 
 class RemoteVisionEngine(RemoteAnswers):
@@ -236,6 +249,26 @@ class RemoteImageGenerator(RemoteModel):
             png = base64.b64decode(response.json()["data"][0]["b64_json"])
             image = Image.open(io.BytesIO(png)).convert("RGB")
             emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
+
+
+def _openai_message(turn: dict) -> dict:
+    """A history message as OpenAI servers take it (tool calls and results kept)."""
+    message = {"role": turn["role"], "content": turn["content"]}
+    if turn.get("tool_calls"):
+        message["tool_calls"] = turn["tool_calls"]
+    if turn["role"] == "tool":
+        message["tool_call_id"] = turn.get("tool_call_id")
+    return message
+
+
+def _gather_calls(calls: dict, deltas: list) -> None:
+    """Streamed tool-call pieces, by index: the id and name come once, the arguments in parts."""
+    for delta in deltas:
+        call = calls.setdefault(delta.get("index", len(calls)), {"id": None, "name": "", "arguments": ""})
+        function = delta.get("function") or {}
+        call["id"] = delta.get("id") or call["id"]
+        call["name"] = call["name"] or function.get("name") or ""  # some servers repeat it in every piece
+        call["arguments"] += function.get("arguments") or ""
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 (`python -m llama_cpp.server`) with the embedded SmolLM2 on a loopback port."""
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -48,6 +49,22 @@ def test_chat_streams_through_from_the_remote_server(isolated_data, upstream):
         slot = httpx.get(url + "/api/slot").json()
         assert slot["resident"] is None and slot["swaps"] == 0  # no VRAM, no swap here
         assert slot["remote"]["chat"]["url"] == base and slot["remote"]["chat"]["running"] == 0
+
+
+def test_tools_pass_through_to_the_remote_server_and_its_calls_come_back(isolated_data, upstream):
+    import openai
+
+    base, _ = upstream
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    with serve(create_app(remote_settings(isolated_data, base, max_tokens=48))) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=120)
+        reply = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "Weather in Busan?"}], tools=[tool],
+            tool_choice={"type": "function", "function": {"name": "get_weather"}}, temperature=0, seed=1)
+        (call,) = reply.choices[0].message.tool_calls  # llama-cpp-python's server made it (a forced function)
+        assert call.function.name == "get_weather" and "city" in json.loads(call.function.arguments)
+        assert reply.choices[0].finish_reason == "tool_calls"
 
 
 def test_killing_the_remote_server_mid_answer_is_a_clean_error(isolated_data, upstream):

@@ -52,6 +52,7 @@ class AnswerTurn:
         self.cached_tokens = 0
         self.wait_ms = 0.0
         self.request_turn: dict | None = None
+        self.remote_calls = 0
 
     async def begin(self) -> AsyncIterator[Event]:
         question, recorder = self.question, self.recorder
@@ -109,6 +110,9 @@ class AnswerTurn:
                     if now - checkpointed >= self.checkpoint_s and self.recorder is not None:
                         checkpointed = now
                         await self.recorder.checkpoint("".join(self.parts))
+                elif isinstance(item, ToolCallMade):  # a remote server parsed its model's call
+                    self.remote_calls += 1
+                    yield item
                 elif isinstance(item, Finish):
                     self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
                                        prompt_tokens=item.prompt_tokens)
@@ -116,7 +120,7 @@ class AnswerTurn:
             if isinstance(event, Token):
                 self.parts.append(event.text)
             yield event
-        if calls and calls.made and self.result["finish_reason"] in ("done", "trimmed"):
+        if ((calls and calls.made) or self.remote_calls) and self.result["finish_reason"] in ("done", "trimmed", "tool_calls"):
             self.result["finish_reason"] = "tool_calls"
         decode_s = time.perf_counter() - (first_token_at or gen_started)
         if self.result["completion_tokens"] and decode_s > 0:
