@@ -45,6 +45,7 @@ from settings import Settings, env_name, renamed_variables
 from store import open_stores
 from store.image_files import ImageStore
 from store.labels import LabelStore
+from turns.chat_tools import Confirmations
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
 from web.json_body import describe_invalid
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
     # What routes ask for through web/services.py (the rest is set as the app starts).
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
+    app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
     app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
     _install_error_handlers(app)
     _install_access_control(app, policy)

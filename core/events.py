@@ -110,6 +110,25 @@ class ToolCallMade:
 
 
 @dataclass(frozen=True)
+class ToolConfirm:
+    """A tool call waits for the user (running code, unless allowed for the conversation)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What a built-in tool gave back to the model (shown as a step of the answer)."""
+
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+
+
+@dataclass(frozen=True)
 class StepProgress:
     step: int
     steps: int
@@ -210,6 +229,6 @@ class RunFinished:
 
 
 Event = Union[SessionStarted, TurnSaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
-              Ready, HistoryTrimmed, Generating, Token, ToolCallMade, StepProgress, PictureMade, ChatDone, PicturesDone,
-              Error,
+              Ready, HistoryTrimmed, Generating, Token, ToolCallMade, ToolConfirm, ToolResult, StepProgress, PictureMade,
+              ChatDone, PicturesDone, Error,
               RunStarted, RunOutput, RunFinished]

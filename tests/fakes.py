@@ -82,12 +82,16 @@ class FakeChatEngine(FakeEngine):
     def prepare(self, request: ChatInput) -> Prompt:
         if request.images and not self.accepts_images:
             raise refuse_images(self.name)
-        history = [{"role": turn["role"], "content": turn["content"]} for turn in request.history]
-        self.prompts.append([{"role": "system", "content": request.system_or(self.system_prompt)}, *history,
-                             {"role": "user", "content": request.message}])
+        history = [{k: v for k, v in turn.items() if k in ("role", "content", "tool_calls", "tool_call_id")}
+                   for turn in request.history]
+        new = [{"role": "user", "content": request.message}] if request.message else []
+        self.prompts.append([{"role": "system", "content": request.system_or(self.system_prompt)}, *history, *new])
         self.samplings.append(request.sampling)
+        plan = request.tools  # a model without tools in its template: the generic <tool_call> format
+        calls = plan is not None and plan.choice != "none"
         return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64,
-                      sampling=request.sampling)
+                      sampling=request.sampling, tool_format="generic" if calls else None,
+                      tool_names=tuple(plan.names) if calls else (), max_calls=plan.max_calls if calls else 0)
 
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:
         tokens = self.replies.pop(0) if self.replies else ["ok"]

@@ -23,14 +23,18 @@ from core.events import (
     Sources,
     Token,
     ToolCallMade,
+    ToolResult,
     TurnSaved,
     Usage,
 )
 from core.threads import iterate_in_thread, run_blocking
 from store.image_files import StoredImage
+from turns.chat_tools import ChatTools
 from turns.recorder import SessionRecorder
 from turns.references import References, with_references
 from turns.tool_calls import ToolCalls
+
+MAX_TOOL_STEPS = 3  # tool calls answered in one chat answer; then it must answer in text
 
 
 class AnswerTurn:
@@ -39,9 +43,15 @@ class AnswerTurn:
 
     def __init__(self, question: ChatInput, recorder: SessionRecorder | None = None,
                  references: References | None = None, stored: Sequence[StoredImage] = (),
-                 checkpoint_s: float = 5.0) -> None:
-        """`stored`: images sent with this request (validated and stored by the route)."""
+                 checkpoint_s: float = 5.0, tools: ChatTools | None = None) -> None:
+        """`stored`: images sent with this request (validated and stored by the route); `tools`:
+        the built-in tools this answer may use, each call's result answered in a next step."""
         self.question, self.recorder, self.references, self.stored = question, recorder, references, stored
+        self.tools = tools
+        if tools is not None:
+            self.question = replace(question, tools=tools.plan())
+        self.pass_calls: list[ToolCallMade] = []
+        self.pass_start, self.passes = 0, 0
         self.checkpoint_s = checkpoint_s
         self.started = time.perf_counter()
         self.sources: list[dict] = []
@@ -88,6 +98,50 @@ class AnswerTurn:
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
+        for _ in range(MAX_TOOL_STEPS if self.tools is not None else 0):
+            if not self.pass_calls:
+                break
+            async with aclosing(self._tool_step(engine, stop)) as step:
+                async for event in step:
+                    yield event
+        if self.tools is not None and self.result["finish_reason"] == "tool_calls":
+            self.result["finish_reason"] = "done"  # a chat answer ends with text; its steps are kept
+
+    async def _tool_step(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+        """Run this pass's calls, then answer again with their results in the conversation."""
+        assert self.tools is not None
+        calls, said = self.pass_calls, "".join(self.parts[self.pass_start:])
+        results = {}
+        for call in calls:
+            async for event in self.tools.run(call):
+                if isinstance(event, ToolResult):
+                    results[call.id] = event.content
+                yield event
+        if self.tools.found:
+            self._add_found(self.tools.found)
+            self.tools.found = []
+            yield Sources(tuple(self.sources))
+        question = self.question
+        history = [*question.history, *([{"role": "user", "content": question.message}] if question.message else []),
+                   {"role": "assistant", "content": said, "tool_calls": [
+                       {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                       for c in calls]},
+                   *({"role": "tool", "content": results.get(c.id, ""), "tool_call_id": c.id} for c in calls)]
+        self.question = replace(question, history=history, message="")
+        prompt = await run_blocking(engine.prepare, self.question)
+        async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
+            async for token in tokens:
+                yield token
+
+    def _add_found(self, hits) -> None:
+        """Passages found by search_documents join the answer's sources (numbered on)."""
+        known = {source.get("chunk_id") for source in self.sources}
+        for hit in hits:
+            if hit.chunk_id not in known:
+                known.add(hit.chunk_id)
+                self.sources.append({"n": len(self.sources) + 1, "document_id": hit.document_id, "name": hit.name,
+                                     "page": hit.page, "ocr": hit.ocr, "chunk_id": hit.chunk_id,
+                                     "snippet": hit.text[:400], "score": hit.score})
 
     async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt,
                       stop: threading.Event) -> AsyncIterator[Token | ToolCallMade]:
@@ -96,7 +150,12 @@ class AnswerTurn:
         gen_started = checkpointed = time.perf_counter()
         first_token_at: float | None = None
         calls = ToolCalls(prompt) if getattr(prompt, "tool_format", None) else None
-        async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, stop), stop)) as items:
+        self.pass_start, self.pass_calls = len(self.parts), calls.made if calls else []
+        self.passes += 1
+        # A flag of this pass's own: iterate_in_thread sets it when the pass ends, and a next step
+        # (after a tool call) needs one that is not set yet. A Stop closes this generator.
+        this_pass = threading.Event()
+        async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, this_pass), this_pass)) as items:
             async for item in items:
                 if isinstance(item, Token):
                     now = time.perf_counter()
@@ -114,7 +173,8 @@ class AnswerTurn:
                     self.remote_calls += 1
                     yield item
                 elif isinstance(item, Finish):
-                    self.result.update(finish_reason=item.reason, completion_tokens=item.completion_tokens,
+                    before = (self.result["completion_tokens"] or 0) if self.passes > 1 else 0  # steps add up
+                    self.result.update(finish_reason=item.reason, completion_tokens=before + item.completion_tokens,
                                        prompt_tokens=item.prompt_tokens)
         for event in (calls.finish() if calls else ()):
             if isinstance(event, Token):
@@ -130,7 +190,8 @@ class AnswerTurn:
     async def _save(self) -> dict | None:
         if self.recorder is None:
             return None
-        return await self.recorder.save_answer("".join(self.parts), self.sources, self.model, self.result)
+        steps = self.tools.steps if self.tools is not None else []
+        return await self.recorder.save_answer("".join(self.parts), self.sources + steps, self.model, self.result)
 
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result

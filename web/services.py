@@ -20,6 +20,7 @@ from store.image_files import ImageStore
 from store.labels import LabelStore
 from store.runs import RunStore
 from store.sessions import SessionStore
+from turns.chat_tools import Confirmations
 from vram_guard import ModelSlot
 
 
@@ -62,6 +63,14 @@ async def _models(request: Request) -> ModelLibrary:
     return models
 
 
+async def _confirmations(request: Request) -> Confirmations:
+    return request.app.state.confirmations
+
+
+async def _sandbox_or_none(request: Request) -> Sandbox | None:
+    return request.app.state.sandbox
+
+
 async def _models_or_none(request: Request) -> ModelLibrary | None:
     return request.app.state.models
 
@@ -96,6 +105,8 @@ Runs = Annotated[RunStore, Depends(_runs)]
 Library = Annotated[DocumentLibrary, Depends(_library)]
 Models = Annotated[ModelLibrary, Depends(_models)]
 MaybeModels = Annotated[ModelLibrary | None, Depends(_models_or_none)]
+ToolConfirmations = Annotated[Confirmations, Depends(_confirmations)]
+MaybeSandbox = Annotated[Sandbox | None, Depends(_sandbox_or_none)]
 SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
 MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]

@@ -43,6 +43,8 @@ from core.events import (
     StepProgress,
     Token,
     ToolCallMade,
+    ToolConfirm,
+    ToolResult,
     TurnSaved,
     Unloading,
 )
@@ -58,6 +60,10 @@ def frame(event: Event) -> dict:
             return {"type": "token", "text": text}
         case ToolCallMade(index, call_id, name, arguments):
             return {"type": "tool_call", "index": index, "id": call_id, "name": name, "arguments": arguments}
+        case ToolConfirm(call_id, name, arguments):
+            return {"type": "tool_confirm", "id": call_id, "name": name, "arguments": arguments}
+        case ToolResult(call_id, name, ok, content):
+            return {"type": "tool_result", "id": call_id, "name": name, "ok": ok, "content": content}
         case SessionStarted(session_id):
             return {"type": "session", "session_id": session_id}
         case TurnSaved(turn):

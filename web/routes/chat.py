@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from core.contracts import ChatEngine, ChatInput
 from core.errors import AppError, NotFound
@@ -13,6 +13,7 @@ from core.threads import run_blocking
 from settings import Settings
 from store.sessions import SessionStore
 from turns.answer import AnswerTurn
+from turns.chat_tools import ChatTools
 from turns.recorder import Branching, SessionRecorder
 from turns.references import References
 from turns.runner import TurnRunner
@@ -21,7 +22,7 @@ from web.chat_input import max_chat_body, vision_lease
 from web.json_body import read_json
 from web.leases import TurnStream, take
 from web.params import require_text
-from web.services import AppSettings, Images, Library, Sessions, Slot
+from web.services import AppSettings, Images, Library, MaybeSandbox, Sessions, Slot, ToolConfirmations
 from web.sse import sse_stream
 
 router = APIRouter()
@@ -37,6 +38,8 @@ class ChatRequest(BaseModel):
     doc_scope: Literal["all", "session", "none"] = "all"  # which documents may answer
     regenerate: int | None = None  # an answer's id: answer its question again (a sibling answer)
     edit: int | None = None  # a user turn's id: "message" replaces it (a sibling turn, then its answer)
+    tools: list[str] = Field(default_factory=list, max_length=8)  # built-in tools this answer may use
+    allow_run_python: bool = False  # run_python without asking (the user allowed it for the conversation)
 
 
 def _checked_message(body: ChatRequest, settings: Settings) -> str:
@@ -87,10 +90,14 @@ async def _check_session_images(sessions: SessionStore, body: ChatRequest) -> No
 
 @router.post("/chat_stream_sse_fetch")
 async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
-                      library: Library) -> TurnStream:
+                      library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations) -> TurnStream:
     body = await read_json(request, ChatRequest, max_chat_body(settings))
     message = _checked_message(body, settings)
     wants_vision = bool(body.images or body.image_ids)
+    if body.tools and wants_vision:
+        raise AppError("tools work with text messages; send the images without tools", code="invalid_request",
+                       status=422)
+    ChatTools(body.tools, "")  # unknown tool names: 422 now
     lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
              else slot.lease(body.model, Priority.CHAT, ChatEngine))
 
@@ -103,10 +110,26 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
         else:
             branching, session_id, question = None, body.session_id or (await sessions.create_session())["id"], message
         shown = (*body.image_ids, *(image.id for image in stored))
+        tools = ChatTools(body.tools, session_id, library=library, sessions=sessions, sandbox=sandbox,
+                          confirmations=confirmations, allow_run=body.allow_run_python) if body.tools else None
         return session_id, AnswerTurn(
             ChatInput([], question, shown, session_id=session_id), SessionRecorder(sessions, session_id, branching),
             References(library, body.doc_scope, settings.rag.context_chars), stored,
-            settings.server.answer_checkpoint_s)
+            settings.server.answer_checkpoint_s, tools)
 
     session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
     return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)
+
+
+class ToolDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run: StrictBool
+
+
+@router.post("/api/tools/{call_id}/decision")
+async def decide_tool_call(call_id: str, request: Request, confirmations: ToolConfirmations) -> dict:
+    """The user's yes or no to a code run a chat answer is waiting on."""
+    body = await read_json(request, ToolDecision)
+    if not confirmations.decide(call_id, body.run):
+        raise NotFound(f"no tool call waits for a decision: {call_id[:64]}", code="tool_call_not_waiting")
+    return {"id": call_id, "run": body.run}
