@@ -5,6 +5,7 @@ import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initCodeRunner } from "./ui/code-runner.js";
 import { initComposer } from "./ui/composer.js";
+import { initToolsMenu } from "./ui/tool-steps.js";
 import { initDocuments } from "./ui/documents.js";
 import { initExport } from "./ui/export.js";
 import { initImageMode } from "./ui/image-mode.js";
@@ -32,6 +33,7 @@ async function main() {
   const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null,
                                                   analysis: { enabled: false, show_badges: false } }));
   document.body.classList.toggle("hide-emotion-badges", !badgesShown(Boolean(config.analysis?.show_badges)));
+  const toolsMenu = initToolsMenu();
   const composer = initComposer({
     onSend: async (text) => {
       const prompt = imageMode.promptOf(text);
@@ -100,7 +102,8 @@ async function main() {
     onStreamEnd: (kind) => Promise.all([refreshSessions(),
                                         kind === "image" ? imageMode.refreshGallery(chat.sessionId) : null]).then(() => {}),
     analysis: Boolean(config.analysis?.enabled),
-    composerOptions: () => composer.options(),
+    composerOptions: () => ({ ...composer.options(), ...toolsMenu.options() }),
+    onSessionChanged: (id) => toolsMenu.setSession(id),
     showFollowUp: (visible) => composer.showFollowUp(visible),
     onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 EXPORT_FORMAT, EXPORT_VERSION = "pkc-aione-export", 1
 FORMATS = ("json", "markdown", "openai", "sharegpt", "dpo", "openai-dpo")
-SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "observation"}
 
 
 def line(record: dict) -> str:
@@ -74,9 +74,32 @@ def messages(path: list[dict], system_prompt: str | None, include_context: bool)
     result = [{"role": "system", "content": system_prompt}] if include_context and system_prompt else []
     for i, turn in enumerate(usable):
         answer = usable[i + 1] if i + 1 < len(usable) else None
-        used = (answer.get("sources") or []) if include_context and turn["role"] == "user" and answer else []
+        used = [s for s in (answer.get("sources") or []) if s.get("type") != "tool"] \
+            if include_context and turn["role"] == "user" and answer else []
+        if turn["role"] == "assistant":
+            result.extend(_tool_messages(turn))
         result.append(_message(turn, used))
     return result
+
+
+def _tool_messages(answer: dict) -> list[dict]:
+    """The answer's tool steps (kept in its sources) as OpenAI's assistant tool_calls and tool
+    messages, before the answer itself: what a model is trained to do with tools."""
+    out = []
+    for step in (s for s in answer.get("sources") or [] if s.get("type") == "tool"):
+        out.append({"role": "assistant", "content": "", "tool_calls": [
+            {"id": step["id"], "type": "function", "function": {"name": step["name"], "arguments": step["arguments"]}}]})
+        out.append({"role": "tool", "tool_call_id": step["id"], "content": step.get("result", "")})
+    return out
+
+
+def _sharegpt(message: dict) -> dict:
+    if message.get("tool_calls"):
+        function = message["tool_calls"][0]["function"]
+        return {"from": "function_call", "value": json.dumps({"name": function["name"],
+                                                              "arguments": json.loads(function["arguments"] or "{}")},
+                                                             ensure_ascii=False)}
+    return {"from": SHAREGPT_ROLES[message["role"]], "value": message["content"]}
 
 
 # ---- SFT ---------------------------------------------------------------------------------------
@@ -92,7 +115,7 @@ def sft_records(session: dict, fmt: str, all_branches: bool, min_rating: int | N
         if fmt == "openai":
             yield {"messages": chat}
         else:
-            yield {"conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in chat]}
+            yield {"conversations": [_sharegpt(m) for m in chat]}
 
 
 # ---- preference pairs ---------------------------------------------------------------------------

@@ -72,6 +72,13 @@ def test_search_documents_step_then_an_answer_from_its_result_kept_with_the_turn
     saved = httpx.get(f"{url}/api/sessions/{session}/turns").json()["turns"][-1]
     steps = [s for s in saved["sources"] if s.get("type") == "tool"]
     assert saved["text"] == text and steps[0]["name"] == "search_documents" and "15일" in steps[0]["result"]
+    sft = [json.loads(line) for line in httpx.get(f"{url}/api/export?format=openai").text.splitlines()]
+    chat_messages = sft[0]["messages"]  # training data keeps the call and its result before the answer
+    assert [m["role"] for m in chat_messages] == ["user", "assistant", "tool", "assistant"]
+    assert chat_messages[1]["tool_calls"][0]["function"]["name"] == "search_documents"
+    assert chat_messages[2]["tool_call_id"] == made["id"] and "15일" in chat_messages[2]["content"]
+    share = [json.loads(line) for line in httpx.get(f"{url}/api/export?format=sharegpt").text.splitlines()]
+    assert [m["from"] for m in share[0]["conversations"]] == ["human", "function_call", "observation", "gpt"]
 
 
 def test_a_code_run_waits_for_the_users_yes_and_a_no_is_told_to_the_model(fake):

@@ -31,8 +31,10 @@
  * @typedef {{type: "stdout"|"stderr", text: string}} OutputEvent
  * @typedef {{type: "exit", run_id: string, exit_code: number|null, timed_out: boolean, killed: boolean,
  *            reason: string|null, duration_ms: number, images: RunPicture[]}} ExitEvent
+ * @typedef {{type: "tool_call"|"tool_confirm", id: string, name: string, arguments: string, index?: number}} ToolCallEvent
+ * @typedef {{type: "tool_result", id: string, name: string, ok: boolean, content: string}} ToolResultEvent
  * @typedef {SessionEvent|TurnEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent
- *          |RunEvent|OutputEvent|ExitEvent} ServerEvent
+ *          |RunEvent|OutputEvent|ExitEvent|ToolCallEvent|ToolResultEvent} ServerEvent
  */
 
 export class HttpError extends Error {

@@ -17,7 +17,8 @@ const LABEL_TRIES = 3; // a cold start (the classifiers loading) may take longer
  * @typedef {{onStreamEnd: (kind: "chat"|"image") => Promise<void>, onSessionsChanged: () => Promise<void>,
  *            setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void,
  *            codeRunner: import("./code-runner.js").CodeRunner, analysis: boolean,
- *            composerOptions: () => {docScope: string, followUp: boolean}, showFollowUp: (visible: boolean) => void}} ChatHooks
+ *            composerOptions: () => {docScope: string, followUp: boolean, tools: string[], allowRunPython: boolean},
+ *            onSessionChanged: (id: string|null) => void, showFollowUp: (visible: boolean) => void}} ChatHooks
  */
 
 export class ChatController {
@@ -40,6 +41,7 @@ export class ChatController {
   /** @param {string|null} id */
   setSession(id) {
     pageState.setSession(id);
+    this.hooks.onSessionChanged(id);
   }
 
   /**
@@ -84,6 +86,7 @@ export class ChatController {
       view.showEmotion(turn.labels);
       if (turn.role === "assistant") {
         view.showSources(turn.sources ?? []);
+        view.toolSteps().restore(turn.sources ?? []);
         view.finish(turn);
         this.hooks.codeRunner.decorate(view.node, turn.id, this.sessionId);
       }
@@ -174,7 +177,8 @@ export class ChatController {
     const imageIds = options.followUp ? this.lastImageIds : [];
     const question = new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
-    const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope };
+    const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope,
+                   ...(images.length || imageIds.length ? {} : { tools: options.tools, allow_run_python: options.allowRunPython }) };
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
     if (images.length) this.hooks.showFollowUp(true);
     await this.afterAnswer(question, answer);
@@ -217,6 +221,9 @@ export class ChatController {
     if (event.type === "turn" && question) this.place(question, event);
     else if (event.type === "token") answer.append(event.text);
     else if (event.type === "sources") answer.showSources(event.sources);
+    else if (event.type === "tool_call") answer.toolSteps().call(event);
+    else if (event.type === "tool_confirm") answer.toolSteps().confirm(event);
+    else if (event.type === "tool_result") answer.toolSteps().result(event);
     else if (event.type === "images") this.lastImageIds = event.ids;
     else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
     else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));

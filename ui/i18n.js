@@ -4,6 +4,14 @@
 /** @type {Record<string, string>} */
 const en = {
   modelsLink: "Models",
+  toolsMenu: "Tools",
+  toolsAllowRun: "Run code in this chat without asking",
+  tool_search_documents: "Search documents",
+  tool_search_conversations: "Search conversations",
+  tool_run_python: "Run code",
+  toolRun: "Run",
+  toolDeny: "Don't run",
+  toolConfirmRun: "The model wants to run this code:",
   modelsTitle: "Models",
   modelsRescan: "Scan again",
   modelsActive: "In use",
@@ -233,6 +241,14 @@ const en = {
 /** @type {Record<string, string>} */
 const ko = {
   modelsLink: "모델",
+  toolsMenu: "도구",
+  toolsAllowRun: "이 대화에서는 묻지 않고 코드 실행",
+  tool_search_documents: "문서 검색",
+  tool_search_conversations: "대화 검색",
+  tool_run_python: "코드 실행",
+  toolRun: "실행",
+  toolDeny: "실행 안 함",
+  toolConfirmRun: "모델이 이 코드를 실행하려 합니다:",
   modelsTitle: "모델",
   modelsRescan: "다시 찾기",
   modelsActive: "사용 중",

@@ -1,6 +1,7 @@
 // @ts-check
 /** The message list: user and assistant bubbles, streamed text, per-answer status and meta. */
 import { t } from "./i18n.js";
+import { ToolSteps } from "./tool-steps.js";
 import { emotionInfo } from "./labels.js";
 import { renderMarkdown } from "./markdown.js";
 import { imageUrl } from "./urls.js";
@@ -53,6 +54,8 @@ export class MessageView {
     }
     this.node.append(this.body, this.meta);
     this.pending = 0; // the animation frame of a re-render waiting to happen
+    /** @type {ToolSteps|undefined} */
+    this.steps = undefined;
     this.render();
     emptyState().hidden = true;
     list().appendChild(this.node);
@@ -104,10 +107,11 @@ export class MessageView {
 
   /**
    * The document passages the answer used: name, page, and the passage on click.
-   * @param {{n: number, name: string, page: number|null, ocr?: boolean, snippet: string}[]} sources
+   * @param {{n: number, name: string, page: number|null, ocr?: boolean, snippet: string, type?: string}[]} sources
    */
   showSources(sources) {
     this.node.querySelector(".sources")?.remove();
+    sources = sources.filter((source) => source.type !== "tool"); // tool steps are shown as steps
     if (!sources.length) return;
     const box = document.createElement("div");
     box.className = "sources";
@@ -128,6 +132,12 @@ export class MessageView {
       box.appendChild(details);
     }
     this.node.insertBefore(box, this.meta);
+  }
+
+  /** The answer's tool steps (made on first use). @returns {ToolSteps} */
+  toolSteps() {
+    this.steps ??= new ToolSteps(this.node, this.body);
+    return this.steps;
   }
 
   /** A progress bar with the step count (image generation). @param {number} step @param {number} steps @param {string} label */

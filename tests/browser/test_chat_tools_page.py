@@ -1,0 +1,58 @@
+"""The chat's own tools in real Chromium, with a scripted model (tests.fakes) that calls
+search_documents and run_python: the steps while the answer streams, the code run confirmed in
+the page, the steps again after a reload."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from chat import create_app
+from tests.browser.conftest import open_app, shot
+from tests.conftest import make_settings, serve
+from tests.fakes import FakeChatEngine
+from tests.test_chat_tools import call
+
+pytestmark = pytest.mark.browser
+
+
+def test_tool_steps_confirmation_and_reload(page: Page, isolated_data):
+    engine = FakeChatEngine(token_seconds=0.02)
+    with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
+        httpx.post(url + "/api/documents", files={"file": ("규정.md", "# 휴가\n\n연차 휴가는 매년 15일이다.".encode())})
+        open_app(page, url)
+        expect(page.locator(".doc-item.ready")).to_have_count(1, timeout=60_000)
+        page.locator("#tools-menu summary").click()
+        page.check("#tools-menu input[value='search_documents']")
+        page.check("#tools-menu input[value='run_python']")
+        expect(page.locator("#tools-count")).to_have_text(" (2)")
+        page.locator("#tools-menu summary").click()
+
+        engine.enqueue(["규정을 찾아볼게요.\n", call("search_documents", query="연차 휴가")])
+        engine.enqueue([call("run_python", code="print(15 * 8)")])
+        engine.enqueue(["연차는 ", "15일이고, ", "시간으로는 120시간입니다 [1]."])
+        page.fill("#chat-input", "연차는 며칠이고 몇 시간이야?")
+        page.press("#chat-input", "Enter")
+        answer = page.locator(".message.assistant").last
+        run_step = answer.locator(".tool-step[data-tool='run_python']")
+        expect(run_step.locator(".tool-confirm")).to_be_visible(timeout=30_000)  # waits for the user
+        expect(run_step.locator(".tool-args")).to_contain_text("print(15 * 8)")
+        expect(answer.locator(".tool-step[data-tool='search_documents'] summary")).to_contain_text("문서 검색: 연차 휴가")
+        shot(page, "chat-tools-confirm")
+        run_step.locator(".tool-run").click()
+        expect(answer).to_have_attribute("data-finish", re.compile("^(done|trimmed)$"), timeout=60_000)
+        expect(run_step.locator(".tool-result")).to_contain_text("120")
+        expect(answer.locator(".message-body")).to_contain_text("120시간입니다")
+        expect(answer.locator(".message-body")).not_to_contain_text("tool_call")
+        expect(answer.locator(".source summary").first).to_contain_text("규정.md")
+        answer.locator(".tool-step[data-tool='search_documents'] summary").click()
+        shot(page, "chat-tools-done")
+
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        again = page.locator(".message.assistant").last
+        expect(again.locator(".tool-step")).to_have_count(2)
+        expect(again.locator(".tool-step[data-tool='run_python'] .tool-result")).to_contain_text("120")
+        expect(page.locator("#tools-count")).to_have_text(" (2)")  # remembered for this conversation
