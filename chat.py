@@ -31,6 +31,7 @@ from core.threads import run_blocking
 from documents.library import DocumentLibrary
 from image_engine import ImageEngine
 from llm_engine import LlmEngine
+from mark.runner import MarkRunner
 from models.embedder import shared_embedder
 from models.kv_store import KvStore
 from models.remote import (
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         models = ModelLibrary(settings, slot, stores.models, images.read, getattr(local.get("chat"), "kv_store", None))
         app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
         app.state.models = models
+        app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             if preload is not None:
                 preload.cancel()
             scanned.cancel()
+            await app.state.marks.close()
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
     app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
     app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
+    app.state.marks = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
@@ -222,7 +226,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
          "/assets.css": ("assets.css", "text/css"), "/dashboard": ("ui/dashboard.html", "text/html"),
-         "/models": ("ui/models.html", "text/html")}
+         "/models": ("ui/models.html", "text/html"), "/bench": ("ui/bench.html", "text/html")}
 
 
 def _add_page_routes(app: FastAPI) -> None:

@@ -3,7 +3,7 @@
 (1) Streamed tokens/s through /v1 (the openai client, greedy, the same prompt tokens both
     ways) with tools given in auto mode (every token goes through the call parser) ÷ without
     tools (the same system prompt written out by the client), alternating. Goal >= 0.98.
-(2) The project's tool set (tests/tool_eval_set.py: 8 tools in close pairs, 40 Korean and 40
+(2) The project's tool set (mark/tool_set.py: 8 tools in close pairs, 40 Korean and 40
     English requests, 8 a language where no tool fits) in auto mode: the right tool first (or
     rightly none), and arguments holding what the request asked for. With the embedded
     SmolLM2-135M this measures the pipeline more than a model; point AIONE_CHAT__MODEL_PATH at a
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.server_process import ServerProcess  # noqa: E402
 from core.contracts import ToolPlan  # noqa: E402
-from tests.tool_eval_set import ITEMS, TOOLS  # noqa: E402
+from mark.tool_set import ITEMS, TOOLS  # noqa: E402
 from tools.syntax import generic_system  # noqa: E402
 
 SYSTEM = "You are a helpful assistant."

@@ -5,18 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import documents, labels, model_choices, runs, sessions
+from store import documents, labels, mark_runs, model_choices, runs, sessions
 from store.db import Database
 from store.documents import DocumentStore
 from store.jsonl import JsonlLog
 from store.labels import LabelStore
+from store.mark_runs import MarkRunStore
 from store.model_choices import ModelChoiceStore
 from store.runs import RunStore
 from store.sessions import SessionStore
 
 # Every store's migrations, in the order they were written (their names are recorded as applied).
 MIGRATIONS = sorted([*sessions.MIGRATIONS, *documents.MIGRATIONS, *labels.MIGRATIONS, *runs.MIGRATIONS,
-                     *model_choices.MIGRATIONS],
+                     *model_choices.MIGRATIONS, *mark_runs.MIGRATIONS],
                     key=lambda migration: migration.__name__)
 
 
@@ -29,6 +30,7 @@ class Stores:
     labels: LabelStore
     runs: RunStore
     models: ModelChoiceStore
+    marks: MarkRunStore
 
     async def close(self) -> None:
         await self.db.close()
@@ -40,6 +42,7 @@ async def open_stores(db_path: Path, logs_dir: Path) -> Stores:
     await db.migrate(MIGRATIONS)
     log = JsonlLog(logs_dir)
     stores = Stores(db, log, SessionStore(db, log), DocumentStore(db, log), LabelStore(db, log), RunStore(db, log),
-                    ModelChoiceStore(db, log))
+                    ModelChoiceStore(db, log), MarkRunStore(db, log))
     await stores.sessions.close_interrupted()
+    await stores.marks.interrupted()
     return stores

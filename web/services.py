@@ -13,9 +13,11 @@ from analytics.labeller import TurnAnalyzer
 from catalog.library import ModelLibrary
 from core.errors import AppError
 from documents.library import DocumentLibrary
+from mark.runner import MarkRunner
 from models.embedder import SharedEmbedder
 from sandbox.runs import Sandbox
 from settings import Settings, env_name
+from store import Stores as StoresType
 from store.image_files import ImageStore
 from store.labels import LabelStore
 from store.runs import RunStore
@@ -71,6 +73,17 @@ async def _sandbox_or_none(request: Request) -> Sandbox | None:
     return request.app.state.sandbox
 
 
+async def _marks(request: Request) -> MarkRunner:
+    marks = request.app.state.marks
+    if marks is None:
+        raise AppError("the benchmark is not ready yet", code="bench_unavailable", status=503)
+    return marks
+
+
+async def _stores(request: Request) -> Stores:
+    return request.app.state.stores
+
+
 async def _models_or_none(request: Request) -> ModelLibrary | None:
     return request.app.state.models
 
@@ -106,6 +119,8 @@ Library = Annotated[DocumentLibrary, Depends(_library)]
 Models = Annotated[ModelLibrary, Depends(_models)]
 MaybeModels = Annotated[ModelLibrary | None, Depends(_models_or_none)]
 ToolConfirmations = Annotated[Confirmations, Depends(_confirmations)]
+Marks = Annotated[MarkRunner, Depends(_marks)]
+Stores = Annotated[StoresType, Depends(_stores)]
 MaybeSandbox = Annotated[Sandbox | None, Depends(_sandbox_or_none)]
 SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]

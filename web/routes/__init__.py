@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from web.routes import (
            analysis,
+           bench,
            chat,
            documents,
            export,
@@ -15,4 +16,4 @@ from web.routes import (
 )
 
 ROUTERS = (chat.router, images.router, sessions.router, documents.router, system.router, openai.router,
-           analysis.router, sessions.turns_router, export.router, sandbox.router, models.router)
+           analysis.router, sessions.turns_router, export.router, sandbox.router, models.router, bench.router)

@@ -3,7 +3,7 @@ compute, making vs describing a picture, translating, reminders), 40 Korean and 
 requests: 4 per tool (the last of each tool's four is a multi-step request whose first call is
 that tool), and 8 per language where no tool should be called. Each item: (language, request,
 the tool expected first or None, {argument: a substring its value must contain}).
-Used by bench/tools.py, and by PKC Mark as its tool task.
+Used by PKC Mark as its tool task (mark/items.py) and by bench/tools.py.
 """
 from __future__ import annotations
 

@@ -1,0 +1,173 @@
+"""PKC Mark's task sets, written for this project (no borrowed benchmark data): each task has at
+least 20 items in Korean and 20 in English, made by code from fixed seeds so every run asks the
+same questions and every answer can be scored without a judge model.
+
+- instruct: checkable constraints (the language, at most N sentences, a word to include, a list
+  of exactly K items);
+- reasoning: exact answers (arithmetic word problems, days of the week);
+- json: an object with given keys and types, filled from a sentence;
+- code: a Python function, scored by hidden unit tests run in the sandbox (pass@1);
+- tools: the project's tool set (mark/tool_set.py), the right tool first or rightly none.
+"""
+from __future__ import annotations
+
+import datetime
+import random
+from dataclasses import dataclass, field
+
+from mark.tool_set import ITEMS as TOOL_ITEMS
+
+SUITE_VERSION = "pkc-mark-1"
+TASKS = ("instruct", "reasoning", "json", "code", "tools")
+LANGUAGES = ("ko", "en")
+
+
+@dataclass(frozen=True)
+class Item:
+    task: str
+    language: str
+    prompt: str
+    check: dict = field(default_factory=dict, hash=False)  # what the scorer needs (mark/scoring.py)
+    max_tokens: int = 160
+
+
+TOPICS = {"ko": ["봄철 건강 관리", "재택근무", "서울 여행", "독서 습관", "전기차", "커피", "운동", "절약", "반려견", "시험 공부"],
+          "en": ["spring health", "remote work", "a trip to Seoul", "reading habits", "electric cars", "coffee",
+                 "exercise", "saving money", "dogs", "exam study"]}
+WORDS = {"ko": ["계획", "물", "시간", "친구", "음악"], "en": ["plan", "water", "time", "friend", "music"]}
+
+
+def _instruct(language: str) -> list[Item]:
+    rng, items = random.Random(11), []
+    for index in range(20):
+        topic = TOPICS[language][index % 10]
+        word = WORDS[language][index % 5]
+        if index % 2 == 0:
+            count = rng.randint(3, 5)
+            prompt = (f"'{topic}'에 대한 팁을 정확히 {count}개의 글머리표 목록(- 로 시작)으로 쓰세요. '{word}'라는 단어를 꼭 넣으세요."
+                      if language == "ko" else
+                      f"Write exactly {count} tips about {topic} as a bulleted list (lines starting with -). "
+                      f"Use the word '{word}'.")
+            check = {"language": language, "bullets": count, "include": word}
+        else:
+            sentences = rng.randint(1, 3)
+            prompt = (f"'{topic}'에 대해 한국어로 {sentences}문장 이하로 설명하세요. '{word}'라는 단어를 넣으세요."
+                      if language == "ko" else
+                      f"Explain {topic} in English in at most {sentences} sentences. Include the word '{word}'.")
+            check = {"language": language, "max_sentences": sentences, "include": word}
+        items.append(Item("instruct", language, prompt, check))
+    return items
+
+
+def _reasoning(language: str) -> list[Item]:
+    rng, items = random.Random(23), []
+    for _ in range(12):
+        a, b, c = rng.randint(12, 90), rng.randint(3, 30), rng.randint(2, 9)
+        prompt = (f"상자에 사과가 {a}개 있었습니다. {b}개를 더 넣고, 그 뒤 전체를 {c}명이 똑같이 나누고 남은 것은 버렸습니다. "
+                  "한 명이 받은 사과는 몇 개입니까? 숫자만 답하세요." if language == "ko" else
+                  f"A box held {a} apples. {b} more were added, then {c} people shared all of them equally and the "
+                  "rest were thrown away. How many apples did each person get? Answer with the number only.")
+        items.append(Item("reasoning", language, prompt, {"number": (a + b) // c}, 48))
+    days = {"ko": ["월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일"],
+            "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]}
+    for _ in range(8):
+        start = datetime.date(2026, 1, 1) + datetime.timedelta(days=rng.randint(0, 300))
+        later = rng.randint(2, 40)
+        answer = days[language][(start + datetime.timedelta(days=later)).weekday()]
+        given = days[language][start.weekday()]
+        prompt = (f"{start.isoformat()}은 {given}입니다. {later}일 뒤는 무슨 요일입니까? 요일만 답하세요."
+                  if language == "ko" else
+                  f"{start.isoformat()} is a {given}. What day of the week is it {later} days later? Answer with the day only.")
+        items.append(Item("reasoning", language, prompt, {"word": answer, "others": days[language]}, 32))
+    return items
+
+
+PEOPLE = [("김민지", 29, "부산", "Kim Minji", "Busan"), ("이준호", 41, "대전", "Lee Junho", "Daejeon"),
+          ("박서연", 35, "광주", "Park Seoyeon", "Gwangju"), ("최도윤", 52, "인천", "Choi Doyun", "Incheon"),
+          ("정하은", 23, "제주", "Jung Haeun", "Jeju")]
+
+
+def _json(language: str) -> list[Item]:
+    items = []
+    for index in range(20):
+        name_ko, age, city_ko, name_en, city_en = PEOPLE[index % 5]
+        age += index // 5
+        if language == "ko":
+            prompt = (f"다음 문장에서 정보를 뽑아 JSON 객체 하나로만 답하세요. 키: name(문자열), age(정수), city(문자열).\n"
+                      f"문장: {city_ko}에 사는 {name_ko} 씨는 올해 {age}살입니다.")
+            expected = {"name": name_ko, "age": age, "city": city_ko}
+        else:
+            prompt = (f"Extract the facts into one JSON object and answer with it only. Keys: name (string), age (integer), "
+                      f"city (string).\nSentence: {name_en}, who lives in {city_en}, is {age} years old.")
+            expected = {"name": name_en, "age": age, "city": city_en}
+        items.append(Item("json", language, prompt, {"expected": expected}, 96))
+    return items
+
+
+CODE = [  # function name, Korean task, English task, hidden tests (Python asserts)
+    ("add", "두 수 a, b의 합을 돌려주는 함수 add(a, b)", "a function add(a, b) returning the sum", ["add(2, 3) == 5", "add(-1, 1) == 0"]),
+    ("reverse_text", "문자열을 뒤집어 돌려주는 함수 reverse_text(s)", "a function reverse_text(s) returning s reversed",
+     ["reverse_text('abc') == 'cba'", "reverse_text('') == ''"]),
+    ("is_even", "정수가 짝수면 True를 돌려주는 함수 is_even(n)", "a function is_even(n) returning True for even n",
+     ["is_even(4) is True", "is_even(7) is False"]),
+    ("maximum", "리스트의 가장 큰 값을 돌려주는 함수 maximum(xs)", "a function maximum(xs) returning the largest item",
+     ["maximum([3, 9, 2]) == 9", "maximum([-5, -2]) == -2"]),
+    ("count_vowels", "영어 모음(a,e,i,o,u) 개수를 세는 함수 count_vowels(s)", "a function count_vowels(s) counting a, e, i, o, u",
+     ["count_vowels('banana') == 3", "count_vowels('xyz') == 0"]),
+    ("factorial", "n! 을 돌려주는 함수 factorial(n)", "a function factorial(n) returning n!",
+     ["factorial(0) == 1", "factorial(5) == 120"]),
+    ("is_palindrome", "앞뒤가 같은 문자열이면 True인 함수 is_palindrome(s)", "a function is_palindrome(s), True when s reads the same backwards",
+     ["is_palindrome('level') is True", "is_palindrome('abc') is False"]),
+    ("fizzbuzz", "1..n의 FizzBuzz 문자열 리스트를 돌려주는 함수 fizzbuzz(n)", "a function fizzbuzz(n) returning the FizzBuzz strings for 1..n",
+     ["fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']", "fizzbuzz(15)[-1] == 'FizzBuzz'"]),
+    ("digit_sum", "정수의 각 자리 숫자 합을 돌려주는 함수 digit_sum(n)", "a function digit_sum(n) summing the digits of n",
+     ["digit_sum(1234) == 10", "digit_sum(0) == 0"]),
+    ("unique", "순서를 지키며 중복을 없앤 리스트를 돌려주는 함수 unique(xs)", "a function unique(xs) dropping repeats, keeping order",
+     ["unique([1, 2, 1, 3, 2]) == [1, 2, 3]", "unique([]) == []"]),
+    ("celsius", "화씨를 섭씨로 바꾸는 함수 celsius(f)", "a function celsius(f) converting Fahrenheit to Celsius",
+     ["abs(celsius(212) - 100) < 1e-9", "abs(celsius(32)) < 1e-9"]),
+    ("word_count", "공백으로 나눈 단어 수를 돌려주는 함수 word_count(s)", "a function word_count(s) counting whitespace-separated words",
+     ["word_count('a b  c') == 3", "word_count('') == 0"]),
+    ("second_largest", "두 번째로 큰 서로 다른 값을 돌려주는 함수 second_largest(xs)", "a function second_largest(xs) returning the second largest distinct value",
+     ["second_largest([4, 1, 4, 3]) == 3", "second_largest([10, 20]) == 10"]),
+    ("is_prime", "소수면 True를 돌려주는 함수 is_prime(n)", "a function is_prime(n) returning True for primes",
+     ["is_prime(13) is True", "is_prime(1) is False", "is_prime(21) is False"]),
+    ("fibonacci", "n번째 피보나치 수(0번째=0, 1번째=1)를 돌려주는 함수 fibonacci(n)", "a function fibonacci(n) with fibonacci(0)=0, fibonacci(1)=1",
+     ["fibonacci(10) == 55", "fibonacci(1) == 1"]),
+    ("capitalize_words", "각 단어의 첫 글자를 대문자로 바꾸는 함수 capitalize_words(s)", "a function capitalize_words(s) capitalising each word's first letter",
+     ["capitalize_words('hello world') == 'Hello World'"]),
+    ("flatten", "한 단계 중첩 리스트를 펼치는 함수 flatten(xss)", "a function flatten(xss) flattening one level of nesting",
+     ["flatten([[1, 2], [3], []]) == [1, 2, 3]"]),
+    ("average", "리스트의 평균을 돌려주는 함수 average(xs)", "a function average(xs) returning the mean",
+     ["average([1, 2, 3, 4]) == 2.5"]),
+    ("char_freq", "글자별 개수 딕셔너리를 돌려주는 함수 char_freq(s)", "a function char_freq(s) returning a dict of character counts",
+     ["char_freq('aab') == {'a': 2, 'b': 1}"]),
+    ("gcd", "두 양의 정수의 최대공약수를 돌려주는 함수 gcd(a, b)", "a function gcd(a, b) returning the greatest common divisor",
+     ["gcd(12, 18) == 6", "gcd(7, 5) == 1"]),
+]
+
+
+def _code(language: str) -> list[Item]:
+    items = []
+    for name, korean, english, tests in CODE:
+        prompt = (f"파이썬으로 {korean}를 작성하세요. 코드 블록 하나로만 답하세요." if language == "ko" else
+                  f"Write {english} in Python. Answer with one code block only.")
+        items.append(Item("code", language, prompt, {"function": name, "tests": tests}, 256))
+    return items
+
+
+def _tools(language: str) -> list[Item]:
+    return [Item("tools", language, request, {"tool": tool, "arguments": wanted}, 96)
+            for lang, request, tool, wanted in TOOL_ITEMS if lang == language]
+
+
+MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "json": _json, "code": _code, "tools": _tools}
+
+
+def items(task: str, quick: bool = False) -> list[Item]:
+    """A task's items in both languages (quick: the first 5 of each)."""
+    made = []
+    for language in LANGUAGES:
+        per_language = MAKERS[task](language)
+        made.extend(per_language[:5] if quick else per_language)
+    return made

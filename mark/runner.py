@@ -1,0 +1,252 @@
+"""PKC Mark runs: each model's speed, then every item of every task with every seed, each answer
+a request through the same slot and turn runner as the chat, at background priority and one
+lease per answer, so a user's chat request waiting meanwhile goes first and the run resumes
+after it. Cancelling ends the answer under way and frees the slot at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import resource
+import time
+import uuid
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from core.contracts import ChatEngine, ChatInput, Sampling, ToolPlan
+from core.errors import AppError, InvalidInput
+from core.events import ChatDone, Error, Loading, Ready, RunFinished, Token, ToolCallMade
+from mark import scoring
+from mark.items import SUITE_VERSION, TASKS, Item, items
+from mark.tool_set import TOOLS
+from store.db import now_iso
+from turns.answer import AnswerTurn
+from turns.runner import TurnRunner
+from vram_guard import ModelSlot, Priority
+
+log = logging.getLogger(__name__)
+FILLER = "The library opens at nine and closes at six; visitors sign in at the front desk. "  # ~20 tokens
+NAMES = {"instruct": "대화", "reasoning": "추론", "json": "JSON", "code": "코드", "tools": "도구"}
+
+
+@dataclass
+class Answer:
+    text: str
+    finish: str
+    calls: list[tuple[str, str]]
+    done: ChatDone | None
+    load_s: float | None
+
+
+class MarkRun:
+    def __init__(self, models: list[str], tasks: list[str], seeds: int, quick: bool) -> None:
+        self.id = uuid.uuid4().hex
+        self.request = {"models": models, "tasks": tasks, "seeds": seeds, "quick": quick}
+        self.status, self.error, self.created = "running", None, now_iso()
+        self.done, self.total, self.started = 0, 0, time.monotonic()
+        self.results: list[dict] = []
+        self.speed: dict[str, dict] = {}
+        self.changed = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def step(self) -> None:
+        self.done += 1
+        self.changed.set()
+
+    def public(self, settings: dict, hardware: dict) -> dict:
+        spent = time.monotonic() - self.started
+        eta = spent / self.done * (self.total - self.done) if self.done and self.status == "running" else None
+        return {"id": self.id, "created": self.created, "status": self.status, "error": self.error,
+                "request": self.request, "suite": SUITE_VERSION, "settings": settings, "hardware": hardware,
+                "progress": {"done": self.done, "total": self.total, "eta_s": round(eta, 1) if eta else None},
+                "results": self.results, "speed": self.speed, "recommendation": recommend(self.results, self.speed)}
+
+
+def recommend(results: list[dict], speed: dict[str, dict]) -> dict[str, str]:
+    """Per task, the model with the best score (the faster one when equal)."""
+    best: dict[str, dict] = {}
+    for row in results:
+        if row["task"] not in NAMES:
+            continue
+        current = best.get(row["task"])
+        rate = (speed.get(row["model"]) or {}).get("gen_tokens_per_s") or 0
+        if current is None or (row["score"], rate) > (current["score"], current["rate"]):
+            best[row["task"]] = {"model": row["model"], "score": row["score"], "rate": rate}
+    return {NAMES[task]: pick["model"] for task, pick in best.items()}
+
+
+class MarkRunner:
+    def __init__(self, slot: ModelSlot, store, settings, library=None, sandbox=None) -> None:
+        self.slot, self.store, self.settings, self.library, self.sandbox = slot, store, settings, library, sandbox
+        self.runs: dict[str, MarkRun] = {}
+
+    # ---- starting, watching, cancelling ------------------------------------------------------------
+    def start(self, models: list[str], tasks: list[str], seeds: int, quick: bool) -> MarkRun:
+        if any(run.status == "running" for run in self.runs.values()):
+            raise AppError("a benchmark run is under way; cancel it or wait for it", code="run_busy", status=409)
+        unknown = [task for task in tasks if task not in TASKS]
+        if not tasks or unknown:
+            raise InvalidInput(f"tasks: choose from {', '.join(TASKS)}", code="invalid_tasks", status=422)
+        engines = [self._engine(model) for model in models]  # 404 / 422 now, not mid-run
+        run = MarkRun(models, tasks, seeds, quick)
+        run.total = len(engines) * (2 + sum(len(items(task, quick)) for task in tasks) * seeds)
+        self.runs[run.id] = run
+        run.task = asyncio.create_task(self._execute(run, engines))
+        return run
+
+    def _engine(self, model: str) -> str:
+        name = self.library.engine_for_request(model) if self.library is not None else model  # 404/422 for bad ids
+        if name not in self.slot.engine_names:
+            raise AppError(f"no model {model!r}: GET /api/models lists them", code="model_not_found", status=404)
+        if name in ("vision", "image") or not getattr(self.slot.engine(name), "prepare", None):
+            raise AppError(f"{model!r} is not a chat model", code="not_a_chat_model", status=422)
+        return name
+
+    def cancel(self, run_id: str) -> MarkRun:
+        run = self.get_live(run_id)
+        if run.status == "running" and run.task is not None:
+            run.task.cancel()  # closes the answer under way: its lease is released at once
+        return run
+
+    def get_live(self, run_id: str) -> MarkRun:
+        if run_id not in self.runs:
+            raise AppError(f"no benchmark run under way with id {run_id[:64]}", code="run_not_found", status=404)
+        return self.runs[run_id]
+
+    def view(self, run: MarkRun) -> dict:
+        return run.public(self._settings(), hardware())
+
+    def _settings(self) -> dict:
+        chat = self.settings.chat
+        return {"n_ctx": chat.n_ctx, "n_gpu_layers": chat.n_gpu_layers, "temperature": chat.temperature,
+                "top_p": chat.top_p, "vram_budget_mb": self.settings.slot.vram_budget_mb}
+
+    async def close(self) -> None:
+        for run in self.runs.values():
+            if run.task is not None and not run.task.done():
+                run.task.cancel()
+        await asyncio.gather(*(r.task for r in self.runs.values() if r.task), return_exceptions=True)
+
+    # ---- the run ----------------------------------------------------------------------------------
+    async def _execute(self, run: MarkRun, engines: list[str]) -> None:
+        await self.store.save(self.view(run))
+        try:
+            for model, engine in zip(run.request["models"], engines):
+                run.speed[model] = await self._speed(run, engine)
+                for task in run.request["tasks"]:
+                    run.results.extend(await self._task(run, model, engine, task))
+                    await self.store.save(self.view(run))
+            run.status = "done"
+        except asyncio.CancelledError:
+            run.status = "cancelled"
+        except Exception as exc:
+            log.exception("benchmark run failed")
+            run.status, run.error = "failed", exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            run.changed.set()
+            await asyncio.shield(self.store.save(self.view(run)))
+
+    async def _answer(self, engine: str, prompt: str, max_tokens: int, seed: int | None,
+                      tools: ToolPlan | None = None) -> Answer:
+        lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine)
+        lease.enqueue()
+        work = AnswerTurn(ChatInput([], prompt, sampling=Sampling(max_tokens=max_tokens, seed=seed), tools=tools))
+        text, calls, done, loading, load_s = [], [], None, None, None
+        async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
+            async for event in events:
+                if isinstance(event, Token):
+                    text.append(event.text)
+                elif isinstance(event, ToolCallMade):
+                    calls.append((event.name, event.arguments))
+                elif isinstance(event, Loading) and loading is None:
+                    loading = time.perf_counter()
+                elif isinstance(event, Ready) and loading is not None:
+                    load_s = time.perf_counter() - loading
+                elif isinstance(event, ChatDone):
+                    done = event
+                elif isinstance(event, Error):
+                    return Answer("".join(text), "error", calls, None, load_s)
+        return Answer("".join(text), done.finish_reason if done else "error", calls, done, load_s)
+
+    async def _speed(self, run: MarkRun, engine: str) -> dict:
+        """Load, time to first token at prompt depths 0 / 2k / 8k (what the context allows),
+        prompt and generated tokens per second, memory."""
+        n_ctx = getattr(self.slot.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
+        depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
+        story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
+        result = {"load_s": round(story.load_s, 2) if story.load_s else None,
+                  "gen_tokens_per_s": (story.done.timings.get("tokens_per_s") if story.done else None), "depths": {}}
+        run.step()
+        for depth in depths:
+            answer = await self._answer(engine, FILLER * (depth // 20) + "\nReply with one word: OK", 4, 1)
+            if answer.done is None:
+                continue
+            ttft = answer.done.timings.get("ttft_ms") or 0
+            prompt_tokens = answer.done.usage.prompt_tokens or 0
+            result["depths"][str(depth)] = {"ttft_ms": ttft, "prompt_tokens": prompt_tokens,
+                                            "prompt_tokens_per_s": round(prompt_tokens / (ttft / 1000), 1) if ttft else None}
+        run.step()
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        resident = self.slot.state()["residents"].get(engine) or {}
+        result["vram_mb"] = resident.get("measured_mb")
+        result["estimate_mb"] = resident.get("estimate_mb")
+        return result
+
+    async def _task(self, run: MarkRun, model: str, engine: str, task: str) -> list[dict]:
+        rows = []
+        for language in ("ko", "en"):
+            chosen = [item for item in items(task, run.request["quick"]) if item.language == language]
+            scores, per_seed, counts, shares = [], [], dict.fromkeys(("empty", "truncated", "looping", "invalid_json",
+                                                                         "failed"), 0), []
+            for seed in range(1, run.request["seeds"] + 1):
+                seed_scores = []
+                for item in chosen:
+                    value, found, answer = await self._score(engine, item, seed)
+                    seed_scores.append(value)
+                    for flag in found:
+                        counts[flag] += 1
+                    if language == "ko" and task in ("instruct", "reasoning"):
+                        shares.append(scoring.hangul_share(answer))
+                    run.step()
+                scores.extend(seed_scores)
+                per_seed.append(sum(seed_scores) / len(seed_scores) if seed_scores else 0.0)
+            row = {"model": model, "task": task, "language": language, **scoring.summary(scores, per_seed), **counts}
+            if shares:
+                row["hangul_share"] = round(sum(shares) / len(shares), 3)
+            rows.append(row)
+        return rows
+
+    async def _score(self, engine: str, item: Item, seed: int) -> tuple[float, set[str], str]:
+        tools = ToolPlan(tuple(TOOLS)) if item.task == "tools" else None
+        answer = await self._answer(engine, item.prompt, item.max_tokens, seed, tools)
+        found = scoring.flags(answer.text, answer.finish)
+        if item.task == "instruct":
+            return scoring.score_instruct(item, answer.text), found, answer.text
+        if item.task == "reasoning":
+            return scoring.score_reasoning(item, answer.text), found, answer.text
+        if item.task == "json":
+            value, valid = scoring.score_json(item, answer.text)
+            return value, found | (set() if valid else {"invalid_json"}), answer.text
+        if item.task == "tools":
+            return scoring.score_tools(item, answer.calls), found, answer.text
+        return await self._run_tests(item, answer.text), found, answer.text
+
+    async def _run_tests(self, item: Item, text: str) -> float:
+        if self.sandbox is None or not self.sandbox.isolation.available:
+            return 0.0
+        program = scoring.test_program(item, text)
+        async with aclosing(self.sandbox.run(program, self.sandbox.new_run_id())) as events:
+            async for event in events:
+                if isinstance(event, RunFinished):
+                    return float(event.result.exit_code == 0 and "PASSED" in event.result.stdout)
+        return 0.0
+
+
+def hardware() -> dict:
+    from models.gpu_probe import GpuProbe
+
+    memory = GpuProbe().memory()
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.system(),
+            "gpu_total_mb": round(memory.total / (1 << 20)) if memory else None}

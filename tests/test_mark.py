@@ -1,0 +1,123 @@
+"""PKC Mark: the task sets and their scorers on known answers, and runs through the real app:
+results stored and exported, a chat request answered first during a run, cancel frees the slot."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from chat import create_app
+from mark import scoring
+from mark.items import LANGUAGES, TASKS, items
+from tests.conftest import make_settings, read_frames, serve
+from tests.fakes import FakeChatEngine
+
+
+def test_every_task_has_at_least_20_items_per_language_and_quick_has_5():
+    for task in TASKS:
+        made = items(task)
+        for language in LANGUAGES:
+            assert sum(item.language == language for item in made) >= 20, (task, language)
+        assert len(items(task, quick=True)) == 10
+    assert items("reasoning") == items("reasoning")  # fixed seeds: the same questions every run
+
+
+def test_the_scorers_on_known_answers():
+    bullets = next(i for i in items("instruct") if i.language == "en" and "bullets" in i.check)
+    right = "\n".join(f"- tip {n} about {bullets.check['include']}" for n in range(bullets.check["bullets"]))
+    assert scoring.score_instruct(bullets, right) == 1.0
+    assert scoring.score_instruct(bullets, "- one\n- two") < 1.0
+    korean = next(i for i in items("instruct") if i.language == "ko" and "max_sentences" in i.check)
+    assert scoring.score_instruct(korean, f"{korean.check['include']}이 중요합니다.") == 1.0
+    assert scoring.score_instruct(korean, "This is English only.") < 1.0
+    number = next(i for i in items("reasoning") if "number" in i.check)
+    assert scoring.score_reasoning(number, f"답: {number.check['number']}") == 1.0
+    assert scoring.score_reasoning(number, f"{number.check['number'] + 1}") == 0.0
+    day = next(i for i in items("reasoning") if "word" in i.check)
+    assert scoring.score_reasoning(day, day.check["word"]) == 1.0
+    json_item = items("json")[0]
+    expected = json_item.check["expected"]
+    assert scoring.score_json(json_item, "```json\n" + __import__("json").dumps(expected, ensure_ascii=False) + "\n```") == (1.0, True)
+    assert scoring.score_json(json_item, '{"name": "x", "age": 1, "city": "y"}') == (0.5, True)
+    assert scoring.score_json(json_item, "name: x") == (0.0, False)
+    tool = next(i for i in items("tools") if i.check["tool"] == "calculate")
+    assert scoring.score_tools(tool, [("calculate", '{"expression": "' + list(tool.check["arguments"].values())[0] + '*2"}')]) == 1.0
+    assert scoring.score_tools(tool, [("run_python", "{}")]) == 0.0
+    assert scoring.looping("같은 말을 반복합니다 계속.\n" * 4) and not scoring.looping("한 번만 말합니다.")
+    assert scoring.hangul_share("안녕 hello") == pytest.approx(2 / 7)
+
+
+@pytest.mark.parametrize("answer,passes", [
+    ("```python\ndef gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n```", True),
+    ("```python\ndef gcd(a, b):\n    return a * b\n```", False),
+])
+def test_code_answers_are_scored_by_their_hidden_tests(answer, passes):
+    item = next(i for i in items("code") if i.check["function"] == "gcd")
+    done = subprocess.run([sys.executable, "-c", scoring.test_program(item, answer)], capture_output=True, text=True)
+    assert (done.returncode == 0 and "PASSED" in done.stdout) is passes
+
+
+def wait(url: str, run_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{url}/api/bench/runs/{run_id}").json()
+        if run["status"] != "running":
+            return run
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_a_run_is_stored_exported_and_a_chat_goes_first(isolated_data):
+    engine = FakeChatEngine(token_seconds=0.05)  # every answer "ok": 50 ms
+    with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
+        started = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["reasoning", "json"],
+                                                            "seeds": 2, "quick": True})
+        assert started.status_code == 201 and started.json()["total"] == 2 + 20 * 2
+        run_id = started.json()["id"]
+        time.sleep(0.3)
+        with httpx.stream("POST", url + "/chat_stream_sse_fetch", json={"message": "hi"}, timeout=60) as r:
+            frames = read_frames(r)
+        assert frames[-2]["type"] == "done"
+        assert frames[-2]["timings"]["wait_ms"] < 500  # it waited for the answer under way at most, not the run
+        during = httpx.get(f"{url}/api/bench/runs/{run_id}").json()
+        assert during["status"] == "running" and during["progress"]["done"] < during["progress"]["total"]
+        run = wait(url, run_id)
+        assert run["status"] == "done" and {(r["task"], r["language"]) for r in run["results"]} == {
+            ("reasoning", "ko"), ("reasoning", "en"), ("json", "ko"), ("json", "en")}
+        assert all(r["answers"] == 10 and r["invalid_json"] == (10 if r["task"] == "json" else 0) for r in run["results"])
+        assert run["suite"] == "pkc-mark-1" and run["hardware"]["cores"] and "0" in run["speed"]["chat"]["depths"]
+        csv_text = httpx.get(f"{url}/api/bench/runs/{run_id}?format=csv").text
+        assert csv_text.splitlines()[0].lstrip("\ufeff").startswith("model,task,language,score") and len(csv_text.splitlines()) == 5
+        assert httpx.get(url + "/api/bench/runs").json()["runs"][0]["id"] == run_id
+    with serve(create_app(make_settings(isolated_data), engines={"chat": FakeChatEngine()})) as url:
+        assert httpx.get(f"{url}/api/bench/runs/{run_id}").json()["status"] == "done"  # kept across restarts
+
+
+def test_cancel_frees_the_slot_and_bad_runs_are_refused(isolated_data):
+    engine = FakeChatEngine(token_seconds=0.05)
+    with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
+        for body, status in [({"models": ["nope"], "tasks": ["json"]}, 404), ({"models": ["chat"], "tasks": ["chess"]}, 422),
+                             ({"models": ["chat"], "tasks": ["json"], "seeds": 9}, 422), ({"models": []}, 422)]:
+            assert httpx.post(url + "/api/bench/runs", json=body).status_code == status, body
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["instruct"]}).json()["id"]
+        progress: list[str] = []
+
+        def follow() -> None:
+            with httpx.stream("GET", f"{url}/api/bench/runs/{run_id}/events", timeout=60) as events:
+                progress.extend(line for line in events.iter_lines() if line.startswith("data:"))
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        time.sleep(0.5)
+        assert httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["json"]}).status_code == 409
+        cancelled = httpx.post(f"{url}/api/bench/runs/{run_id}/cancel").json()
+        assert cancelled["status"] == "cancelled"
+        slot = httpx.get(url + "/api/slot").json()
+        assert slot["holders"] == [] and slot["queue"] == 0  # freed at once
+        reader.join(10)
+        assert progress and progress[-1] == "data: [DONE]"
+        assert httpx.get(f"{url}/api/bench/runs/{run_id}").json()["status"] == "cancelled"
