@@ -65,14 +65,14 @@ class MarkRun:
 
 
 def recommend(results: list[dict], speed: dict[str, dict]) -> dict[str, str]:
-    """Per task, the model with the best score (the faster one when equal)."""
+    """Per task, the model with the best score (the faster one when equal); none where all scored 0."""
     best: dict[str, dict] = {}
     for row in results:
         if row["task"] not in NAMES:
             continue
         current = best.get(row["task"])
         rate = (speed.get(row["model"]) or {}).get("gen_tokens_per_s") or 0
-        if current is None or (row["score"], rate) > (current["score"], current["rate"]):
+        if row["score"] > 0 and (current is None or (row["score"], rate) > (current["score"], current["rate"])):
             best[row["task"]] = {"model": row["model"], "score": row["score"], "rate": rate}
     return {NAMES[task]: pick["model"] for task, pick in best.items()}
 

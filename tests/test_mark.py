@@ -121,3 +121,19 @@ def test_cancel_frees_the_slot_and_bad_runs_are_refused(isolated_data):
         reader.join(10)
         assert progress and progress[-1] == "data: [DONE]"
         assert httpx.get(f"{url}/api/bench/runs/{run_id}").json()["status"] == "cancelled"
+
+
+def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data):
+    settings = make_settings(isolated_data, max_tokens=64)
+    settings.models.scan_on_start = False
+    with serve(create_app(settings)) as url:
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["json", "code"], "seeds": 1,
+                                                           "quick": True}).json()["id"]
+        run = wait(url, run_id, timeout=300)
+        assert run["status"] == "done", run["error"]
+        speed = run["speed"]["chat"]
+        assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0
+        assert speed["depths"]["2000"]["prompt_tokens"] > 1500  # a 2k-token prompt really went in
+        rows = {(r["task"], r["language"]): r for r in run["results"]}
+        assert set(rows) == {("json", "ko"), ("json", "en"), ("code", "ko"), ("code", "en")}
+        assert all(0 <= r["score"] <= 1 and r["answers"] == 5 for r in rows.values())
