@@ -33,7 +33,7 @@ async function main() {
   const config = await api.config().catch(() => ({ vision: false, max_images: 4, max_image_bytes: 10485760, image: null,
                                                   analysis: { enabled: false, show_badges: false } }));
   document.body.classList.toggle("hide-emotion-badges", !badgesShown(Boolean(config.analysis?.show_badges)));
-  const toolsMenu = initToolsMenu();
+  const toolsMenu = initToolsMenu(Boolean(config.image));
   const composer = initComposer({
     onSend: async (text) => {
       const prompt = imageMode.promptOf(text);
@@ -104,6 +104,7 @@ async function main() {
     analysis: Boolean(config.analysis?.enabled),
     composerOptions: () => ({ ...composer.options(), ...toolsMenu.options() }),
     onSessionChanged: (id) => toolsMenu.setSession(id),
+    imageParams: (prompt) => imageMode.body(prompt),
     showFollowUp: (visible) => composer.showFollowUp(visible),
     onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),

@@ -123,3 +123,24 @@ def test_search_conversations_and_bad_tool_requests(fake):
     assert refused.status_code == 422 and "rm_rf" in refused.json()["error"]["message"]
     assert httpx.post(url + "/api/tools/call_nope/decision", json={"run": True}).status_code == 404
     assert httpx.post(url + "/api/tools/call_nope/decision", json={"run": "yes"}).status_code == 422
+
+
+
+def test_generate_image_needs_an_image_model_and_leaves_the_drawing_to_after_the_answer(fake, isolated_data, tmp_path):
+    url, _ = fake
+    refused = httpx.post(url + CHAT, json={"message": "고양이 그려 줘", "tools": ["generate_image"]})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "image_not_configured"
+    from tests.conftest import image_settings
+    from tests.fakes import FakeImageEngine
+
+    checkpoint = tmp_path / "fake-sdxs.safetensors"
+    checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    settings = image_settings(isolated_data / "drawing", checkpoint)
+    engine = FakeChatEngine()
+    with serve(create_app(settings, engines={"chat": engine, "image": FakeImageEngine(settings.image)})) as image_url:
+        engine.enqueue([call("generate_image", prompt="a cat in a spacesuit")])
+        engine.enqueue(["그림을 아래에 그려 드릴게요."])
+        frames = chat(image_url, {"message": "우주복 입은 고양이 그려 줘", "tools": ["generate_image"]})
+        (result,) = of(frames, "tool_result")
+        assert result["ok"] and "after this answer" in result["content"]
+        assert "".join(f["text"] for f in of(frames, "token")) == "그림을 아래에 그려 드릴게요."

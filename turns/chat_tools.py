@@ -1,6 +1,8 @@
 """The tools a chat answer may use itself: search the document library, search earlier
 conversations, run Python in the sandbox (the user confirms each run unless they allowed it for
-the conversation). Each is switched on per conversation by the page. A call's result goes back
+the conversation), draw a picture (made right after the answer, through the slot like any
+picture: the image model swaps in and the chat model's KV cache is kept for its return). Each
+is switched on per conversation by the page. A call's result goes back
 to the model for the next step of the same answer; each step is an event (the page shows it as a
 collapsible step) and is kept with the answer (in its sources, as {"type": "tool", ...}).
 """
@@ -31,6 +33,8 @@ BUILTIN = {
     "search_conversations": _tool("search_conversations", "Search the user's earlier conversations with you",
                                   query="words to look for"),
     "run_python": _tool("run_python", "Run Python code in an isolated sandbox and get its output", code="the Python code"),
+    "generate_image": _tool("generate_image", "Draw a picture from a description; it appears below your answer",
+                            prompt="what to draw, in English works best"),
 }
 
 
@@ -86,7 +90,8 @@ class ChatTools:
                 yield self._result(call, False, "The user did not allow running this code.")
                 return
         try:
-            ok, content = await getattr(self, f"_{call.name}")(str(arguments.get("query") or arguments.get("code") or ""))
+            given = arguments.get("query") or arguments.get("code") or arguments.get("prompt") or ""
+            ok, content = await getattr(self, f"_{call.name}")(str(given))
         except AppError as exc:
             ok, content = False, exc.message
         yield self._result(call, ok, content[:RESULT_CHARS])
@@ -116,6 +121,13 @@ class ChatTools:
             return True, "No earlier message matched."
         return True, "\n".join(f"- ({row['session_title'] or 'untitled'}, {row['created'][:10]}, {row['role']}) "
                                f"{row['snippet']['text'][:300]}" for row in rows)
+
+    async def _generate_image(self, prompt: str) -> tuple[bool, str]:
+        """The picture is made after this answer (the chat model holds the slot now); the page asks
+        for it with the prompt, as the image mode would."""
+        if not prompt.strip():
+            return False, "no description to draw"
+        return True, "The picture will be drawn right after this answer and shown below it."
 
     async def _run_python(self, code: str) -> tuple[bool, str]:
         if self.sandbox is None or not code:

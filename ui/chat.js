@@ -18,7 +18,8 @@ const LABEL_TRIES = 3; // a cold start (the classifiers loading) may take longer
  *            setBusy: (busy: boolean) => void, showError: (m: string) => void, onUseImage: (id: string) => void,
  *            codeRunner: import("./code-runner.js").CodeRunner, analysis: boolean,
  *            composerOptions: () => {docScope: string, followUp: boolean, tools: string[], allowRunPython: boolean},
- *            onSessionChanged: (id: string|null) => void, showFollowUp: (visible: boolean) => void}} ChatHooks
+ *            onSessionChanged: (id: string|null) => void, showFollowUp: (visible: boolean) => void,
+ *            imageParams: (prompt: string) => any}} ChatHooks
  */
 
 export class ChatController {
@@ -31,6 +32,10 @@ export class ChatController {
     this.controller = null;
     /** @type {Map<number, MessageView>} the messages on screen by turn id */
     this.views = new Map();
+    /** @type {string[]} pictures the model asked for with generate_image: drawn after its answer */
+    this.toDraw = [];
+    /** @type {string|null} the arguments of the generate_image call whose result is awaited */
+    this.pendingDraw = null;
   }
 
   /** @returns {string|null} */
@@ -179,9 +184,11 @@ export class ChatController {
     const answer = new MessageView("assistant");
     const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope,
                    ...(images.length || imageIds.length ? {} : { tools: options.tools, allow_run_python: options.allowRunPython }) };
+    this.toDraw = [];
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
     if (images.length) this.hooks.showFollowUp(true);
     await this.afterAnswer(question, answer);
+    for (const prompt of this.toDraw.splice(0)) await this.generateImage(prompt, this.hooks.imageParams(prompt));
   }
 
   /**
@@ -221,9 +228,15 @@ export class ChatController {
     if (event.type === "turn" && question) this.place(question, event);
     else if (event.type === "token") answer.append(event.text);
     else if (event.type === "sources") answer.showSources(event.sources);
-    else if (event.type === "tool_call") answer.toolSteps().call(event);
+    else if (event.type === "tool_call") {
+      answer.toolSteps().call(event);
+      if (event.name === "generate_image") this.pendingDraw = event.arguments;
+    }
     else if (event.type === "tool_confirm") answer.toolSteps().confirm(event);
-    else if (event.type === "tool_result") answer.toolSteps().result(event);
+    else if (event.type === "tool_result") {
+      answer.toolSteps().result(event);
+      if (event.name === "generate_image" && event.ok) this.toDraw.push(String(JSON.parse(this.pendingDraw ?? "{}").prompt ?? ""));
+    }
     else if (event.type === "images") this.lastImageIds = event.ids;
     else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
     else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 
-const TOOL_NAMES = ["search_documents", "search_conversations", "run_python"];
+const TOOL_NAMES = ["search_documents", "search_conversations", "run_python", "generate_image"];
 const SAVED = "aione.tools.";
 
 /** @param {string} tag @param {string} className @param {string} [text] */
@@ -21,7 +21,7 @@ function summaryText(name, args) {
   let shown = args;
   try {
     const value = JSON.parse(args);
-    shown = String(value.query ?? value.code ?? args);
+    shown = String(value.query ?? value.code ?? value.prompt ?? args);
   } catch { /* shown as it came */ }
   return `${t(`tool_${name}`)}: ${shown.split("\n")[0].slice(0, 80)}`;
 }
@@ -94,8 +94,11 @@ export class ToolSteps {
   }
 }
 
-/** The tools menu of the composer, remembered per conversation (this browser's storage). */
-export function initToolsMenu() {
+/** The tools menu of the composer, remembered per conversation (this browser's storage).
+ * @param {boolean} canDraw an image model is there: generate_image is offered */
+export function initToolsMenu(canDraw = false) {
+  const drawChoice = document.getElementById("tool-image-choice");
+  if (drawChoice) drawChoice.hidden = !canDraw;
   const menu = /** @type {HTMLDetailsElement|null} */ (document.getElementById("tools-menu"));
   const boxes = /** @type {HTMLInputElement[]} */ ([...document.querySelectorAll("#tools-menu input[name='tool']")]);
   const allow = /** @type {HTMLInputElement|null} */ (document.getElementById("tools-allow-run"));
@@ -113,7 +116,8 @@ export function initToolsMenu() {
   for (const box of [...boxes, ...(allow ? [allow] : [])]) box.addEventListener("change", save);
   return {
     /** @returns {{tools: string[], allowRunPython: boolean}} */
-    options: () => ({ tools: boxes.filter((b) => b.checked && TOOL_NAMES.includes(b.value)).map((b) => b.value),
+    options: () => ({ tools: boxes.filter((b) => b.checked && TOOL_NAMES.includes(b.value)
+                                                && (b.value !== "generate_image" || canDraw)).map((b) => b.value),
                       allowRunPython: Boolean(allow?.checked) }),
     /** The conversation changed: its own choice (a new one keeps what was set for it). @param {string|null} sessionId */
     setSession(sessionId) {

@@ -56,3 +56,28 @@ def test_tool_steps_confirmation_and_reload(page: Page, isolated_data):
         expect(again.locator(".tool-step")).to_have_count(2)
         expect(again.locator(".tool-step[data-tool='run_python'] .tool-result")).to_contain_text("120")
         expect(page.locator("#tools-count")).to_have_text(" (2)")  # remembered for this conversation
+
+
+def test_the_model_asks_for_a_picture_and_it_is_drawn_after_its_answer(page: Page, isolated_data, tmp_path):
+    from tests.conftest import image_settings
+    from tests.fakes import FakeImageEngine
+
+    checkpoint = tmp_path / "fake-sdxs.safetensors"
+    checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    settings = image_settings(isolated_data, checkpoint)
+    engine = FakeChatEngine(token_seconds=0.02)
+    with serve(create_app(settings, engines={"chat": engine, "image": FakeImageEngine(settings.image)})) as url:
+        open_app(page, url)
+        page.locator("#tools-menu summary").click()
+        expect(page.locator("#tool-image-choice")).to_be_visible()  # an image model is there
+        page.check("#tools-menu input[value='generate_image']")
+        page.locator("#tools-menu summary").click()
+        engine.enqueue([call("generate_image", prompt="a red lighthouse at dusk")])
+        engine.enqueue(["아래에 그려 드릴게요."])
+        page.fill("#chat-input", "등대 그림 그려 줘")
+        page.press("#chat-input", "Enter")
+        picture = page.locator(".message.image-answer img").first
+        expect(picture).to_be_visible(timeout=60_000)
+        expect(page.locator(".message.image-request").last).to_contain_text("a red lighthouse at dusk")
+        expect(page.locator(".tool-step[data-tool='generate_image'] .tool-result")).to_contain_text("after this answer")
+        shot(page, "chat-tools-picture")

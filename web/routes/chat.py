@@ -98,6 +98,9 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
         raise AppError("tools work with text messages; send the images without tools", code="invalid_request",
                        status=422)
     ChatTools(body.tools, "")  # unknown tool names: 422 now
+    if "generate_image" in body.tools and "image" not in slot.engine_names:
+        raise AppError("generate_image needs an image model: choose one in 모델 or set AIONE_IMAGE__MODEL_PATH",
+                       code="image_not_configured", status=422)
     lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
              else slot.lease(body.model, Priority.CHAT, ChatEngine))
 
