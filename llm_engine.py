@@ -16,18 +16,18 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
-from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
+from core.contracts import ChatInput, Finish, Prompt, Sampling, ToolPlan, refuse_images
 from core.errors import AppError, ContextOverflow, ModelLoadError
 from core.events import Token
 from models.gguf import CACHE_BYTES, GgufShape, check_gguf_file, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
-from tools.syntax import with_tools
+from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,35 @@ def json_grammar(sampling: Sampling):
         raise AppError(f"the JSON schema cannot be turned into a grammar: {exc}", code="invalid_json_schema",
                        status=400) from exc
     return None
+
+
+def completion(llm, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling: Sampling, prompt: Prompt,
+               stop: threading.Event, counted: list[int]) -> Iterator[tuple[str, str | None]]:
+    """(text, "trimmed" when the length ended it) per chunk of one llama.cpp completion;
+    `counted` gains the tokens it sampled."""
+    from llama_cpp import StoppingCriteriaList
+
+    longest_input = 0
+
+    def count_or_stop(input_ids, _logits) -> bool:
+        # llama-cpp-python calls this per sampled token with the ids evaluated before it
+        # (and once more at the end), so the longest call gives the sampled count.
+        nonlocal longest_input
+        longest_input = max(longest_input, len(input_ids))
+        return stop.is_set()
+
+    chunks = llm.create_completion(
+        tokens, max_tokens=max_tokens, stop=prompt.stop, **sampling_args(cfg, sampling),
+        stopping_criteria=StoppingCriteriaList([*(prompt.stopping_criteria or []), count_or_stop]), stream=True)
+    try:
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            yield choice["text"], "trimmed" if choice.get("finish_reason") == "length" else None
+            if stop.is_set():
+                break
+    finally:
+        chunks.close()
+        counted[0] += longest_input - len(tokens) + 1 if longest_input else 0
 
 
 class LlmEngine:
@@ -346,7 +375,7 @@ class LlmEngine:
         return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, dropped,
                       max_new_tokens=min(max_tokens, n_ctx - len(tokens)),
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,
-                      tool_names=tuple(plan.names) if plan else (),
+                      tool_names=tuple(plan.names) if plan else (), tool_schemas=plan.tools if plan else (),
                       max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0)
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
@@ -361,41 +390,34 @@ class LlmEngine:
 
     # ---- generation ---------------------------------------------------------------------
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:
-        """Yield Token pieces, then one Finish. Checks `stop` between tokens."""
-        from llama_cpp import StoppingCriteriaList
-
+        """Yield Token pieces, then one Finish. Checks `stop` between tokens. When the answer may
+        call tools and a call opener starts a line, the call itself is generated again under a
+        grammar of the tools' schemas (its arguments valid), and closed."""
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
-        longest_input = 0
-
-        def count_or_stop(input_ids, _logits) -> bool:
-            # llama-cpp-python calls this per sampled token with the ids evaluated before it
-            # (and once more at the end), so the longest call gives the sampled count.
-            nonlocal longest_input
-            longest_input = max(longest_input, len(input_ids))
-            return stop.is_set()
-
-        chunks = self._llm.create_completion(
-            prompt.tokens,
-            max_tokens=prompt.max_new_tokens,
-            stop=prompt.stop,
-            **sampling_args(self.cfg, prompt.sampling),
-            stopping_criteria=StoppingCriteriaList([*(prompt.stopping_criteria or []), count_or_stop]),
-            stream=True,
-        )
-        reason = "done"
-        try:
-            for chunk in chunks:
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    yield Token(choice["text"])
-                if choice.get("finish_reason") == "length":
-                    reason = "trimmed"
-                if stop.is_set():
-                    break
-        finally:
-            chunks.close()
+        said, counted, reason = "", [0], "done"
+        for text, finish in completion(self._llm, self.cfg, prompt.tokens, prompt.max_new_tokens, prompt.sampling, prompt,
+                                       stop, counted):
+            end = opener_end(said + text, prompt.tool_format) if prompt.tool_names else None
+            if end is not None:  # the opener: keep the text up to it, then a call under the grammar
+                yield Token((said + text)[len(said):end])
+                said = (said + text)[:end]
+                yield from self._constrained_call(prompt, said, stop, counted)
+                break
+            if text:
+                said += text
+                yield Token(text)
+            reason = finish or reason
         if stop.is_set():
             reason = "stopped"
-        sampled = longest_input - len(prompt.tokens) + 1 if longest_input else 0
-        yield Finish(reason, len(prompt.tokens), sampled)
+        yield Finish(reason, len(prompt.tokens), counted[0])
+
+    def _constrained_call(self, prompt: Prompt, said: str, stop: threading.Event, counted: list[int]) -> Iterator[Token]:
+        tokens = prompt.tokens + self._llm.tokenize(said.encode("utf-8"), add_bos=False, special=True)
+        schema = call_schema(ToolPlan(prompt.tool_schemas, "required"))
+        sampling = replace(prompt.sampling, json_schema=schema, json_object=False)
+        left = max(16, prompt.max_new_tokens - counted[0])
+        for text, _ in completion(self._llm, self.cfg, tokens, left, sampling, prompt, stop, counted):
+            if text:
+                yield Token(text)
+        yield Token(CLOSERS.get(prompt.tool_format or "", ""))

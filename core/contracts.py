@@ -92,6 +92,7 @@ class Prompt:
     sampling: Sampling = DEFAULT_SAMPLING
     tool_format: str | None = None  # how calls appear in the output (tools/syntax.py), None: no tools
     tool_names: tuple[str, ...] = ()
+    tool_schemas: tuple[dict, ...] = field(default=(), hash=False)  # the tools, for a call's grammar
     max_calls: int = 0
 
 

@@ -102,3 +102,48 @@ def test_history_calls_and_results_become_text_for_templates_without_tools():
     assert generic[2] == {"role": "user", "content": "<tool_response>\n1\n</tool_response>"}
     native = as_messages(history, native=True)
     assert native[1]["tool_calls"][0]["function"]["arguments"] == {"code": "1"} and native[2]["role"] == "tool"
+
+
+def test_after_an_opener_in_auto_mode_the_call_is_generated_again_under_the_schemas_grammar(monkeypatch):
+    """LlmEngine.stream on a stub model: text up to the opener goes out, what the model wrote after
+    it is dropped, and the call is regenerated with the tools' call schema as a grammar, then closed."""
+    import threading
+
+    import llm_engine
+    from core.contracts import Finish, Prompt
+    from core.events import Token
+    from settings import ChatModel
+    from tools.syntax import opener_end
+
+    assert opener_end("ok\n<tool_call>{", "generic") == len("ok\n<tool_call>")
+    assert opener_end("see ```\n<tool_call>", "generic") is None and opener_end("a <tool_call>", "hermes") is None
+
+    tool = {"type": "function", "function": {"name": "run_python", "parameters": {
+        "type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}}
+    calls = []
+    scripts = [["Let me run it.\n", "<tool_", "call>{\"nam", "e\": \"oops"], ['{"name": "run_python", ', '"arguments": {"code": "1"}}']]
+
+    def fake_completion(llm, cfg, tokens, max_tokens, sampling, prompt, stop, counted):
+        calls.append((tokens, sampling))
+        for text in scripts[len(calls) - 1]:
+            counted[0] += 1
+            yield text, None
+
+    class Stub:
+        def tokenize(self, data, add_bos, special):
+            return [len(data)]
+
+    monkeypatch.setattr(llm_engine, "completion", fake_completion)
+    engine = llm_engine.LlmEngine(ChatModel())
+    engine._llm = Stub()
+    prompt = Prompt([1, 2, 3], [], None, 0, 64, tool_format="generic", tool_names=("run_python",), tool_schemas=(tool,),
+                    max_calls=1)
+    out = list(engine.stream(prompt, threading.Event()))
+    text = "".join(item.text for item in out if isinstance(item, Token))
+    assert text == 'Let me run it.\n<tool_call>{"name": "run_python", "arguments": {"code": "1"}}</tool_call>'
+    (first, _), (second_tokens, second_sampling) = calls
+    assert second_tokens == [1, 2, 3, len("Let me run it.\n<tool_call>".encode())]  # the prompt and the text so far
+    assert second_sampling.json_schema["properties"]["name"] == {"const": "run_python"}
+    assert isinstance(out[-1], Finish) and out[-1].completion_tokens == 3 + 2  # the first pass stopped at the opener
+    parsed = parse("generic", [text])
+    assert parsed == ["Let me run it.\n", ParsedCall("run_python", '{"code":"1"}')]

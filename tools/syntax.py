@@ -135,3 +135,18 @@ def _merge_users(messages: list[dict]) -> list[dict]:
         else:
             merged.append(message)
     return merged
+
+
+def opener_end(text: str, call_format: str | None) -> int | None:
+    """Where a call opener ends in the text so far, when one starts a line outside a ``` block
+    (the point from which a grammar holds the call to the tools' schemas), else None."""
+    opener = OPENERS.get(call_format or "")
+    if not opener or call_format not in CLOSERS:
+        return None
+    at = 0
+    while (found := text.find(opener, at)) >= 0:
+        line_start = text.rfind("\n", 0, found) + 1
+        if not text[line_start:found].strip(" \t") and text.count("```", 0, found) % 2 == 0:
+            return found + len(opener)
+        at = found + 1
+    return None
