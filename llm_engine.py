@@ -398,7 +398,8 @@ class LlmEngine:
         said, counted, reason = "", [0], "done"
         for text, finish in completion(self._llm, self.cfg, prompt.tokens, prompt.max_new_tokens, prompt.sampling, prompt,
                                        stop, counted):
-            end = opener_end(said + text, prompt.tool_format) if prompt.tool_names else None
+            maybe = prompt.tool_names and ("<" in text or "<" in said[-16:])  # the opener starts with "<": cheap
+            end = opener_end(said + text, prompt.tool_format) if maybe else None
             if end is not None:  # the opener: keep the text up to it, then a call under the grammar
                 yield Token((said + text)[len(said):end])
                 said = (said + text)[:end]
