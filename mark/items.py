@@ -4,7 +4,9 @@ same questions and every answer can be scored without a judge model.
 
 - instruct: checkable constraints (the language, at most N sentences, a word to include, a list
   of exactly K items);
-- reasoning: exact answers (arithmetic word problems, days of the week);
+- reasoning: exact answers (arithmetic word problems, days of the week) and multiple choice with
+  the answer letter held to A-D by a grammar;
+- summary: the key facts of a short text kept, none invented (numbers not in the text);
 - json: an object with given keys and types, filled from a sentence;
 - code: a Python function, scored by hidden unit tests run in the sandbox (pass@1);
 - tools: the project's tool set (mark/tool_set.py), the right tool first or rightly none.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from mark.tool_set import ITEMS as TOOL_ITEMS
 
 SUITE_VERSION = "pkc-mark-1"
-TASKS = ("instruct", "reasoning", "json", "code", "tools")
+TASKS = ("instruct", "reasoning", "summary", "json", "code", "tools")
 LANGUAGES = ("ko", "en")
 
 
@@ -29,6 +31,7 @@ class Item:
     prompt: str
     check: dict = field(default_factory=dict, hash=False)  # what the scorer needs (mark/scoring.py)
     max_tokens: int = 160
+    choices: tuple[str, ...] = ()  # multiple choice: the answer is held to one of these by a grammar
 
 
 TOPICS = {"ko": ["봄철 건강 관리", "재택근무", "서울 여행", "독서 습관", "전기차", "커피", "운동", "절약", "반려견", "시험 공부"],
@@ -79,6 +82,35 @@ def _reasoning(language: str) -> list[Item]:
                   if language == "ko" else
                   f"{start.isoformat()} is a {given}. What day of the week is it {later} days later? Answer with the day only.")
         items.append(Item("reasoning", language, prompt, {"word": answer, "others": days[language]}, 32))
+    for _ in range(6):  # multiple choice: which is largest
+        values = rng.sample(range(11, 99), 4)
+        options = " ".join(f"{letter}) {value * 3}" for letter, value in zip("ABCD", values))
+        prompt = (f"다음 중 가장 큰 수는? {options}. 알파벳 하나로 답하세요." if language == "ko" else
+                  f"Which is the largest number? {options}. Answer with one letter.")
+        items.append(Item("reasoning", language, prompt, {"letter": "ABCD"[values.index(max(values))]}, 4, ("A", "B", "C", "D")))
+    return items
+
+
+FACTS = [("한빛도서관", "Hanbit Library", 1987, 320000, "수원", "Suwon"), ("푸른공원", "Green Park", 2004, 45, "대구", "Daegu"),
+         ("새벽시장", "Dawn Market", 1962, 850, "여수", "Yeosu"), ("하늘다리", "Sky Bridge", 2015, 1240, "원주", "Wonju")]
+
+
+def _summary(language: str) -> list[Item]:
+    items = []
+    for index in range(20):
+        ko, en, year, number, city_ko, city_en = FACTS[index % 4]
+        year += index // 4
+        if language == "ko":
+            text = (f"{ko}은(는) {city_ko}에 있으며 {year}년에 문을 열었다. 지금까지 {number}명이 넘는 사람이 다녀갔다. "
+                    "주말에는 시민 강좌가 열리고, 평일에는 조용히 쉬어 갈 수 있다. 주변에는 작은 카페가 여럿 있다.")
+            prompt = f"다음 글을 한 문장으로 요약하세요. 연도와 숫자를 빠뜨리지 마세요.\n\n{text}"
+            facts = [ko, city_ko, str(year), str(number)]
+        else:
+            text = (f"{en} is in {city_en} and opened in {year}. More than {number} people have visited it so far. "
+                    "Public talks are held at weekends, and on weekdays it is a quiet place to rest. Small cafes surround it.")
+            prompt = f"Summarize the text in one sentence. Keep the year and the number.\n\n{text}"
+            facts = [en, city_en, str(year), str(number)]
+        items.append(Item("summary", language, prompt, {"facts": facts, "source": text}, 96))
     return items
 
 
@@ -161,13 +193,14 @@ def _tools(language: str) -> list[Item]:
             for lang, request, tool, wanted in TOOL_ITEMS if lang == language]
 
 
-MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "json": _json, "code": _code, "tools": _tools}
+MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "summary": _summary, "json": _json, "code": _code,
+          "tools": _tools}
 
 
 def items(task: str, quick: bool = False) -> list[Item]:
-    """A task's items in both languages (quick: the first 5 of each)."""
+    """A task's items in both languages (quick: 5 of each, spread over the set's kinds)."""
     made = []
     for language in LANGUAGES:
         per_language = MAKERS[task](language)
-        made.extend(per_language[:5] if quick else per_language)
+        made.extend(per_language[:: len(per_language) // 5][:5] if quick else per_language)
     return made

@@ -28,7 +28,7 @@ from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
 FILLER = "The library opens at nine and closes at six; visitors sign in at the front desk. "  # ~20 tokens
-NAMES = {"instruct": "대화", "reasoning": "추론", "json": "JSON", "code": "코드", "tools": "도구"}
+NAMES = {"instruct": "대화", "reasoning": "추론", "summary": "요약", "json": "JSON", "code": "코드", "tools": "도구"}
 
 
 @dataclass
@@ -149,10 +149,12 @@ class MarkRunner:
             await asyncio.shield(self.store.save(self.view(run)))
 
     async def _answer(self, engine: str, prompt: str, max_tokens: int, seed: int | None,
-                      tools: ToolPlan | None = None) -> Answer:
+                      tools: ToolPlan | None = None, choices: tuple[str, ...] = ()) -> Answer:
         lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine)
         lease.enqueue()
-        work = AnswerTurn(ChatInput([], prompt, sampling=Sampling(max_tokens=max_tokens, seed=seed), tools=tools))
+        schema = {"type": "string", "enum": list(choices)} if choices else None  # a letter, by grammar
+        work = AnswerTurn(ChatInput([], prompt, sampling=Sampling(max_tokens=max_tokens, seed=seed, json_schema=schema),
+                                    tools=tools))
         text, calls, done, loading, load_s = [], [], None, None, None
         async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
             async for event in events:
@@ -207,7 +209,7 @@ class MarkRunner:
                     seed_scores.append(value)
                     for flag in found:
                         counts[flag] += 1
-                    if language == "ko" and task in ("instruct", "reasoning"):
+                    if language == "ko" and task in ("instruct", "reasoning", "summary"):
                         shares.append(scoring.hangul_share(answer))
                     run.step()
                 scores.extend(seed_scores)
@@ -220,12 +222,14 @@ class MarkRunner:
 
     async def _score(self, engine: str, item: Item, seed: int) -> tuple[float, set[str], str]:
         tools = ToolPlan(tuple(TOOLS)) if item.task == "tools" else None
-        answer = await self._answer(engine, item.prompt, item.max_tokens, seed, tools)
+        answer = await self._answer(engine, item.prompt, item.max_tokens, seed, tools, item.choices)
         found = scoring.flags(answer.text, answer.finish)
         if item.task == "instruct":
             return scoring.score_instruct(item, answer.text), found, answer.text
         if item.task == "reasoning":
             return scoring.score_reasoning(item, answer.text), found, answer.text
+        if item.task == "summary":
+            return scoring.score_summary(item, answer.text), found, answer.text
         if item.task == "json":
             value, valid = scoring.score_json(item, answer.text)
             return value, found | (set() if valid else {"invalid_json"}), answer.text

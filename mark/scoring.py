@@ -56,11 +56,21 @@ def score_instruct(item: Item, text: str) -> float:
 
 
 def score_reasoning(item: Item, text: str) -> float:
+    if "letter" in item.check:
+        return float(text.strip().strip('"').upper()[:1] == item.check["letter"])
     if "number" in item.check:
         found = NUMBER.findall(text.replace(",", ""))
         return float(bool(found) and int(found[0]) == item.check["number"])
     mentioned = sorted((text.find(day), day) for day in item.check["others"] if day in text)
     return float(bool(mentioned) and mentioned[0][1] == item.check["word"])
+
+
+def score_summary(item: Item, text: str) -> float:
+    """The share of the key facts kept, less a quarter for each number the text does not have."""
+    kept = sum(fact.lower() in text.lower() for fact in item.check["facts"]) / len(item.check["facts"])
+    source_numbers = set(NUMBER.findall(item.check["source"].replace(",", "")))
+    invented = [n for n in NUMBER.findall(text.replace(",", "")) if n not in source_numbers]
+    return max(0.0, kept - 0.25 * len(invented))
 
 
 def parse_json_answer(text: str):

@@ -18,6 +18,7 @@ from tests.fakes import FakeChatEngine
 
 
 def test_every_task_has_at_least_20_items_per_language_and_quick_has_5():
+    assert set(TASKS) == {"instruct", "reasoning", "summary", "json", "code", "tools"}
     for task in TASKS:
         made = items(task)
         for language in LANGUAGES:
@@ -39,6 +40,13 @@ def test_the_scorers_on_known_answers():
     assert scoring.score_reasoning(number, f"{number.check['number'] + 1}") == 0.0
     day = next(i for i in items("reasoning") if "word" in i.check)
     assert scoring.score_reasoning(day, day.check["word"]) == 1.0
+    choice = next(i for i in items("reasoning") if "letter" in i.check)
+    assert choice.choices == ("A", "B", "C", "D") and scoring.score_reasoning(choice, f'"{choice.check["letter"]}"') == 1.0
+    summary_item = items("summary")[0]
+    kept = " ".join(summary_item.check["facts"])
+    assert scoring.score_summary(summary_item, kept) == 1.0
+    assert scoring.score_summary(summary_item, kept + " 그리고 99999명") == 0.75  # an invented number costs
+    assert scoring.score_summary(summary_item, "모르겠습니다") == 0.0
     json_item = items("json")[0]
     expected = json_item.check["expected"]
     assert scoring.score_json(json_item, "```json\n" + __import__("json").dumps(expected, ensure_ascii=False) + "\n```") == (1.0, True)
@@ -127,7 +135,7 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
     settings = make_settings(isolated_data, max_tokens=64)
     settings.models.scan_on_start = False
     with serve(create_app(settings)) as url:
-        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["json", "code"], "seeds": 1,
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["reasoning", "summary"], "seeds": 1,
                                                            "quick": True}).json()["id"]
         run = wait(url, run_id, timeout=300)
         assert run["status"] == "done", run["error"]
@@ -135,5 +143,5 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
         assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0
         assert speed["depths"]["2000"]["prompt_tokens"] > 1500  # a 2k-token prompt really went in
         rows = {(r["task"], r["language"]): r for r in run["results"]}
-        assert set(rows) == {("json", "ko"), ("json", "en"), ("code", "ko"), ("code", "en")}
+        assert set(rows) == {("reasoning", "ko"), ("reasoning", "en"), ("summary", "ko"), ("summary", "en")}
         assert all(0 <= r["score"] <= 1 and r["answers"] == 5 for r in rows.values())
