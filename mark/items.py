@@ -7,6 +7,8 @@ same questions and every answer can be scored without a judge model.
 - reasoning: exact answers (arithmetic word problems, days of the week) and multiple choice with
   the answer letter held to A-D by a grammar;
 - summary: the key facts of a short text kept, none invented (numbers not in the text);
+- documents: questions on a small fixed library (LIBRARY), answered from the passages the
+  project's own retrieval finds; the answer must hold the fact and cite the right passage [n];
 - json: an object with given keys and types, filled from a sentence;
 - code: a Python function, scored by hidden unit tests run in the sandbox (pass@1);
 - tools: the project's tool set (mark/tool_set.py), the right tool first or rightly none.
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from mark.tool_set import ITEMS as TOOL_ITEMS
 
 SUITE_VERSION = "pkc-mark-1"
-TASKS = ("instruct", "reasoning", "summary", "json", "code", "tools")
+TASKS = ("instruct", "reasoning", "summary", "documents", "json", "code", "tools")
 LANGUAGES = ("ko", "en")
 
 
@@ -193,8 +195,57 @@ def _tools(language: str) -> list[Item]:
             for lang, request, tool, wanted in TOOL_ITEMS if lang == language]
 
 
-MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "summary": _summary, "json": _json, "code": _code,
-          "tools": _tools}
+LIBRARY = {  # name -> text: the documents task's fixed library (written for this project)
+    "휴가 규정.md": "직원은 매년 15일의 연차 휴가를 받는다. 연차는 인사 포털에서 사흘 전까지 신청한다. 병가는 연 10일까지 유급이다.",
+    "출장 규정.md": "국내 출장 일비는 하루 30,000원이다. 해외 출장 일비는 하루 60달러이며, 숙박비는 실비로 정산한다.",
+    "식당 안내.md": "사내 식당은 오전 11시 30분에 열고 오후 1시 30분에 닫는다. 점심 한 끼는 6,500원이다.",
+    "travel-policy.md": "Domestic trips get a daily allowance of 40 dollars. Flights must be booked 14 days ahead. "
+                        "Hotels are capped at 150 dollars a night.",
+    "it-guide.md": "Passwords must be changed every 90 days. The help desk answers on extension 4321. "
+                   "Laptops are replaced every four years.",
+    "library-hours.md": "The company library opens at 8 am and closes at 7 pm. Books may be kept for 21 days.",
+}
+QUESTIONS = {  # (question, the document that answers it, the fact the answer must hold)
+    "ko": [("연차 휴가는 며칠인가요?", "휴가 규정.md", "15"), ("병가는 며칠까지 유급인가요?", "휴가 규정.md", "10"),
+           ("연차는 며칠 전까지 신청해야 하나요?", "휴가 규정.md", "사흘"), ("국내 출장 일비는 얼마인가요?", "출장 규정.md", "30,000"),
+           ("해외 출장 일비는 얼마인가요?", "출장 규정.md", "60"), ("숙박비는 어떻게 정산하나요?", "출장 규정.md", "실비"),
+           ("사내 식당은 몇 시에 여나요?", "식당 안내.md", "11시 30분"), ("점심 한 끼는 얼마인가요?", "식당 안내.md", "6,500"),
+           ("식당은 몇 시에 닫나요?", "식당 안내.md", "1시 30분"), ("비밀번호는 며칠마다 바꿔야 하나요?", "it-guide.md", "90"),
+           ("헬프데스크 내선 번호는?", "it-guide.md", "4321"), ("노트북은 몇 년마다 교체하나요?", "it-guide.md", "4"),
+           ("회사 도서관은 몇 시에 여나요?", "library-hours.md", "8"), ("책은 며칠 동안 빌릴 수 있나요?", "library-hours.md", "21"),
+           ("국내 출장 하루 수당은 달러로 얼마인가요?", "travel-policy.md", "40"), ("항공권은 며칠 전에 예약해야 하나요?", "travel-policy.md", "14"),
+           ("호텔 숙박 한도는 하룻밤 얼마인가요?", "travel-policy.md", "150"), ("도서관은 몇 시에 닫나요?", "library-hours.md", "7"),
+           ("해외 출장 숙박비 정산 방식은?", "출장 규정.md", "실비"), ("연차 신청은 어디서 하나요?", "휴가 규정.md", "포털")],
+    "en": [("How many days of annual leave do employees get?", "휴가 규정.md", "15"),
+           ("What is the daily allowance for domestic trips in dollars?", "travel-policy.md", "40"),
+           ("How many days ahead must flights be booked?", "travel-policy.md", "14"),
+           ("What is the hotel cap per night?", "travel-policy.md", "150"),
+           ("How often must passwords be changed?", "it-guide.md", "90"),
+           ("What is the help desk extension?", "it-guide.md", "4321"),
+           ("How often are laptops replaced?", "it-guide.md", "four"),
+           ("When does the company library open?", "library-hours.md", "8"),
+           ("How long may books be kept?", "library-hours.md", "21"),
+           ("When does the company library close?", "library-hours.md", "7"),
+           ("How many paid sick days are there per year?", "휴가 규정.md", "10"),
+           ("What is the domestic daily allowance in won?", "출장 규정.md", "30,000"),
+           ("What is the overseas daily allowance?", "출장 규정.md", "60"),
+           ("What does a lunch cost in the company cafeteria?", "식당 안내.md", "6,500"),
+           ("When does the cafeteria open?", "식당 안내.md", "11"),
+           ("Which extension do I call for IT help?", "it-guide.md", "4321"),
+           ("How many days before must annual leave be requested?", "휴가 규정.md", "3"),
+           ("Are hotel costs capped for trips? By how much?", "travel-policy.md", "150"),
+           ("Until what time is the library open?", "library-hours.md", "7"),
+           ("How are overseas hotel costs settled?", "출장 규정.md", "actual")],
+}
+
+
+def _documents(language: str) -> list[Item]:
+    return [Item("documents", language, question, {"document": document, "fact": fact}, 96)
+            for question, document, fact in QUESTIONS[language]]
+
+
+MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "summary": _summary, "documents": _documents, "json": _json,
+          "code": _code, "tools": _tools}
 
 
 def items(task: str, quick: bool = False) -> list[Item]:

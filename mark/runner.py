@@ -28,7 +28,8 @@ from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
 FILLER = "The library opens at nine and closes at six; visitors sign in at the front desk. "  # ~20 tokens
-NAMES = {"instruct": "대화", "reasoning": "추론", "summary": "요약", "json": "JSON", "code": "코드", "tools": "도구"}
+NAMES = {"instruct": "대화", "reasoning": "추론", "summary": "요약", "documents": "문서 질문", "json": "JSON", "code": "코드",
+         "tools": "도구"}
 
 
 @dataclass
@@ -78,9 +79,11 @@ def recommend(results: list[dict], speed: dict[str, dict]) -> dict[str, str]:
 
 
 class MarkRunner:
-    def __init__(self, slot: ModelSlot, store, settings, library=None, sandbox=None) -> None:
+    def __init__(self, slot: ModelSlot, store, settings, library=None, sandbox=None, embedder=None) -> None:
         self.slot, self.store, self.settings, self.library, self.sandbox = slot, store, settings, library, sandbox
+        self.embedder = embedder
         self.runs: dict[str, MarkRun] = {}
+        self._rag = None  # the documents task's own small library (its own collection, made once)
 
     # ---- starting, watching, cancelling ------------------------------------------------------------
     def start(self, models: list[str], tasks: list[str], seeds: int, quick: bool) -> MarkRun:
@@ -123,7 +126,23 @@ class MarkRunner:
         return {"n_ctx": chat.n_ctx, "n_gpu_layers": chat.n_gpu_layers, "temperature": chat.temperature,
                 "top_p": chat.top_p, "vram_budget_mb": self.settings.slot.vram_budget_mb}
 
+    async def _documents(self):
+        """The documents task's library, in a collection of its own under data/ (never the user's)."""
+        if self._rag is None:
+            from core.contracts import Chunk
+            from core.threads import run_blocking
+            from mark.items import LIBRARY
+            from rag_engine import RagEngine
+
+            rag = RagEngine(self.settings.rag, self.settings.paths.data / "mark_library", self.embedder)
+            for index, (name, text) in enumerate(LIBRARY.items()):
+                await run_blocking(rag.ingest, f"mark{index}", name, [Chunk(0, text, None)])
+            self._rag = rag
+        return self._rag
+
     async def close(self) -> None:
+        if self._rag is not None:
+            self._rag.close()
         for run in self.runs.values():
             if run.task is not None and not run.task.done():
                 run.task.cancel()
@@ -209,7 +228,7 @@ class MarkRunner:
                     seed_scores.append(value)
                     for flag in found:
                         counts[flag] += 1
-                    if language == "ko" and task in ("instruct", "reasoning", "summary"):
+                    if language == "ko" and task in ("instruct", "reasoning", "summary", "documents"):
                         shares.append(scoring.hangul_share(answer))
                     run.step()
                 scores.extend(seed_scores)
@@ -222,7 +241,15 @@ class MarkRunner:
 
     async def _score(self, engine: str, item: Item, seed: int) -> tuple[float, set[str], str]:
         tools = ToolPlan(tuple(TOOLS)) if item.task == "tools" else None
-        answer = await self._answer(engine, item.prompt, item.max_tokens, seed, tools, item.choices)
+        prompt, sources = item.prompt, []
+        if item.task == "documents":  # the passages the project's own retrieval finds, as in a chat
+            from core.threads import run_blocking
+            from turns.references import with_references
+
+            rag = await self._documents()
+            hits = await run_blocking(rag.search, item.prompt, 3)
+            prompt, sources = with_references(item.prompt, hits, self.settings.rag.context_chars)
+        answer = await self._answer(engine, prompt, item.max_tokens, seed, tools, item.choices)
         found = scoring.flags(answer.text, answer.finish)
         if item.task == "instruct":
             return scoring.score_instruct(item, answer.text), found, answer.text
@@ -230,6 +257,8 @@ class MarkRunner:
             return scoring.score_reasoning(item, answer.text), found, answer.text
         if item.task == "summary":
             return scoring.score_summary(item, answer.text), found, answer.text
+        if item.task == "documents":
+            return scoring.score_documents(item, answer.text, sources), found, answer.text
         if item.task == "json":
             value, valid = scoring.score_json(item, answer.text)
             return value, found | (set() if valid else {"invalid_json"}), answer.text

@@ -73,6 +73,14 @@ def score_summary(item: Item, text: str) -> float:
     return max(0.0, kept - 0.25 * len(invented))
 
 
+def score_documents(item: Item, text: str, sources: list[dict]) -> float:
+    """1: the fact, citing a passage of the right document ([n]); 0.5: the fact without that citation."""
+    if item.check["fact"].lower() not in text.lower():
+        return 0.0
+    right = {f"[{s['n']}]" for s in sources if s.get("name") == item.check["document"]}
+    return 1.0 if any(mark in text for mark in right) else 0.5
+
+
 def parse_json_answer(text: str):
     """The answer's JSON object: the whole text, or its first {...} (models wrap it in prose or fences)."""
     for candidate in (text.strip(), *re.findall(r"\{.*\}", text, re.DOTALL)):

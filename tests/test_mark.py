@@ -18,7 +18,7 @@ from tests.fakes import FakeChatEngine
 
 
 def test_every_task_has_at_least_20_items_per_language_and_quick_has_5():
-    assert set(TASKS) == {"instruct", "reasoning", "summary", "json", "code", "tools"}
+    assert set(TASKS) == {"instruct", "reasoning", "summary", "documents", "json", "code", "tools"}
     for task in TASKS:
         made = items(task)
         for language in LANGUAGES:
@@ -47,6 +47,11 @@ def test_the_scorers_on_known_answers():
     assert scoring.score_summary(summary_item, kept) == 1.0
     assert scoring.score_summary(summary_item, kept + " 그리고 99999명") == 0.75  # an invented number costs
     assert scoring.score_summary(summary_item, "모르겠습니다") == 0.0
+    question = items("documents")[0]
+    sources = [{"n": 1, "name": "출장 규정.md"}, {"n": 2, "name": question.check["document"]}]
+    assert scoring.score_documents(question, f"{question.check['fact']}일입니다 [2].", sources) == 1.0
+    assert scoring.score_documents(question, f"{question.check['fact']}일입니다 [1].", sources) == 0.5
+    assert scoring.score_documents(question, "모릅니다 [2]", sources) == 0.0
     json_item = items("json")[0]
     expected = json_item.check["expected"]
     assert scoring.score_json(json_item, "```json\n" + __import__("json").dumps(expected, ensure_ascii=False) + "\n```") == (1.0, True)
@@ -135,7 +140,7 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
     settings = make_settings(isolated_data, max_tokens=64)
     settings.models.scan_on_start = False
     with serve(create_app(settings)) as url:
-        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["reasoning", "summary"], "seeds": 1,
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["reasoning", "documents"], "seeds": 1,
                                                            "quick": True}).json()["id"]
         run = wait(url, run_id, timeout=300)
         assert run["status"] == "done", run["error"]
@@ -143,5 +148,5 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
         assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0
         assert speed["depths"]["2000"]["prompt_tokens"] > 1500  # a 2k-token prompt really went in
         rows = {(r["task"], r["language"]): r for r in run["results"]}
-        assert set(rows) == {("reasoning", "ko"), ("reasoning", "en"), ("summary", "ko"), ("summary", "en")}
+        assert set(rows) == {("reasoning", "ko"), ("reasoning", "en"), ("documents", "ko"), ("documents", "en")}
         assert all(0 <= r["score"] <= 1 and r["answers"] == 5 for r in rows.values())

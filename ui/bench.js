@@ -7,7 +7,7 @@ import { applyI18n, t } from "./i18n.js";
 /** @type {any} Chart.js's UMD build sets window.Chart */
 const Chart = /** @type {any} */ (globalThis).Chart;
 Chart.defaults.animation = false;
-const TASKS = ["instruct", "reasoning", "summary", "json", "code", "tools"];
+const TASKS = ["instruct", "reasoning", "summary", "documents", "json", "code", "tools"];
 /** @type {Record<string, any>} */
 const charts = {};
 /** @type {any} */ (window).benchCharts = charts;
