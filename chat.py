@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         models = ModelLibrary(settings, slot, stores.models, images.read, getattr(local.get("chat"), "kv_store", None))
         app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
         app.state.models = models
-        app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder)
+        app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.

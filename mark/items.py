@@ -11,7 +11,8 @@ same questions and every answer can be scored without a judge model.
   project's own retrieval finds; the answer must hold the fact and cite the right passage [n];
 - json: an object with given keys and types, filled from a sentence;
 - code: a Python function, scored by hidden unit tests run in the sandbox (pass@1);
-- tools: the project's tool set (mark/tool_set.py), the right tool first or rightly none.
+- tools: the project's tool set (mark/tool_set.py), the right tool first or rightly none;
+- vision (vision models): questions on pictures drawn here with a known shape and colour.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from mark.tool_set import ITEMS as TOOL_ITEMS
 
 SUITE_VERSION = "pkc-mark-1"
-TASKS = ("instruct", "reasoning", "summary", "documents", "json", "code", "tools")
+TASKS = ("instruct", "reasoning", "summary", "documents", "json", "code", "tools", "vision")
 LANGUAGES = ("ko", "en")
 
 
@@ -244,8 +245,45 @@ def _documents(language: str) -> list[Item]:
             for question, document, fact in QUESTIONS[language]]
 
 
+# the Korean colour words by their stem: 빨강/빨간(색), 파랑/파란, 초록, 노랑/노란 all count
+COLOURS = [((220, 30, 30), "빨", "red"), ((30, 90, 220), "파", "blue"), ((30, 160, 60), "초록", "green"),
+           ((240, 200, 20), "노", "yellow")]
+SHAPES = [("circle", "원", "circle"), ("square", "사각형", "square")]
+
+
+def picture_png(shape: str, rgb: tuple[int, int, int]) -> bytes:
+    """A 256x256 white picture with one filled shape in the middle (the vision task's pictures)."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (256, 256), "white")
+    draw = ImageDraw.Draw(image)
+    (draw.ellipse if shape == "circle" else draw.rectangle)((64, 64, 192, 192), fill=rgb)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _vision(language: str) -> list[Item]:
+    items = []
+    for index in range(20):
+        rgb, colour_ko, colour_en = COLOURS[index % 4]
+        shape, shape_ko, shape_en = SHAPES[(index // 4) % 2]
+        if index % 2 == 0:
+            prompt = "그림 속 도형은 무슨 색입니까? 색 이름 하나로 답하세요." if language == "ko" else \
+                "What colour is the shape in the picture? Answer with one colour word."
+            expected = colour_ko if language == "ko" else colour_en
+        else:
+            prompt = "그림 속 도형은 원입니까, 사각형입니까? 한 단어로 답하세요." if language == "ko" else \
+                "Is the shape in the picture a circle or a square? Answer with one word."
+            expected = shape_ko if language == "ko" else shape_en
+        items.append(Item("vision", language, prompt, {"word": expected, "picture": [shape, list(rgb)]}, 16))
+    return items
+
+
 MAKERS = {"instruct": _instruct, "reasoning": _reasoning, "summary": _summary, "documents": _documents, "json": _json,
-          "code": _code, "tools": _tools}
+          "code": _code, "tools": _tools, "vision": _vision}
 
 
 def items(task: str, quick: bool = False) -> list[Item]:

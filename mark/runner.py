@@ -15,7 +15,7 @@ import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from core.contracts import ChatEngine, ChatInput, Sampling, ToolPlan
+from core.contracts import ChatEngine, ChatInput, GenerationParams, ImageGenerator, Sampling, ToolPlan
 from core.errors import AppError, InvalidInput
 from core.events import ChatDone, Error, Loading, Ready, RunFinished, Token, ToolCallMade
 from mark import scoring
@@ -29,7 +29,7 @@ from vram_guard import ModelSlot, Priority
 log = logging.getLogger(__name__)
 FILLER = "The library opens at nine and closes at six; visitors sign in at the front desk. "  # ~20 tokens
 NAMES = {"instruct": "대화", "reasoning": "추론", "summary": "요약", "documents": "문서 질문", "json": "JSON", "code": "코드",
-         "tools": "도구"}
+         "tools": "도구", "vision": "그림 질문"}
 
 
 @dataclass
@@ -65,6 +65,13 @@ class MarkRun:
                 "results": self.results, "speed": self.speed, "recommendation": recommend(self.results, self.speed)}
 
 
+def tasks_for(kind: str, tasks: list[str]) -> list[str]:
+    """A vision model answers the vision task; a chat model the others; an image model none (speed only)."""
+    if kind == "image":
+        return []
+    return [task for task in tasks if (task == "vision") == (kind == "vision")]
+
+
 def recommend(results: list[dict], speed: dict[str, dict]) -> dict[str, str]:
     """Per task, the model with the best score (the faster one when equal); none where all scored 0."""
     best: dict[str, dict] = {}
@@ -79,9 +86,10 @@ def recommend(results: list[dict], speed: dict[str, dict]) -> dict[str, str]:
 
 
 class MarkRunner:
-    def __init__(self, slot: ModelSlot, store, settings, library=None, sandbox=None, embedder=None) -> None:
+    def __init__(self, slot: ModelSlot, store, settings, library=None, sandbox=None, embedder=None, images=None) -> None:
         self.slot, self.store, self.settings, self.library, self.sandbox = slot, store, settings, library, sandbox
-        self.embedder = embedder
+        self.embedder, self.images = embedder, images
+        self._pictures: dict[str, str] = {}
         self.runs: dict[str, MarkRun] = {}
         self._rag = None  # the documents task's own small library (its own collection, made once)
 
@@ -92,20 +100,27 @@ class MarkRunner:
         unknown = [task for task in tasks if task not in TASKS]
         if not tasks or unknown:
             raise InvalidInput(f"tasks: choose from {', '.join(TASKS)}", code="invalid_tasks", status=422)
-        engines = [self._engine(model) for model in models]  # 404 / 422 now, not mid-run
+        engines = [self._engine(model) for model in models]  # (engine, kind): 404 / 422 now, not mid-run
         run = MarkRun(models, tasks, seeds, quick)
-        run.total = len(engines) * (2 + sum(len(items(task, quick)) for task in tasks) * seeds)
+        run.total = sum(1 if kind == "image" else 2 + sum(len(items(task, quick)) for task in tasks_for(kind, tasks)) * seeds
+                        for _, kind in engines)
         self.runs[run.id] = run
         run.task = asyncio.create_task(self._execute(run, engines))
         return run
 
-    def _engine(self, model: str) -> str:
+    def _engine(self, model: str) -> tuple[str, str]:
+        """(the slot's engine, its kind: chat / vision / image) for a role name or a library id."""
+        found = self.library.catalog.models.get(model) if self.library is not None else None
+        if found is not None and found.status == "ok" and ("vision" in found.roles or "image" in found.roles):
+            kind = "vision" if "vision" in found.roles else "image"
+            return self.library.ensure_engine(found, kind), kind
         name = self.library.engine_for_request(model) if self.library is not None else model  # 404/422 for bad ids
         if name not in self.slot.engine_names:
             raise AppError(f"no model {model!r}: GET /api/models lists them", code="model_not_found", status=404)
-        if name in ("vision", "image") or not getattr(self.slot.engine(name), "prepare", None):
-            raise AppError(f"{model!r} is not a chat model", code="not_a_chat_model", status=422)
-        return name
+        engine = self.slot.engine(name)
+        if hasattr(engine, "generate"):
+            return name, "image"
+        return name, "vision" if getattr(engine, "accepts_images", False) else "chat"
 
     def cancel(self, run_id: str) -> MarkRun:
         run = self.get_live(run_id)
@@ -140,6 +155,44 @@ class MarkRunner:
             self._rag = rag
         return self._rag
 
+    async def _picture(self, spec: list) -> str:
+        """The vision task's picture (drawn here, stored once per process as any upload is)."""
+        key = f"{spec[0]}-{'-'.join(map(str, spec[1]))}"
+        if key not in self._pictures:
+            import base64
+
+            from core.threads import run_blocking
+            from mark.items import picture_png
+
+            url = "data:image/png;base64," + base64.b64encode(picture_png(spec[0], tuple(spec[1]))).decode()
+            (stored,) = await run_blocking(self.images.save_all, [url])
+            self._pictures[key] = stored.id
+        return self._pictures[key]
+
+    async def _image_speed(self, engine: str) -> dict:
+        """One picture at the model's default size through the slot: seconds per step and per picture."""
+        from core.events import PicturesDone
+        from image_engine import family_defaults
+        from turns.pictures import ImageTurn
+
+        model = self.slot.engine(engine)
+        defaults = family_defaults(model.cfg)
+        params = GenerationParams("a red lighthouse by the sea at dusk", "", min(defaults.width, model.cfg.max_width),
+                                  min(defaults.height, model.cfg.max_height), min(defaults.steps, model.cfg.max_steps),
+                                  defaults.cfg_scale, 1, "euler_a", "discrete", 1)
+        lease = self.slot.lease(engine, Priority.BACKGROUND, ImageGenerator)
+        lease.enqueue()
+        done = None
+        async with aclosing(TurnRunner(self.slot, lease, None, ImageTurn(params, self.images)).events()) as events:
+            async for event in events:
+                if isinstance(event, PicturesDone):
+                    done = event
+        picture = (done.timings.get("pictures") or [{}])[0] if done else {}
+        per_picture = picture.get("total_s", sum(v for k, v in picture.items() if k in ("encode_s", "sampling_s", "decode_s")))
+        return {"kind": "image", "size": f"{params.width}x{params.height}", "steps": params.steps,
+                "seconds_per_step": picture.get("per_step_s"), "seconds_per_picture": round(per_picture, 3),
+                "total_ms": done.timings.get("total_ms") if done else None}
+
     async def close(self) -> None:
         if self._rag is not None:
             self._rag.close()
@@ -152,9 +205,13 @@ class MarkRunner:
     async def _execute(self, run: MarkRun, engines: list[str]) -> None:
         await self.store.save(self.view(run))
         try:
-            for model, engine in zip(run.request["models"], engines):
-                run.speed[model] = await self._speed(run, engine)
-                for task in run.request["tasks"]:
+            for model, (engine, kind) in zip(run.request["models"], engines):
+                if kind == "image":
+                    run.speed[model] = await self._image_speed(engine)
+                    run.step()
+                    continue
+                run.speed[model] = await self._speed(run, engine, kind)
+                for task in tasks_for(kind, run.request["tasks"]):
                     run.results.extend(await self._task(run, model, engine, task))
                     await self.store.save(self.view(run))
             run.status = "done"
@@ -168,12 +225,12 @@ class MarkRunner:
             await asyncio.shield(self.store.save(self.view(run)))
 
     async def _answer(self, engine: str, prompt: str, max_tokens: int, seed: int | None,
-                      tools: ToolPlan | None = None, choices: tuple[str, ...] = ()) -> Answer:
-        lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine)
+                      tools: ToolPlan | None = None, choices: tuple[str, ...] = (), images: tuple[str, ...] = ()) -> Answer:
+        lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine, images=bool(images))
         lease.enqueue()
         schema = {"type": "string", "enum": list(choices)} if choices else None  # a letter, by grammar
-        work = AnswerTurn(ChatInput([], prompt, sampling=Sampling(max_tokens=max_tokens, seed=seed, json_schema=schema),
-                                    tools=tools))
+        work = AnswerTurn(ChatInput([], prompt, images, sampling=Sampling(max_tokens=max_tokens, seed=seed,
+                                                                           json_schema=schema), tools=tools))
         text, calls, done, loading, load_s = [], [], None, None, None
         async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
             async for event in events:
@@ -191,9 +248,9 @@ class MarkRunner:
                     return Answer("".join(text), "error", calls, None, load_s)
         return Answer("".join(text), done.finish_reason if done else "error", calls, done, load_s)
 
-    async def _speed(self, run: MarkRun, engine: str) -> dict:
+    async def _speed(self, run: MarkRun, engine: str, kind: str = "chat") -> dict:
         """Load, time to first token at prompt depths 0 / 2k / 8k (what the context allows),
-        prompt and generated tokens per second, memory."""
+        prompt and generated tokens per second, memory; a vision model's TTFT with one picture."""
         n_ctx = getattr(self.slot.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
         depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
         story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
@@ -209,6 +266,10 @@ class MarkRunner:
             result["depths"][str(depth)] = {"ttft_ms": ttft, "prompt_tokens": prompt_tokens,
                                             "prompt_tokens_per_s": round(prompt_tokens / (ttft / 1000), 1) if ttft else None}
         run.step()
+        if kind == "vision":
+            picture = await self._picture(["square", [220, 30, 30]])
+            seen = await self._answer(engine, "What is in the picture?", 8, 1, images=(picture,))
+            result["image_ttft_ms"] = seen.done.timings.get("ttft_ms") if seen.done else None
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         resident = self.slot.state()["residents"].get(engine) or {}
         result["vram_mb"] = resident.get("measured_mb")
@@ -228,7 +289,7 @@ class MarkRunner:
                     seed_scores.append(value)
                     for flag in found:
                         counts[flag] += 1
-                    if language == "ko" and task in ("instruct", "reasoning", "summary", "documents"):
+                    if language == "ko" and task in ("instruct", "reasoning", "summary", "documents", "vision"):
                         shares.append(scoring.hangul_share(answer))
                     run.step()
                 scores.extend(seed_scores)
@@ -249,7 +310,8 @@ class MarkRunner:
             rag = await self._documents()
             hits = await run_blocking(rag.search, item.prompt, 3)
             prompt, sources = with_references(item.prompt, hits, self.settings.rag.context_chars)
-        answer = await self._answer(engine, prompt, item.max_tokens, seed, tools, item.choices)
+        shown = (await self._picture(item.check["picture"]),) if item.task == "vision" else ()
+        answer = await self._answer(engine, prompt, item.max_tokens, seed, tools, item.choices, shown)
         found = scoring.flags(answer.text, answer.finish)
         if item.task == "instruct":
             return scoring.score_instruct(item, answer.text), found, answer.text
@@ -259,6 +321,8 @@ class MarkRunner:
             return scoring.score_summary(item, answer.text), found, answer.text
         if item.task == "documents":
             return scoring.score_documents(item, answer.text, sources), found, answer.text
+        if item.task == "vision":
+            return scoring.score_vision(item, answer.text), found, answer.text
         if item.task == "json":
             value, valid = scoring.score_json(item, answer.text)
             return value, found | (set() if valid else {"invalid_json"}), answer.text

@@ -81,6 +81,10 @@ def score_documents(item: Item, text: str, sources: list[dict]) -> float:
     return 1.0 if any(mark in text for mark in right) else 0.5
 
 
+def score_vision(item: Item, text: str) -> float:
+    return float(item.check["word"].lower() in text.lower())
+
+
 def parse_json_answer(text: str):
     """The answer's JSON object: the whole text, or its first {...} (models wrap it in prose or fences)."""
     for candidate in (text.strip(), *re.findall(r"\{.*\}", text, re.DOTALL)):

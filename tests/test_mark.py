@@ -18,7 +18,7 @@ from tests.fakes import FakeChatEngine
 
 
 def test_every_task_has_at_least_20_items_per_language_and_quick_has_5():
-    assert set(TASKS) == {"instruct", "reasoning", "summary", "documents", "json", "code", "tools"}
+    assert set(TASKS) == {"instruct", "reasoning", "summary", "documents", "json", "code", "tools", "vision"}
     for task in TASKS:
         made = items(task)
         for language in LANGUAGES:
@@ -150,3 +150,29 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
         rows = {(r["task"], r["language"]): r for r in run["results"]}
         assert set(rows) == {("reasoning", "ko"), ("reasoning", "en"), ("documents", "ko"), ("documents", "en")}
         assert all(0 <= r["score"] <= 1 and r["answers"] == 5 for r in rows.values())
+
+
+def test_an_image_model_is_timed_and_a_vision_model_answers_the_picture_task(isolated_data, tmp_path, tiny_mmproj):
+    from tests.conftest import image_settings, vision_settings
+    from tests.fakes import FakeImageEngine
+
+    checkpoint = tmp_path / "fake-sdxs.safetensors"
+    checkpoint.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    settings = image_settings(isolated_data / "image", checkpoint)
+    engines = {"chat": FakeChatEngine(), "image": FakeImageEngine(settings.image)}
+    with serve(create_app(settings, engines=engines)) as url:
+        started = httpx.post(url + "/api/bench/runs", json={"models": ["chat", "image"], "tasks": ["json"], "seeds": 1,
+                                                            "quick": True}).json()
+        assert started["total"] == (2 + 10) + 1  # the image model: one timed picture, no text tasks
+        run = wait(url, started["id"])
+        assert run["status"] == "done" and run["speed"]["image"]["kind"] == "image"
+        assert run["speed"]["image"]["size"] and run["speed"]["image"]["steps"] >= 1
+        assert {r["model"] for r in run["results"]} == {"chat"}
+    with serve(create_app(vision_settings(isolated_data / "vision", tiny_mmproj))) as url:
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["vision"], "tasks": ["vision", "json"], "seeds": 1,
+                                                           "quick": True}).json()["id"]
+        run = wait(url, run_id, timeout=300)
+        assert run["status"] == "done", run["error"]
+        assert {(r["task"], r["language"]) for r in run["results"]} == {("vision", "ko"), ("vision", "en")}
+        assert all(r["answers"] == 5 and r["failed"] == 0 for r in run["results"])  # random weights: scores ~0
+        assert run["speed"]["vision"]["image_ttft_ms"] > 0

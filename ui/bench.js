@@ -7,7 +7,7 @@ import { applyI18n, t } from "./i18n.js";
 /** @type {any} Chart.js's UMD build sets window.Chart */
 const Chart = /** @type {any} */ (globalThis).Chart;
 Chart.defaults.animation = false;
-const TASKS = ["instruct", "reasoning", "summary", "documents", "json", "code", "tools"];
+const TASKS = ["instruct", "reasoning", "summary", "documents", "json", "code", "tools", "vision"];
 /** @type {Record<string, any>} */
 const charts = {};
 /** @type {any} */ (window).benchCharts = charts;
@@ -43,8 +43,8 @@ async function loadChoices() {
   const library = /** @type {any} */ (await api.models().catch(() => ({ models: [] })));
   const models = $("bench-models");
   models.replaceChildren(choice("model", "chat", t("benchDefaultModel"), true),
-    ...library.models.filter((/** @type {any} */ m) => m.status === "ok" && m.roles.includes("chat"))
-      .map((/** @type {any} */ m) => choice("model", m.id, m.name, false)));
+    ...library.models.filter((/** @type {any} */ m) => m.status === "ok" && (m.roles.includes("chat") || m.roles.includes("image")))
+      .map((/** @type {any} */ m) => choice("model", m.id, `${m.name}${m.roles.includes("vision") ? " (비전)" : m.roles.includes("image") ? " (그림)" : ""}`, false)));
   $("bench-tasks").replaceChildren(...TASKS.map((task) => choice("task", task, t(`benchTask_${task}`), true)));
 }
 

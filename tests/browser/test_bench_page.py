@@ -19,8 +19,8 @@ def test_a_quick_run_from_the_page(page: Page, isolated_data):
     engine = FakeChatEngine(token_seconds=0.01)
     with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
         page.goto(url + "/bench")
-        expect(page.locator("#bench-tasks input")).to_have_count(7)
-        for task in ("instruct", "summary", "documents", "code", "tools"):
+        expect(page.locator("#bench-tasks input")).to_have_count(8)
+        for task in ("instruct", "summary", "documents", "code", "tools", "vision"):
             page.uncheck(f"#bench-tasks input[value='{task}']")
         page.click("#bench-start")
         expect(page.locator("#bench-result")).to_be_visible(timeout=60_000)
