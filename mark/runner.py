@@ -274,6 +274,9 @@ class MarkRunner:
         resident = self.slot.state()["residents"].get(engine) or {}
         result["vram_mb"] = resident.get("measured_mb")
         result["estimate_mb"] = resident.get("estimate_mb")
+        layers = getattr(getattr(self.slot.engine(engine), "cfg", None), "n_gpu_layers", 0)
+        # every layer on the GPU, and the whole estimate within the budget (measured free VRAM when there is a GPU)
+        result["fully_on_gpu"] = layers < 0 and self.slot.estimate(engine) <= self.slot.budget()
         return result
 
     async def _task(self, run: MarkRun, model: str, engine: str, task: str) -> list[dict]:

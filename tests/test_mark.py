@@ -146,6 +146,7 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
         assert run["status"] == "done", run["error"]
         speed = run["speed"]["chat"]
         assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0
+        assert speed["fully_on_gpu"] is False  # the tests' models run with 0 GPU layers
         assert speed["depths"]["2000"]["prompt_tokens"] > 1500  # a 2k-token prompt really went in
         rows = {(r["task"], r["language"]): r for r in run["results"]}
         assert set(rows) == {("reasoning", "ko"), ("reasoning", "en"), ("documents", "ko"), ("documents", "en")}
