@@ -10,6 +10,7 @@ import struct
 from pathlib import Path
 
 from catalog.gguf_header import BrokenGguf, GgufHeader, read_header
+from tools.syntax import template_family
 
 SPLIT = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 IMAGE_TENSORS = ("model.diffusion_model.", "unet.", "first_stage_model.", "cond_stage_model.", "conditioner.",
@@ -22,19 +23,6 @@ def known_architectures() -> set[str]:
     import gguf
 
     return set(gguf.MODEL_ARCH_NAMES.values())
-
-
-def template_family(template: str | None) -> tuple[str | None, bool]:
-    """(family, can call tools) from the chat template's markers."""
-    if not template:
-        return None, False
-    tools = "tools" in template or "tool_call" in template
-    for marker, family in (("<tool_call>", "hermes"), ("[TOOL_CALLS]", "mistral"), ("<|start_header_id|>", "llama3"),
-                           ("[|assistant|]", "exaone"), ("<start_of_turn>", "gemma"), ("[INST]", "mistral"),
-                           ("<|im_start|>", "chatml")):
-        if marker in template:
-            return family, tools
-    return "other", tools
 
 
 def describe_file(path: Path) -> dict:
