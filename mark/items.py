@@ -251,15 +251,22 @@ COLOURS = [((220, 30, 30), "빨", "red"), ((30, 90, 220), "파", "blue"), ((30, 
 SHAPES = [("circle", "원", "circle"), ("square", "사각형", "square")]
 
 
+WORDS_IN_PICTURES = ["CAT", "SUN", "TREE", "BOOK"]
+
+
 def picture_png(shape: str, rgb: tuple[int, int, int]) -> bytes:
-    """A 256x256 white picture with one filled shape in the middle (the vision task's pictures)."""
+    """A 256x256 white picture with one filled shape in the middle, or a word written large
+    (shape "text:WORD"): the vision task's pictures."""
     import io
 
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (256, 256), "white")
     draw = ImageDraw.Draw(image)
-    (draw.ellipse if shape == "circle" else draw.rectangle)((64, 64, 192, 192), fill=rgb)
+    if shape.startswith("text:"):
+        draw.text((128, 128), shape[5:], fill=rgb, anchor="mm", font=ImageFont.load_default(size=64))
+    else:
+        (draw.ellipse if shape == "circle" else draw.rectangle)((64, 64, 192, 192), fill=rgb)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -268,8 +275,14 @@ def picture_png(shape: str, rgb: tuple[int, int, int]) -> bytes:
 def _vision(language: str) -> list[Item]:
     items = []
     for index in range(20):
-        rgb, colour_ko, colour_en = COLOURS[index % 4]
+        rgb, colour_ko, colour_en = COLOURS[(index // 2) % 4]
         shape, shape_ko, shape_en = SHAPES[(index // 4) % 2]
+        if index % 5 == 4:  # a word written in the picture
+            word = WORDS_IN_PICTURES[(index // 5) % 4]
+            prompt = "그림에 쓰인 영어 단어는 무엇입니까? 그 단어만 답하세요." if language == "ko" else \
+                "What word is written in the picture? Answer with the word only."
+            items.append(Item("vision", language, prompt, {"word": word, "picture": [f"text:{word}", [20, 20, 20]]}, 16))
+            continue
         if index % 2 == 0:
             prompt = "그림 속 도형은 무슨 색입니까? 색 이름 하나로 답하세요." if language == "ko" else \
                 "What colour is the shape in the picture? Answer with one colour word."

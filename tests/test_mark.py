@@ -52,6 +52,9 @@ def test_the_scorers_on_known_answers():
     assert scoring.score_documents(question, f"{question.check['fact']}일입니다 [2].", sources) == 1.0
     assert scoring.score_documents(question, f"{question.check['fact']}일입니다 [1].", sources) == 0.5
     assert scoring.score_documents(question, "모릅니다 [2]", sources) == 0.0
+    word = next(i for i in items("vision") if i.language == "en" and i.check["picture"][0].startswith("text:"))
+    assert scoring.score_vision(word, f"It says {word.check['word'].lower()}.") == 1.0
+    assert scoring.score_vision(word, "a red circle") == 0.0
     json_item = items("json")[0]
     expected = json_item.check["expected"]
     assert scoring.score_json(json_item, "```json\n" + __import__("json").dumps(expected, ensure_ascii=False) + "\n```") == (1.0, True)

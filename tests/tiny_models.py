@@ -136,3 +136,35 @@ def split_gguf(source: Path, folder: Path, stem: str, parts: int = 2) -> list[Pa
     writer.write_tensors_to_file()
     writer.close()
     return sorted(folder.glob(f"{stem}-*-of-*.gguf"))
+
+
+def random_twin(source: Path, target: Path, seed: int = 0) -> Path:
+    """The same architecture, shapes and quantisation with meaningless weights: every tensor's
+    quantisation blocks (or plain values) shuffled, so each block stays a valid number while the
+    model knows nothing. A baseline a benchmark must tell apart from the real model."""
+    from gguf import GGML_QUANT_SIZES, GGUFReader, GGUFValueType, GGUFWriter
+
+    rng = np.random.default_rng(seed)
+    reader = GGUFReader(str(source))
+    arch = str(reader.fields["general.architecture"].contents())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = GGUFWriter(str(target), arch)
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        kind = field.types[0]
+        writer.add_key_value(name, field.contents(), kind, sub_type=field.types[-1] if kind == GGUFValueType.ARRAY else None)
+    for tensor in reader.tensors:
+        data = np.array(tensor.data)
+        if "norm" not in tensor.name:  # norms stay: a model of noise, not of NaNs
+            block, size = GGML_QUANT_SIZES[tensor.tensor_type]
+            flat = data.reshape(-1)
+            unit = size if block > 1 else 1  # bytes of one quantisation block, or one value
+            blocks = flat.reshape(-1, unit) if block > 1 else flat.reshape(-1, 1)
+            data = blocks[rng.permutation(len(blocks))].reshape(data.shape)
+        writer.add_tensor(tensor.name, data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target
