@@ -180,3 +180,24 @@ def test_an_image_model_is_timed_and_a_vision_model_answers_the_picture_task(iso
         assert {(r["task"], r["language"]) for r in run["results"]} == {("vision", "ko"), ("vision", "en")}
         assert all(r["answers"] == 5 and r["failed"] == 0 for r in run["results"])  # random weights: scores ~0
         assert run["speed"]["vision"]["image_ttft_ms"] > 0
+
+
+def test_the_benchmark_tells_smollm2_from_its_random_weight_twin(isolated_data, tmp_path):
+    """The same architecture with meaningless weights (quantisation blocks shuffled) must score
+    below the real model where the real one can do anything: here, English summaries."""
+    from settings import embedded_chat_model_path
+    from tests.test_model_library import scanned
+    from tests.tiny_models import random_twin
+
+    random_twin(embedded_chat_model_path(), tmp_path / "twin" / "random-twin.gguf")
+    settings = make_settings(isolated_data, max_tokens=96)
+    settings.models.dirs = [tmp_path / "twin"]
+    with serve(create_app(settings)) as url:
+        twin = next(m["id"] for m in scanned(url)["models"] if m["name"] == "random-twin")
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat", twin], "tasks": ["summary"], "seeds": 1,
+                                                           "quick": True}).json()["id"]
+        run = wait(url, run_id, timeout=400)
+        assert run["status"] == "done", run["error"]
+        score = {(r["model"], r["language"]): r["score"] for r in run["results"]}
+        assert score[("chat", "en")] > score[(twin, "en")], score
+        assert run["recommendation"].get("요약") == "chat"
