@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from core.contracts import ChatInput, Finish, Prompt, Sampling, ToolPlan, refuse_images
 from core.errors import AppError, ContextOverflow, ModelLoadError
 from core.events import Token
-from models.gguf import CACHE_BYTES, GgufShape, check_gguf_file, read_shape
+from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
 from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
@@ -33,17 +33,6 @@ log = logging.getLogger(__name__)
 
 MODEL_SETTING = env_name('chat', 'model_path')
 _load_lock = threading.Lock()  # the progress hook below patches a module function
-
-
-@dataclass(frozen=True)
-class VramEstimate:
-    weights: int
-    kv_cache: int
-    headroom: int
-
-    @property
-    def total(self) -> int:
-        return self.weights + self.kv_cache + self.headroom
 
 
 def _looks_like_oom(message: str, on_gpu: bool) -> bool:
@@ -263,11 +252,7 @@ class LlmEngine:
         """What the model puts on the GPU, from its GGUF header and the settings."""
         if self.cfg.n_gpu_layers == 0:
             return VramEstimate(0, 0, 0)
-        shape = self._shape
-        layers = shape.n_layers or 1
-        share = 1.0 if self.cfg.n_gpu_layers < 0 else min(1.0, self.cfg.n_gpu_layers / layers)
-        kv = shape.kv_cache_bytes(self.n_ctx, CACHE_BYTES[self.cfg.cache_type])
-        return VramEstimate(int(shape.file_bytes * share), int(kv * share), self.headroom_bytes)
+        return gpu_estimate(self._shape, self.n_ctx, self.cfg.n_gpu_layers, self.cfg.cache_type, self.headroom_bytes)
 
     def estimate_vram(self) -> int:
         return self.estimate().total

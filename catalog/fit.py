@@ -1,11 +1,11 @@
-"""Will a model fit the GPU at these settings? The same estimate the slot uses for a loaded
-engine (weights on the GPU in proportion to its layers, the KV cache at the context, a fixed
-compute headroom), computed from the library's cached header facts, so the list can say
+"""Will a model fit the GPU at these settings? The slot's own estimate (models.gguf.gpu_estimate:
+weights and KV cache in proportion to the layers on the GPU, a fixed compute headroom), from the
+library's cached header facts rather than a loaded engine, so the list can say
 "fully on GPU", "N layers on CPU" or "does not fit" for every model without loading any.
 """
 from __future__ import annotations
 
-from models.gguf import CACHE_BYTES, GgufShape
+from models.gguf import CACHE_BYTES, GgufShape, gpu_estimate
 
 MIB = 1 << 20
 
@@ -20,7 +20,7 @@ def llm_fit(facts: dict, file_bytes: int, projector_bytes: int, n_ctx: int, n_gp
                       int(facts.get("context_length") or 0))
     per_element = CACHE_BYTES.get(cache_type, 2.0)
     kv = shape.kv_cache_bytes(n_ctx, per_element)
-    full = file_bytes + projector_bytes + kv + headroom
+    full = gpu_estimate(shape, n_ctx, -1, cache_type, headroom).total + projector_bytes  # every layer on the GPU
     wanted = layers if n_gpu_layers < 0 else min(layers, n_gpu_layers)
     per_layer = (file_bytes + kv) / layers
     room = budget - headroom - projector_bytes
@@ -38,7 +38,7 @@ def llm_fit(facts: dict, file_bytes: int, projector_bytes: int, n_ctx: int, n_gp
         verdict = "does_not_fit"
     else:
         verdict = "partly_on_gpu"
-    need = int(full if wanted >= layers else (per_layer * wanted + projector_bytes + headroom))
+    need = gpu_estimate(shape, n_ctx, n_gpu_layers, cache_type, headroom).total + (projector_bytes if n_gpu_layers else 0)
     return {"verdict": verdict, "estimate_mb": round(need / MIB), "full_mb": round(full / MIB),
             "budget_mb": round(budget / MIB), "layers": layers, "layers_on_gpu": on_gpu if n_gpu_layers else 0,
             "layers_on_cpu": layers - (on_gpu if n_gpu_layers else 0), "kv_cache_mb": round(kv / MIB),

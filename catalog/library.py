@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from catalog.fit import image_fit, llm_fit
-from catalog.scan import CatalogModel, ModelCatalog
+from catalog.scan import CatalogModel, ModelCatalog, model_id
 from core.errors import AppError, InvalidInput, NotFound
 from core.threads import run_blocking
 from image_engine import ImageEngine
@@ -64,6 +64,9 @@ class ModelLibrary:
         self._headroom = settings.slot.compute_headroom_mb << 20
         self._overrides: dict[str, dict] = {}
         self._scan_task: asyncio.Task | None = None
+        # the files the env settings name, by the catalog's id (a resolved path): compared, never re-resolved
+        own = {"chat": settings.chat.model_path, "vision": settings.vision.model_path, "image": settings.image.model_path}
+        self._own_ids = {role: model_id(path) if path is not None else None for role, path in own.items()}
 
     # ---- scanning -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -85,8 +88,7 @@ class ModelLibrary:
 
     async def rescan(self) -> None:
         await run_blocking(self.catalog.scan)
-        for model_id in self.catalog.models:
-            self._overrides[model_id] = await self.store.settings_of(model_id)
+        self._overrides = await self.store.all_settings()  # one query, not one per model
 
     def rescan_in_background(self) -> dict:
         if self._scan_task is None or self._scan_task.done():
@@ -138,7 +140,7 @@ class ModelLibrary:
         budget = self.slot.budget()
         if role == "image":
             return image_fit(model.file_bytes, budget, self._headroom)
-        projector = model.projector.stat().st_size if (role == "vision" and model.projector and cfg.mmproj_on_gpu) else 0
+        projector = model.projector_bytes if role == "vision" and cfg.mmproj_on_gpu else 0
         return llm_fit(model.facts, model.file_bytes, projector, cfg.n_ctx, cfg.n_gpu_layers, cfg.cache_type, budget,
                        self._headroom)
 
@@ -226,11 +228,10 @@ class ModelLibrary:
         return self.ensure_engine(model, role)
 
     def _engine_name(self, model: CatalogModel, role: str) -> str:
-        own = {"chat": self.settings.chat.model_path, "vision": self.settings.vision.model_path,
-               "image": self.settings.image.model_path}[role]
+        """The role's own engine when the model is the file its env setting names, else the model's."""
         same_projector = role != "vision" or self.settings.vision.mmproj_path == model.projector
         local = hasattr(self.slot.local_engine(role), "reconfigure")  # the role's own engine, local (not remote)
-        if own is not None and local and _same(own, model.path) and same_projector:
+        if local and self._own_ids[role] == model.id and same_projector:
             return role
         return f"{role}-{model.id}"
 
@@ -241,9 +242,3 @@ class ModelLibrary:
                            code="model_unusable", status=422)
         return model
 
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False

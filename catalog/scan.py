@@ -40,10 +40,8 @@ class CatalogModel:
     files: list[Path] = field(default_factory=list)
     projector: Path | None = None
     facts: dict = field(default_factory=dict)
-
-    @property
-    def file_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.files if f.is_file())
+    file_bytes: int = 0  # all its files, as the scan found them (no stat per listing)
+    projector_bytes: int = 0
 
     def public(self) -> dict:
         facts = {k: v for k, v in self.facts.items() if k not in ("kind", "shape", "split", "tensors_bytes", "n_embd",
@@ -83,7 +81,11 @@ class ModelCatalog:
                     if progress:
                         progress(done, len(files))
                 self._write_cache(cache, described)
+                sizes = {Path(key): entry["size"] for key, entry in cache.items()}
                 models = _group(described)
+                for model in models:
+                    model.file_bytes = sum(sizes.get(f, 0) for f in model.files)
+                    model.projector_bytes = sizes.get(model.projector, 0) if model.projector else 0
                 self.models = {m.id: m for m in models}
             finally:
                 self.state.update(scanning=False, seconds=round(time.perf_counter() - started, 3),

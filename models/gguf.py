@@ -79,3 +79,25 @@ def read_shape(path: Path) -> GgufShape:
         head_dim_v=int(_field(reader, f"{arch}.attention.value_length", head_dim)),
         context_length=int(_field(reader, f"{arch}.context_length", 0)),
     )
+
+
+@dataclass(frozen=True)
+class VramEstimate:
+    weights: int
+    kv_cache: int
+    headroom: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.headroom
+
+
+def gpu_estimate(shape: GgufShape, n_ctx: int, n_gpu_layers: int, cache_type: str, headroom: int) -> VramEstimate:
+    """What a model puts on the GPU: its weights and KV cache in proportion to the layers there
+    (-1: all), plus the compute headroom. The one estimate the slot and the model library use."""
+    if n_gpu_layers == 0:
+        return VramEstimate(0, 0, 0)
+    layers = shape.n_layers or 1
+    share = 1.0 if n_gpu_layers < 0 else min(1.0, n_gpu_layers / layers)
+    kv = shape.kv_cache_bytes(n_ctx, CACHE_BYTES.get(cache_type, 2.0))
+    return VramEstimate(int(shape.file_bytes * share), int(kv * share), headroom)

@@ -34,10 +34,9 @@ class ModelChoiceStore:
     def __init__(self, db: Database, log: JsonlLog) -> None:
         self._db, self.log = db, log
 
-    async def settings_of(self, model_id: str) -> dict:
-        async with self._db.execute("SELECT settings FROM model_settings WHERE model_id = ?", (model_id,)) as cur:
-            row = await cur.fetchone()
-        return json.loads(row["settings"]) if row else {}
+    async def all_settings(self) -> dict[str, dict]:
+        async with self._db.execute("SELECT model_id, settings FROM model_settings") as cur:
+            return {row["model_id"]: json.loads(row["settings"]) async for row in cur}
 
     async def save_settings(self, model_id: str, path: str, settings: dict) -> None:
         async with self._db.writing():
