@@ -6,6 +6,7 @@ after it. Cancelling ends the answer under way and frees the slot at once.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import platform
@@ -15,14 +16,20 @@ import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from core.contracts import ChatEngine, ChatInput, GenerationParams, ImageGenerator, Sampling, ToolPlan
+from core.contracts import ChatEngine, ChatInput, Chunk, GenerationParams, ImageGenerator, Sampling, ToolPlan
 from core.errors import AppError, InvalidInput
-from core.events import ChatDone, Error, Loading, Ready, RunFinished, Token, ToolCallMade
+from core.events import ChatDone, Error, Loading, PicturesDone, Ready, RunFinished, Token, ToolCallMade
+from core.threads import run_blocking
+from image_engine import family_defaults
 from mark import scoring
-from mark.items import SUITE_VERSION, TASKS, Item, items
+from mark.items import LIBRARY, SUITE_VERSION, TASKS, Item, items, picture_png
 from mark.tool_set import TOOLS
+from models.gpu_probe import GpuProbe
+from rag_engine import RagEngine
 from store.db import now_iso
 from turns.answer import AnswerTurn
+from turns.pictures import ImageTurn
+from turns.references import with_references
 from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
 
@@ -49,12 +56,16 @@ class MarkRun:
         self.done, self.total, self.started = 0, 0, time.monotonic()
         self.results: list[dict] = []
         self.speed: dict[str, dict] = {}
-        self.changed = asyncio.Event()
+        self.changed = asyncio.Event()  # set (and replaced) at every change: each listener waits on its own
         self.task: asyncio.Task | None = None
 
     def step(self) -> None:
         self.done += 1
+        self.notify()
+
+    def notify(self) -> None:
         self.changed.set()
+        self.changed = asyncio.Event()
 
     def public(self, settings: dict, hardware: dict) -> dict:
         spent = time.monotonic() - self.started
@@ -118,7 +129,7 @@ class MarkRunner:
         if name not in self.slot.engine_names:
             raise AppError(f"no model {model!r}: GET /api/models lists them", code="model_not_found", status=404)
         engine = self.slot.engine(name)
-        if hasattr(engine, "generate"):
+        if isinstance(engine, ImageGenerator):
             return name, "image"
         return name, "vision" if getattr(engine, "accepts_images", False) else "chat"
 
@@ -144,11 +155,6 @@ class MarkRunner:
     async def _documents(self):
         """The documents task's library, in a collection of its own under data/ (never the user's)."""
         if self._rag is None:
-            from core.contracts import Chunk
-            from core.threads import run_blocking
-            from mark.items import LIBRARY
-            from rag_engine import RagEngine
-
             rag = RagEngine(self.settings.rag, self.settings.paths.data / "mark_library", self.embedder)
             for index, (name, text) in enumerate(LIBRARY.items()):
                 await run_blocking(rag.ingest, f"mark{index}", name, [Chunk(0, text, None)])
@@ -156,14 +162,9 @@ class MarkRunner:
         return self._rag
 
     async def _picture(self, spec: list) -> str:
-        """The vision task's picture (drawn here, stored once per process as any upload is)."""
+        """The vision task's picture (drawn here, stored once per process; removed at close)."""
         key = f"{spec[0]}-{'-'.join(map(str, spec[1]))}"
-        if key not in self._pictures:
-            import base64
-
-            from core.threads import run_blocking
-            from mark.items import picture_png
-
+        if key not in self._pictures:  # through the upload door (checked and stored as PNG), as a page's picture
             url = "data:image/png;base64," + base64.b64encode(picture_png(spec[0], tuple(spec[1]))).decode()
             (stored,) = await run_blocking(self.images.save_all, [url])
             self._pictures[key] = stored.id
@@ -171,9 +172,6 @@ class MarkRunner:
 
     async def _image_speed(self, engine: str) -> dict:
         """One picture at the model's default size through the slot: seconds per step and per picture."""
-        from core.events import PicturesDone
-        from image_engine import family_defaults
-        from turns.pictures import ImageTurn
 
         model = self.slot.engine(engine)
         defaults = family_defaults(model.cfg)
@@ -195,7 +193,9 @@ class MarkRunner:
 
     async def close(self) -> None:
         if self._rag is not None:
-            self._rag.close()
+            await run_blocking(self._rag.close)
+        if self._pictures and self.images is not None:  # the vision task's pictures: not the user's uploads
+            await run_blocking(self.images.delete, list(self._pictures.values()))
         for run in self.runs.values():
             if run.task is not None and not run.task.done():
                 run.task.cancel()
@@ -221,7 +221,7 @@ class MarkRunner:
             log.exception("benchmark run failed")
             run.status, run.error = "failed", exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
         finally:
-            run.changed.set()
+            run.notify()
             await asyncio.shield(self.store.save(self.view(run)))
 
     async def _answer(self, engine: str, prompt: str, max_tokens: int, seed: int | None,
@@ -307,8 +307,6 @@ class MarkRunner:
         tools = ToolPlan(tuple(TOOLS)) if item.task == "tools" else None
         prompt, sources = item.prompt, []
         if item.task == "documents":  # the passages the project's own retrieval finds, as in a chat
-            from core.threads import run_blocking
-            from turns.references import with_references
 
             rag = await self._documents()
             hits = await run_blocking(rag.search, item.prompt, 3)
@@ -345,7 +343,6 @@ class MarkRunner:
 
 
 def hardware() -> dict:
-    from models.gpu_probe import GpuProbe
 
     memory = GpuProbe().memory()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.system(),

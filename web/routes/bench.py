@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import AppError
 from web.json_body import read_json
 from web.services import Marks, Stores
+from web.sse import DONE_FRAME, SSE_END
 
 router = APIRouter(prefix="/api/bench")
 COLUMNS = ("model", "task", "language", "score", "ci_low", "ci_high", "spread", "answers", "empty", "truncated",
@@ -69,14 +70,14 @@ async def run_events(run_id: str, marks: Marks) -> StreamingResponse:
 
     async def frames():
         while True:
-            run.changed.clear()
+            changed = run.changed  # taken before reading: a change after the read still wakes us
             view = marks.view(run)
-            yield f"data: {json.dumps({'status': view['status'], 'progress': view['progress']})}\n\n".encode()
+            yield b"data: " + json.dumps({"status": view["status"], "progress": view["progress"]}).encode() + SSE_END
             if view["status"] != "running":
-                yield b"data: [DONE]\n\n"
+                yield DONE_FRAME
                 return
             try:
-                await asyncio.wait_for(run.changed.wait(), 15)
+                await asyncio.wait_for(changed.wait(), 15)
             except TimeoutError:
                 pass
 
