@@ -4,6 +4,7 @@ caches the answer by path, size and modification time.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import struct
@@ -19,10 +20,11 @@ VISION_ARCH = re.compile(r"vl($|moe|_)|vision|llava|mllama|cogvlm", re.IGNORECAS
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
-def known_architectures() -> set[str]:
+@functools.cache
+def known_architectures() -> frozenset[str]:
     import gguf
 
-    return set(gguf.MODEL_ARCH_NAMES.values())
+    return frozenset(gguf.MODEL_ARCH_NAMES.values())
 
 
 def describe_file(path: Path) -> dict:

@@ -78,7 +78,7 @@ function useButtons(model) {
     button.type = "button";
     button.dataset.role = role;
     button.disabled = model.active_for.includes(role);
-    button.addEventListener("click", () => act(api.useModel(role, model.id)));
+    button.addEventListener("click", () => useFor(role, model.id));
     row.append(button);
   }
   return row;
@@ -180,8 +180,30 @@ async function act(request) {
   await refresh();
 }
 
+/** @type {any} the last listing: the page patches it from what the server answers */
+let listing = null;
+
+/** "사용": the answer says who serves each role now; the cards are drawn again from that, no re-read.
+ * @param {string} role @param {string} modelId */
+async function useFor(role, modelId) {
+  try {
+    const { active } = /** @type {any} */ (await api.useModel(role, modelId));
+    showError("");
+    listing.active = active;
+    for (const m of listing.models) m.active_for = ROLE_ORDER.filter((r) => active[r] === m.id);
+    draw(listing);
+  } catch (error) {
+    showError(String(/** @type {any} */ (error).message ?? error));
+  }
+}
+
 async function refresh() {
-  const payload = /** @type {any} */ (await api.models());
+  listing = /** @type {any} */ (await api.models());
+  draw(listing);
+}
+
+/** @param {any} payload */
+function draw(payload) {
   /** @type {Model[]} */
   const models = payload.models;
   const scan = payload.scan;

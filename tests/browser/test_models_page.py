@@ -34,9 +34,13 @@ def test_choose_a_model_in_the_page_and_chat_with_it(page: Page, isolated_data, 
         expect(page.locator("#models-budget")).to_contain_text("GPU")
         expect(page.locator(".model-card.broken")).to_contain_text("쓸 수 없음")
         expect(page.locator(".model-card", has_text="smol-vl")).to_contain_text("그림 질문")
+        listings = []
+        page.on("request", lambda r: listings.append(r.url) if r.url.endswith("/api/models") else None)
         card.locator("button[data-role='chat']").click()
         expect(card.locator(".badge.active")).to_contain_text("사용 중")
         expect(card.locator("button[data-role='chat']")).to_be_disabled()
+        expect(page.locator("#models-active")).to_contain_text("대화: my-chat-Q4_1")
+        assert listings == []  # patched from the PUT's answer, not read again
         card.locator(".model-settings summary").click()
         card.locator("input[name='n_ctx']").fill("1024")
         card.locator(".model-settings-form button[type='submit']").click()
