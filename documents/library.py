@@ -53,10 +53,10 @@ class DocumentLibrary:
     async def upload(self, filename: str, data: bytes, session_id: str | None = None) -> tuple[dict, bool]:
         """Returns (the document, True if new). The same content again changes nothing."""
         name = clean_filename(filename)
-        kind = kind_of(name)
         if len(data) > self.max_bytes:
             raise BadUpload(f"{name} is too large: {len(data)} bytes, at most {self.max_bytes}",
                             code="file_too_large", status=413)
+        kind = kind_of(name, data)
         if session_id is not None:
             await self.store.check_session(session_id)
         sections = await run_blocking(parse, data, name, self.ocr_cfg.max_image_pixels)  # errors: the caller's 4xx

@@ -18,6 +18,7 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 
 from core.errors import BadUpload
+from documents.formats import refuse_drm, sniff
 from documents.hwp5 import hwp5_text
 from documents.hwpx import hwpx_text
 from documents.page_checks import open_zip, picture_of, text_layer_problem
@@ -49,12 +50,23 @@ def clean_filename(name: str, limit: int = 255) -> str:
     return name
 
 
-def kind_of(name: str) -> str:
+def kind_of(name: str, data: bytes | None = None) -> str:
+    """The document kind: by the content for 한글 files (an HWPX package is often saved under a
+    ".hwp" name, and the other way round) and for names without a suffix, else by the suffix.
+    A file wrapped by a document security program is refused here, saying so."""
     suffix = PurePath(name).suffix.lower()
-    if suffix not in SUFFIXES:
+    by_name = SUFFIXES.get(suffix)
+    if data is not None and by_name not in ("txt", "md", "html"):
+        refuse_drm(data, name)
+        by_content = sniff(data)
+        if by_content in ("hwp", "hwpx") and by_name in ("hwp", "hwpx"):
+            return by_content
+        if by_name is None and by_content:
+            return by_content
+    if by_name is None:
         raise BadUpload(f"unsupported file type {suffix or '(none)'}: send txt, md, pdf, docx, hwp, hwpx, html, or a png/jpg picture of text",
                         code="unsupported_type", status=415)
-    return SUFFIXES[suffix]
+    return by_name
 
 
 def decode_text(data: bytes, name: str) -> str:
@@ -146,7 +158,7 @@ def parse(data: bytes, name: str, max_image_pixels: int = 60_000_000) -> list[Se
     empty, with the reason."""
     if not data:
         raise BadUpload(f"{name} is empty", code="empty_file")
-    kind = kind_of(name)
+    kind = kind_of(name, data)
     if kind in ("txt", "md"):
         sections = [Section(decode_text(data, name))]
     elif kind == "html":

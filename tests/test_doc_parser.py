@@ -133,7 +133,8 @@ def test_hwp5_body_heading_table_and_footnote_in_reading_order(compress):
 
 @pytest.mark.parametrize("change,status,code", [
     ({"flags": 0x1 | 0x4}, 422, "distribution_document"),
-    ({"flags": 0x1, "streams": {"ViewText/Section0": b"\x01" * 64}}, 422, "distribution_document"),
+    ({"flags": 0x1, "streams": {"BodyText/Section0": None, "ViewText/Section0": b"\x01" * 64}}, 422,
+     "distribution_document"),  # a body only in ViewText
     ({"flags": 0x1 | 0x2}, 422, "encrypted_document"),
     ({"flags": 0x1, "streams": {"BodyText/Section0": b"not deflate data at all \xff\xfe"}}, 400, "corrupt_file"),
     ({"streams": {"BodyText/Section0": b"\x42\x00\x60\x01" + b"\0" * 10}, "compress": False, "flags": 0}, 400,
@@ -212,3 +213,157 @@ def test_a_picture_of_text_is_checked_then_left_for_ocr():
     with pytest.raises(BadUpload) as huge:
         parse(picture.getvalue(), "큰 그림.png", max_image_pixels=100)
     assert huge.value.status == 413
+
+
+# 한글 files as found in the wild (boxes, captions, tabs, numbering, equations, names, track
+# changes, DRM, damaged bodies).
+
+def _wild_hwpx() -> bytes:
+    from tests.doc_samples import HWPX_WILD_HEADER, hwpx_bytes, hwpx_wild_section
+
+    return hwpx_bytes("", ["-"], [["-"]], "-", section_xml=hwpx_wild_section(), header_xml=HWPX_WILD_HEADER)
+
+
+def test_hwpx_boxes_captions_tabs_equations_memos_and_numbering_as_hangul_shows_them():
+    (section,) = parse(_wild_hwpx(), "공고.hwpx")
+    blocks = section.text.split("\n\n")
+    assert blocks[:2] == ["## 제1장 추진 배경", "### 가. 현황"]  # outline numbering, from header.xml
+    assert blocks[2] == "식품의약품안전처 고시"  # a tab inside a run no longer glues the words
+    assert blocks[3] == "제목 A 1\n제목 B 2"  # a line break stays a line
+    assert blocks[4:7] == ["① 신청은 누리집에서 받는다.", "② 결과는 문자로 알린다.", "[메모] 수치 확인 필요"]
+    assert blocks[7] == "## 제2장 추진 계획"
+    assert blocks[8:10] == ["상자 안의 제목", "묶인 타원의 글"]  # a rectangle's box, an ellipse in a container
+    assert blocks[10:12] == ["넓이는 다음과 같다.", "[수식] {1} over {2} + x ^{2}"]
+    assert blocks[12:] == ["표 1. 출장비 기준", "구분 | 금액", "그림 1. 조직도"]  # captions of a table and a picture
+    assert "머리말" not in section.text  # headers stay out
+
+
+def test_an_hwpx_whose_only_text_sits_in_boxes_and_captions_is_read_not_refused_as_empty():
+    from tests.doc_samples import hwpx_bytes
+
+    section = ('<?xml version="1.0" encoding="UTF-8"?><hs:sec xmlns:hp="http://www.hancom.co.kr/hwpml/2011/paragraph" '
+               'xmlns:hs="http://www.hancom.co.kr/hwpml/2011/section"><hp:p><hp:run><hp:rect><hp:drawText><hp:subList>'
+               '<hp:p><hp:run><hp:t>보도자료</hp:t></hp:run></hp:p></hp:subList></hp:drawText><hp:caption><hp:subList>'
+               '<hp:p><hp:run><hp:t>붙임 1</hp:t></hp:run></hp:p></hp:subList></hp:caption></hp:rect><hp:t/></hp:run></hp:p></hs:sec>')
+    (read,) = parse(hwpx_bytes("", ["-"], [["-"]], "-", section_xml=section), "보도.hwpx")
+    assert read.text == "보도자료\n\n붙임 1"
+
+
+def test_hwp5_numbering_equations_captions_and_boxes():
+    from tests.doc_samples import hwp_wild_bytes
+
+    (section,) = parse(hwp_wild_bytes(), "계획.hwp")
+    blocks = section.text.split("\n\n")
+    assert blocks[:2] == ["## 1. 추진 배경", "### 가. 현황"]  # outline numbering through the style's shape
+    assert blocks[2:7] == ["1) 신청은 누리집에서 받는다.", "① 서류는 두 가지다.", "② 서류는 세 가지다.",
+                           "2) 결과는 문자로 알린다.", "□ 준비물 확인"]  # levels count on, deeper ones restart
+    assert blocks[7] == "## 2. 추진 계획"
+    assert blocks[8:10] == ["넓이는 다음과 같다.", "[수식] 1 over 2 + x^2"]
+    assert blocks[10:13] == ["표 1. 출장비 기준", "구분 | 금액", "숙박 | 7만 원"]  # the caption is not a row
+    assert blocks[13] == "상자 안의 제목"
+
+
+@pytest.mark.parametrize("name", ["공고.hwp", "공고.hwpx", "공고"])
+def test_the_reader_is_picked_by_the_content_whatever_the_name(name):
+    from tests.doc_samples import hwp_bytes
+
+    hwpx = parse(_wild_hwpx(), name)[0].text  # an HWPX package saved under any name
+    assert hwpx.startswith("## 제1장 추진 배경")
+    hwp = parse(hwp_bytes("출장 규정", ["국내 출장은 하루 전까지 신청한다."], [["a"]], "주석"), name)[0].text
+    assert hwp.startswith("## 출장 규정")
+    from documents.parsing import kind_of
+
+    assert kind_of(name, _wild_hwpx()) == "hwpx" and kind_of(name, hwp_bytes("a", ["b"], [["c"]], "d")) == "hwp"
+
+
+def test_a_file_without_a_suffix_that_is_no_known_document_is_415():
+    from core.errors import BadUpload
+
+    with pytest.raises(BadUpload) as refused:
+        parse(b"just some bytes \x00\x01", "보고서")
+    assert refused.value.status == 415
+
+
+def test_track_changes_keep_a_viewtext_storage_but_are_read_not_refused_as_distribution():
+    from core.errors import BadUpload
+    from tests.doc_samples import hwp_bytes
+
+    track_changes = 0x1 | 1 << 14
+    data = hwp_bytes("변경 추적", ["고친 문장이 보인다."], [["a"]], "주석", flags=track_changes,
+                     streams={"ViewText/Section0": b"\x01" * 64})
+    assert "고친 문장이 보인다." in parse(data, "추적.hwp")[0].text
+    for refused_data in (hwp_bytes("a", ["b"], [["c"]], "d", flags=0x1 | 0x4),  # the distribution bit
+                         hwp_bytes("a", ["b"], [["c"]], "d", streams={"BodyText/Section0": None,
+                                                                      "ViewText/Section0": b"\x01" * 64})):
+        with pytest.raises(BadUpload) as refused:
+            parse(refused_data, "배포.hwp")
+        assert refused.value.code == "distribution_document"
+
+
+@pytest.mark.parametrize("data,vendor", [
+    (b"SCDSA002\x00\x00\xf0\x06" + bytes(range(256)) * 4, "SoftCamp"),
+    (b"\x9b DRMONE  This Document is encrypted" + b"\x00" * 600, "Fasoo"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + b"FASOO   " + b"\x00" * 100, "Fasoo"),
+    (b"\x00\x01<MARKANY DOCUMENT SAFER HEADER>" + b"\x07" * 600, "MarkAny"),
+])
+@pytest.mark.parametrize("name", ["사내 보고.hwp", "사내 보고.hwpx", "사내 보고.docx", "사내 보고.pdf"])
+def test_a_drm_wrapped_file_is_refused_saying_it_is_protected_not_damaged(data, vendor, name):
+    from core.errors import BadUpload
+
+    with pytest.raises(BadUpload) as refused:
+        parse(data, name)
+    assert (refused.value.status, refused.value.code) == (422, "drm_protected")
+    assert vendor in refused.value.message and "문서 보안" in refused.value.message and "복호화" in refused.value.message
+
+
+def test_hangul_own_drm_bit_is_refused_as_protected():
+    from core.errors import BadUpload
+    from tests.doc_samples import hwp_bytes
+
+    with pytest.raises(BadUpload) as refused:
+        parse(hwp_bytes("a", ["b"], [["c"]], "d", flags=0x1 | 0x10), "보안.hwp")
+    assert refused.value.code == "drm_protected"
+
+
+def test_a_text_file_that_mentions_a_drm_vendor_is_still_text():
+    (section,) = parse("Fasoo DRM 사용 안내: DOCUMENT SAFER 설치 방법".encode(), "안내.txt")
+    assert section.text.startswith("Fasoo DRM")
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00\x00"])
+def test_an_hwp_whose_body_reads_as_empty_is_damaged_not_textless(body):
+    from core.errors import BadUpload
+    from tests.doc_samples import hwp_bytes
+
+    with pytest.raises(BadUpload) as refused:
+        parse(hwp_bytes("a", ["b"], [["c"]], "d", flags=0, compress=False, streams={"BodyText/Section0": body}), "빈.hwp")
+    assert (refused.value.status, refused.value.code) == (400, "corrupt_file") and "손상" in refused.value.message
+
+
+def test_an_hwpx_whose_section_holds_no_paragraph_is_damaged():
+    from core.errors import BadUpload
+    from tests.doc_samples import HWPX_NS, hwpx_bytes
+
+    with pytest.raises(BadUpload) as refused:
+        parse(hwpx_bytes("", ["-"], [["-"]], "-", section_xml=f"<hs:sec {HWPX_NS}></hs:sec>"), "빈.hwpx")
+    assert refused.value.code == "corrupt_file" and "손상" in refused.value.message
+
+
+@pytest.mark.parametrize("value,style,shown", [
+    (1, "DIGIT", "1"), (3, "HANGUL_SYLLABLE", "다"), (15, "hangul_syllable", "가"), (2, "CIRCLED_DIGIT", "②"),
+    (4, "ROMAN_CAPITAL", "IV"), (9, "roman_small", "ix"), (27, "LATIN_CAPITAL", "A"), (2, "HANGUL_JAMO", "ㄴ"),
+    (11, "hangul_digit", "십일"), (20, "ideograph", "二十"), (1, "CIRCLED_HANGUL_SYLLABLE", "㉮"), (3, "unknown", "3"),
+])
+def test_number_styles_as_hangul_writes_them(value, style, shown):
+    from documents.numbering import number_text
+
+    assert number_text(value, style) == shown
+
+
+def test_numbering_counters_restart_deeper_levels_and_start_missing_upper_ones():
+    from documents.numbering import Counters, Level
+
+    levels = [Level("^1.", "digit"), Level("^1.^2.", "digit"), Level("(^3)", "hangul_syllable", start=3)]
+    counters = Counters()
+    shown = [counters.next("n", levels, level) for level in (1, 0, 1, 1, 2, 0, 2)]
+    assert shown == ["1.1.", "2.", "2.1.", "2.2.", "(다)", "3.", "(다)"]
