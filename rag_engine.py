@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,26 +193,38 @@ class RagEngine:
     # ---- documents --------------------------------------------------------------------------
     def ingest(self, document_id: str, name: str, chunks: list[Chunk],
                progress: Callable[[float], None] | None = None) -> int:
-        """Embed and store a document's chunks (batch by batch, reporting progress 0..1)."""
+        """Embed and store a document's chunks (batch by batch, reporting progress 0..1).
+
+        A batch is written (Chroma upsert + keyword index) on a thread of its own while the next
+        one is embedded: the writes, ~10 % of an ingest, no longer add to the embedding time."""
         self.open()
-        assert self._collection is not None
         # Several batches per encode() call keep the embedder's own batching efficient;
         # progress stays fine-grained.
         batch = max(1, self.cfg.batch_size) * 8
-        for start in range(0, len(chunks), batch):
-            part = chunks[start:start + batch]
-            ids = [f"{document_id}:{c.index}" for c in part]
-            metas = [{"document_id": document_id, "name": name, "index": c.index, "page": c.page or 0,
-                      "ocr": c.ocr} for c in part]
-            vectors = self.embedder.encode([c.text for c in part])
-            with self._lock:
-                self._collection.upsert(ids=ids, embeddings=vectors, documents=[c.text for c in part],
-                                        metadatas=metas)
-                for chunk_id, chunk in zip(ids, part):
-                    self._keywords.add(chunk_id, document_id, chunk.text)
-            if progress:
-                progress(min(1.0, (start + len(part)) / len(chunks)))
+        with ThreadPoolExecutor(1, thread_name_prefix="rag-write") as writer:
+            pending: Future[None] | None = None
+            for start in range(0, len(chunks), batch):
+                part = chunks[start:start + batch]
+                vectors = self.embedder.encode([c.text for c in part])
+                if pending is not None:
+                    pending.result()  # one write in flight at a time: errors surface in order
+                pending = writer.submit(self._write, document_id, name, part, vectors)
+                if progress:
+                    done = start + len(part)
+                    pending.add_done_callback(lambda _, done=done: progress(min(1.0, done / len(chunks))))
+            if pending is not None:
+                pending.result()
         return len(chunks)
+
+    def _write(self, document_id: str, name: str, part: list[Chunk], vectors: Any) -> None:
+        assert self._collection is not None
+        ids = [f"{document_id}:{c.index}" for c in part]
+        metas = [{"document_id": document_id, "name": name, "index": c.index, "page": c.page or 0, "ocr": c.ocr}
+                 for c in part]
+        with self._lock:
+            self._collection.upsert(ids=ids, embeddings=vectors, documents=[c.text for c in part], metadatas=metas)
+            for chunk_id, chunk in zip(ids, part):
+                self._keywords.add(chunk_id, document_id, chunk.text)
 
     def delete(self, document_id: str) -> None:
         self.open()

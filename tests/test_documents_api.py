@@ -161,3 +161,24 @@ def test_an_hwp_document_is_found_by_a_korean_question_and_a_distribution_copy_i
     refused = upload(server, "배포용.hwp", hwp_bytes("a", ["b"], [["c"]], "d", flags=0x1 | 0x4))
     assert refused.status_code == 422 and "배포용" in refused.json()["error"]["message"]
     assert httpx.get(server + "/api/documents").json() == before  # nothing stored
+
+
+def test_a_misnamed_hwpx_and_a_suffixless_hwp_are_read_and_a_drm_wrapped_file_is_a_korean_422(server: str):
+    from tests.doc_samples import HWPX_WILD_HEADER, hwp_bytes, hwpx_bytes, hwpx_wild_section
+
+    package = hwpx_bytes("", ["-"], [["-"]], "-", section_xml=hwpx_wild_section(), header_xml=HWPX_WILD_HEADER)
+    created = upload(server, "사업 공고.hwp", package)  # 한글 saved the HWPX under a .hwp name
+    assert created.status_code == 201, created.text
+    document = wait_ready(server, created.json()["id"])
+    assert document["status"] == "ready" and document["kind"] == "hwpx"
+    hits = httpx.post(server + "/api/rag/search", json={"query": "출장비 기준 표", "k": 3}).json()["hits"]
+    assert any("표 1. 출장비 기준" in hit["text"] for hit in hits)  # a caption is found
+
+    plain = upload(server, "출장규정", hwp_bytes("출장 규정", ["해외 출장은 2주 전에 결재를 받는다."], [["a"]], "d"))
+    assert plain.status_code == 201 and wait_ready(server, plain.json()["id"])["kind"] == "hwp"
+
+    before = httpx.get(server + "/api/documents").json()
+    refused = upload(server, "대외비 보고.hwp", b"SCDSA004" + bytes(range(256)) * 8)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "drm_protected"
+    assert "문서 보안" in refused.json()["error"]["message"]
+    assert httpx.get(server + "/api/documents").json() == before  # nothing stored, the server answers

@@ -118,3 +118,23 @@ def test_a_scan_and_a_hwp_in_the_sidebar_ocr_progress_then_an_ocr_source(page: P
     expect(answer).to_have_attribute("data-finish", re.compile("^(done|trimmed)$"), timeout=60_000)
     expect(answer.locator(".source summary").first).to_have_text("[1] 공지(스캔).pdf (1쪽, OCR)")
     shot(page, "documents-ocr-source")
+
+
+def test_hangul_files_as_found_in_the_wild_from_the_page(page: Page, live_server: str, tmp_path):
+    """An HWPX saved under a .hwp name is read (kind hwpx, its numbering and boxes found), and a
+    file wrapped by a document security program is refused saying so, in Korean."""
+    from tests.doc_samples import HWPX_WILD_HEADER, hwpx_bytes, hwpx_wild_section
+
+    notice = tmp_path / "사업 공고.hwp"
+    notice.write_bytes(hwpx_bytes("", ["-"], [["-"]], "-", section_xml=hwpx_wild_section(), header_xml=HWPX_WILD_HEADER))
+    locked = tmp_path / "대외비 보고.hwpx"
+    locked.write_bytes(b"SCDSA004" + bytes(range(256)) * 8)
+    open_app(page, live_server)
+    page.set_input_files("#doc-input", str(notice))
+    item = page.locator(".doc-item", has_text="사업 공고.hwp")
+    expect(item).to_have_class(re.compile(r"\bready\b"), timeout=60_000)
+    expect(item.locator(".doc-status")).to_contain_text("hwpx")
+    page.set_input_files("#doc-input", str(locked))
+    expect(page.locator("#composer-error")).to_contain_text("문서 보안 프로그램")
+    expect(page.locator(".doc-item")).to_have_count(1)
+    shot(page, "documents-hangul-wild")
