@@ -124,7 +124,8 @@ export function initDocuments({ currentSession, showError }) {
       const { status } = await api.uploadDocument(file, currentSession(), (fraction) => { bar.value = fraction; });
       if (status === 200) showError(`${file.name}: ${t("duplicateDocument")}`);
     } catch (error) {
-      showError(`${file.name}: ${/** @type {any} */ (error).message ?? error}`);
+      const message = String(/** @type {any} */ (error).message ?? error);
+      showError(message.startsWith(file.name) ? message : `${file.name}: ${message}`);  // the server may name it already
     } finally {
       bar.hidden = true;
     }

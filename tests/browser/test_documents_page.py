@@ -136,5 +136,6 @@ def test_hangul_files_as_found_in_the_wild_from_the_page(page: Page, live_server
     expect(item.locator(".doc-status")).to_contain_text("hwpx")
     page.set_input_files("#doc-input", str(locked))
     expect(page.locator("#composer-error")).to_contain_text("문서 보안 프로그램")
+    assert page.locator("#composer-error").inner_text().count("대외비 보고.hwpx") == 1  # named once
     expect(page.locator(".doc-item")).to_have_count(1)
     shot(page, "documents-hangul-wild")
