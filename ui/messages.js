@@ -3,7 +3,7 @@
 import { t } from "./i18n.js";
 import { ToolSteps } from "./tool-steps.js";
 import { emotionInfo } from "./labels.js";
-import { renderMarkdown } from "./markdown.js";
+import { MarkdownView } from "./markdown.js";
 import { imageUrl } from "./urls.js";
 
 const list = () => /** @type {HTMLElement} */ (document.getElementById("messages"));
@@ -54,6 +54,7 @@ export class MessageView {
     }
     this.node.append(this.body, this.meta);
     this.pending = 0; // the animation frame of a re-render waiting to happen
+    this.markdown = new MarkdownView(this.body);
     /** @type {ToolSteps|undefined} */
     this.steps = undefined;
     this.render();
@@ -62,9 +63,11 @@ export class MessageView {
     this.scroll();
   }
 
-  render() {
+  /** @param {boolean} [streaming] only the unfinished last block is drawn again */
+  render(streaming = false) {
     if (this.role === "user") this.body.textContent = this.text; // the user's text is shown as typed
-    else this.body.replaceChildren(renderMarkdown(this.text));
+    else if (streaming) this.markdown.stream(this.text);
+    else this.markdown.finish(this.text);
   }
 
   /** Add streamed text; re-render at most once per animation frame. @param {string} piece */
@@ -74,7 +77,7 @@ export class MessageView {
     if (this.pending) return;
     this.pending = requestAnimationFrame(() => {
       this.pending = 0;
-      this.render();
+      this.render(true);
       this.scroll();
     });
   }
