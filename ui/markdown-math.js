@@ -23,11 +23,12 @@ function escapeHtml(text) {
 }
 
 /**
- * A formula as MathML, or its source as code when it does not parse.
+ * A formula as MathML (its TeX kept in data-tex), or its source as code when it does not parse.
  * @param {string} tex @param {boolean} display @param {string} source the formula as written
+ * @param {boolean} [block] a block of its own (a div), else inside a line (a span)
  */
-export function renderMath(tex, display, source) {
-  const key = `${display ? "D" : "I"}${tex}`;
+export function renderMath(tex, display, source, block = false) {
+  const key = `${display ? "D" : "I"}${block ? "B" : ""}${tex}`;
   let html = cache.get(key);
   if (html === undefined) {
     const temml = /** @type {any} */ (window).temml;
@@ -35,7 +36,8 @@ export function renderMath(tex, display, source) {
       html = /** @type {string} */ (temml.renderToString(tex, { displayMode: display, throwOnError: true, strict: false,
         trust: false }))
         .replace(/ style="/g, ' data-math-style="'); // the page's CSP refuses style attributes: ui/markdown.js applies them
-      html = display ? `<div class="math-display">${html}</div>` : `<span class="math-inline">${html}</span>`;
+      const tag = block ? "div" : "span";
+      html = `<${tag} class="${display ? "math-display" : "math-inline"}" data-tex="${escapeHtml(tex)}">${html}</${tag}>`;
     } catch {
       html = `<code class="math-source">${escapeHtml(source)}</code>`;
     }
@@ -45,23 +47,38 @@ export function renderMath(tex, display, source) {
   return /** @type {string} */ (html);
 }
 
+// A number then words ("$10이고", "$10 and"): money, whatever follows.
+const MONEY = /^\d[\d.,]*(?:\s+[A-Za-z]{2,}|\s*[가-힣])/;
+
+/** @param {string} content what follows the opening `$` */
+function looksLikeMoney(content) {
+  const outsideText = content.replace(/\\text\{[^}]*\}/g, "");
+  return MONEY.test(outsideText) || (/^\d/.test(outsideText) && /[가-힣]/.test(outsideText));
+}
+
 /**
- * Where the inline `$` formula opening at `start` closes, or -1 when this `$` is no formula.
+ * Where the inline `$` formula opening at `start` closes; -1 when this `$` is no formula; -2
+ * while the text so far cannot tell (streaming: more may close it).
  * @param {string} src @param {number} start
  */
-export function closingDollar(src, start) {
+export function dollarFormula(src, start) {
   const first = src.charAt(start + 1);
-  if (!first || /\s|\$/.test(first)) return -1;
+  if (!first) return -2;
+  if (/\s|\$/.test(first)) return -1; // "$ 20"
   for (let at = src.indexOf("$", start + 1); at !== -1; at = src.indexOf("$", at + 1)) {
     if (src.charAt(at - 1) === "\\") continue;
     const content = src.slice(start + 1, at);
     if (content.includes("\n\n")) return -1;
     if (/\s/.test(src.charAt(at - 1)) || /\d/.test(src.charAt(at + 1))) return -1; // "$5이고 $2": money
-    // a number followed by Korean words ("$10이고 B는 $…"): money, whatever follows
-    if (/^\d/.test(content) && /[가-힣]/.test(content.replace(/\\text\{[^}]*\}/g, ""))) return -1;
-    return at;
+    return looksLikeMoney(content) ? -1 : at;
   }
-  return -1;
+  const rest = src.slice(start + 1);
+  return rest.includes("\n\n") || looksLikeMoney(rest) ? -1 : -2;
+}
+
+/** Where the inline `$` formula opening at `start` closes, or -1. @param {string} src @param {number} start */
+export function closingDollar(src, start) {
+  return Math.max(-1, dollarFormula(src, start));
 }
 
 /** @param {any} state @param {boolean} silent */
@@ -88,6 +105,7 @@ function inlineMath(state, silent) {
     return false;
   }
   if (close === -1) return false;
+  if (!/[\p{L}\p{N}=+\-^_<>]/u.test(src.slice(start + open.length, close))) return false; // "\(\)", "$$ $$": no formula
   if (!silent) {
     const token = state.push("math_inline", "math", 0);
     token.content = src.slice(start + open.length, close);
@@ -134,5 +152,5 @@ export function mathPlugin(md) {
   md.renderer.rules.math_inline = (/** @type {any[]} */ tokens, /** @type {number} */ idx) =>
     renderMath(tokens[idx].content, tokens[idx].meta.display, tokens[idx].meta.source);
   md.renderer.rules.math_block = (/** @type {any[]} */ tokens, /** @type {number} */ idx) =>
-    renderMath(tokens[idx].content, true, tokens[idx].meta.source);
+    renderMath(tokens[idx].content, true, tokens[idx].meta.source, true);
 }

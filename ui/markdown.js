@@ -27,7 +27,7 @@ import typescript from "./vendor/highlight/languages/typescript.min.js";
 import xml from "./vendor/highlight/languages/xml.min.js";
 import yaml from "./vendor/highlight/languages/yaml.min.js";
 import { t } from "./i18n.js";
-import { mathPlugin } from "./markdown-math.js";
+import { dollarFormula, mathPlugin } from "./markdown-math.js";
 
 const LANGUAGES = { bash, c, cpp, css, go, java, javascript, json, python, rust, sql, typescript, xml, yaml };
 for (const [name, grammar] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, grammar);
@@ -88,7 +88,9 @@ function markdown() {
     }
   });
   engine.renderer.rules.fence = (/** @type {any[]} */ tokens, /** @type {number} */ idx) =>
-    codeBlockHtml(tokens[idx].content, tokens[idx].info);
+    codeBlockHtml(tokens[idx].content, engine.utils.unescapeAll(tokens[idx].info));
+  engine.renderer.rules.s_open = () => "<del>"; // GFM's strikethrough element
+  engine.renderer.rules.s_close = () => "</del>";
   engine.renderer.rules.code_block = (/** @type {any[]} */ tokens, /** @type {number} */ idx) =>
     codeBlockHtml(tokens[idx].content, "");
   win.DOMPurify.addHook("uponSanitizeAttribute", (/** @type {Element} */ _node, /** @type {any} */ data) => {
@@ -111,7 +113,6 @@ function toNodes(html) {
     ADD_ATTR: ["data-math-style", "data-lang", "displaystyle", "scriptlevel", "columnalign", "rowspacing",
       "columnspacing", "stretchy", "fence", "form", "mathvariant", "lspace", "rspace"],
     FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe"],
-    ALLOWED_URI_REGEXP: /^(?:https?:|#|\/(?!\/)|\.{0,2}\/|[^:/?#]*(?:[/?#]|$))/i,
     RETURN_DOM_FRAGMENT: true,
   });
   for (const node of fragment.querySelectorAll("[data-math-style]")) { // Temml's layout, through the CSSOM
@@ -220,19 +221,20 @@ export function settledText(text) {
   return text.slice(0, cut);
 }
 
-/** @param {string} line @returns {number} where an inline `$` formula opens and has not closed */
+/**
+ * Where an inline `$` formula opens in the line and cannot be told yet (not closed, or closed
+ * by the line's last character: a digit after it would make it money), or -1.
+ * @param {string} line
+ */
 function unclosedDollar(line) {
   let at = 0;
   for (;;) {
     const start = line.indexOf("$", at);
     if (start === -1) return -1;
-    const next = line.charAt(start + 1);
-    if (line.charAt(start - 1) === "\\" || next === "$") { at = start + 2; continue; }
-    if (!next) return start;
-    if (/\s|\d/.test(next)) { at = start + 1; continue; } // "$ 20", "$10": money, shown as typed
-    const close = line.indexOf("$", start + 1);
-    if (close === -1) return start;
-    at = close + 1;
+    if (line.charAt(start - 1) === "\\" || line.charAt(start + 1) === "$") { at = start + 2; continue; }
+    const close = dollarFormula(line, start);
+    if (close === -2 || close === line.length - 1) return start;
+    at = close >= 0 ? close + 1 : start + 1;
   }
 }
 
