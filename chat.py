@@ -46,6 +46,7 @@ from settings import Settings, env_name, renamed_variables
 from store import open_stores
 from store.image_files import ImageStore
 from store.labels import LabelStore
+from turns.context_memory import ConversationWindows
 from turns.chat_tools import Confirmations
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
         app.state.models = models
         app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
+        app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
                 preload.cancel()
             scanned.cancel()
             await app.state.marks.close()
+            await app.state.windows.close()
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
@@ -141,7 +144,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
     app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
     app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
-    app.state.marks = None
+    app.state.marks = app.state.windows = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)

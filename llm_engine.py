@@ -1,8 +1,8 @@
 """Chat LLM on llama-cpp-python, with the chat template from the GGUF's own metadata.
 
-The engine renders the prompt itself (so it can count tokens and drop the oldest turns when
-the conversation outgrows the context) and streams completion tokens, checking a stop flag
-between tokens. Loading and unloading happen only through the model slot.
+The engine renders the prompt itself (so it can count tokens and fit the conversation into the
+context: models/context_window.py keeps the window's prefix between overflows and drops old
+turns in blocks) and streams completion tokens, checking a stop flag between tokens. Loading and unloading happen only through the model slot.
 
 Warm swap-back: the KV cache belongs to one conversation at a time. Before another
 conversation takes it, and before the model is unloaded, the owner's cache is saved to a
@@ -21,9 +21,10 @@ from functools import cached_property
 
 import numpy as np
 
-from core.contracts import ChatInput, Finish, Prompt, Sampling, ToolPlan, refuse_images
-from core.errors import AppError, ContextOverflow, ModelLoadError
+from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, ToolPlan, refuse_images
+from core.errors import AppError, ModelLoadError
 from core.events import Token
+from models.context_window import cut_tool_results, extractive, fit_window, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
@@ -321,47 +322,55 @@ class LlmEngine:
         return tokens, rendered
 
     def prepare(self, request: ChatInput) -> Prompt:
-        """Fit system + history + message into the context, dropping the oldest turns first.
-
-        The system prompt and the new message are never dropped or cut; if those alone do
-        not fit, ContextOverflow says so. A text model is shown no images: refused.
-        """
+        """System prompt, summary, the kept window of history and the new message, fitted into the
+        context by models/context_window.py (old turns dropped in blocks, the prefix kept between
+        overflows). The new message is never dropped or cut: if it alone does not fit,
+        ContextOverflow says so. A text model is shown no images: refused."""
         if request.images:
             raise refuse_images(self.name)
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
-        n_ctx = self.n_ctx
-        system_prompt, kept, extra, sampling, calls_as = with_tools(
-            request, request.system_or(self.cfg.system_prompt), self._llm.metadata.get("tokenizer.chat_template"))
-        max_tokens = sampling.max_tokens or self.cfg.max_tokens
-        reserve = min(max_tokens, n_ctx // 4)  # room kept for the answer
-        budget = n_ctx - reserve
-        head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        new = [{"role": "user", "content": request.message}] if request.message else []
-        dropped = 0
-        while True:
-            tokens, rendered = self._tokenize_chat(head + kept + new, **extra)
-            if len(tokens) <= budget:
-                break
-            if not kept:
-                raise ContextOverflow(
-                    f"the message is too long for the model's context: {len(tokens)} tokens, at most {budget} fit. "
-                    f"Shorten it or raise {env_name('chat', 'n_ctx')}"
-                )
-            # Drop the oldest message, and an assistant reply left at the front with it.
-            kept.pop(0)
-            dropped += 1
-            while kept and kept[0]["role"] != "user":
-                kept.pop(0)
-                dropped += 1
+        n_ctx, window = self.n_ctx, request.window
+        max_tokens = (request.sampling.max_tokens or self.cfg.max_tokens)
+        budget = n_ctx - min(max_tokens, n_ctx // 4)  # room kept for the answer
+        system = request.system_or(self.cfg.system_prompt)
+        history = cut_tool_results(request.history, budget, lambda text: len(self._llm.tokenize(text.encode(), False, False)))
+        rendered_at: dict[int, tuple] = {}
+
+        def render(start: int) -> tuple:
+            if start not in rendered_at:
+                system_prompt, kept, extra, sampling, calls_as = with_tools(
+                    replace(request, history=history[start:]), system, self._llm.metadata.get("tokenizer.chat_template"))
+                head = [{"role": "system", "content": with_summary(system_prompt, window)}] \
+                    if system_prompt or window.summary else []
+                new = [{"role": "user", "content": request.message}] if request.message else []
+                tokens, rendered = self._tokenize_chat(head + kept + new, **extra)
+                rendered_at[start] = (tokens, rendered, sampling, calls_as)
+            return rendered_at[start]
+
+        fitted = fit_window(history, window, budget, lambda start: len(render(start)[0]))
+        if fitted.dropped is not None and window.overflow == "window":  # what fell out: its first sentences now
+            window = replace(window, start=fitted.start, headroom=0.0,
+                             summary=extractive(window.summary, history[fitted.dropped[0]:fitted.dropped[1]],
+                                                min(window.summary_chars, budget // 4)))
+            rendered_at.clear()
+            again = fit_window(history, window, budget, lambda start: len(render(start)[0]))
+            fitted = replace(again, dropped=(fitted.dropped[0], again.start))
+        tokens, rendered, sampling, calls_as = render(fitted.start)
         self._bind_conversation(request.session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         plan = request.tools
-        return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, dropped,
+        context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, self._count_system(system),
+                             self._count_system(with_summary("", window)) if window.summary else 0, len(tokens),
+                             window.summary)
+        return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, fitted.start,
                       max_new_tokens=min(max_tokens, n_ctx - len(tokens)),
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,
                       tool_names=tuple(plan.names) if plan else (), tool_schemas=plan.tools if plan else (),
-                      max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0)
+                      max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0, context=context)
+
+    def _count_system(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """Tokens llama-cpp-python will not evaluate again (it always re-evaluates the last one)."""
@@ -372,6 +381,23 @@ class LlmEngine:
                 break
             n += 1
         return n
+
+    def warm(self, prompt: Prompt, should_stop: Callable[[], bool]) -> bool:
+        """Evaluate a prompt into the KV cache without answering (the window's new prefix, made
+        while the user reads, so the next turn starts from it); False when stopped part way."""
+        llm = self._llm
+        if llm is None:
+            return False
+        tokens = prompt.tokens[:-1]  # the next turn re-evaluates the last token anyway
+        done = self._reusable_prefix(tokens + [-1])
+        llm.n_tokens = done
+        step = max(1, min(self.cfg.n_batch, self.n_ctx))
+        while done < len(tokens):
+            if should_stop():
+                return False
+            llm.eval(tokens[done:done + step])
+            done = llm.n_tokens
+        return True
 
     # ---- generation ---------------------------------------------------------------------
     def stream(self, prompt: Prompt, stop: threading.Event) -> Iterator[Token | Finish]:

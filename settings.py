@@ -355,6 +355,25 @@ class Sandbox(BaseModel):
 ENV_PREFIX = "AIONE_"
 
 
+class Context(BaseModel):
+    """Conversations longer than the context: the kept window and the summary of what fell out."""
+
+    low_water: float = Field(0.5, ge=0.1, le=0.9, description="When the history no longer fits, old turns are "
+                             "dropped in one block down to this share of the history's room (the following turns "
+                             "then reuse the cached prefix until the next overflow).")
+    summaries: bool = Field(True, description="Have the chat model summarise what fell out of the window (in the "
+                            "background, after the answer); off: a first-sentence summary only.")
+    summary_tokens: int = Field(200, ge=32, le=2048, description="Longest summary the model writes, in tokens.")
+
+
+class Api(BaseModel):
+    """The OpenAI-compatible API (/v1)."""
+
+    truncate: bool = Field(False, description="Messages that do not fit the context: false answers 400 "
+                           "context_length_exceeded (as OpenAI does; agents compact on it); true keeps the "
+                           "server's window (old turns dropped in blocks).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -389,6 +408,8 @@ class Settings(BaseSettings):
     models: Models = Field(default_factory=Models, description="The model library (folders of model files).")
     analysis: Analysis = Field(default_factory=Analysis, description="Turn analysis (emotion, intent, keywords).")
     sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")
+    context: Context = Field(default_factory=Context, description="Long conversations: window and summaries.")
+    api: Api = Field(default_factory=Api, description="The OpenAI-compatible API.")
 
 
 def env_name(section: str, field: str | None = None) -> str:

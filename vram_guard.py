@@ -199,6 +199,10 @@ class ModelSlot:
             raise SlotBusy(f"{waiting} requests already wait for {engine}; try again shortly",
                            retry_after=max(1.0, self._eta(engine, waiting + 1)))
 
+    def waiting_before(self, priority: int) -> bool:
+        """Whether a request of a higher priority than `priority` waits (background work yields to it)."""
+        return any(ticket.priority < priority for ticket in self._queue)
+
     def budget(self) -> int:
         """The setting, capped by measured free VRAM plus what our own models hold."""
         setting = self.settings.vram_budget_mb * MIB

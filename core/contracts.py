@@ -51,6 +51,27 @@ class ToolPlan:
 
 # ---- what the run methods take and give ------------------------------------------------------
 @dataclass(frozen=True)
+class Window:
+    """How a conversation's history goes into the context (models/context_window.py).
+
+    `start`: where the kept window starts in the history (what comes before is in `summary`,
+    or fell out); `overflow`: what happens when the history no longer fits — "window" drops
+    old turns in a block down to `low_water` of the history's room (the next turns then reuse
+    the cached prefix), "refuse" answers context_length_exceeded (/v1, as OpenAI does)."""
+
+    start: int = 0
+    summary: str = ""
+    summary_label: str = "Summary of the earlier conversation"
+    overflow: str = "window"
+    low_water: float = 0.5
+    headroom: float = 0.0  # share of the room to keep free (the upkeep after an answer drops early)
+    summary_chars: int = 600  # longest first-sentence summary written when a block drops
+
+
+DEFAULT_WINDOW = Window()
+
+
+@dataclass(frozen=True)
 class ChatInput:
     """One answer to prepare: the conversation so far, the new message and the stored images
     shown with it. Chat and vision models take the same input; a model that cannot see refuses
@@ -63,6 +84,7 @@ class ChatInput:
     session_id: str | None = None  # whose conversation (a chat model keeps its KV cache warm)
     sampling: Sampling = DEFAULT_SAMPLING
     tools: ToolPlan | None = None
+    window: Window = DEFAULT_WINDOW
 
     def system_or(self, configured: str) -> str:
         return configured if self.system_prompt is None else self.system_prompt
@@ -86,7 +108,7 @@ class Prompt:
     tokens: list[int]
     stop: list[str]
     stopping_criteria: object  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
-    dropped_messages: int  # oldest history messages left out to fit the context
+    dropped_messages: int  # oldest history messages left out to fit the context (summarised or not)
     max_new_tokens: int
     cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
     sampling: Sampling = DEFAULT_SAMPLING
@@ -94,6 +116,22 @@ class Prompt:
     tool_names: tuple[str, ...] = ()
     tool_schemas: tuple[dict, ...] = field(default=(), hash=False)  # the tools, for a call's grammar
     max_calls: int = 0
+    context: ContextFit | None = None  # what the context holds (local chat models)
+
+
+@dataclass(frozen=True)
+class ContextFit:
+    """What a prompt's context holds: the window's start in the history, a block dropped now
+    (history[a:b], to be summarised), and the token counts of its parts."""
+
+    n_ctx: int
+    budget: int  # the prompt's room: n_ctx less the answer's reserve
+    start: int
+    dropped: tuple[int, int] | None
+    system_tokens: int
+    summary_tokens: int
+    prompt_tokens: int
+    summary: str = ""  # the summary the prompt holds (a new one when a block dropped now)
 
 
 @dataclass(frozen=True)

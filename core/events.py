@@ -163,6 +163,7 @@ class ChatDone:
     dropped_turns: int = 0
     answer: dict | None = None  # the saved answer's place in the tree (as TurnSaved.turn)
     question: dict | None = None  # the question's place (after an edit it is a new sibling)
+    context: dict | None = None  # {used_tokens, n_ctx, window_first_turn_id, summarized_turns} (local chat models)
 
 
 @dataclass(frozen=True)

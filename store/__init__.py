@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from store import documents, labels, mark_runs, model_choices, runs, sessions
+from store import documents, labels, mark_runs, model_choices, runs, sessions, summaries
 from store.db import Database
 from store.documents import DocumentStore
 from store.jsonl import JsonlLog
@@ -14,10 +14,11 @@ from store.mark_runs import MarkRunStore
 from store.model_choices import ModelChoiceStore
 from store.runs import RunStore
 from store.sessions import SessionStore
+from store.summaries import SummaryStore
 
 # Every store's migrations, in the order they were written (their names are recorded as applied).
 MIGRATIONS = sorted([*sessions.MIGRATIONS, *documents.MIGRATIONS, *labels.MIGRATIONS, *runs.MIGRATIONS,
-                     *model_choices.MIGRATIONS, *mark_runs.MIGRATIONS],
+                     *model_choices.MIGRATIONS, *mark_runs.MIGRATIONS, *summaries.MIGRATIONS],
                     key=lambda migration: migration.__name__)
 
 
@@ -31,6 +32,7 @@ class Stores:
     runs: RunStore
     models: ModelChoiceStore
     marks: MarkRunStore
+    summaries: SummaryStore
 
     async def close(self) -> None:
         await self.db.close()
@@ -42,7 +44,7 @@ async def open_stores(db_path: Path, logs_dir: Path) -> Stores:
     await db.migrate(MIGRATIONS)
     log = JsonlLog(logs_dir)
     stores = Stores(db, log, SessionStore(db, log), DocumentStore(db, log), LabelStore(db, log), RunStore(db, log),
-                    ModelChoiceStore(db, log), MarkRunStore(db, log))
+                    ModelChoiceStore(db, log), MarkRunStore(db, log), SummaryStore(db, log))
     await stores.sessions.close_interrupted()
     await stores.marks.interrupted()
     return stores

@@ -368,8 +368,8 @@ class SessionStore:
 
     async def history(self, session_id: str) -> list[dict]:
         """The active branch as chat messages (oldest first), for the prompt; a message
-        sent with images lists their ids under "images"."""
-        return [{"role": t["role"], "content": t["text"], "images": t["images"]}
+        sent with images lists their ids under "images"; "id" is the turn's."""
+        return [{"role": t["role"], "content": t["text"], "images": t["images"], "id": t["id"]}
                 for t in await self.list_turns(session_id) if t["text"] and t["kind"] == "chat"]
 
     # ---- generated images -------------------------------------------------------------------

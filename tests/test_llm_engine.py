@@ -82,7 +82,7 @@ def test_stop_flag_ends_generation_within_one_token(loaded):
     assert len(tokens) <= 4 and received[-1].reason == "stopped"
 
 
-def test_long_history_drops_oldest_turns_but_keeps_system_and_new_message():
+def test_long_history_drops_old_turns_in_a_block_into_a_summary_and_keeps_system_and_new_message():
     e = engine(n_ctx=256, max_tokens=32)
     e.load()
     try:
@@ -94,7 +94,9 @@ def test_long_history_drops_oldest_turns_but_keeps_system_and_new_message():
         text = e._llm.detokenize(prompt.tokens, special=True).decode()
         assert prompt.dropped_messages > 0 and prompt.dropped_messages % 2 == 0
         assert SYSTEM in text and "The newest question?" in text
-        assert "Question number 0" not in text and "Question number 11" in text
+        summary, window = text.split("Summary of the earlier conversation]", 1)[1].split("<|im_end|>", 1)
+        assert "- Question number" in summary  # what fell out: its first sentences (the newest that fit)
+        assert "Answer 0" not in text and "Question number 11" in window
         assert len(prompt.tokens) <= 256 - 32 and prompt.max_new_tokens == 32
         with pytest.raises(ContextOverflow, match="AIONE_CHAT__N_CTX"):
             e.prepare(ChatInput([], "word " * 400, system_prompt=SYSTEM))

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import replace
 
-from core.contracts import ChatEngine, ChatInput, Finish, PreparedPrompt
+from core.contracts import ChatEngine, ChatInput, ContextFit, Finish, PreparedPrompt
 from core.events import (
     ChatDone,
     Event,
@@ -30,6 +30,7 @@ from core.events import (
 from core.threads import iterate_in_thread, run_blocking
 from store.image_files import StoredImage
 from turns.chat_tools import ChatTools
+from turns.context_memory import ConversationWindows, split_ids
 from turns.recorder import SessionRecorder
 from turns.references import References, with_references
 from turns.tool_calls import ToolCalls
@@ -43,10 +44,17 @@ class AnswerTurn:
 
     def __init__(self, question: ChatInput, recorder: SessionRecorder | None = None,
                  references: References | None = None, stored: Sequence[StoredImage] = (),
-                 checkpoint_s: float = 5.0, tools: ChatTools | None = None) -> None:
+                 checkpoint_s: float = 5.0, tools: ChatTools | None = None,
+                 windows: ConversationWindows | None = None) -> None:
         """`stored`: images sent with this request (validated and stored by the route); `tools`:
-        the built-in tools this answer may use, each call's result answered in a next step."""
+        the built-in tools this answer may use, each call's result answered in a next step;
+        `windows`: the conversation's window and summaries kept across turns (the page's chats)."""
         self.question, self.recorder, self.references, self.stored = question, recorder, references, stored
+        self.windows, self.conversation = windows, None
+        self.raw_message = question.message  # as stored (the prompt's may carry document passages)
+        self.fit: ContextFit | None = None
+        self.last_fit: ContextFit | None = None
+        self.engine_name = ""
         self.tools = tools
         if tools is not None:
             self.question = replace(question, tools=tools.plan())
@@ -68,7 +76,13 @@ class AnswerTurn:
         question, recorder = self.question, self.recorder
         if recorder is not None:
             history, self.request_turn = await recorder.save_request(question.message, self.stored)
-            self.question = question = replace(question, history=history)
+            if self.windows is not None and question.session_id is not None:
+                self.conversation = await self.windows.conversation(question.session_id, history, question.message)
+                await self.windows.used(self.conversation)
+                question = replace(question, history=self.conversation.history, window=self.conversation.window)
+            else:
+                question = replace(question, history=split_ids(history)[0])
+            self.question = question
             yield TurnSaved(self.request_turn)
         if self.stored:
             yield ImagesStored(tuple(image.id for image in self.stored))
@@ -84,8 +98,9 @@ class AnswerTurn:
 
     async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
         self.wait_ms = (time.perf_counter() - self.started) * 1000
-        self.model = engine.model_label
+        self.model, self.engine_name = engine.model_label, engine.name
         prompt = await run_blocking(engine.prepare, self.question)
+        self.fit = self.last_fit = getattr(prompt, "context", None)
         self.cached_tokens = prompt.cached_tokens
         self.result["dropped_turns"] = prompt.dropped_messages
         self.result["prompt_tokens"] = len(prompt.tokens) or None
@@ -129,6 +144,7 @@ class AnswerTurn:
                    *({"role": "tool", "content": results.get(c.id, ""), "tool_call_id": c.id} for c in calls)]
         self.question = replace(question, history=history, message="")
         prompt = await run_blocking(engine.prepare, self.question)
+        self.last_fit = getattr(prompt, "context", None) or self.last_fit
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
@@ -193,15 +209,32 @@ class AnswerTurn:
         steps = self.tools.steps if self.tools is not None else []
         return await self.recorder.save_answer("".join(self.parts), self.sources + steps, self.model, self.result)
 
+    def _context(self, answer: dict | None) -> dict | None:
+        """The done frame's view of the context: tokens used of n_ctx after this answer, where
+        the model's window starts, how many turns come before it (summarised or fallen out)."""
+        fit, last = self.fit, self.last_fit
+        if fit is None or last is None:
+            return None
+        ids = self.conversation.ids if self.conversation is not None else []
+        first = ids[fit.start] if fit.start < len(ids) else (self.request_turn or {}).get("id")
+        return {"used_tokens": last.prompt_tokens + (self.result["completion_tokens"] or 0), "n_ctx": fit.n_ctx,
+                "window_first_turn_id": first, "summarized_turns": fit.start}
+
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result
+        if self.windows is not None and self.conversation is not None and answer is not None:
+            question_id = (self.request_turn or {}).get("id")
+            used = (self.last_fit.prompt_tokens if self.last_fit else 0) + (self.result["completion_tokens"] or 0)
+            await self.windows.after_answer(self.conversation, self.fit, self.engine_name,
+                                            (question_id, self.raw_message), (answer["id"], "".join(self.parts)), used)
         return ChatDone(
             turn_id=answer["id"] if answer else None, finish_reason=result["finish_reason"], model=self.model,
             usage=Usage(result["prompt_tokens"], result["completion_tokens"], self.cached_tokens),
             timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result["ttft_ms"],
                      "tokens_per_s": result["tokens_per_s"],
                      "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
-            dropped_turns=result["dropped_turns"], answer=answer, question=self.request_turn)
+            dropped_turns=result["dropped_turns"], answer=answer, question=self.request_turn,
+            context=self._context(answer))
 
     async def save_partial(self, reason: str) -> None:
         if self.recorder is None or not self.recorder.request_saved:

@@ -22,14 +22,14 @@ class Branching:
 
 
 def text_history(history: list[dict]) -> list[dict]:
-    """History as plain chat messages. A message that came with images says so, and the
-    vision model's answer follows it, so a text model knows what the pictures showed."""
+    """History as plain chat messages (with their turn's "id"). A message that came with images
+    says so, and the vision model's answer follows it, so a text model knows what the pictures showed."""
     messages = []
     for turn in history:
         content = turn["content"]
         if turn.get("images"):
             content = f"[{len(turn['images'])} image(s) attached] {content}"
-        messages.append({"role": turn["role"], "content": content})
+        messages.append({"role": turn["role"], "content": content, "id": turn.get("id")})
     return messages
 
 

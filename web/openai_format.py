@@ -17,6 +17,7 @@ from core.events import ChatDone, Error, Event, Token, ToolCallMade
 # Our error codes as OpenAI clients know them: (HTTP status, error type, OpenAI code).
 ERRORS: dict[str, tuple[int, str, str | None]] = {
     "context_overflow": (400, "invalid_request_error", "context_length_exceeded"),
+    "context_length_exceeded": (400, "invalid_request_error", "context_length_exceeded"),
     "unknown_model": (404, "invalid_request_error", "model_not_found"),
     "model_not_found": (404, "invalid_request_error", "model_not_found"),
     "queue_full": (429, "rate_limit_exceeded", "rate_limit_exceeded"),

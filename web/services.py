@@ -23,6 +23,7 @@ from store.labels import LabelStore
 from store.runs import RunStore
 from store.sessions import SessionStore
 from turns.chat_tools import Confirmations
+from turns.context_memory import ConversationWindows
 from vram_guard import ModelSlot
 
 
@@ -80,6 +81,13 @@ async def _marks(request: Request) -> MarkRunner:
     return marks
 
 
+async def _windows(request: Request) -> ConversationWindows:
+    windows = request.app.state.windows
+    if windows is None:  # only before the start has finished
+        raise AppError("the conversations are not ready yet", code="not_ready", status=503)
+    return windows
+
+
 async def _stores(request: Request) -> Stores:
     return request.app.state.stores
 
@@ -125,3 +133,4 @@ MaybeSandbox = Annotated[Sandbox | None, Depends(_sandbox_or_none)]
 SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
 MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]
+Windows = Annotated[ConversationWindows, Depends(_windows)]

@@ -95,11 +95,12 @@ def frame(event: Event) -> dict:
         case PictureMade(image_id, index, seed, width, height, png):
             return {"type": "image", "id": image_id, "index": index, "seed": seed, "width": width, "height": height,
                     "url": f"/api/images/{image_id}", "png_base64": base64.b64encode(png).decode("ascii")}
-        case ChatDone(turn_id, finish_reason, model, usage, timings, dropped_turns, answer, question):
+        case ChatDone(turn_id, finish_reason, model, usage, timings, dropped_turns, answer, question, context):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                               "cached_tokens": usage.cached_tokens},
-                    "timings": timings, "dropped_turns": dropped_turns, "answer": answer, "question": question}
+                    "timings": timings, "dropped_turns": dropped_turns, "answer": answer, "question": question,
+                    "context": context}
         case PicturesDone(turn_id, finish_reason, model, images, seeds, timings):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "images": list(images), "seeds": list(seeds), "timings": timings}

@@ -22,7 +22,7 @@ from web.chat_input import max_chat_body, vision_lease
 from web.json_body import read_json
 from web.leases import TurnStream, take
 from web.params import require_text
-from web.services import AppSettings, Images, Library, MaybeSandbox, Sessions, Slot, ToolConfirmations
+from web.services import AppSettings, Images, Library, MaybeSandbox, Sessions, Slot, ToolConfirmations, Windows
 from web.sse import sse_stream
 
 router = APIRouter()
@@ -90,7 +90,8 @@ async def _check_session_images(sessions: SessionStore, body: ChatRequest) -> No
 
 @router.post("/chat_stream_sse_fetch")
 async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
-                      library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations) -> TurnStream:
+                      library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations,
+                      windows: Windows) -> TurnStream:
     body = await read_json(request, ChatRequest, max_chat_body(settings))
     message = _checked_message(body, settings)
     wants_vision = bool(body.images or body.image_ids)
@@ -118,7 +119,7 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
         return session_id, AnswerTurn(
             ChatInput([], question, shown, session_id=session_id), SessionRecorder(sessions, session_id, branching),
             References(library, body.doc_scope, settings.rag.context_chars), stored,
-            settings.server.answer_checkpoint_s, tools)
+            settings.server.answer_checkpoint_s, tools, windows)
 
     session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
     return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)

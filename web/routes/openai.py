@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.contracts import ChatEngine, ChatInput, ImageGenerator
+from core.contracts import ChatEngine, ChatInput, ImageGenerator, Window
 from core.errors import AppError, InvalidInput, NotFound
 from core.events import ChatDone, Error, PictureMade, Token
 from core.threads import run_blocking
@@ -120,7 +120,9 @@ async def chat_completions(request: Request, settings: AppSettings, slot: Slot, 
     lease = _chat_lease(slot, settings, engine, len(urls))
     stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
     ids = tuple(image.id for image in stored)
-    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling(), tools=plan))
+    window = Window(overflow="window" if settings.api.truncate else "refuse", low_water=settings.context.low_water)
+    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling(), tools=plan,
+                                window=window))
     events = TurnRunner(slot, lease, None, work).events()
     encoder = CompletionEncoder(body.model, include_usage=bool((body.stream_options or {}).get("include_usage")))
     cleanup = (lambda: images.delete(list(ids))) if ids else (lambda: None)  # stateless: the uploads go with it

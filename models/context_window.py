@@ -1,0 +1,112 @@
+"""What of a conversation goes into a local chat model's context, in the order that keeps the
+cached prefix: the system prompt, the summary of what fell out, the kept window of turns, the
+new message. Token counts come from the model's own tokenizer (the caller's `count`).
+
+The window keeps its prefix: while the history fits, the window starts where it started
+before, so llama.cpp reuses the evaluated prefix; when it no longer fits (the answer's reserve
+included), old turns are dropped **in a block**, down to `low_water` of the history's room, at
+a user message (a turn is never cut, a tool call stays with its result), so the turns that
+follow reuse the new prefix until the next overflow. One tool result larger than a quarter of
+the room is cut with a marker, never silently; a new message that alone does not fit is refused.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.contracts import Window
+from core.errors import AppError, ContextOverflow
+from settings import env_name
+
+TOOL_SHARE = 4  # one tool result may take at most 1/TOOL_SHARE of the history's room
+CUT_MARK = "\n…[{kept}/{total} 토큰만 전달: 너무 긴 도구 결과를 잘랐습니다]"
+
+
+class ContextLengthExceeded(AppError):
+    """The messages do not fit and the caller asked not to drop any (/v1, as OpenAI answers)."""
+
+    status = 400
+    code = "context_length_exceeded"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    start: int  # where the window starts in the history
+    dropped: tuple[int, int] | None  # a block dropped by this fit: history[a:b]
+    tokens: int  # the prompt's tokens with this window
+
+
+def turn_starts(history: Sequence[dict]) -> list[int]:
+    """Where a window may start: at a user message (or past the end)."""
+    return [at for at, message in enumerate(history) if message.get("role") == "user"] + [len(history)]
+
+
+def fit_window(history: Sequence[dict], window: Window, budget: int, count: Callable[[int], int]) -> Fitted:
+    """The window for this turn. `count(start)`: the prompt's tokens with the window starting at
+    `start` (system, summary and the new message included)."""
+    starts = turn_starts(history)
+    start = next(at for at in starts if at >= min(window.start, len(history)))
+    tokens = count(start)
+    if tokens <= budget * (1 - window.headroom):
+        return Fitted(start, None, tokens)
+    if window.overflow == "refuse":
+        raise ContextLengthExceeded(
+            f"This model's maximum context length is {budget} tokens for the prompt (the answer's reserve aside); "
+            f"your messages resulted in {tokens} tokens. Please reduce the length of the messages.")
+    fixed = count(len(history))
+    if fixed > budget:
+        raise ContextOverflow(
+            f"the message is too long for the model's context: {fixed} tokens, at most {budget} fit. "
+            f"Shorten it or raise {env_name('chat', 'n_ctx')}")
+    target = fixed + int((budget - fixed) * window.low_water)
+    candidates = [at for at in starts if at > start]
+    low, high = 0, len(candidates) - 1  # the last candidate (no history) always fits the target
+    while low < high:  # the first start whose prompt is at most the low-water mark
+        middle = (low + high) // 2
+        if count(candidates[middle]) <= target:
+            high = middle
+        else:
+            low = middle + 1
+    chosen = candidates[low]
+    return Fitted(chosen, (start, chosen), count(chosen))
+
+
+def cut_tool_results(history: list[dict], room: int, tokens_of: Callable[[str], int]) -> list[dict]:
+    """Tool results over a quarter of the history's room, cut with a marker saying so."""
+    limit = max(64, room // TOOL_SHARE)
+    out = []
+    for message in history:
+        if message.get("role") == "tool" and len(message.get("content") or "") > limit:  # chars >= tokens
+            total = tokens_of(message["content"])
+            if total > limit:
+                keep = int(len(message["content"]) * limit / total)
+                message = {**message, "content": message["content"][:keep] + CUT_MARK.format(kept=limit, total=total)}
+        out.append(message)
+    return out
+
+
+SENTENCE_END = re.compile(r"(?<=[.!?。])\s|\n")
+
+
+def first_sentence(text: str, limit: int = 160) -> str:
+    sentence = SENTENCE_END.split(text.strip(), maxsplit=1)[0].strip()
+    return sentence if len(sentence) <= limit else sentence[:limit].rstrip() + "…"
+
+
+def extractive(previous: str, dropped: Sequence[dict], limit_chars: int) -> str:
+    """The previous summary, then the first sentence of each dropped user message (the oldest
+    lines go first when it grows past `limit_chars`)."""
+    lines = [line for line in previous.splitlines() if line.strip()]
+    lines += [f"- {first_sentence(m['content'])}" for m in dropped if m.get("role") == "user" and m.get("content")]
+    while len("\n".join(lines)) > limit_chars and len(lines) > 1:
+        lines.pop(0)
+    return "\n".join(lines)[-limit_chars:]
+
+
+def with_summary(system_prompt: str, window: Window) -> str:
+    """The system part, then the summary of what fell out under its own label."""
+    if not window.summary:
+        return system_prompt
+    part = f"[{window.summary_label}]\n{window.summary}"
+    return f"{system_prompt}\n\n{part}" if system_prompt else part
