@@ -352,7 +352,7 @@ class LlmEngine:
         if fitted.dropped is not None and window.overflow == "window":  # what fell out: its first sentences now
             window = replace(window, start=fitted.start, headroom=0.0,
                              summary=extractive(window.summary, history[fitted.dropped[0]:fitted.dropped[1]],
-                                                min(window.summary_chars, budget // 4)))
+                                                window.summary_chars, self._count_system, budget // 4))
             rendered_at.clear()
             again = fit_window(history, window, budget, lambda start: len(render(start)[0]))
             fitted = replace(again, dropped=(fitted.dropped[0], again.start))

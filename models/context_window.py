@@ -94,14 +94,22 @@ def first_sentence(text: str, limit: int = 160) -> str:
     return sentence if len(sentence) <= limit else sentence[:limit].rstrip() + "…"
 
 
-def extractive(previous: str, dropped: Sequence[dict], limit_chars: int) -> str:
-    """The previous summary, then the first sentence of each dropped user message (the oldest
-    lines go first when it grows past `limit_chars`)."""
+def extractive(previous: str, dropped: Sequence[dict], limit_chars: int,
+               tokens_of: Callable[[str], int] | None = None, limit_tokens: int = 0) -> str:
+    """The previous summary, then the first sentence of each dropped user message; the oldest
+    lines go first while it is longer than `limit_chars` (or `limit_tokens` by `tokens_of`)."""
     lines = [line for line in previous.splitlines() if line.strip()]
     lines += [f"- {first_sentence(m['content'])}" for m in dropped if m.get("role") == "user" and m.get("content")]
-    while len("\n".join(lines)) > limit_chars and len(lines) > 1:
+
+    def too_long(text: str) -> bool:
+        return len(text) > limit_chars or (tokens_of is not None and tokens_of(text) > limit_tokens)
+
+    while too_long("\n".join(lines)) and len(lines) > 1:
         lines.pop(0)
-    return "\n".join(lines)[-limit_chars:]
+    text = "\n".join(lines)[-limit_chars:]
+    while text and too_long(text):
+        text = text[len(text) // 4:]
+    return text
 
 
 def with_summary(system_prompt: str, window: Window) -> str:

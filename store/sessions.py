@@ -263,10 +263,11 @@ class SessionStore:
         self._saved(turn)
         return turn
 
-    async def list_turns(self, session_id: str, whole_tree: bool = False) -> list[dict]:
-        """The active branch, root first (`whole_tree`: every turn, by id). Each turn carries
-        its parent, its siblings (alternatives: regenerated answers, edited messages) and its
-        feedback, labels and images."""
+    async def list_turns(self, session_id: str, whole_tree: bool = False, leaf: int | None = None) -> list[dict]:
+        """The active branch, root first (`whole_tree`: every turn, by id; `leaf`: the branch
+        down to that turn instead, 404 if it is not the session's). Each turn carries its parent,
+        its siblings (alternatives: regenerated answers, edited messages) and its feedback,
+        labels and images."""
         session = await self.get_session(session_id)
         async with self._db.execute(
             """SELECT t.*, f.rating, f.comment FROM turns t LEFT JOIN turn_feedback f ON f.turn_id = t.id
@@ -275,7 +276,9 @@ class SessionStore:
         children: dict[int | None, list[int]] = {}
         for turn in rows.values():
             children.setdefault(turn["parent_id"], []).append(turn["id"])
-        turns = list(rows.values()) if whole_tree else [rows[i] for i in _path(rows, session["active_leaf"])]
+        if leaf is not None and leaf not in rows:
+            raise NotFound(f"turn not found in this session: {leaf}", code="turn_not_found")
+        turns = list(rows.values()) if whole_tree else [rows[i] for i in _path(rows, leaf or session["active_leaf"])]
         images = await self._images(session_id)
         pictures = await self._pictures(session_id)
         labels = await self._labels(session_id)
@@ -366,11 +369,11 @@ class SessionStore:
             row = await cur.fetchone()
         return row["session_id"] if row else None
 
-    async def history(self, session_id: str) -> list[dict]:
+    async def history(self, session_id: str, leaf: int | None = None) -> list[dict]:
         """The active branch as chat messages (oldest first), for the prompt; a message
         sent with images lists their ids under "images"; "id" is the turn's."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"], "id": t["id"]}
-                for t in await self.list_turns(session_id) if t["text"] and t["kind"] == "chat"]
+                for t in await self.list_turns(session_id, leaf=leaf) if t["text"] and t["kind"] == "chat"]
 
     # ---- generated images -------------------------------------------------------------------
     async def add_generation(self, image_id: str, session_id: str, prompt: str, seed: int, model: str,

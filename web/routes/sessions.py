@@ -7,10 +7,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import AppError, InvalidInput
+from core.threads import run_blocking
+from turns.context_view import context_view, conversation_for
 from store.turn_search import search
 from web.json_body import read_json
 from web.params import clean_title, parse_day
-from web.services import AppSettings, Images, Sessions
+from web.services import AppSettings, Images, Sessions, Slot, Windows
 
 router = APIRouter(prefix="/api/sessions")
 turns_router = APIRouter(prefix="/api")
@@ -51,6 +53,20 @@ async def rename_session(session_id: str, request: Request, sessions: Sessions, 
 async def delete_session(session_id: str, request: Request, sessions: Sessions, images: Images) -> dict:
     images.delete(await sessions.delete_session(session_id))
     return {"deleted": session_id}
+
+
+@router.get("/{session_id}/context")
+async def session_context(session_id: str, request: Request, sessions: Sessions, slot: Slot, windows: Windows,
+                          turn_id: int | None = Query(None, ge=1)) -> dict:
+    """What the next turn's prompt will hold on this branch (the active one, or the one down to
+    `turn_id`): system, summary, the kept turns, with token counts."""
+    conversation = await conversation_for(windows, sessions, session_id, turn_id)  # 404s first
+    engine = slot.local_engine(slot.resolve("chat"))  # the model chosen for chat (the library may route it)
+    cfg = getattr(engine, "cfg", None)
+    if cfg is None or getattr(cfg, "model_path", None) is None:
+        raise AppError("the context view needs a local chat model (GGUF); the chat model is remote or not set",
+                       code="context_unavailable", status=409)
+    return await run_blocking(context_view, conversation, cfg, engine.n_ctx)
 
 
 @router.get("/{session_id}/turns")

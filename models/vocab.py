@@ -1,0 +1,47 @@
+"""Token counts from a GGUF's own tokenizer and chat template without its weights (llama.cpp
+loads the vocabulary only: milliseconds, no memory to speak of), for showing what a
+conversation's context holds while the model itself is busy or not loaded."""
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+
+class TemplateCounter:
+    def __init__(self, path: Path) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._lock = threading.Lock()
+        self._llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        template = self._llm.metadata.get("tokenizer.chat_template") or ""
+        eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
+        eos = self._llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = self._llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                              stop_token_ids=[eos_id]) if template else None
+
+    def text(self, text: str) -> int:
+        with self._lock:
+            return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+
+    def messages(self, messages: list[dict]) -> int:
+        """The rendered prompt's tokens (as the chat engine renders it)."""
+        if self._formatter is None:
+            return sum(self.text(m.get("content") or "") + 4 for m in messages)
+        rendered = self._formatter(messages=messages)
+        with self._lock:
+            return len(self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
+                                          special=True))
+
+
+@lru_cache(maxsize=4)
+def counter_for(path: Path, size: int, mtime: float) -> TemplateCounter:
+    """One counter per model file (its size and time: a replaced file gets a new one)."""
+    return TemplateCounter(path)
+
+
+def template_counter(path: Path) -> TemplateCounter:
+    stat = path.stat()
+    return counter_for(path, stat.st_size, stat.st_mtime)
