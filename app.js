@@ -4,6 +4,7 @@ import { api } from "./ui/api.js";
 import { ChatController, setTitle } from "./ui/chat.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initCodeRunner } from "./ui/code-runner.js";
+import { initContextMeter } from "./ui/context-meter.js";
 import { initComposer } from "./ui/composer.js";
 import { initToolsMenu } from "./ui/tool-steps.js";
 import { initDocuments } from "./ui/documents.js";
@@ -95,6 +96,7 @@ async function main() {
     }
   };
 
+  const contextMeter = initContextMeter(() => chat.sessionId);
   const chat = new ChatController({
     onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),
                                           imageMode.refreshGallery(chat.sessionId)]).then(() => {}),
@@ -109,6 +111,8 @@ async function main() {
     onUseImage: (id) => imageMode.useAsInput(id),
     setBusy: (busy) => composer.setBusy(busy),
     showError: (message) => composer.showError(message),
+    onContext: (state) => contextMeter.show(state),
+    onShown: () => { contextMeter.load(); },
     codeRunner: initCodeRunner({
       sandbox: config.sandbox,
       onSendResult: (text) => {

@@ -89,15 +89,16 @@ def cut_tool_results(history: list[dict], room: int, tokens_of: Callable[[str], 
 SENTENCE_END = re.compile(r"(?<=[.!?。])\s|\n")
 
 
-def first_sentence(text: str, limit: int = 160) -> str:
+def first_sentence(text: str, limit: int = 120) -> str:
     sentence = SENTENCE_END.split(text.strip(), maxsplit=1)[0].strip()
     return sentence if len(sentence) <= limit else sentence[:limit].rstrip() + "…"
 
 
 def extractive(previous: str, dropped: Sequence[dict], limit_chars: int,
                tokens_of: Callable[[str], int] | None = None, limit_tokens: int = 0) -> str:
-    """The previous summary, then the first sentence of each dropped user message; the oldest
-    lines go first while it is longer than `limit_chars` (or `limit_tokens` by `tokens_of`)."""
+    """The previous summary, then the first sentence of each dropped user message. While it is
+    longer than `limit_chars` (or `limit_tokens` by `tokens_of`), lines go from the middle: the
+    first things the user said (a name, the task) and the latest ones stay."""
     lines = [line for line in previous.splitlines() if line.strip()]
     lines += [f"- {first_sentence(m['content'])}" for m in dropped if m.get("role") == "user" and m.get("content")]
 
@@ -105,7 +106,7 @@ def extractive(previous: str, dropped: Sequence[dict], limit_chars: int,
         return len(text) > limit_chars or (tokens_of is not None and tokens_of(text) > limit_tokens)
 
     while too_long("\n".join(lines)) and len(lines) > 1:
-        lines.pop(0)
+        lines.pop(len(lines) // 2)
     text = "\n".join(lines)[-limit_chars:]
     while text and too_long(text):
         text = text[len(text) // 4:]

@@ -104,8 +104,9 @@ class AnswerTurn:
         self.cached_tokens = prompt.cached_tokens
         self.result["dropped_turns"] = prompt.dropped_messages
         self.result["prompt_tokens"] = len(prompt.tokens) or None
-        if prompt.dropped_messages:
-            yield HistoryTrimmed(prompt.dropped_messages)
+        dropped_now = (self.fit.dropped[1] - self.fit.dropped[0]) if self.fit and self.fit.dropped else 0
+        if dropped_now or (self.fit is None and prompt.dropped_messages):  # news only when this turn dropped some
+            yield HistoryTrimmed(dropped_now or prompt.dropped_messages)
         yield Generating(self.model)
         if self.recorder is not None:
             self.recorder.start_answer(self.model)

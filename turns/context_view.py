@@ -36,15 +36,20 @@ def context_view(windows_conversation, cfg, n_ctx: int) -> dict:
             budget // 4))
         fitted = fit_window(history, window, budget, count)
         summary_kind = "extractive"
-    parts: list[dict] = [{"kind": "system", "tokens": counter.text(system), "text": system}] if system else []
+    # Each part's tokens as what it adds to the rendered prompt: the parts add up to used_tokens.
+    plain = [{"role": m["role"], "content": m["content"]} for m in history[fitted.start:]]
+    system_only = counter.messages(head(replace(window, summary=""))) if system else 0
+    with_head = counter.messages(head(window)) if (system or window.summary) else 0
+    parts: list[dict] = [{"kind": "system", "tokens": system_only, "text": system}] if system else []
     if window.summary:
-        parts.append({"kind": "summary", "tokens": counter.text(with_summary("", window)), "text": window.summary,
+        parts.append({"kind": "summary", "tokens": with_head - system_only, "text": window.summary,
                       "label": window.summary_label, "summary_kind": summary_kind,
                       "through_turn_id": ids[fitted.start - 1] if fitted.start else None})
-    for message, turn_id in zip(history[fitted.start:], ids[fitted.start:]):
-        parts.append({"kind": "turn", "role": message["role"], "turn_id": turn_id,
-                      "tokens": counter.messages([{"role": message["role"], "content": message["content"]}])
-                      - counter.messages([])})
+    before = with_head
+    for at, turn_id in enumerate(ids[fitted.start:]):
+        now = counter.messages(head(window) + plain[:at + 1])
+        parts.append({"kind": "turn", "role": plain[at]["role"], "turn_id": turn_id, "tokens": now - before})
+        before = now
     first = ids[fitted.start] if fitted.start < len(ids) else None
     return {"n_ctx": n_ctx, "budget": budget, "parts": parts, "used_tokens": count(fitted.start),
             "window_first_turn_id": first, "summarized_turns": fitted.start}

@@ -19,7 +19,8 @@ const LABEL_TRIES = 3; // a cold start (the classifiers loading) may take longer
  *            codeRunner: import("./code-runner.js").CodeRunner, analysis: boolean,
  *            composerOptions: () => {docScope: string, followUp: boolean, tools: string[], allowRunPython: boolean},
  *            onSessionChanged: (id: string|null) => void, showFollowUp: (visible: boolean) => void,
- *            imageParams: (prompt: string) => any}} ChatHooks
+ *            imageParams: (prompt: string) => any,
+ *            onContext: (state: any) => void, onShown: () => void}} ChatHooks
  */
 
 export class ChatController {
@@ -101,6 +102,7 @@ export class ChatController {
     }
     this.hooks.showFollowUp(this.lastImageIds.length > 0);
     this.hooks.codeRunner.restore(this.sessionId); // the last run of each code block, under it
+    this.hooks.onShown(); // the context meter and where the model's window starts
   }
 
   /** Whether an answer is streaming now (a new message would have to wait). */
@@ -244,6 +246,7 @@ export class ChatController {
       answer.finish({ ...event, ...event.timings });
       if (event.answer) this.place(answer, event.answer);
       else if (event.turn_id != null) answer.setTurnId(event.turn_id);
+      if (event.context) this.hooks.onContext(event.context);
     }
   }
 

@@ -1,0 +1,104 @@
+// @ts-check
+/**
+ * What the model sees of the open conversation: a meter by the composer (tokens used of the
+ * context after each answer, from the done frame), a marker in the conversation where the
+ * model's window starts ("이전 대화는 요약되어 전달됩니다 · 요약 보기", the summary on click), and
+ * the parts of the next turn's prompt (GET /api/sessions/{id}/context) when the meter is clicked.
+ */
+import { api } from "./api.js";
+import { t } from "./i18n.js";
+
+/** @typedef {{used_tokens: number, n_ctx: number, window_first_turn_id: number|null, summarized_turns: number}} ContextState */
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** @param {string} tag @param {string} className @param {string} [text] */
+function make(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @param {() => string|null} currentSession */
+export function initContextMeter(currentSession) {
+  const meter = /** @type {HTMLButtonElement} */ ($("context-meter"));
+  const panel = $("context-panel");
+  /** @type {any} */
+  let view = null; // the last /context answer
+
+  const fetchView = async () => {
+    const id = currentSession();
+    view = id ? await api.get(`/api/sessions/${encodeURIComponent(id)}/context`) : null;
+    return view;
+  };
+
+  /** @param {ContextState|null|undefined} state */
+  const show = (state) => {
+    meter.hidden = !state;
+    if (!state) return;
+    const share = Math.min(1, state.used_tokens / state.n_ctx);
+    meter.textContent = `${t("contextMeter")} ${state.used_tokens.toLocaleString()} / ${state.n_ctx.toLocaleString()}`;
+    meter.dataset.level = share > 0.9 ? "full" : share > 0.7 ? "high" : "ok";
+    meter.style.setProperty("--share", String(share));
+    marker(state);
+  };
+
+  /** @param {ContextState} state */
+  const marker = (state) => {
+    document.querySelector(".window-marker")?.remove();
+    if (!state.summarized_turns || state.window_first_turn_id == null) return;
+    const first = document.querySelector(`.message[data-turn-id="${Number(state.window_first_turn_id)}"]`);
+    if (!first) return;
+    const line = make("div", "window-marker");
+    line.append(make("span", "window-marker-text", t("windowMarker")));
+    const open = /** @type {HTMLButtonElement} */ (make("button", "link-button window-summary-button", t("showSummary")));
+    open.type = "button";
+    const box = make("div", "window-summary");
+    box.hidden = true;
+    open.addEventListener("click", async () => {
+      if (box.hidden) {
+        const summary = (await fetchView())?.parts?.find((/** @type {any} */ part) => part.kind === "summary");
+        box.textContent = summary ? summary.text : t("noSummaryYet");
+        if (summary?.summary_kind === "extractive") box.append(make("div", "muted small", t("summaryExtractive")));
+      }
+      box.hidden = !box.hidden;
+    });
+    line.append(" · ", open, box);
+    first.before(line);
+  };
+
+  const showPanel = async () => {
+    if (!panel.hidden) { panel.hidden = true; return; }
+    const data = await fetchView();
+    panel.replaceChildren();
+    if (!data) return;
+    panel.append(make("div", "context-title", `${t("contextTitle")}: ${data.used_tokens.toLocaleString()} / `
+      + `${data.budget.toLocaleString()} (${t("contextOf")} ${data.n_ctx.toLocaleString()})`));
+    for (const part of data.parts) {
+      const row = make("div", `context-part context-${part.kind}`);
+      const name = part.kind === "turn" ? (part.role === "user" ? t("you") : t("assistant")) : t(`context_${part.kind}`);
+      row.append(make("span", "context-kind", name), make("span", "context-tokens", `${part.tokens}`));
+      if (part.text) row.append(make("div", "context-text", part.text));
+      panel.append(row);
+    }
+    panel.hidden = false;
+  };
+
+  meter.addEventListener("click", () => { showPanel().catch(() => {}); });
+
+  return {
+    show,
+    /** The open conversation's state from the server (after it is shown, or a branch switch). */
+    async load() {
+      panel.hidden = true;
+      try {
+        const data = await fetchView();
+        show(data && data.parts.length ? { used_tokens: data.used_tokens, n_ctx: data.n_ctx,
+          window_first_turn_id: data.window_first_turn_id, summarized_turns: data.summarized_turns } : null);
+      } catch {
+        show(null); // a remote chat model has no context view: no meter
+      }
+    },
+  };
+}
