@@ -21,10 +21,10 @@ from functools import cached_property
 
 import numpy as np
 
-from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, ToolPlan, refuse_images
+from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, ToolPlan, Window, refuse_images
 from core.errors import AppError, ModelLoadError
 from core.events import Token
-from models.context_window import cut_tool_results, extractive, fit_window, with_summary
+from models.context_window import Fitted, cut_tool_results, extractive, fit_window, low_water_start, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
@@ -130,6 +130,35 @@ def completion(llm, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling
     finally:
         chunks.close()
         counted[0] += longest_input - len(tokens) + 1 if longest_input else 0
+
+
+class _Renderer:
+    """The prompt (tokens and the template's answer) for a window starting at `start`, with the
+    current window's summary; cached per start until the window changes."""
+
+    def __init__(self, engine: LlmEngine, request: ChatInput, history: list[dict], system: str) -> None:
+        self.engine, self.request, self.history, self.system = engine, request, history, system
+        self.window = request.window
+        self._cache: dict[int, tuple] = {}
+
+    def set_window(self, window: Window) -> None:
+        self.window, self._cache = window, {}
+
+    def count(self, start: int) -> int:
+        return len(self(start)[0])
+
+    def __call__(self, start: int) -> tuple:
+        if start not in self._cache:
+            engine, request = self.engine, self.request
+            system_prompt, kept, extra, sampling, calls_as = with_tools(
+                replace(request, history=self.history[start:]), self.system,
+                engine.llama.metadata.get("tokenizer.chat_template"))
+            head = [{"role": "system", "content": with_summary(system_prompt, self.window)}] \
+                if system_prompt or self.window.summary else []
+            new = [{"role": "user", "content": request.message}] if request.message else []
+            tokens, rendered = engine._tokenize_chat(head + kept + new, **extra)
+            self._cache[start] = (tokens, rendered, sampling, calls_as)
+        return self._cache[start]
 
 
 class LlmEngine:
@@ -335,27 +364,11 @@ class LlmEngine:
         budget = n_ctx - min(max_tokens, n_ctx // 4)  # room kept for the answer
         system = request.system_or(self.cfg.system_prompt)
         history = cut_tool_results(request.history, budget, lambda text: len(self._llm.tokenize(text.encode(), False, False)))
-        rendered_at: dict[int, tuple] = {}
-
-        def render(start: int) -> tuple:
-            if start not in rendered_at:
-                system_prompt, kept, extra, sampling, calls_as = with_tools(
-                    replace(request, history=history[start:]), system, self._llm.metadata.get("tokenizer.chat_template"))
-                head = [{"role": "system", "content": with_summary(system_prompt, window)}] \
-                    if system_prompt or window.summary else []
-                new = [{"role": "user", "content": request.message}] if request.message else []
-                tokens, rendered = self._tokenize_chat(head + kept + new, **extra)
-                rendered_at[start] = (tokens, rendered, sampling, calls_as)
-            return rendered_at[start]
-
-        fitted = fit_window(history, window, budget, lambda start: len(render(start)[0]))
-        if fitted.dropped is not None and window.overflow == "window":  # what fell out: its first sentences now
-            window = replace(window, start=fitted.start, headroom=0.0,
-                             summary=extractive(window.summary, history[fitted.dropped[0]:fitted.dropped[1]],
-                                                window.summary_chars, self._count_system, budget // 4))
-            rendered_at.clear()
-            again = fit_window(history, window, budget, lambda start: len(render(start)[0]))
-            fitted = replace(again, dropped=(fitted.dropped[0], again.start))
+        render = _Renderer(self, request, history, system)
+        fitted = fit_window(history, render.window, budget, render.count)
+        if fitted.dropped is not None and render.window.overflow == "window":
+            fitted = self._summarise_drop(history, render, fitted, budget)
+        window = render.window
         tokens, rendered, sampling, calls_as = render(fitted.start)
         self._bind_conversation(request.session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
@@ -368,6 +381,22 @@ class LlmEngine:
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,
                       tool_names=tuple(plan.names) if plan else (), tool_schemas=plan.tools if plan else (),
                       max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0, context=context)
+
+    def _summarise_drop(self, history: list[dict], render: _Renderer, fitted: Fitted, budget: int) -> Fitted:
+        """What fell out goes into the summary (first sentences) now, and the block is chosen again
+        with that summary in place, so the low-water mark holds with it (else the summary's growth
+        would fill the room and drop again at the next turn)."""
+        first, end, previous = fitted.dropped[0], fitted.start, render.window.summary
+
+        def summary_through(stop: int) -> str:
+            return extractive(previous, history[first:stop], render.window.summary_chars, self._count_system, budget // 8)
+
+        for _ in range(2):
+            render.set_window(replace(render.window, summary=summary_through(end), headroom=0.0))
+            end = max(end, low_water_start(history, render.window, budget, render.count, first))
+        render.set_window(replace(render.window, start=end, summary=summary_through(end)))
+        again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
+        return Fitted(again.start, (first, again.start), again.tokens)
 
     def _count_system(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0

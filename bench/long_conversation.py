@@ -45,14 +45,19 @@ def message(turn: int, words: int = 110) -> str:
 
 
 def chat(server: ServerProcess, text: str, session_id: str | None) -> dict:
+    started, first_token = time.perf_counter(), None
+    frames = []
     with server.client.stream("POST", server.url + "/chat_stream_sse_fetch",
                               json={"message": text, "session_id": session_id}) as response:
-        frames = [json.loads(line[5:]) for line in response.iter_lines()
-                  if line.startswith("data:") and line[5:].strip() != "[DONE]"]
+        for line in response.iter_lines():
+            if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                frames.append(json.loads(line[5:]))
+                if frames[-1].get("type") == "token" and first_token is None:
+                    first_token = (time.perf_counter() - started) * 1000
     done = next((f for f in frames if f.get("type") == "done"), None)
     error = next((f for f in frames if f.get("type") == "error"), None)
     session = next((f["session_id"] for f in frames if f.get("type") == "session"), session_id)
-    return {"done": done, "error": error, "session_id": session}
+    return {"done": done, "error": error, "session_id": session, "first_token_ms": first_token}
 
 
 def wait_idle(server: ServerProcess, limit: float) -> float:
@@ -131,14 +136,17 @@ def against_raw(turns: int = 10) -> dict:
 
 
 def summary_does_not_delay(rounds: int = 3) -> dict:
-    """TTFT of a message while the model writes a summary ÷ the same message when idle."""
+    """Time to the first token (request to first token frame, as the user sees it) of a short
+    question in another chat, sent while the model writes a summary ÷ a like question when idle
+    (different words each time: no prompt cache helps either)."""
     busy, idle = [], []
     with tempfile.TemporaryDirectory() as folder:
         server = ServerProcess({"AIONE_CHAT__N_CTX": "1024", "AIONE_CHAT__MAX_TOKENS": "24",
                                 "AIONE_CHAT__TEMPERATURE": "0", "AIONE_CONTEXT__SUMMARY_TOKENS": "400"}, Path(folder),
                                wait_for_model=None)
         try:
-            probe = "What is the capital of France? Answer in one word."
+            probe = "Question {n}: what is the capital of {country}? Answer in one word."
+            countries = ["France", "Spain", "Italy", "Japan", "Korea", "Chile", "Kenya", "Peru"]
             for r in range(rounds):
                 session, summarising = None, False
                 for turn in range(1, 12):  # until an answer leaves the window near full: the upkeep summarises
@@ -153,11 +161,11 @@ def summary_does_not_delay(rounds: int = 3) -> dict:
                     continue
                 time.sleep(0.8)  # the summary is being written now
                 during = server.slot()["holders"]
-                result = chat(server, probe, None)
-                busy.append(result["done"]["timings"]["ttft_ms"])
+                result = chat(server, probe.format(n=2 * r, country=countries[2 * r]), None)
+                busy.append(result["first_token_ms"])
                 wait_idle(server, 120)
-                result = chat(server, probe, None)
-                idle.append(result["done"]["timings"]["ttft_ms"])
+                result = chat(server, probe.format(n=2 * r + 1, country=countries[2 * r + 1]), None)
+                idle.append(result["first_token_ms"])
                 print(f"  round {r}: upkeep holding the slot when sent: {bool(during)}; TTFT {busy[-1]:.0f} ms "
                       f"vs idle {idle[-1]:.0f} ms")
                 wait_idle(server, 120)

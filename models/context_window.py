@@ -59,17 +59,25 @@ def fit_window(history: Sequence[dict], window: Window, budget: int, count: Call
         raise ContextOverflow(
             f"the message is too long for the model's context: {fixed} tokens, at most {budget} fit. "
             f"Shorten it or raise {env_name('chat', 'n_ctx')}")
+    chosen = low_water_start(history, window, budget, count, start, fixed)
+    return Fitted(chosen, (start, chosen), count(chosen))
+
+
+def low_water_start(history: Sequence[dict], window: Window, budget: int, count: Callable[[int], int], start: int,
+                    fixed: int | None = None) -> int:
+    """The first turn start after `start` whose prompt is at most the low-water mark: what is
+    fixed (system, summary, message) plus `low_water` of the rest of the room."""
+    fixed = count(len(history)) if fixed is None else fixed
     target = fixed + int((budget - fixed) * window.low_water)
-    candidates = [at for at in starts if at > start]
+    candidates = [at for at in turn_starts(history) if at > start]
     low, high = 0, len(candidates) - 1  # the last candidate (no history) always fits the target
-    while low < high:  # the first start whose prompt is at most the low-water mark
+    while low < high:
         middle = (low + high) // 2
         if count(candidates[middle]) <= target:
             high = middle
         else:
             low = middle + 1
-    chosen = candidates[low]
-    return Fitted(chosen, (start, chosen), count(chosen))
+    return candidates[low]
 
 
 def cut_tool_results(history: list[dict], room: int, tokens_of: Callable[[str], int]) -> list[dict]:
