@@ -33,6 +33,7 @@ from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
 log = logging.getLogger(__name__)
 
 MODEL_SETTING = env_name('chat', 'model_path')
+WARM_BATCH = 64  # tokens per step of background evaluation: between steps it gives way to a user
 _load_lock = threading.Lock()  # the progress hook below patches a module function
 
 
@@ -159,6 +160,24 @@ class _Renderer:
             tokens, rendered = engine._tokenize_chat(head + kept + new, **extra)
             self._cache[start] = (tokens, rendered, sampling, calls_as)
         return self._cache[start]
+
+
+def summarise_drop(history: list[dict], render: _Renderer, fitted: Fitted, budget: int,
+                   tokens_of: Callable[[str], int]) -> Fitted:
+    """What fell out goes into the summary (first sentences) now, and the block is chosen again
+    with that summary in place, so the low-water mark holds with it (else the summary's growth
+    would fill the room and drop again at the next turn)."""
+    first, end, previous = fitted.dropped[0], fitted.start, render.window.summary
+
+    def summary_through(stop: int) -> str:
+        return extractive(previous, history[first:stop], render.window.summary_chars, tokens_of, budget // 8)
+
+    for _ in range(2):
+        render.set_window(replace(render.window, summary=summary_through(end), headroom=0.0))
+        end = max(end, low_water_start(history, render.window, budget, render.count, first))
+    render.set_window(replace(render.window, start=end, summary=summary_through(end)))
+    again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
+    return Fitted(again.start, (first, again.start), again.tokens)
 
 
 class LlmEngine:
@@ -367,7 +386,7 @@ class LlmEngine:
         render = _Renderer(self, request, history, system)
         fitted = fit_window(history, render.window, budget, render.count)
         if fitted.dropped is not None and render.window.overflow == "window":
-            fitted = self._summarise_drop(history, render, fitted, budget)
+            fitted = summarise_drop(history, render, fitted, budget, self._count_system)
         window = render.window
         tokens, rendered, sampling, calls_as = render(fitted.start)
         self._bind_conversation(request.session_id)
@@ -381,22 +400,6 @@ class LlmEngine:
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,
                       tool_names=tuple(plan.names) if plan else (), tool_schemas=plan.tools if plan else (),
                       max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0, context=context)
-
-    def _summarise_drop(self, history: list[dict], render: _Renderer, fitted: Fitted, budget: int) -> Fitted:
-        """What fell out goes into the summary (first sentences) now, and the block is chosen again
-        with that summary in place, so the low-water mark holds with it (else the summary's growth
-        would fill the room and drop again at the next turn)."""
-        first, end, previous = fitted.dropped[0], fitted.start, render.window.summary
-
-        def summary_through(stop: int) -> str:
-            return extractive(previous, history[first:stop], render.window.summary_chars, self._count_system, budget // 8)
-
-        for _ in range(2):
-            render.set_window(replace(render.window, summary=summary_through(end), headroom=0.0))
-            end = max(end, low_water_start(history, render.window, budget, render.count, first))
-        render.set_window(replace(render.window, start=end, summary=summary_through(end)))
-        again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
-        return Fitted(again.start, (first, again.start), again.tokens)
 
     def _count_system(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
@@ -413,14 +416,16 @@ class LlmEngine:
 
     def warm(self, prompt: Prompt, should_stop: Callable[[], bool]) -> bool:
         """Evaluate a prompt into the KV cache without answering (the window's new prefix, made
-        while the user reads, so the next turn starts from it); False when stopped part way."""
+        while the user reads, so the next turn starts from it; a summary's input before it is
+        written), in small batches so that `should_stop` (a user's request waits) is seen within
+        a fraction of a second; False when stopped part way."""
         llm = self._llm
         if llm is None:
             return False
         tokens = prompt.tokens[:-1]  # the next turn re-evaluates the last token anyway
         done = self._reusable_prefix(tokens + [-1])
         llm.n_tokens = done
-        step = max(1, min(self.cfg.n_batch, self.n_ctx))
+        step = max(1, min(WARM_BATCH, self.cfg.n_batch, self.n_ctx))
         while done < len(tokens):
             if should_stop():
                 return False

@@ -77,9 +77,13 @@ class ConversationWindows:
         self.store, self.slot, self.cfg = store, slot, cfg
         self._tasks: set[asyncio.Task] = set()
         self._upkeep: dict[str, asyncio.Task] = {}  # by session: one at a time
+        self._turns: dict[str, int] = {}  # turns begun per session: an upkeep from before one stores nothing
 
     async def conversation(self, session_id: str, history: Sequence[dict], message: str = "") -> Conversation:
-        """The branch's window: it starts after the summary reaching furthest along the branch."""
+        """The branch's window: it starts after the summary reaching furthest along the branch.
+        A turn begins: the session's upkeep, if any, stores nothing more (it would change what this
+        turn read) and stops at its next step (never cancelled mid-step: the model is in use)."""
+        self._turns[session_id] = self._turns.get(session_id, 0) + 1  # the upkeep sees it and stops
         messages, ids = split_ids(history)
         summary = await self.store.for_path(session_id, [i for i in ids if i is not None])
         language = language_of([m["content"] for m in messages[-6:]] + [message])
@@ -119,9 +123,6 @@ class ConversationWindows:
         return "ko" if conversation.window.summary_label == LABELS["ko"] else "en"
 
     def _start_upkeep(self, conversation: Conversation, engine_name: str) -> None:
-        previous = self._upkeep.get(conversation.session_id)
-        if previous is not None and not previous.done():
-            previous.cancel()
         task = asyncio.ensure_future(self._run_upkeep(conversation, engine_name))
         self._upkeep[conversation.session_id] = task
         self._tasks.add(task)
@@ -133,7 +134,7 @@ class ConversationWindows:
         try:
             lease = self.slot.lease(engine_name, Priority.BACKGROUND, ChatEngine)
             lease.enqueue()
-            work = WindowUpkeep(self, conversation)
+            work = WindowUpkeep(self, conversation, self._turns.get(conversation.session_id, 0))
             async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
                 async for _ in events:
                     pass
@@ -159,9 +160,13 @@ class ConversationWindows:
 class WindowUpkeep:
     """Runner work (turns/runner.py) at background priority: drop early, summarise, warm."""
 
-    def __init__(self, windows: ConversationWindows, conversation: Conversation) -> None:
-        self.windows, self.conversation = windows, conversation
+    def __init__(self, windows: ConversationWindows, conversation: Conversation, turn: int) -> None:
+        self.windows, self.conversation, self.turn = windows, conversation, turn
         self.outcome = "kept"
+
+    def stale(self) -> bool:
+        """A turn of this conversation began since: what it read must stay as it was."""
+        return self.windows._turns.get(self.conversation.session_id, 0) != self.turn
 
     async def begin(self) -> AsyncIterator[Event]:
         return
@@ -178,6 +183,8 @@ class WindowUpkeep:
         if fit is None or warm is None:
             return  # a remote or vision engine: nothing to keep warm here
         summary_text = fit.summary
+        if self.stale():
+            return
         if fit.dropped is not None and fit.start > 0 and ids[fit.start - 1] is not None:
             store, language = self.windows.store, self.windows._language(conversation)
             row = await store.put(conversation.session_id, ids[fit.start - 1], fit.start, fit.summary, "extractive",
@@ -186,14 +193,14 @@ class WindowUpkeep:
             if self.windows.cfg.summaries and not self.windows.gives_way():
                 dropped = history[fit.dropped[0]:fit.dropped[1]]
                 written = await self._summarise(engine, conversation.window.summary, dropped, language)
-                if written:
+                if written and not self.stale():
                     await store.model_summary(row["id"], written)
                     summary_text, self.outcome = written, "summarised"
         if self.windows.gives_way():
             return
         window = replace(conversation.window, start=fit.start, summary=summary_text, headroom=0.0)
         prompt = await run_blocking(engine.prepare, replace(request, window=window))
-        if await run_blocking(warm, prompt, lambda: stop.is_set() or self.windows.gives_way()):
+        if await run_blocking(warm, prompt, lambda: stop.is_set() or self.windows.gives_way() or self.stale()):
             self.outcome += "+warm"
         return
         yield
@@ -204,11 +211,14 @@ class WindowUpkeep:
         question = ChatInput([], conversation_text(previous, dropped, language), system_prompt=SUMMARY_SYSTEM[language],
                              sampling=Sampling(max_tokens=cfg.summary_tokens, temperature=0.2, seed=1))
         prompt = await run_blocking(engine.prepare, question)
+        warm = getattr(engine, "warm")
+        if not await run_blocking(warm, prompt, lambda: self.windows.gives_way() or self.stale()):  # in small steps
+            return ""
         flag = threading.Event()
         parts: list[str] = []
         async with aclosing(iterate_in_thread(lambda: engine.stream(prompt, flag), flag)) as items:
             async for item in items:
-                if self.windows.gives_way():
+                if self.windows.gives_way() or self.stale():
                     flag.set()
                     return ""
                 if isinstance(item, Token):
