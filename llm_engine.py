@@ -33,7 +33,7 @@ from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
 log = logging.getLogger(__name__)
 
 MODEL_SETTING = env_name('chat', 'model_path')
-WARM_BATCH = 64  # tokens per step of background evaluation: between steps it gives way to a user
+WARM_BATCH = 32  # tokens per step of background evaluation: between steps it gives way to a user
 _load_lock = threading.Lock()  # the progress hook below patches a module function
 
 

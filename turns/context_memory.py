@@ -41,6 +41,7 @@ SUMMARY_SYSTEM = {
 }
 HANGUL = re.compile(r"[가-힣]")
 HEADROOM = 0.25  # the upkeep drops a block when less than this share of the room is left
+UPKEEP_DELAY_S = 1.0  # a user who answers at once is not met by the upkeep at all
 
 
 def language_of(texts: Sequence[str]) -> str:
@@ -131,10 +132,14 @@ class ConversationWindows:
     async def _run_upkeep(self, conversation: Conversation, engine_name: str) -> None:
         from turns.runner import TurnRunner  # the same skeleton as every use of a heavy model
 
+        turn = self._turns.get(conversation.session_id, 0)
+        await asyncio.sleep(UPKEEP_DELAY_S)
+        if self._turns.get(conversation.session_id, 0) != turn:
+            return  # the user went on: that turn fits its own window
         try:
             lease = self.slot.lease(engine_name, Priority.BACKGROUND, ChatEngine)
             lease.enqueue()
-            work = WindowUpkeep(self, conversation, self._turns.get(conversation.session_id, 0))
+            work = WindowUpkeep(self, conversation, turn)
             async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
                 async for _ in events:
                     pass
