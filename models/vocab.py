@@ -3,6 +3,7 @@ loads the vocabulary only: milliseconds, no memory to speak of), for showing wha
 conversation's context holds while the model itself is busy or not loaded."""
 from __future__ import annotations
 
+import atexit
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,7 @@ class TemplateCounter:
 
         self._lock = threading.Lock()
         self._llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        atexit.register(self._llm.close)  # its finalizer would fail at interpreter exit
         template = self._llm.metadata.get("tokenizer.chat_template") or ""
         eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
         eos = self._llm._model.token_get_text(eos_id) if eos_id != -1 else ""

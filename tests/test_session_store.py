@@ -52,8 +52,9 @@ async def test_turns_keep_their_metrics_in_sqlite_and_jsonl(store, isolated_data
     turns = await store.list_turns(s["id"])
     assert [t["role"] for t in turns] == ["user", "assistant"]
     assert turns[1]["completion_tokens"] == 5 and turns[1]["finish_reason"] == "done" and turns[1]["ttft_ms"] == 40.5
-    assert await store.history(s["id"]) == [{"role": "user", "content": "안녕", "images": []},
-                                            {"role": "assistant", "content": "안녕하세요!", "images": []}]
+    assert await store.history(s["id"]) == [{"role": "user", "content": "안녕", "images": [], "id": turns[0]["id"]},
+                                            {"role": "assistant", "content": "안녕하세요!", "images": [],
+                                             "id": turns[1]["id"]}]
     lines = [json.loads(l) for f in (isolated_data / "logs").glob("*.jsonl") for l in f.read_text("utf-8").splitlines()]
     logged = [l for l in lines if l["event"] == "turn"]
     assert [l["text"] for l in logged] == ["안녕", "안녕하세요!"]
