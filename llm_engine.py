@@ -2,7 +2,8 @@
 
 The engine renders the prompt itself (so it can count tokens and fit the conversation into the
 context: models/context_window.py keeps the window's prefix between overflows and drops old
-turns in blocks) and streams completion tokens, checking a stop flag between tokens. Loading and unloading happen only through the model slot.
+turns in blocks) and streams completion tokens, checking a stop flag between tokens. Loading and
+unloading happen only through the model slot.
 
 Warm swap-back: the KV cache belongs to one conversation at a time. Before another
 conversation takes it, and before the model is unloaded, the owner's cache is saved to a
@@ -24,7 +25,8 @@ import numpy as np
 from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, ToolPlan, Window, refuse_images
 from core.errors import AppError, ModelLoadError
 from core.events import Token
-from models.context_window import Fitted, cut_tool_results, extractive, fit_window, low_water_start, with_summary
+from models.chat_template import template_formatter, tokenize_chat
+from models.context_window import cut_tool_results, fit_window, summarise_drop, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
@@ -160,24 +162,6 @@ class _Renderer:
             tokens, rendered = engine._tokenize_chat(head + kept + new, **extra)
             self._cache[start] = (tokens, rendered, sampling, calls_as)
         return self._cache[start]
-
-
-def summarise_drop(history: list[dict], render: _Renderer, fitted: Fitted, budget: int,
-                   tokens_of: Callable[[str], int]) -> Fitted:
-    """What fell out goes into the summary (first sentences) now, and the block is chosen again
-    with that summary in place, so the low-water mark holds with it (else the summary's growth
-    would fill the room and drop again at the next turn)."""
-    first, end, previous = fitted.dropped[0], fitted.start, render.window.summary
-
-    def summary_through(stop: int) -> str:
-        return extractive(previous, history[first:stop], render.window.summary_chars, tokens_of, budget // 8)
-
-    for _ in range(2):
-        render.set_window(replace(render.window, summary=summary_through(end), headroom=0.0))
-        end = max(end, low_water_start(history, render.window, budget, render.count, first))
-    render.set_window(replace(render.window, start=end, summary=summary_through(end)))
-    again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
-    return Fitted(again.start, (first, again.start), again.tokens)
 
 
 class LlmEngine:
@@ -351,23 +335,15 @@ class LlmEngine:
 
     # ---- prompt -----------------------------------------------------------------------
     def _template_formatter(self):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm = self._llm
-        template = llm.metadata.get("tokenizer.chat_template")
-        if not template:
+        formatter = template_formatter(self._llm)
+        if formatter is None:
             raise ModelLoadError(
                 f"{self.model_label} has no chat template in its GGUF metadata; use an instruct/chat model"
             )
-        eos_id, bos_id = llm.token_eos(), llm.token_bos()
-        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
-        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
-        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id])
+        return formatter
 
     def _tokenize_chat(self, messages: list[dict], **extra):
-        rendered = self._formatter(messages=messages, **extra)
-        tokens = self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
-        return tokens, rendered
+        return tokenize_chat(self._llm, self._formatter, messages, **extra)
 
     def prepare(self, request: ChatInput) -> Prompt:
         """System prompt, summary, the kept window of history and the new message, fitted into the
@@ -378,7 +354,7 @@ class LlmEngine:
             raise refuse_images(self.name)
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
-        n_ctx, window = self.n_ctx, request.window
+        n_ctx = self.n_ctx
         max_tokens = (request.sampling.max_tokens or self.cfg.max_tokens)
         budget = n_ctx - min(max_tokens, n_ctx // 4)  # room kept for the answer
         system = request.system_or(self.cfg.system_prompt)
@@ -387,14 +363,11 @@ class LlmEngine:
         fitted = fit_window(history, render.window, budget, render.count)
         if fitted.dropped is not None and render.window.overflow == "window":
             fitted = summarise_drop(history, render, fitted, budget, self._count_system)
-        window = render.window
         tokens, rendered, sampling, calls_as = render(fitted.start)
         self._bind_conversation(request.session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         plan = request.tools
-        context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, self._count_system(system),
-                             self._count_system(with_summary("", window)) if window.summary else 0, len(tokens),
-                             window.summary)
+        context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, len(tokens), render.window.summary)
         return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, fitted.start,
                       max_new_tokens=min(max_tokens, n_ctx - len(tokens)),
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,

@@ -60,7 +60,8 @@ class Window:
     the cached prefix), "refuse" answers context_length_exceeded (/v1, as OpenAI does)."""
 
     start: int = 0
-    summary: str = ""
+    summary: str = ""  # what the prompt holds now
+    summary_base: str = ""  # what the next drop extends, when newer than `summary` (the model's, written late)
     summary_label: str = "Summary of the earlier conversation"
     overflow: str = "window"
     low_water: float = 0.5
@@ -122,14 +123,12 @@ class Prompt:
 @dataclass(frozen=True)
 class ContextFit:
     """What a prompt's context holds: the window's start in the history, a block dropped now
-    (history[a:b], to be summarised), and the token counts of its parts."""
+    (history[a:b], to be summarised), the prompt's tokens."""
 
     n_ctx: int
     budget: int  # the prompt's room: n_ctx less the answer's reserve
     start: int
     dropped: tuple[int, int] | None
-    system_tokens: int
-    summary_tokens: int
     prompt_tokens: int
     summary: str = ""  # the summary the prompt holds (a new one when a block dropped now)
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from core.contracts import Window
 from core.errors import AppError, ContextOverflow
@@ -35,6 +36,16 @@ class Fitted:
     start: int  # where the window starts in the history
     dropped: tuple[int, int] | None  # a block dropped by this fit: history[a:b]
     tokens: int  # the prompt's tokens with this window
+
+
+class Renderer(Protocol):
+    """The prompt's token count for a window start, with the current window (its summary)."""
+
+    window: Window
+
+    def set_window(self, window: Window) -> None: ...
+
+    def count(self, start: int) -> int: ...
 
 
 def turn_starts(history: Sequence[dict]) -> list[int]:
@@ -127,3 +138,23 @@ def with_summary(system_prompt: str, window: Window) -> str:
         return system_prompt
     part = f"[{window.summary_label}]\n{window.summary}"
     return f"{system_prompt}\n\n{part}" if system_prompt else part
+
+
+def summarise_drop(history: Sequence[dict], render: Renderer, fitted: Fitted, budget: int,
+                   tokens_of: Callable[[str], int]) -> Fitted:
+    """What fell out goes into the summary (first sentences) now, and the block is chosen again
+    with that summary in place, so the low-water mark holds with it (else the summary's growth
+    would fill the room and drop again at the next turn). `render` ends on the chosen window."""
+    assert fitted.dropped is not None
+    first, end = fitted.dropped[0], fitted.start
+    previous = render.window.summary_base or render.window.summary
+
+    def summary_through(stop: int) -> str:
+        return extractive(previous, history[first:stop], render.window.summary_chars, tokens_of, budget // 8)
+
+    for _ in range(2):
+        render.set_window(replace(render.window, summary=summary_through(end), headroom=0.0))
+        end = max(end, low_water_start(history, render.window, budget, render.count, first))
+    render.set_window(replace(render.window, start=end, summary=summary_through(end), summary_base=""))
+    again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
+    return Fitted(again.start, (first, again.start), again.tokens)
