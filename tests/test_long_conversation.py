@@ -110,11 +110,16 @@ def _chat(url: str, message: str, session_id: str | None = None, **extra) -> dic
         frames = read_frames(response)
     done = next(f for f in frames if isinstance(f, dict) and f["type"] == "done")
     session = next(f for f in frames if isinstance(f, dict) and f["type"] == "session")["session_id"]
-    return {"done": done, "session_id": session}
+    trimmed = any(isinstance(f, dict) and f["type"] == "status" and f.get("state") == "history_trimmed" for f in frames)
+    return {"done": done, "session_id": session, "trimmed_now": trimmed}
 
 
 def _idle(url: str) -> None:
-    """Wait for the background upkeep (it holds the slot while it works)."""
+    """Wait for the background upkeep (it starts a second after an answer and holds the slot while
+    it works)."""
+    from turns.context_memory import UPKEEP_DELAY_S
+
+    time.sleep(UPKEEP_DELAY_S + 0.3)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         state = httpx.get(url + "/api/slot").json()
@@ -134,18 +139,23 @@ def long_settings(isolated_data):
 def test_a_fact_from_turn_one_stays_in_the_prompt_through_the_summary_per_branch_and_across_a_restart(long_settings):
     fact = "내 이름은 민지고 회사에서 파이썬으로 데이터 분석을 해."
     with serve(create_app(long_settings)) as url:
-        session, first_done = None, None
+        session, warm_starts, summarized = None, [], 0
         for turn in range(12):
             text = (fact + " ") if turn == 0 else f"{turn}번째 이야기. "
             result = _chat(url, text + "오늘 날씨와 산책 이야기를 길게 해 줘. " * 3, session)
             session = result["session_id"]
-            first_done = first_done or result["done"]
-            context = result["done"]["context"]
+            done, context = result["done"], result["done"]["context"]
             assert context["n_ctx"] == 1024 and 0 < context["used_tokens"] <= 1024
+            if context["summarized_turns"] > summarized and not result["trimmed_now"]:
+                # the upkeep dropped this block after the last answer and evaluated the new prefix:
+                # llama.cpp re-reads only this turn's message
+                warm_starts.append(done["usage"]["cached_tokens"] / done["usage"]["prompt_tokens"])
+            summarized = context["summarized_turns"]
             _idle(url)
         view = httpx.get(url + f"/api/sessions/{session}/context").json()
         turns = httpx.get(url + f"/api/sessions/{session}/turns").json()["turns"]
     assert result["done"]["context"]["summarized_turns"] > 0
+    assert warm_starts and min(warm_starts) > 0.6, warm_starts  # the upkeep's drop, and its prefix warm
     kinds = [part["kind"] for part in view["parts"]]
     assert kinds[0] == "system" and kinds[1] == "summary" and set(kinds[2:]) == {"turn"}
     summary = view["parts"][1]

@@ -77,8 +77,7 @@ class AnswerTurn:
         if recorder is not None:
             history, self.request_turn = await recorder.save_request(question.message, self.stored)
             if self.windows is not None and question.session_id is not None:
-                self.conversation = await self.windows.conversation(question.session_id, history, question.message)
-                await self.windows.used(self.conversation)
+                self.conversation = await self.windows.for_turn(question.session_id, history, question.message)
                 question = replace(question, history=self.conversation.history, window=self.conversation.window)
             else:
                 question = replace(question, history=split_ids(history)[0])
@@ -213,21 +212,25 @@ class AnswerTurn:
     def _context(self, answer: dict | None) -> dict | None:
         """The done frame's view of the context: tokens used of n_ctx after this answer, where
         the model's window starts, how many turns come before it (summarised or fallen out)."""
-        fit, last = self.fit, self.last_fit
-        if fit is None or last is None:
+        fit = self.fit
+        if fit is None:
             return None
         ids = self.conversation.ids if self.conversation is not None else []
         first = ids[fit.start] if fit.start < len(ids) else (self.request_turn or {}).get("id")
-        return {"used_tokens": last.prompt_tokens + (self.result["completion_tokens"] or 0), "n_ctx": fit.n_ctx,
-                "window_first_turn_id": first, "summarized_turns": fit.start}
+        return {"used_tokens": self._used_tokens(), "n_ctx": fit.n_ctx, "window_first_turn_id": first,
+                "summarized_turns": fit.start}
+
+    def _used_tokens(self) -> int:
+        """The context after this answer: the last pass's prompt and what was generated."""
+        return (self.last_fit.prompt_tokens if self.last_fit else 0) + (self.result["completion_tokens"] or 0)
 
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result
         if self.windows is not None and self.conversation is not None and answer is not None:
             question_id = (self.request_turn or {}).get("id")
-            used = (self.last_fit.prompt_tokens if self.last_fit else 0) + (self.result["completion_tokens"] or 0)
             await self.windows.after_answer(self.conversation, self.fit, self.engine_name,
-                                            (question_id, self.raw_message), (answer["id"], "".join(self.parts)), used)
+                                            (question_id, self.raw_message), (answer["id"], "".join(self.parts)),
+                                            self._used_tokens())
         return ChatDone(
             turn_id=answer["id"] if answer else None, finish_reason=result["finish_reason"], model=self.model,
             usage=Usage(result["prompt_tokens"], result["completion_tokens"], self.cached_tokens),

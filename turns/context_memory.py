@@ -29,6 +29,7 @@ from core.events import ChatDone, Event, Token, Usage
 from core.threads import iterate_in_thread, run_blocking
 from settings import Context
 from store.summaries import SummaryStore
+from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Conversation:
     ids: list[int | None]
     window: Window
     summary: dict | None  # the stored summary the window starts after
+    language: str  # ko / en: the summary's label and the language the model summarises in
 
 
 def split_ids(history: Sequence[dict]) -> tuple[list[dict], list[int | None]]:
@@ -77,27 +79,33 @@ class ConversationWindows:
     def __init__(self, store: SummaryStore, slot: ModelSlot, cfg: Context) -> None:
         self.store, self.slot, self.cfg = store, slot, cfg
         self._tasks: set[asyncio.Task] = set()
-        self._upkeep: dict[str, asyncio.Task] = {}  # by session: one at a time
         self._turns: dict[str, int] = {}  # turns begun per session: an upkeep from before one stores nothing
 
+    async def for_turn(self, session_id: str, history: Sequence[dict], message: str) -> Conversation:
+        """A turn begins: its conversation, and the summary it reads marked used. The session's
+        upkeep, if any, stores nothing more (it would change what this turn read) and stops at its
+        next step (never cancelled mid-step: the model is in use)."""
+        self._turns[session_id] = self._turns.get(session_id, 0) + 1
+        conversation = await self.conversation(session_id, history, message)
+        if conversation.summary is not None and not conversation.summary["used"]:
+            await self.store.mark_used(conversation.summary["id"])
+        return conversation
+
     async def conversation(self, session_id: str, history: Sequence[dict], message: str = "") -> Conversation:
-        """The branch's window: it starts after the summary reaching furthest along the branch.
-        A turn begins: the session's upkeep, if any, stores nothing more (it would change what this
-        turn read) and stops at its next step (never cancelled mid-step: the model is in use)."""
-        self._turns[session_id] = self._turns.get(session_id, 0) + 1  # the upkeep sees it and stops
+        """The branch's window: it starts after the summary reaching furthest along the branch
+        (a model summary written after a turn used the first-sentence one is what the next drop
+        extends)."""
         messages, ids = split_ids(history)
         summary = await self.store.for_path(session_id, [i for i in ids if i is not None])
         language = language_of([m["content"] for m in messages[-6:]] + [message])
         window = Window(low_water=self.cfg.low_water, summary_label=LABELS[language],
                         summary_chars=self.cfg.summary_tokens * 3)
         if summary is not None:
+            language = summary["language"]
+            later = summary["model_text"] if summary["model_text"] not in (None, summary["text"]) else ""
             window = replace(window, start=ids.index(summary["through_turn_id"]) + 1, summary=summary["text"],
-                             summary_label=LABELS[summary["language"]])
-        return Conversation(session_id, messages, ids, window, summary)
-
-    async def used(self, conversation: Conversation) -> None:
-        if conversation.summary is not None and not conversation.summary["used"]:
-            await self.store.mark_used(conversation.summary["id"])
+                             summary_base=later, summary_label=LABELS[language])
+        return Conversation(session_id, messages, ids, window, summary, language)
 
     async def after_answer(self, conversation: Conversation, fit: ContextFit | None, engine_name: str,
                            question: tuple[int | None, str], answer: tuple[int | None, str], used_tokens: int) -> None:
@@ -109,29 +117,24 @@ class ConversationWindows:
             return  # a remote or vision engine: its server or its own trim keeps the context
         if fit.dropped is not None and fit.start > 0 and conversation.ids[fit.start - 1] is not None:
             row = await self.store.put(conversation.session_id, conversation.ids[fit.start - 1], fit.start,
-                                       fit.summary, "extractive", self._language(conversation))
+                                       fit.summary, "extractive", conversation.language)
             await self.store.mark_used(row["id"])  # this turn's prompt held it
         if used_tokens < fit.budget * (1 - HEADROOM):
             return
-        window = replace(conversation.window, start=fit.start, summary=fit.summary)
-        grown = Conversation(conversation.session_id,
-                             [*conversation.history, {"role": "user", "content": question[1]},
-                              {"role": "assistant", "content": answer[1]}],
-                             [*conversation.ids, question[0], answer[0]], window, conversation.summary)
+        window = replace(conversation.window, start=fit.start, summary=fit.summary,
+                         summary_base="" if fit.dropped else conversation.window.summary_base)
+        grown = replace(conversation, history=[*conversation.history, {"role": "user", "content": question[1]},
+                                               {"role": "assistant", "content": answer[1]}],
+                        ids=[*conversation.ids, question[0], answer[0]], window=window)
         self._start_upkeep(grown, engine_name)
-
-    def _language(self, conversation: Conversation) -> str:
-        return "ko" if conversation.window.summary_label == LABELS["ko"] else "en"
 
     def _start_upkeep(self, conversation: Conversation, engine_name: str) -> None:
         task = asyncio.ensure_future(self._run_upkeep(conversation, engine_name))
-        self._upkeep[conversation.session_id] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run_upkeep(self, conversation: Conversation, engine_name: str) -> None:
-        from turns.runner import TurnRunner  # the same skeleton as every use of a heavy model
-
+        """Through the turn runner and a lease, like every use of a heavy model."""
         turn = self._turns.get(conversation.session_id, 0)
         await asyncio.sleep(UPKEEP_DELAY_S)
         if self._turns.get(conversation.session_id, 0) != turn:
@@ -150,11 +153,6 @@ class ConversationWindows:
 
     def gives_way(self) -> bool:
         return self.slot.waiting_before(Priority.BACKGROUND)
-
-    async def idle(self) -> None:
-        """Wait for every upkeep (tests and benches)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -191,13 +189,14 @@ class WindowUpkeep:
         if self.stale():
             return
         if fit.dropped is not None and fit.start > 0 and ids[fit.start - 1] is not None:
-            store, language = self.windows.store, self.windows._language(conversation)
+            store, language = self.windows.store, conversation.language
             row = await store.put(conversation.session_id, ids[fit.start - 1], fit.start, fit.summary, "extractive",
                                   language)
             self.outcome = "dropped"
             if self.windows.cfg.summaries and not self.windows.gives_way():
                 dropped = history[fit.dropped[0]:fit.dropped[1]]
-                written = await self._summarise(engine, conversation.window.summary, dropped, language)
+                previous = conversation.window.summary_base or conversation.window.summary
+                written = await self._summarise(engine, previous, dropped, language)
                 if written and not self.stale():
                     await store.model_summary(row["id"], written)
                     summary_text, self.outcome = written, "summarised"
