@@ -30,7 +30,7 @@ import zipfile
 from pathlib import Path
 
 from core.errors import BadUpload
-from documents import hwp5, hwpx
+from documents import hwp5, hwp5_docinfo, hwpx
 from documents.parsing import parse
 
 HP = hwpx.HP
@@ -83,13 +83,13 @@ def preview_text(data: bytes, suffix: str) -> str:
 
 def without_numbers(data: bytes, name: str) -> str:
     """The reader's output with automatic numbering turned off (for finding numbered lines)."""
-    saved = hwpx._Body._number, hwp5.DocInfo.number
+    saved = hwpx._Body._number, hwp5_docinfo.DocInfo.number
     hwpx._Body._number = lambda self, paragraph: ""  # type: ignore[method-assign]
-    hwp5.DocInfo.number = lambda self, counters, shape, style: ""  # type: ignore[method-assign]
+    hwp5_docinfo.DocInfo.number = lambda self, counters, shape, style: ""  # type: ignore[method-assign]
     try:
         return parse(data, name)[0].text
     finally:
-        hwpx._Body._number, hwp5.DocInfo.number = saved  # type: ignore[method-assign]
+        hwpx._Body._number, hwp5_docinfo.DocInfo.number = saved  # type: ignore[method-assign]
 
 
 def numbered_paragraphs(preview: str, plain: str) -> list[tuple[str, str]]:

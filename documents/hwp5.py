@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from core.errors import BadUpload
 from documents.numbering import Counters
-from documents.hwp5_docinfo import DocInfo, read_docinfo  # noqa: F401 - DocInfo: the bench patches it
+from documents.hwp5_docinfo import DocInfo, read_docinfo
 
 SIGNATURE = b"HWP Document File"
 COMPRESSED, PASSWORD, DISTRIBUTION, DRM = 0x1, 0x2, 0x4, 0x10

@@ -59,7 +59,7 @@ class DocumentLibrary:
         kind = kind_of(name, data)
         if session_id is not None:
             await self.store.check_session(session_id)
-        sections = await run_blocking(parse, data, name, self.ocr_cfg.max_image_pixels)  # errors: the caller's 4xx
+        sections = await run_blocking(parse, data, name, self.ocr_cfg.max_image_pixels, kind)  # errors: the caller's 4xx
         await self._check_ocr(name, sections)
         document_id = hashlib.sha256(data).hexdigest()[:32]
         document, created = await self.store.add_document(document_id, name, kind, len(data))

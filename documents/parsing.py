@@ -153,12 +153,12 @@ def _docx(data: bytes, name: str) -> list[Section]:
     return [Section("\n\n".join(lines))]
 
 
-def parse(data: bytes, name: str, max_image_pixels: int = 60_000_000) -> list[Section]:
+def parse(data: bytes, name: str, max_image_pixels: int = 60_000_000, kind: str | None = None) -> list[Section]:
     """Text sections of a document (one per PDF page, one otherwise); those that need OCR are
     empty, with the reason."""
     if not data:
         raise BadUpload(f"{name} is empty", code="empty_file")
-    kind = kind_of(name, data)
+    kind = kind or kind_of(name, data)  # the library knows it already: the content is sniffed once
     if kind in ("txt", "md"):
         sections = [Section(decode_text(data, name))]
     elif kind == "html":
