@@ -1,6 +1,7 @@
 // @ts-check
 /** PKC Mark in the page: pick models and tasks, follow the run (progress, ETA, cancel), then a
  * per-task bar chart, speed vs quality, the numbers, exports and the history of runs. */
+import { el } from "./dom.js";
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 
@@ -14,13 +15,6 @@ const charts = {};
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
-/** @param {string} tag @param {string} className @param {string} [text] */
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function showError(/** @type {string} */ message) {
   $("bench-error").hidden = !message;

@@ -6,19 +6,12 @@
  * the parts of the next turn's prompt (GET /api/sessions/{id}/context) when the meter is clicked.
  */
 import { api } from "./api.js";
+import { el } from "./dom.js";
 import { t } from "./i18n.js";
 
 /** @typedef {{used_tokens: number, n_ctx: number, window_first_turn_id: number|null, summarized_turns: number}} ContextState */
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-/** @param {string} tag @param {string} className @param {string} [text] */
-function make(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** @param {() => string|null} currentSession */
 export function initContextMeter(currentSession) {
@@ -50,17 +43,17 @@ export function initContextMeter(currentSession) {
     if (!state.summarized_turns || state.window_first_turn_id == null) return;
     const first = document.querySelector(`.message[data-turn-id="${Number(state.window_first_turn_id)}"]`);
     if (!first) return;
-    const line = make("div", "window-marker");
-    line.append(make("span", "window-marker-text", t("windowMarker")));
-    const open = /** @type {HTMLButtonElement} */ (make("button", "link-button window-summary-button", t("showSummary")));
+    const line = el("div", "window-marker");
+    line.append(el("span", "window-marker-text", t("windowMarker")));
+    const open = /** @type {HTMLButtonElement} */ (el("button", "link-button window-summary-button", t("showSummary")));
     open.type = "button";
-    const box = make("div", "window-summary");
+    const box = el("div", "window-summary");
     box.hidden = true;
     open.addEventListener("click", async () => {
       if (box.hidden) {
         const summary = (await fetchView())?.parts?.find((/** @type {any} */ part) => part.kind === "summary");
         box.textContent = summary ? summary.text : t("noSummaryYet");
-        if (summary?.summary_kind === "extractive") box.append(make("div", "muted small", t("summaryExtractive")));
+        if (summary?.summary_kind === "extractive") box.append(el("div", "muted small", t("summaryExtractive")));
       }
       box.hidden = !box.hidden;
     });
@@ -73,13 +66,13 @@ export function initContextMeter(currentSession) {
     const data = await fetchView();
     panel.replaceChildren();
     if (!data) return;
-    panel.append(make("div", "context-title", `${t("contextTitle")}: ${data.used_tokens.toLocaleString()} / `
+    panel.append(el("div", "context-title", `${t("contextTitle")}: ${data.used_tokens.toLocaleString()} / `
       + `${data.budget.toLocaleString()} (${t("contextOf")} ${data.n_ctx.toLocaleString()})`));
     for (const part of data.parts) {
-      const row = make("div", `context-part context-${part.kind}`);
+      const row = el("div", `context-part context-${part.kind}`);
       const name = part.kind === "turn" ? (part.role === "user" ? t("you") : t("assistant")) : t(`context_${part.kind}`);
-      row.append(make("span", "context-kind", name), make("span", "context-tokens", `${part.tokens}`));
-      if (part.text) row.append(make("div", "context-text", part.text));
+      row.append(el("span", "context-kind", name), el("span", "context-tokens", `${part.tokens}`));
+      if (part.text) row.append(el("div", "context-text", part.text));
       panel.append(row);
     }
     panel.hidden = false;

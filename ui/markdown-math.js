@@ -12,15 +12,12 @@
  * followed by Korean words inside).
  */
 
+import { escapeHtml } from "./dom.js";
+
 const ENVIRONMENTS = "aligned|align\\*?|cases|equation\\*?|gather\\*?|gathered|matrix|pmatrix|bmatrix|vmatrix|array|split";
 const BEGIN_ENV = new RegExp(`^\\\\begin\\{(${ENVIRONMENTS})\\}`);
 /** @type {Map<string, string>} rendered formulas: streaming renders the same ones many times */
 const cache = new Map();
-
-/** @param {string} text */
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
 
 /**
  * A formula as MathML (its TeX kept in data-tex), or its source as code when it does not parse.

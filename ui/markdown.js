@@ -26,6 +26,7 @@ import sql from "./vendor/highlight/languages/sql.min.js";
 import typescript from "./vendor/highlight/languages/typescript.min.js";
 import xml from "./vendor/highlight/languages/xml.min.js";
 import yaml from "./vendor/highlight/languages/yaml.min.js";
+import { escapeHtml } from "./dom.js";
 import { t } from "./i18n.js";
 import { dollarFormula, mathPlugin } from "./markdown-math.js";
 
@@ -35,11 +36,6 @@ const ALIASES = { sh: "bash", shell: "bash", zsh: "bash", console: "bash", js: "
   py: "python", html: "xml", "c++": "cpp", yml: "yaml", golang: "go", rs: "rust", h: "c", hpp: "cpp" };
 
 const MATHML = "http://www.w3.org/1998/Math/MathML";
-
-/** @param {string} text */
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}
 
 /** @param {string} url */
 export function safeUrl(url) {

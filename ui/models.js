@@ -1,6 +1,7 @@
 // @ts-check
 /** The model library page: every model found on this PC, how it fits the GPU, its settings, and
  * which one serves chat, image questions and image generation ("사용"). */
+import { el } from "./dom.js";
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 
@@ -20,13 +21,6 @@ const CHOICES = { cache_type: ["f16", "q8_0", "q4_0"], family: ["auto", "sd1", "
                   weight_type: ["default", "f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"] };
 let polling = 0;
 
-/** @param {string} tag @param {string} className @param {string} [text] */
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text; // file names and model metadata: text only
-  return node;
-}
 
 /** @param {number} bytes */
 const size = (bytes) => bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / (1 << 20)))} MB`;

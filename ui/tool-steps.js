@@ -2,19 +2,13 @@
 /** The chat's own tool calls as steps of an answer: what was called (collapsible, with the
  * arguments), the confirmation a code run waits for, and what came back. Also the tools menu:
  * which tools the model may use, remembered per conversation. */
+import { el } from "./dom.js";
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 
 const TOOL_NAMES = ["search_documents", "search_conversations", "run_python", "generate_image"];
 const SAVED = "aione.tools.";
 
-/** @param {string} tag @param {string} className @param {string} [text] */
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text; // model output and tool results: text only
-  return node;
-}
 
 /** @param {string} name @param {string} args the call's JSON arguments */
 function summaryText(name, args) {
