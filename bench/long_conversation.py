@@ -61,7 +61,12 @@ def chat(server: ServerProcess, text: str, session_id: str | None) -> dict:
 
 
 def wait_idle(server: ServerProcess, limit: float) -> float:
+    """The user reads: at least until the upkeep could start (a second after the answer), then
+    until the server's background work is done."""
+    from turns.context_memory import UPKEEP_DELAY_S
+
     started = time.perf_counter()
+    time.sleep(UPKEEP_DELAY_S + 0.3)
     while time.perf_counter() - started < limit:
         state = server.slot()
         if not state["holders"] and not state["queue"]:
