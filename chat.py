@@ -31,6 +31,7 @@ from core.threads import run_blocking
 from documents.library import DocumentLibrary
 from image_engine import ImageEngine
 from llm_engine import LlmEngine
+from memories.book import MemoryBook
 from mark.runner import MarkRunner
 from models.embedder import shared_embedder
 from models.kv_store import KvStore
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         app.state.models = models
         app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
         app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
+        app.state.memories = MemoryBook(stores.memories, embedder, settings.memory)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
@@ -132,6 +134,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             scanned.cancel()
             await app.state.marks.close()
             await app.state.windows.close()
+            await app.state.memories.close()
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
@@ -144,7 +147,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
     app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
     app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
-    app.state.marks = app.state.windows = None
+    app.state.marks = app.state.windows = app.state.memories = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)

@@ -26,7 +26,7 @@ from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, Tool
 from core.errors import AppError, ModelLoadError
 from core.events import Token
 from models.chat_template import template_formatter, tokenize_chat
-from models.context_window import cut_tool_results, fit_window, summarise_drop, with_summary
+from models.context_window import cut_tool_results, fit_window, memory_text, summarise_drop, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
@@ -142,6 +142,7 @@ class _Renderer:
     def __init__(self, engine: LlmEngine, request: ChatInput, history: list[dict], system: str) -> None:
         self.engine, self.request, self.history, self.system = engine, request, history, system
         self.window = request.window
+        self.memory, self.memories = memory_text(request.memory, engine._count_system)  # fixed for the prompt
         self._cache: dict[int, tuple] = {}
 
     def set_window(self, window: Window) -> None:
@@ -156,8 +157,8 @@ class _Renderer:
             system_prompt, kept, extra, sampling, calls_as = with_tools(
                 replace(request, history=self.history[start:]), self.system,
                 engine.llama.metadata.get("tokenizer.chat_template"))
-            head = [{"role": "system", "content": with_summary(system_prompt, self.window)}] \
-                if system_prompt or self.window.summary else []
+            content = with_summary(system_prompt, self.window, self.memory)
+            head = [{"role": "system", "content": content}] if content else []
             new = [{"role": "user", "content": request.message}] if request.message else []
             tokens, rendered = engine._tokenize_chat(head + kept + new, **extra)
             self._cache[start] = (tokens, rendered, sampling, calls_as)
@@ -367,7 +368,8 @@ class LlmEngine:
         self._bind_conversation(request.session_id)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         plan = request.tools
-        context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, len(tokens), render.window.summary)
+        context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, len(tokens), render.window.summary,
+                             render.memories)
         return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, fitted.start,
                       max_new_tokens=min(max_tokens, n_ctx - len(tokens)),
                       cached_tokens=self._reusable_prefix(tokens), sampling=sampling, tool_format=calls_as,

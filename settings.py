@@ -366,6 +366,21 @@ class Context(BaseModel):
     summary_tokens: int = Field(200, ge=32, le=2048, description="Longest summary the model writes, in tokens.")
 
 
+class Memory(BaseModel):
+    """What the assistant remembers about the user across conversations (memories/)."""
+
+    enabled: bool = Field(True, description="Use memories in the prompt and save them on request ('기억해 줘: …').")
+    budget_tokens: int = Field(300, ge=32, le=4096, description="Most tokens the memories take in a prompt.")
+    top_k: int = Field(5, ge=1, le=32, description="Most memories a message brings in.")
+    threshold: float = Field(0.2, ge=0.0, le=2.0, description="Relevance (sentence cosine plus keyword share) a "
+                             "memory needs for a message about the user ('내…', 'my…', '…라고 했지?').")
+    threshold_other: float = Field(0.35, ge=0.0, le=2.0, description="Relevance a memory needs for any other message.")
+    margin: float = Field(0.25, ge=0.0, le=2.0, description="Memories more than this below the best match stay out.")
+    proposals: bool = Field(True, description="After a conversation goes quiet, have the chat model propose facts "
+                            "worth remembering (shown for the user to accept; never saved unseen).")
+    quiet_s: float = Field(60.0, ge=0.0, le=86400.0, description="Seconds without a new turn before proposals run.")
+
+
 class Api(BaseModel):
     """The OpenAI-compatible API (/v1)."""
 
@@ -410,6 +425,7 @@ class Settings(BaseSettings):
     sandbox: Sandbox = Field(default_factory=Sandbox, description="Running code from answers.")
     context: Context = Field(default_factory=Context, description="Long conversations: window and summaries.")
     api: Api = Field(default_factory=Api, description="The OpenAI-compatible API.")
+    memory: Memory = Field(default_factory=Memory, description="Memories across conversations.")
 
 
 def env_name(section: str, field: str | None = None) -> str:

@@ -12,6 +12,7 @@ from core.contracts import ChatInput, Finish, VisionPrompt
 from core.errors import ContextOverflow, ModelLoadError
 from core.events import Token
 from llm_engine import LlmEngine, VramEstimate, sampling_args
+from models.context_window import system_with_memories
 from models.gguf import check_gguf_file
 from settings import VisionModel, env_name
 
@@ -125,7 +126,7 @@ class VlmEngine:
         the ids of images to show again), then the new message with its images."""
         self._llm.llama  # raises when not loaded
         recent, dropped = request.recent(self.cfg.history_turns)
-        system_prompt = request.system_or(self.cfg.system_prompt)
+        system_prompt = system_with_memories(request, self.cfg.system_prompt)
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         for turn in recent:
             messages.append(self._message(turn["role"], turn["content"], turn.get("images", ())))

@@ -73,6 +73,17 @@ DEFAULT_WINDOW = Window()
 
 
 @dataclass(frozen=True)
+class MemoryPart:
+    """What the assistant remembers about the user, for this prompt (memories/): its own part
+    after the system prompt and before the summary. Lines past `budget` tokens (the model's own
+    tokenizer counts) are left out, the last first."""
+
+    label: str
+    lines: tuple[str, ...]
+    budget: int = 300
+
+
+@dataclass(frozen=True)
 class ChatInput:
     """One answer to prepare: the conversation so far, the new message and the stored images
     shown with it. Chat and vision models take the same input; a model that cannot see refuses
@@ -86,6 +97,7 @@ class ChatInput:
     sampling: Sampling = DEFAULT_SAMPLING
     tools: ToolPlan | None = None
     window: Window = DEFAULT_WINDOW
+    memory: MemoryPart | None = None
 
     def system_or(self, configured: str) -> str:
         return configured if self.system_prompt is None else self.system_prompt
@@ -131,6 +143,7 @@ class ContextFit:
     dropped: tuple[int, int] | None
     prompt_tokens: int
     summary: str = ""  # the summary the prompt holds (a new one when a block dropped now)
+    memories: int = 0  # lines of the memory part the prompt holds (the first ones)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ The slot (queue, swaps) and the turn runner (chat, image generation) yield these
 web layer turns them into a wire format: `web/sse.py` into the page's `data: {...}`
 frames. A second encoder (the OpenAI-compatible API) reads the same events.
 
-    SessionStarted -> [TurnSaved] -> [ImagesStored] -> [Sources | NoDocumentsMatched]
+    SessionStarted -> [TurnSaved] -> [MemorySaved] -> [ImagesStored] -> [Sources | NoDocumentsMatched]
       -> Queued* -> Unloading* -> Loading* -> Retrying* -> Ready
       -> [HistoryTrimmed] -> Generating -> (Token* | (StepProgress* PictureMade)*)
       -> ChatDone | PicturesDone | Error
@@ -28,6 +28,15 @@ class TurnSaved:
     session's tree, so the page can draw it without asking)."""
 
     turn: dict
+
+
+@dataclass(frozen=True)
+class MemorySaved:
+    """The message asked to remember or forget something, and it was done (the page offers undo)."""
+
+    action: str  # added / updated / unchanged / forgotten / not_found
+    memory: dict | None
+    previous: dict | None = None  # the memory before the change: what undo puts back
 
 
 @dataclass(frozen=True)
@@ -164,6 +173,7 @@ class ChatDone:
     answer: dict | None = None  # the saved answer's place in the tree (as TurnSaved.turn)
     question: dict | None = None  # the question's place (after an edit it is a new sibling)
     context: dict | None = None  # {used_tokens, n_ctx, window_first_turn_id, summarized_turns} (local chat models)
+    memories_used: tuple[dict, ...] = ()  # {"id", "text"}: the memories the prompt held
 
 
 @dataclass(frozen=True)
@@ -229,7 +239,7 @@ class RunFinished:
     result: RunResult
 
 
-Event = Union[SessionStarted, TurnSaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
+Event = Union[SessionStarted, TurnSaved, MemorySaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
               Ready, HistoryTrimmed, Generating, Token, ToolCallMade, ToolConfirm, ToolResult, StepProgress, PictureMade,
               ChatDone, PicturesDone, Error,
               RunStarted, RunOutput, RunFinished]

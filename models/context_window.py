@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from core.contracts import Window
+from core.contracts import ChatInput, MemoryPart, Window
 from core.errors import AppError, ContextOverflow
 from settings import env_name
 
@@ -132,12 +132,26 @@ def extractive(previous: str, dropped: Sequence[dict], limit_chars: int,
     return text
 
 
-def with_summary(system_prompt: str, window: Window) -> str:
-    """The system part, then the summary of what fell out under its own label."""
-    if not window.summary:
-        return system_prompt
-    part = f"[{window.summary_label}]\n{window.summary}"
-    return f"{system_prompt}\n\n{part}" if system_prompt else part
+def memory_text(part: MemoryPart | None, tokens_of: Callable[[str], int]) -> tuple[str, int]:
+    """The memory part as the prompt holds it, and how many of its lines fit its budget (the
+    first ones: the caller orders them so the part's start stays from turn to turn)."""
+    if part is None or not part.lines:
+        return "", 0
+    kept: list[str] = []
+    for line in part.lines:
+        text = f"[{part.label}]\n" + "\n".join(f"- {kept_line}" for kept_line in [*kept, line])
+        if tokens_of(text) > part.budget:
+            break
+        kept.append(line)
+    if not kept:
+        return "", 0
+    return f"[{part.label}]\n" + "\n".join(f"- {line}" for line in kept), len(kept)
+
+
+def with_summary(system_prompt: str, window: Window, memory: str = "") -> str:
+    """The system part, the memories, then the summary of what fell out, each under its label."""
+    parts = [system_prompt, memory, f"[{window.summary_label}]\n{window.summary}" if window.summary else ""]
+    return "\n\n".join(part for part in parts if part)
 
 
 def summarise_drop(history: Sequence[dict], render: Renderer, fitted: Fitted, budget: int,
@@ -158,3 +172,15 @@ def summarise_drop(history: Sequence[dict], render: Renderer, fitted: Fitted, bu
     render.set_window(replace(render.window, start=end, summary=summary_through(end), summary_base=""))
     again = fit_window(history, render.window, budget, render.count)  # fits: the message alone fitted before
     return Fitted(again.start, (first, again.start), again.tokens)
+
+
+def rough_tokens(text: str) -> int:
+    """A tokenizer's count from above, for engines without one here (remote, vision): about a
+    token per Hangul syllable (3 UTF-8 bytes) and per 3 bytes of Latin text."""
+    return len(text.encode("utf-8")) // 3 + 1
+
+
+def system_with_memories(request: ChatInput, configured: str) -> str:
+    """The system message of an engine that keeps no window of its own (remote, vision): the
+    system prompt, then the memories within their budget (counted from above)."""
+    return with_summary(request.system_or(configured), Window(), memory_text(request.memory, rough_tokens)[0])

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from core.contracts import DEFAULT_SAMPLING, ChatInput, Finish, Sampling, ToolPlan, refuse_images
 from core.errors import AppError, SlotBusy
 from core.events import Queued, Ready, SlotEvent, Token, ToolCallMade
+from models.context_window import system_with_memories
 from settings import ChatModel, ImageModel, RemoteRole, VisionModel, env_name
 
 FINISH = {"stop": "done", "length": "trimmed", "tool_calls": "tool_calls"}
@@ -92,7 +93,7 @@ class RemoteAnswers(RemoteModel):
     cfg: ChatModel
 
     def _messages(self, request: ChatInput, history: list[dict], last: dict) -> list[dict]:
-        system_prompt = request.system_or(self.cfg.system_prompt)
+        system_prompt = system_with_memories(request, self.cfg.system_prompt)
         return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             _openai_message(turn) for turn in history] + ([last] if last else [])
 

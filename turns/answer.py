@@ -32,6 +32,7 @@ from store.image_files import StoredImage
 from turns.chat_tools import ChatTools
 from turns.context_memory import ConversationWindows, split_ids
 from turns.recorder import SessionRecorder
+from turns.turn_memory import TurnMemory
 from turns.references import References, with_references
 from turns.tool_calls import ToolCalls
 
@@ -45,12 +46,13 @@ class AnswerTurn:
     def __init__(self, question: ChatInput, recorder: SessionRecorder | None = None,
                  references: References | None = None, stored: Sequence[StoredImage] = (),
                  checkpoint_s: float = 5.0, tools: ChatTools | None = None,
-                 windows: ConversationWindows | None = None) -> None:
+                 windows: ConversationWindows | None = None, memory: TurnMemory | None = None) -> None:
         """`stored`: images sent with this request (validated and stored by the route); `tools`:
         the built-in tools this answer may use, each call's result answered in a next step;
-        `windows`: the conversation's window and summaries kept across turns (the page's chats)."""
+        `windows`: the conversation's window and summaries kept across turns (the page's chats);
+        `memory`: the memories the prompt holds and the remember/forget request in the message."""
         self.question, self.recorder, self.references, self.stored = question, recorder, references, stored
-        self.windows, self.conversation = windows, None
+        self.windows, self.conversation, self.memory = windows, None, memory
         self.raw_message = question.message  # as stored (the prompt's may carry document passages)
         self.fit: ContextFit | None = None
         self.last_fit: ContextFit | None = None
@@ -83,6 +85,10 @@ class AnswerTurn:
                 question = replace(question, history=split_ids(history)[0])
             self.question = question
             yield TurnSaved(self.request_turn)
+            if self.memory is not None and question.session_id is not None:
+                async for event in self.memory.begin(question.session_id, self.raw_message, self.request_turn["id"]):
+                    yield event
+                question = self.question = replace(question, memory=self.memory.part)
         if self.stored:
             yield ImagesStored(tuple(image.id for image in self.stored))
         if self.references is None:
@@ -226,9 +232,12 @@ class AnswerTurn:
 
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result
+        used = await self.memory.mark_used(self.fit.memories if self.fit else None) if self.memory is not None else []
         if self.windows is not None and self.conversation is not None and answer is not None:
             question_id = (self.request_turn or {}).get("id")
-            await self.windows.after_answer(self.conversation, self.fit, self.engine_name,
+            conversation = replace(self.conversation, system_prompt=self.question.system_prompt,
+                                   memory=self.question.memory)  # the upkeep warms the prefix the next turn reads
+            await self.windows.after_answer(conversation, self.fit, self.engine_name,
                                             (question_id, self.raw_message), (answer["id"], "".join(self.parts)),
                                             self._used_tokens())
         return ChatDone(
@@ -238,7 +247,7 @@ class AnswerTurn:
                      "tokens_per_s": result["tokens_per_s"],
                      "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
             dropped_turns=result["dropped_turns"], answer=answer, question=self.request_turn,
-            context=self._context(answer))
+            context=self._context(answer), memories_used=tuple(used))
 
     async def save_partial(self, reason: str) -> None:
         if self.recorder is None or not self.recorder.request_saved:

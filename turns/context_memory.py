@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 
-from core.contracts import ChatEngine, ChatInput, ContextFit, Sampling, Window
+from core.contracts import ChatEngine, ChatInput, ContextFit, MemoryPart, Sampling, Window
 from core.events import ChatDone, Event, Token, Usage
 from core.threads import iterate_in_thread, run_blocking
 from settings import Context
@@ -67,6 +67,8 @@ class Conversation:
     window: Window
     summary: dict | None  # the stored summary the window starts after
     language: str  # ko / en: the summary's label and the language the model summarises in
+    system_prompt: str | None = None  # the persona's (None: the model's own), as the turns' prompts hold it
+    memory: MemoryPart | None = None  # the memories the last turn's prompt held
 
 
 def split_ids(history: Sequence[dict]) -> tuple[list[dict], list[int | None]]:
@@ -178,8 +180,8 @@ class WindowUpkeep:
     async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
         conversation = self.conversation
         history, ids = conversation.history, conversation.ids
-        request = ChatInput(history, "", session_id=conversation.session_id,
-                            window=replace(conversation.window, headroom=HEADROOM))
+        request = ChatInput(history, "", session_id=conversation.session_id, system_prompt=conversation.system_prompt,
+                            window=replace(conversation.window, headroom=HEADROOM), memory=conversation.memory)
         prompt = await run_blocking(engine.prepare, request)
         fit = getattr(prompt, "context", None)
         warm = getattr(engine, "warm", None)

@@ -33,11 +33,13 @@ def with_references(message: str, hits: list[Hit], budget_chars: int) -> tuple[s
 
 @dataclass(frozen=True)
 class References:
-    """Where a turn's references come from: the library, within `scope` ("all", "session", "none")."""
+    """Where a turn's references come from: the library, within `scope` ("all", "session", "none"),
+    or only `documents` (a persona's knowledge) when it names some."""
 
     library: DocumentLibrary
     scope: str = "all"
     budget_chars: int = 3000
+    documents: frozenset[str] = frozenset()
 
     async def find(self, session_id: str | None, message: str) -> list[Hit] | None:
         """Passages for the message, or None when no document could take part (none ready,
@@ -45,6 +47,8 @@ class References:
         library = self.library
         if self.scope == "none" or not await library.has_documents():
             return None
+        if self.documents:
+            return await library.search(message, None, set(self.documents))
         allowed = await library.session_documents(session_id) if self.scope == "session" and session_id else None
         if self.scope == "session" and not allowed:
             return None

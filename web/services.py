@@ -14,12 +14,14 @@ from catalog.library import ModelLibrary
 from core.errors import AppError
 from documents.library import DocumentLibrary
 from mark.runner import MarkRunner
+from memories.book import MemoryBook
 from models.embedder import SharedEmbedder
 from sandbox.runs import Sandbox
 from settings import Settings, env_name
 from store import Stores as StoresType
 from store.image_files import ImageStore
 from store.labels import LabelStore
+from store.personas import PersonaStore
 from store.runs import RunStore
 from store.sessions import SessionStore
 from turns.chat_tools import Confirmations
@@ -88,6 +90,17 @@ async def _windows(request: Request) -> ConversationWindows:
     return windows
 
 
+async def _personas(request: Request) -> PersonaStore:
+    return request.app.state.stores.personas
+
+
+async def _memories(request: Request) -> MemoryBook:
+    book = request.app.state.memories
+    if book is None:  # only before the start has finished
+        raise AppError("memories are not ready yet", code="not_ready", status=503)
+    return book
+
+
 async def _stores(request: Request) -> Stores:
     return request.app.state.stores
 
@@ -134,3 +147,5 @@ SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
 MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]
 Windows = Annotated[ConversationWindows, Depends(_windows)]
+Personas = Annotated[PersonaStore, Depends(_personas)]
+Memories = Annotated[MemoryBook, Depends(_memories)]

@@ -27,6 +27,7 @@ from core.events import (
     HistoryTrimmed,
     ImagesStored,
     Loading,
+    MemorySaved,
     NoDocumentsMatched,
     PictureMade,
     PicturesDone,
@@ -68,6 +69,8 @@ def frame(event: Event) -> dict:
             return {"type": "session", "session_id": session_id}
         case TurnSaved(turn):
             return {"type": "turn", **turn}
+        case MemorySaved(action, memory, previous):
+            return {"type": "memory", "action": action, "memory": memory, "previous": previous}
         case ImagesStored(ids):
             return {"type": "images", "ids": list(ids)}
         case Sources(sources):
@@ -95,12 +98,13 @@ def frame(event: Event) -> dict:
         case PictureMade(image_id, index, seed, width, height, png):
             return {"type": "image", "id": image_id, "index": index, "seed": seed, "width": width, "height": height,
                     "url": f"/api/images/{image_id}", "png_base64": base64.b64encode(png).decode("ascii")}
-        case ChatDone(turn_id, finish_reason, model, usage, timings, dropped_turns, answer, question, context):
+        case ChatDone(turn_id, finish_reason, model, usage, timings, dropped_turns, answer, question, context,
+                      memories_used):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                               "cached_tokens": usage.cached_tokens},
                     "timings": timings, "dropped_turns": dropped_turns, "answer": answer, "question": question,
-                    "context": context}
+                    "context": context, "memories_used": list(memories_used)}
         case PicturesDone(turn_id, finish_reason, model, images, seeds, timings):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "images": list(images), "seeds": list(seeds), "timings": timings}

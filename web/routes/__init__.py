@@ -8,12 +8,15 @@ from web.routes import (
            documents,
            export,
            images,
+           memories,
            models,
            openai,
+           personas,
            sandbox,
            sessions,
            system,
 )
 
 ROUTERS = (chat.router, images.router, sessions.router, documents.router, system.router, openai.router,
-           analysis.router, sessions.turns_router, export.router, sandbox.router, models.router, bench.router)
+           analysis.router, sessions.turns_router, export.router, sandbox.router, models.router, bench.router,
+           memories.router, memories.sessions_router, personas.router)

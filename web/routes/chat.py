@@ -16,13 +16,27 @@ from turns.answer import AnswerTurn
 from turns.chat_tools import ChatTools
 from turns.recorder import Branching, SessionRecorder
 from turns.references import References
+from turns.persona_use import PersonaUse, persona_for_chat, persona_use
 from turns.runner import TurnRunner
+from turns.turn_memory import TurnMemory
 from vram_guard import Priority
 from web.chat_input import max_chat_body, vision_lease
 from web.json_body import read_json
 from web.leases import TurnStream, take
 from web.params import require_text
-from web.services import AppSettings, Images, Library, MaybeSandbox, Sessions, Slot, ToolConfirmations, Windows
+from web.services import (
+    AppSettings,
+    Images,
+    Library,
+    MaybeModels,
+    MaybeSandbox,
+    Memories,
+    Personas,
+    Sessions,
+    Slot,
+    ToolConfirmations,
+    Windows,
+)
 from web.sse import sse_stream
 
 router = APIRouter()
@@ -40,6 +54,7 @@ class ChatRequest(BaseModel):
     edit: int | None = None  # a user turn's id: "message" replaces it (a sibling turn, then its answer)
     tools: list[str] = Field(default_factory=list, max_length=8)  # built-in tools this answer may use
     allow_run_python: bool = False  # run_python without asking (the user allowed it for the conversation)
+    persona_id: str | None = Field(None, max_length=64)  # a new conversation's persona (store/personas.py)
 
 
 def _checked_message(body: ChatRequest, settings: Settings) -> str:
@@ -88,22 +103,32 @@ async def _check_session_images(sessions: SessionStore, body: ChatRequest) -> No
             raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
 
 
-@router.post("/chat_stream_sse_fetch")
-async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
-                      library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations,
-                      windows: Windows) -> TurnStream:
-    body = await read_json(request, ChatRequest, max_chat_body(settings))
-    message = _checked_message(body, settings)
-    wants_vision = bool(body.images or body.image_ids)
+def _tools(body: ChatRequest, use: PersonaUse, wants_vision: bool, slot_engines: list[str]) -> list[str]:
+    """The answer's tools: the request's and the persona's (a message with images takes none)."""
     if body.tools and wants_vision:
         raise AppError("tools work with text messages; send the images without tools", code="invalid_request",
                        status=422)
-    ChatTools(body.tools, "")  # unknown tool names: 422 now
-    if "generate_image" in body.tools and "image" not in slot.engine_names:
+    if "generate_image" in body.tools and "image" not in slot_engines:
         raise AppError("generate_image needs an image model: choose one in 모델 or set AIONE_IMAGE__MODEL_PATH",
                        code="image_not_configured", status=422)
+    persona_tools = [name for name in use.tools if name != "generate_image" or "image" in slot_engines]
+    tools = [] if wants_vision else list(dict.fromkeys([*body.tools, *persona_tools]))
+    ChatTools(tools, "")  # unknown tool names: 422 now
+    return tools
+
+
+@router.post("/chat_stream_sse_fetch")
+async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
+                      library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations,
+                      windows: Windows, personas: Personas, memory: Memories, models: MaybeModels) -> TurnStream:
+    body = await read_json(request, ChatRequest, max_chat_body(settings))
+    message = _checked_message(body, settings)
+    wants_vision = bool(body.images or body.image_ids)
+    persona = await persona_for_chat(personas, body.session_id, body.persona_id)  # 404 / 422
+    use = persona_use(persona, models, body.model)
+    tools = _tools(body, use, wants_vision, slot.engine_names)
     lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
-             else slot.lease(body.model, Priority.CHAT, ChatEngine))
+             else slot.lease(use.engine, Priority.CHAT, ChatEngine))
 
     async def setup() -> tuple[str, AnswerTurn]:
         branch = await _branching(sessions, body)
@@ -113,13 +138,17 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
             branching, session_id, question = branch
         else:
             branching, session_id, question = None, body.session_id or (await sessions.create_session())["id"], message
+        await personas.used_by(session_id, persona)  # a new chat starts with it
         shown = (*body.image_ids, *(image.id for image in stored))
-        tools = ChatTools(body.tools, session_id, library=library, sessions=sessions, sandbox=sandbox,
-                          confirmations=confirmations, allow_run=body.allow_run_python) if body.tools else None
+        chat_tools = ChatTools(tools, session_id, library=library, sessions=sessions, sandbox=sandbox,
+                               confirmations=confirmations, allow_run=body.allow_run_python) if tools else None
         return session_id, AnswerTurn(
-            ChatInput([], question, shown, session_id=session_id), SessionRecorder(sessions, session_id, branching),
-            References(library, body.doc_scope, settings.rag.context_chars), stored,
-            settings.server.answer_checkpoint_s, tools, windows)
+            ChatInput([], question, shown, system_prompt=use.system_prompt, session_id=session_id,
+                      sampling=use.sampling),
+            SessionRecorder(sessions, session_id, branching),
+            References(library, body.doc_scope, settings.rag.context_chars, use.documents), stored,
+            settings.server.answer_checkpoint_s, chat_tools, windows,
+            TurnMemory(memory, settings.memory, persona))
 
     session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
     return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)
