@@ -48,6 +48,7 @@ from store import open_stores
 from store.image_files import ImageStore
 from store.labels import LabelStore
 from turns.context_memory import ConversationWindows
+from turns.memory_proposals import Proposer
 from turns.chat_tools import Confirmations
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
         app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
         app.state.memories = MemoryBook(stores.memories, embedder, settings.memory)
+        app.state.proposer = Proposer(app.state.memories, stores.sessions, slot, settings.memory)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             scanned.cancel()
             await app.state.marks.close()
             await app.state.windows.close()
+            await app.state.proposer.close()
             await app.state.memories.close()
             sandbox.close()
             if analyzer is not None:
@@ -147,7 +150,7 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
     app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
     app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
-    app.state.marks = app.state.windows = app.state.memories = None
+    app.state.marks = app.state.windows = app.state.memories = app.state.proposer = None
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)

@@ -67,8 +67,10 @@ def _session_record(session: dict, turns: list[dict], generations: list[dict]) -
     return record
 
 
-def archive(sessions: list[dict]) -> dict:
-    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported": now_iso(), "sessions": sessions}
+def archive(sessions: list[dict], memories: list[dict] | None = None) -> dict:
+    """The JSON export; `memories` (what the assistant remembers) travel with a whole export."""
+    record = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported": now_iso(), "sessions": sessions}
+    return record | ({"memories": memories} if memories is not None else {})
 
 
 # ---- in ----------------------------------------------------------------------------------------
@@ -172,11 +174,25 @@ class ImportedSession(BaseModel):
     runs: list[ImportedRun] = Field(default_factory=list)
 
 
+class ImportedMemory(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(min_length=1, max_length=300)
+    persona_id: str | None = Field(None, max_length=64)
+    enabled: bool = True
+    source_session: str | None = Field(None, max_length=64)
+    source_turn: int | None = None
+    created: str | None = Field(None, max_length=40)
+    updated: str | None = Field(None, max_length=40)
+    used_count: int = Field(0, ge=0)
+    last_used: str | None = Field(None, max_length=40)
+
+
 class ImportedArchive(BaseModel):
     model_config = ConfigDict(extra="ignore")
     format: Literal["pkc-aione-export"]
     version: Literal[1]
     sessions: list[ImportedSession]
+    memories: list[ImportedMemory] = Field(default_factory=list, max_length=100_000)
 
 
 def parse_archive(raw: bytes, max_message_chars: int = 8000, max_title_chars: int = 500) -> ImportedArchive:

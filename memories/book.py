@@ -63,6 +63,12 @@ class MemoryBook:
         assert self.index is not None
         return self.index
 
+    async def reindex(self) -> None:
+        """Build the index again from the store (after an import added memories)."""
+        await self.close()
+        self._started, self.index = None, None
+        await self.ready()
+
     async def close(self) -> None:
         if self._started is not None and not self._started.done():
             self._started.cancel()
@@ -186,6 +192,14 @@ class MemoryBook:
         threshold = cfg.threshold if about_the_user(message) else cfg.threshold_other
         found = index.search(vector, message, scopes, k=cfg.top_k, threshold=threshold, margin=cfg.margin)
         return [{"id": hit.memory_id, "text": self._texts[hit.memory_id]} for hit in found]
+
+    async def closeness(self, text: str, scopes: set[str | None]) -> float:
+        """Cosine of the memory most like `text` (off ones too), -1 when there is none."""
+        index = await self.ready()
+        if not len(index) and not index.dim:
+            return -1.0
+        close = index.closest((await self._encode([text]))[0], scopes, include_off=True)
+        return close.cosine if close is not None else -1.0
 
     def texts(self, memory_ids: Sequence[int]) -> dict[int, str]:
         return {memory_id: self._texts[memory_id] for memory_id in memory_ids if memory_id in self._texts}

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
 from core.errors import ModelLoadError
 from core.events import Token
+from models.context_window import system_with_memories
 
 GIB = 1 << 30
 
@@ -85,7 +86,8 @@ class FakeChatEngine(FakeEngine):
         history = [{k: v for k, v in turn.items() if k in ("role", "content", "tool_calls", "tool_call_id")}
                    for turn in request.history]
         new = [{"role": "user", "content": request.message}] if request.message else []
-        self.prompts.append([{"role": "system", "content": request.system_or(self.system_prompt)}, *history, *new])
+        system = system_with_memories(request, self.system_prompt)  # the system prompt, then the memories
+        self.prompts.append([{"role": "system", "content": system}, *history, *new])
         self.samplings.append(request.sampling)
         plan = request.tools  # a model without tools in its template: the generic <tool_call> format
         calls = plan is not None and plan.choice != "none"

@@ -232,7 +232,11 @@ class AnswerTurn:
 
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result
-        used = await self.memory.mark_used(self.fit.memories if self.fit else None) if self.memory is not None else []
+        used: list[dict] = []
+        if self.memory is not None:
+            used = await self.memory.mark_used(self.fit.memories if self.fit else None)
+            if answer is not None and self.question.session_id is not None:
+                self.memory.after_answer(self.question.session_id, self.engine_name)
         if self.windows is not None and self.conversation is not None and answer is not None:
             question_id = (self.request_turn or {}).get("id")
             conversation = replace(self.conversation, system_prompt=self.question.system_prompt,

@@ -8,22 +8,23 @@ from dataclasses import replace
 
 from core.contracts import Window
 from models.chat_template import TemplateCounter, template_counter
-from models.context_window import fit_window, summarise_drop, with_summary
+from models.context_window import fit_window, memory_text, summarise_drop, with_summary
 from turns.context_memory import Conversation, ConversationWindows
 
 
 class _CountingRenderer:
     """models.context_window.Renderer over the vocabulary-only counter (the new message unknown)."""
 
-    def __init__(self, counter: TemplateCounter, system: str, history: list[dict], window: Window) -> None:
-        self.counter, self.system, self.window = counter, system, window
+    def __init__(self, counter: TemplateCounter, system: str, history: list[dict], window: Window,
+                 memory: str = "") -> None:
+        self.counter, self.system, self.window, self.memory = counter, system, window, memory
         self.plain = [{"role": m["role"], "content": m["content"]} for m in history]
 
     def set_window(self, window: Window) -> None:
         self.window = window
 
-    def head(self, window: Window | None = None) -> list[dict]:
-        content = with_summary(self.system, window or self.window)
+    def head(self, window: Window | None = None, memory: bool = True) -> list[dict]:
+        content = with_summary(self.system, window or self.window, self.memory if memory else "")
         return [{"role": "system", "content": content}] if content else []
 
     def count(self, start: int) -> int:
@@ -36,7 +37,9 @@ def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict:
     counter = template_counter(cfg.model_path)
     history, ids = conversation.history, conversation.ids
     budget = n_ctx - min(cfg.max_tokens, n_ctx // 4)
-    render = _CountingRenderer(counter, cfg.system_prompt, history, conversation.window)
+    system = cfg.system_prompt if conversation.system_prompt is None else conversation.system_prompt
+    memory, kept = memory_text(conversation.memory, counter.text)
+    render = _CountingRenderer(counter, system, history, conversation.window, memory)
     fitted = fit_window(history, render.window, budget, render.count)
     summary_kind = (conversation.summary or {}).get("kind")
     if fitted.dropped is not None:
@@ -44,11 +47,16 @@ def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict:
         summary_kind = "extractive"
     window, start = render.window, fitted.start
     # Each part's tokens as what it adds to the rendered prompt: the parts add up to used_tokens.
-    system_only = counter.messages(render.head(replace(window, summary=""))) if cfg.system_prompt else 0
+    bare = replace(window, summary="")
+    system_only = counter.messages(render.head(bare, memory=False)) if system else 0
+    with_memory = counter.messages(render.head(bare)) if system or memory else 0
     before = counter.messages(render.head()) if render.head() else 0
-    parts: list[dict] = [{"kind": "system", "tokens": system_only, "text": cfg.system_prompt}] if cfg.system_prompt else []
+    parts: list[dict] = [{"kind": "system", "tokens": system_only, "text": system}] if system else []
+    if memory and conversation.memory is not None:
+        parts.append({"kind": "memory", "tokens": with_memory - system_only, "label": conversation.memory.label,
+                      "text": memory, "memories": list(conversation.memory.lines[:kept])})
     if window.summary:
-        parts.append({"kind": "summary", "tokens": before - system_only, "text": window.summary,
+        parts.append({"kind": "summary", "tokens": before - with_memory, "text": window.summary,
                       "label": window.summary_label, "summary_kind": summary_kind,
                       "through_turn_id": ids[start - 1] if start else None})
     for at, turn_id in enumerate(ids[start:]):

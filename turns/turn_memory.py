@@ -18,6 +18,7 @@ from memories.cues import parse_cue
 from models.context_window import rough_tokens
 from settings import Memory
 from turns.context_memory import language_of
+from turns.memory_proposals import Proposer
 
 LABELS = {"ko": "사용자에 대해 기억하는 것", "en": "What you remember about the user"}
 LABEL_TOKENS = 12  # the label line, from above
@@ -39,8 +40,8 @@ def saved_json(saved: Saved) -> dict:
 class TurnMemory:
     """One turn's memory work; `persona` decides the scopes (None: the plain assistant)."""
 
-    def __init__(self, book: MemoryBook, cfg: Memory, persona: dict | None) -> None:
-        self.book, self.store, self.cfg, self.persona = book, book.store, cfg, persona
+    def __init__(self, book: MemoryBook, cfg: Memory, persona: dict | None, proposer: Proposer | None = None) -> None:
+        self.book, self.store, self.cfg, self.persona, self.proposer = book, book.store, cfg, persona, proposer
         self.part: MemoryPart | None = None
         self.ids: list[int] = []
         self._texts: dict[int, str] = {}
@@ -76,7 +77,25 @@ class TurnMemory:
         ids = self.ids if kept is None else self.ids[:kept]
         return [{"id": memory_id, "text": self._texts[memory_id]} for memory_id in ids]
 
+    def after_answer(self, session_id: str, engine_name: str) -> None:
+        """The conversation went on: its proposals wait for it to be quiet."""
+        if self.proposer is not None and engine_name:
+            self.proposer.went_on(session_id, engine_name, self.persona)
+
     async def mark_used(self, kept: int | None) -> list[dict]:
         used = self.used(kept)
         await self.store.mark_used([memory["id"] for memory in used])
         return used
+
+
+async def stored_part(book: MemoryBook, cfg: Memory, session_id: str, persona: dict | None) -> MemoryPart | None:
+    """The memory part a conversation's prompt holds now (the context view shows it)."""
+    state = await book.store.session_state(session_id)
+    scopes = book.scopes(persona)
+    if not cfg.enabled or state["memory_off"] or not scopes or not state["memory_ids"]:
+        return None
+    await book.ready()
+    texts = book.texts(book.usable(state["memory_ids"], scopes))
+    if not texts:
+        return None
+    return MemoryPart(LABELS[language_of(list(texts.values()))], tuple(texts.values()), cfg.budget_tokens)

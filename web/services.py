@@ -26,6 +26,7 @@ from store.runs import RunStore
 from store.sessions import SessionStore
 from turns.chat_tools import Confirmations
 from turns.context_memory import ConversationWindows
+from turns.memory_proposals import Proposer
 from vram_guard import ModelSlot
 
 
@@ -101,6 +102,13 @@ async def _memories(request: Request) -> MemoryBook:
     return book
 
 
+async def _proposer(request: Request) -> Proposer:
+    proposer = request.app.state.proposer
+    if proposer is None:  # only before the start has finished
+        raise AppError("memories are not ready yet", code="not_ready", status=503)
+    return proposer
+
+
 async def _stores(request: Request) -> Stores:
     return request.app.state.stores
 
@@ -149,3 +157,4 @@ MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]
 Windows = Annotated[ConversationWindows, Depends(_windows)]
 Personas = Annotated[PersonaStore, Depends(_personas)]
 Memories = Annotated[MemoryBook, Depends(_memories)]
+MemoryProposer = Annotated[Proposer, Depends(_proposer)]

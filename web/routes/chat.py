@@ -31,6 +31,7 @@ from web.services import (
     MaybeModels,
     MaybeSandbox,
     Memories,
+    MemoryProposer,
     Personas,
     Sessions,
     Slot,
@@ -120,7 +121,8 @@ def _tools(body: ChatRequest, use: PersonaUse, wants_vision: bool, slot_engines:
 @router.post("/chat_stream_sse_fetch")
 async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions, images: Images,
                       library: Library, sandbox: MaybeSandbox, confirmations: ToolConfirmations,
-                      windows: Windows, personas: Personas, memory: Memories, models: MaybeModels) -> TurnStream:
+                      windows: Windows, personas: Personas, memory: Memories, proposer: MemoryProposer,
+                      models: MaybeModels) -> TurnStream:
     body = await read_json(request, ChatRequest, max_chat_body(settings))
     message = _checked_message(body, settings)
     wants_vision = bool(body.images or body.image_ids)
@@ -148,7 +150,7 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
             SessionRecorder(sessions, session_id, branching),
             References(library, body.doc_scope, settings.rag.context_chars, use.documents), stored,
             settings.server.answer_checkpoint_s, chat_tools, windows,
-            TurnMemory(memory, settings.memory, persona))
+            TurnMemory(memory, settings.memory, persona, proposer))
 
     session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
     return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)

@@ -22,7 +22,7 @@ from core.errors import AppError, BadRequest, InvalidInput
 from core.threads import run_blocking
 from store.image_files import ImageStore
 from web.params import parse_day
-from web.services import AppSettings, Images, Runs, Sessions
+from web.services import AppSettings, Images, Memories, Runs, Sessions
 
 router = APIRouter(prefix="/api")
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
@@ -38,7 +38,8 @@ def _download(body, name: str, media: str) -> Response:
 
 
 @router.get("/export")
-async def export(store: Sessions, runs: Runs, settings: AppSettings, images: Images, format: str = Query("json"), session_id: str | None = None,
+async def export(store: Sessions, runs: Runs, settings: AppSettings, images: Images, memory: Memories,
+                 format: str = Query("json"), session_id: str | None = None,
                  from_: str | None = Query(None, alias="from"), to: str | None = None,
                  min_rating: int | None = Query(None, ge=-1, le=1), all_branches: bool = False,
                  include_context: bool = False, include_images: bool = False) -> Response:
@@ -52,7 +53,8 @@ async def export(store: Sessions, runs: Runs, settings: AppSettings, images: Ima
         if min_rating is not None:
             sessions = [s for s in sessions if any((t["feedback"] or {}).get("rating", 0) >= min_rating
                                                    for t in s["turns"] if t["role"] == "assistant")]
-        record = json.dumps(archive(sessions), ensure_ascii=False, indent=1)
+        memories = await memory.store.all() if session_id is None else None  # a whole export carries them
+        record = json.dumps(archive(sessions, memories), ensure_ascii=False, indent=1)
         if include_images:
             return _download(_zip({"export.json": record.encode()} | _image_files(images, sessions)),
                              f"{stamp}.zip", "application/zip")
@@ -97,7 +99,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 
 @router.post("/import")
-async def import_export(sessions: Sessions, images: Images, settings: AppSettings,
+async def import_export(sessions: Sessions, images: Images, settings: AppSettings, memory: Memories,
                         file: UploadFile | None = None) -> dict:
     """An export back in, JSON or the zip with its pictures: all of it or nothing; what is
     already here is skipped."""
@@ -110,4 +112,8 @@ async def import_export(sessions: Sessions, images: Images, settings: AppSetting
     bundle = await run_blocking(read_bundle, raw) if raw[:2] == b"PK" else Bundle(raw, {})
     server = settings.server
     parsed = parse_archive(bundle.record, server.max_message_chars, server.max_title_chars)
-    return await import_archive(sessions, parsed, images, bundle.pictures)
+    result = await import_archive(sessions, parsed, images, bundle.pictures)
+    added = await memory.store.import_memories([item.model_dump() for item in parsed.memories])
+    if added:
+        await memory.reindex()  # the imported ones are encoded and found from now
+    return result | {"memories_imported": added}

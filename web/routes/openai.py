@@ -15,13 +15,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.contracts import ChatEngine, ChatInput, ImageGenerator, Window
+from core.contracts import ChatEngine, ChatInput, ImageGenerator, MemoryPart, Window
 from core.errors import AppError, InvalidInput, NotFound
 from core.events import ChatDone, Error, PictureMade, Token
 from core.threads import run_blocking
 from image_engine import family_defaults
 from settings import env_name
+from memories.book import MemoryBook
+from store.personas import PersonaStore
 from turns.answer import AnswerTurn
+from turns.context_memory import language_of
+from turns.persona_use import PERSONA_PREFIX, PersonaUse, persona_use, sampling_of
+from turns.references import References
+from turns.turn_memory import LABELS
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
@@ -37,7 +43,7 @@ from web.openai_format import (
     text_of,
 )
 from web.openai_tools import assistant_calls, tool_plan
-from web.services import AppSettings, Embedder, Images, MaybeModels, Slot
+from web.services import AppSettings, Embedder, Images, Library, MaybeModels, Memories, Personas, Slot
 
 router = APIRouter(prefix="/v1")
 OWNER = "pkc-ai-one"
@@ -59,14 +65,21 @@ def _models(slot: ModelSlot, embedder, library) -> list[dict]:
     return models
 
 
+async def _all_models(slot: ModelSlot, embedder, library, personas: PersonaStore) -> list[dict]:
+    """The models, then each persona as "persona:<id>" (its prompt, model and sampling apply)."""
+    return _models(slot, embedder, library) + [
+        {"id": PERSONA_PREFIX + persona["id"], "object": "model", "created": 0, "owned_by": OWNER, "role": "persona",
+         "label": persona["name"], "description": persona["description"]} for persona in await personas.all()]
+
+
 @router.get("/models")
-async def list_models(slot: Slot, embedder: Embedder, library: MaybeModels) -> dict:
-    return {"object": "list", "data": _models(slot, embedder, library)}
+async def list_models(slot: Slot, embedder: Embedder, library: MaybeModels, personas: Personas) -> dict:
+    return {"object": "list", "data": await _all_models(slot, embedder, library, personas)}
 
 
-@router.get("/models/{model_id}")
-async def get_model(model_id: str, slot: Slot, embedder: Embedder, library: MaybeModels) -> dict:
-    for model in _models(slot, embedder, library):
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, slot: Slot, embedder: Embedder, library: MaybeModels, personas: Personas) -> dict:
+    for model in await _all_models(slot, embedder, library, personas):
         if model["id"] == model_id:
             return model
     raise NotFound(f"the model {model_id!r} does not exist; GET /v1/models lists them", code="model_not_found")
@@ -110,19 +123,46 @@ def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
     return slot.lease(model, Priority.CHAT, ChatEngine)
 
 
+async def _persona(personas: PersonaStore, model: str, library) -> PersonaUse | None:
+    """"persona:<id>": the persona (404 in OpenAI's shape for an unknown one); None for a model."""
+    if not model.startswith(PERSONA_PREFIX):
+        return None
+    try:
+        persona = await personas.get(model[len(PERSONA_PREFIX):])
+    except NotFound as exc:
+        raise NotFound(f"the model {model!r} does not exist; GET /v1/models lists them", code="model_not_found") from exc
+    return persona_use(persona, library)
+
+
+async def _memory_part(book: MemoryBook, cfg, use: PersonaUse | None, message: str) -> MemoryPart | None:
+    """A persona's memories closest to the message (stateless: no conversation keeps a part)."""
+    if use is None or not cfg.enabled or not message:
+        return None
+    found = await book.recall(message, book.scopes(use.persona))
+    return MemoryPart(LABELS[language_of([message])], tuple(f["text"] for f in found), cfg.budget_tokens) if found else None
+
+
 @router.post("/chat/completions")
 async def chat_completions(request: Request, settings: AppSettings, slot: Slot, images: Images,
-                           library: MaybeModels) -> Response:
+                           library: MaybeModels, personas: Personas, memory: Memories, documents: Library) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_chat_body(settings))
     system, history, message, urls = _split(body)
     plan = tool_plan(body.tools, body.tool_choice, body.parallel_tool_calls)  # 400 before anything loads
-    engine = library.engine_for_request(body.model) if library is not None else body.model  # a library id loads it
+    use = await _persona(personas, body.model, library)
+    if use is not None:
+        engine, sampling = use.engine, sampling_of(use.persona, body.sampling())
+        system = "\n\n".join(part for part in (use.system_prompt, system) if part)
+    else:  # a library id loads it
+        engine = library.engine_for_request(body.model) if library is not None else body.model
+        sampling = body.sampling()
     lease = _chat_lease(slot, settings, engine, len(urls))
     stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
     ids = tuple(image.id for image in stored)
     window = Window(overflow="window" if settings.api.truncate else "refuse", low_water=settings.context.low_water)
-    work = AnswerTurn(ChatInput(history, message, ids, system_prompt=system, sampling=body.sampling(), tools=plan,
-                                window=window))
+    question = ChatInput(history, message, ids, system_prompt=system, sampling=sampling, tools=plan, window=window,
+                         memory=await _memory_part(memory, settings.memory, use, message))
+    references = References(documents, "all", settings.rag.context_chars, use.documents) if use and use.documents else None
+    work = AnswerTurn(question, references=references)
     events = TurnRunner(slot, lease, None, work).events()
     encoder = CompletionEncoder(body.model, include_usage=bool((body.stream_options or {}).get("include_usage")))
     cleanup = (lambda: images.delete(list(ids))) if ids else (lambda: None)  # stateless: the uploads go with it

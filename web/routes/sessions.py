@@ -1,6 +1,7 @@
 """Conversations: list, create, rename, delete, and a conversation's turns."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -9,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import AppError, InvalidInput
 from core.threads import run_blocking
 from turns.context_view import context_view, conversation_for
+from turns.persona_use import engine_for
+from turns.turn_memory import stored_part
 from store.turn_search import search
 from web.json_body import read_json
 from web.params import clean_title, parse_day
-from web.services import AppSettings, Images, Sessions, Slot, Windows
+from web.services import AppSettings, Images, MaybeModels, Memories, Personas, Sessions, Slot, Windows
 
 router = APIRouter(prefix="/api/sessions")
 turns_router = APIRouter(prefix="/api")
@@ -57,16 +60,21 @@ async def delete_session(session_id: str, request: Request, sessions: Sessions, 
 
 @router.get("/{session_id}/context")
 async def session_context(session_id: str, request: Request, sessions: Sessions, slot: Slot, windows: Windows,
+                          personas: Personas, memory: Memories, settings: AppSettings, models: MaybeModels,
                           turn_id: int | None = Query(None, ge=1)) -> dict:
     """What the next turn's prompt will hold on this branch (the active one, or the one down to
-    `turn_id`): system, summary, the kept turns, with token counts."""
+    `turn_id`): system (the persona's prompt), memories, summary, the kept turns, with token counts."""
     conversation = await conversation_for(windows, sessions, session_id, turn_id)  # 404s first
-    engine = slot.local_engine(slot.resolve("chat"))  # the model chosen for chat (the library may route it)
+    persona = await personas.of_session(session_id)
+    conversation = replace(conversation, system_prompt=persona["system_prompt"],
+                           memory=await stored_part(memory, settings.memory, session_id, persona))
+    engine = slot.local_engine(slot.resolve(engine_for(persona, models)))  # the persona's model, or chat's
     cfg = getattr(engine, "cfg", None)
     if cfg is None or getattr(cfg, "model_path", None) is None:
         raise AppError("the context view needs a local chat model (GGUF); the chat model is remote or not set",
                        code="context_unavailable", status=409)
-    return await run_blocking(context_view, conversation, cfg, engine.n_ctx)
+    view = await run_blocking(context_view, conversation, cfg, engine.n_ctx)
+    return view | {"persona": {"id": persona["id"], "name": persona["name"], "version": persona["version"]}}
 
 
 @router.get("/{session_id}/turns")
