@@ -9,6 +9,8 @@ import { initComposer } from "./ui/composer.js";
 import { initToolsMenu } from "./ui/tool-steps.js";
 import { initDocuments } from "./ui/documents.js";
 import { initExport } from "./ui/export.js";
+import { initMemorySwitch, rememberText, showMemorySaved } from "./ui/memory-notes.js";
+import { initPersonas } from "./ui/personas.js";
 import { initImageMode } from "./ui/image-mode.js";
 import { initSearch } from "./ui/search.js";
 import { applyI18n, t } from "./ui/i18n.js";
@@ -91,12 +93,15 @@ async function main() {
       });
       const current = sessions.find((s) => s.id === chat.sessionId);
       if (current) setTitle(current.title);
+      personas.show(chat.sessionId, current?.persona_id);
     } catch (error) {
       composer.showError(String(/** @type {any} */ (error).message ?? error));
     }
   };
 
   const contextMeter = initContextMeter(() => chat.sessionId);
+  const personas = await initPersonas((message) => composer.showError(message));
+  const memorySwitch = initMemorySwitch(() => chat.sessionId, (message) => composer.showError(message));
   const chat = new ChatController({
     onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),
                                           imageMode.refreshGallery(chat.sessionId)]).then(() => {}),
@@ -105,7 +110,16 @@ async function main() {
                                         kind === "image" ? imageMode.refreshGallery(chat.sessionId) : null]).then(() => {}),
     analysis: Boolean(config.analysis?.enabled),
     composerOptions: () => ({ ...composer.options(), ...toolsMenu.options() }),
-    onSessionChanged: (id) => toolsMenu.setSession(id),
+    onSessionChanged: (id) => {
+      toolsMenu.setSession(id);
+      memorySwitch.load(id);
+      if (!id) personas.show(null, null);
+    },
+    personaForNew: () => personas.forNew(),
+    onRemember: async (text, node) => {
+      const memory = await rememberText(text, (message) => composer.showError(message));
+      if (memory) showMemorySaved(node, { type: "memory", action: "added", memory, previous: null });
+    },
     imageParams: (prompt) => imageMode.body(prompt),
     showFollowUp: (visible) => composer.showFollowUp(visible),
     onUseImage: (id) => imageMode.useAsInput(id),

@@ -235,7 +235,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 PAGES = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
          "/assets.css": ("assets.css", "text/css"), "/dashboard": ("ui/dashboard.html", "text/html"),
-         "/models": ("ui/models.html", "text/html"), "/bench": ("ui/bench.html", "text/html")}
+         "/models": ("ui/models.html", "text/html"), "/bench": ("ui/bench.html", "text/html"),
+         "/memory": ("ui/memory.html", "text/html")}
 
 
 def _add_page_routes(app: FastAPI) -> None:

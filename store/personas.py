@@ -22,16 +22,16 @@ JSON_FIELDS = ("documents", "tools")
 FIELDS = ("name", "description", "icon", "color", "system_prompt", "model", "temperature", "top_p", "max_tokens",
           "documents", "tools", "memory")
 EXAMPLES = [
-    {"id": DEFAULT_ID, "name": "기본 도우미", "description": "무엇이든 묻는 기본 대화", "icon": "💬", "color": "#4f7cff",
+    {"id": DEFAULT_ID, "name": "기본 도우미", "description": "무엇이든 묻는 기본 대화", "icon": "", "color": "#4f7cff",
      "system_prompt": None, "model": "", "temperature": None, "top_p": None, "max_tokens": None, "documents": [],
      "tools": [], "memory": "shared"},
-    {"id": "report", "name": "보고서 작성", "description": "한국어 업무 보고서와 요약을 씁니다", "icon": "📝",
+    {"id": "report", "name": "보고서 작성", "description": "한국어 업무 보고서와 요약을 씁니다", "icon": "",
      "color": "#2e9d6a",
      "system_prompt": "너는 한국 회사의 보고서 작성 도우미다. 개조식으로, 결론을 먼저, 숫자와 근거를 분명히 쓴다. "
                       "모르는 것은 지어내지 말고 확인이 필요하다고 적는다.",
      "model": "", "temperature": 0.3, "top_p": None, "max_tokens": None, "documents": [], "tools": ["search_documents"],
      "memory": "shared"},
-    {"id": "code", "name": "코드 도우미", "description": "파이썬 코드를 쓰고 설명하고 실행합니다", "icon": "🧑‍💻",
+    {"id": "code", "name": "코드 도우미", "description": "파이썬 코드를 쓰고 설명하고 실행합니다", "icon": "",
      "color": "#b5642b",
      "system_prompt": "너는 신중한 파이썬 개발 도우미다. 짧고 실행 가능한 코드를 ```python 블록으로 주고, 핵심만 한국어로 "
                       "설명한다.",

@@ -24,7 +24,8 @@
  * @typedef {{type: "done", turn_id: number, finish_reason: string, model: string,
  *            usage?: {prompt_tokens: number|null, completion_tokens: number|null, cached_tokens: number|null},
  *            timings: Record<string, any>, dropped_turns?: number, images?: string[], seeds?: number[],
- *            answer?: Placement|null, question?: Placement|null}} DoneEvent
+ *            answer?: Placement|null, question?: Placement|null, context?: any,
+ *            memories_used?: {id: number, text: string}[]}} DoneEvent
  * @typedef {{type: "error", code: string, message: string}} ErrorEvent
  * @typedef {{id?: string, url?: string, name: string, width: number, height: number, png_base64: string}} RunPicture
  * @typedef {{type: "run", run_id: string}} RunEvent
@@ -33,8 +34,10 @@
  *            reason: string|null, duration_ms: number, images: RunPicture[]}} ExitEvent
  * @typedef {{type: "tool_call"|"tool_confirm", id: string, name: string, arguments: string, index?: number}} ToolCallEvent
  * @typedef {{type: "tool_result", id: string, name: string, ok: boolean, content: string}} ToolResultEvent
+ * @typedef {{id: number, text: string, persona_id: string|null, enabled: boolean}} Memory
+ * @typedef {{type: "memory", action: string, memory: Memory|null, previous: Memory|null}} MemoryEvent
  * @typedef {SessionEvent|TurnEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent
- *          |RunEvent|OutputEvent|ExitEvent|ToolCallEvent|ToolResultEvent} ServerEvent
+ *          |RunEvent|OutputEvent|ExitEvent|ToolCallEvent|ToolResultEvent|MemoryEvent} ServerEvent
  */
 
 export class HttpError extends Error {
@@ -188,6 +191,31 @@ export const api = {
   useModel: (role, modelId) => call("/api/models/active", { method: "PUT", json: { role, model_id: modelId } }),
   /** @param {string} id @param {Record<string, unknown>} settings */
   modelSettings: (id, settings) => call(`/api/models/${enc(id)}/settings`, { method: "PUT", json: settings }),
+  /** @param {string} [q] @param {string|null} [personaId] "" for the memories every chat shares */
+  memories: (q = "", personaId = null) =>
+    call(`/api/memories?q=${enc(q)}${personaId === null ? "" : `&persona_id=${enc(personaId)}`}`).then((p) => p.memories),
+  /** @param {string} text @param {string|null} [personaId] */
+  addMemory: (text, personaId = null) => call("/api/memories", { method: "POST", json: { text, persona_id: personaId } }),
+  /** @param {number} id @param {{text?: string, enabled?: boolean, persona_id?: string|null}} changes */
+  changeMemory: (id, changes) => call(`/api/memories/${id}`, { method: "PUT", json: changes }),
+  /** @param {number} id */
+  deleteMemory: (id) => call(`/api/memories/${id}`, { method: "DELETE" }),
+  proposals: () => call("/api/memories/proposals").then((p) => p.proposals),
+  /** @param {number} id @param {string} [text] the proposal as the user edited it */
+  acceptProposal: (id, text) => call(`/api/memories/proposals/${id}/accept`, { method: "POST", json: text ? { text } : {} }),
+  /** @param {number} id */
+  rejectProposal: (id) => call(`/api/memories/proposals/${id}/reject`, { method: "POST", json: {} }),
+  /** @param {string} sessionId */
+  sessionMemory: (sessionId) => call(`/api/sessions/${enc(sessionId)}/memory`),
+  /** @param {string} sessionId @param {boolean} off */
+  setSessionMemory: (sessionId, off) => call(`/api/sessions/${enc(sessionId)}/memory`, { method: "PUT", json: { memory_off: off } }),
+  personas: () => call("/api/personas").then((p) => p.personas),
+  /** @param {Record<string, unknown>} fields */
+  createPersona: (fields) => call("/api/personas", { method: "POST", json: fields }),
+  /** @param {string} id @param {Record<string, unknown>} fields */
+  changePersona: (id, fields) => call(`/api/personas/${enc(id)}`, { method: "PUT", json: fields }),
+  /** @param {string} id */
+  deletePersona: (id) => call(`/api/personas/${enc(id)}`, { method: "DELETE" }),
   authStatus: () => call("/api/auth/status"),
   /** @param {string} token */
   signIn: (token) => call("/api/auth/login", { method: "POST", json: { token } }),

@@ -7,6 +7,7 @@ import { t } from "./i18n.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { pageState } from "./state.js";
 import { describeStatus, showStreamState, streamEnded } from "./status.js";
+import { showMemoriesUsed, showMemorySaved } from "./memory-notes.js";
 import { addTurnControls } from "./turn-actions.js";
 import { imageUrl } from "./urls.js";
 
@@ -20,7 +21,8 @@ const LABEL_TRIES = 3; // a cold start (the classifiers loading) may take longer
  *            composerOptions: () => {docScope: string, followUp: boolean, tools: string[], allowRunPython: boolean},
  *            onSessionChanged: (id: string|null) => void, showFollowUp: (visible: boolean) => void,
  *            imageParams: (prompt: string) => any,
- *            onContext: (state: any) => void, onShown: () => void}} ChatHooks
+ *            onContext: (state: any) => void, onShown: () => void, personaForNew: () => string,
+ *            onRemember: (text: string, node: HTMLElement) => void}} ChatHooks
  */
 
 export class ChatController {
@@ -122,6 +124,10 @@ export class ChatController {
       onRegenerate: (turnId) => this.answerAgain(turnId, null),
       onEdit: (turnId, text) => this.answerAgain(turnId, text),
       onRate: async (turnId, rating) => { await api.feedback(turnId, rating); },
+      onRemember: (turnId) => {
+        const view = this.views.get(turnId);
+        if (view) this.hooks.onRemember(view.text, view.node);
+      },
     };
   }
 
@@ -185,6 +191,7 @@ export class ChatController {
     const question = new MessageView("user", text, attached.previews ?? []);
     const answer = new MessageView("assistant");
     const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope,
+                   ...(this.sessionId ? {} : { persona_id: this.hooks.personaForNew() }),
                    ...(images.length || imageIds.length ? {} : { tools: options.tools, allow_run_python: options.allowRunPython }) };
     this.toDraw = [];
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
@@ -240,6 +247,7 @@ export class ChatController {
       if (event.name === "generate_image" && event.ok) this.toDraw.push(String(JSON.parse(this.pendingDraw ?? "{}").prompt ?? ""));
     }
     else if (event.type === "images") this.lastImageIds = event.ids;
+    else if (event.type === "memory") showMemorySaved(answer.node, event);
     else if (event.type === "status" && event.state === "history_trimmed") answer.node.dataset.historyTrimmed = "1";
     else if (event.type === "status" && event.state === "no_documents_matched") answer.note(t("noDocumentMatched"));
     else if (event.type === "done") {
@@ -247,6 +255,7 @@ export class ChatController {
       if (event.answer) this.place(answer, event.answer);
       else if (event.turn_id != null) answer.setTurnId(event.turn_id);
       if (event.context) this.hooks.onContext(event.context);
+      showMemoriesUsed(answer.node, event.memories_used);
     }
   }
 

@@ -1,10 +1,12 @@
 // @ts-check
-/** Controls under a stored turn: ‹ 2/3 › between alternatives, 👍/👎 and regenerate on answers, edit on messages. */
+/** Controls under a stored turn: ‹ 2/3 › between alternatives, 👍/👎 and regenerate on answers, edit on
+ *  messages, 기억하기 on both. */
 import { t } from "./i18n.js";
 
 /**
  * @typedef {{id: number, role: string, kind: string, text: string, sibling_ids: number[], sibling_index: number, rating?: number|null}} StoredTurn
- * @typedef {{onBranch: (turnId: number) => void, onRegenerate: (turnId: number) => void, onEdit: (turnId: number, text: string) => void, onRate: (turnId: number, rating: number) => Promise<void>}} TurnHandlers
+ * @typedef {{onBranch: (turnId: number) => void, onRegenerate: (turnId: number) => void, onEdit: (turnId: number, text: string) => void,
+ *            onRate: (turnId: number, rating: number) => Promise<void>, onRemember: (turnId: number) => void}} TurnHandlers
  */
 
 /** @param {string} className @param {string} glyph @param {string} label @param {() => void} onClick */
@@ -75,6 +77,7 @@ export function addTurnControls(node, turn, handlers) {
   } else {
     bar.appendChild(button("turn-edit", "✎", t("editMessage"), () => startEdit(node, turn, handlers)));
   }
+  bar.appendChild(button("turn-remember", "✚", t("rememberThis"), () => handlers.onRemember(turn.id)));
   node.appendChild(bar);
 }
 

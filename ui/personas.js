@@ -1,0 +1,58 @@
+// @ts-check
+/** Personas on the chat page: which one a new chat starts with (the sidebar's 도우미 choice) and
+ *  the open conversation's persona in the header (a conversation keeps the one it started with). */
+import { api } from "./api.js";
+import { el } from "./dom.js";
+
+/** @typedef {{id: string, name: string, description: string, icon: string, color: string, memory: string}} Persona */
+
+/** Its icon, or the first letter of its name in its colour (emoji fonts are not on every PC). @param {Persona} persona */
+export function personaIcon(persona) {
+  const icon = el("span", "persona-icon", persona.icon || [...persona.name][0] || "•");
+  icon.classList.toggle("initial", !persona.icon);
+  return icon;
+}
+
+/** @param {Persona|undefined} persona */
+function badge(persona) {
+  const node = /** @type {HTMLElement|null} */ (document.getElementById("session-persona"));
+  if (!node) return;
+  node.hidden = !persona || persona.id === "default";
+  node.replaceChildren();
+  if (!persona || node.hidden) return;
+  node.append(personaIcon(persona), el("span", "persona-name", persona.name));
+  node.style.setProperty("--persona-color", persona.color || "var(--accent)");
+  node.title = persona.description;
+  node.dataset.personaId = persona.id;
+}
+
+/** @param {(message: string) => void} showError */
+export async function initPersonas(showError) {
+  const select = /** @type {HTMLSelectElement|null} */ (document.getElementById("persona-choice"));
+  /** @type {Persona[]} */
+  let personas = [];
+  try {
+    personas = await api.personas();
+  } catch (error) {
+    showError(String(/** @type {any} */ (error).message ?? error));
+  }
+  const byId = new Map(personas.map((persona) => [persona.id, persona]));
+  for (const persona of personas) {
+    const option = /** @type {HTMLOptionElement} */ (el("option", "", persona.name));
+    option.value = persona.id;
+    select?.append(option);
+  }
+  /** @type {string|null|undefined} the open conversation's persona (null: a new chat) */
+  let shown = null;
+  select?.addEventListener("change", () => { if (shown === null) badge(byId.get(select.value)); });
+  return {
+    /** The persona a new chat starts with. */
+    forNew: () => select?.value || "default",
+    /** Show the open conversation's persona, or the choice for a new chat. @param {string|null} sessionId @param {string|null|undefined} personaId */
+    show(sessionId, personaId) {
+      shown = sessionId ? (personaId ?? "default") : null;
+      badge(byId.get(shown ?? select?.value ?? "default"));
+      if (select) select.disabled = false;
+    },
+  };
+}
