@@ -117,12 +117,10 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
         if analyzer is not None:
             stores.sessions.on_turn_saved = analyzer.turn_saved
         models = ModelLibrary(settings, slot, stores.models, images.read, getattr(local.get("chat"), "kv_store", None))
-        app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer = stores, library, sandbox, analyzer
-        app.state.models = models
+        app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer, app.state.models = (
+            stores, library, sandbox, analyzer, models)
         app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
-        app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
-        app.state.memories = MemoryBook(stores.memories, embedder, settings.memory)
-        app.state.proposer = Proposer(app.state.memories, stores.sessions, slot, settings.memory)
+        _conversation_services(app, stores, slot, settings, embedder)
         if await library.has_documents():  # load the embedder now, not at the first question
             _warm_up(rag)
         # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
@@ -134,10 +132,8 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
             if preload is not None:
                 preload.cancel()
             scanned.cancel()
-            await app.state.marks.close()
-            await app.state.windows.close()
-            await app.state.proposer.close()
-            await app.state.memories.close()
+            for service in (app.state.marks, app.state.windows, app.state.proposer, app.state.memories):
+                await service.close()
             sandbox.close()
             if analyzer is not None:
                 await analyzer.close()
@@ -149,14 +145,21 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     # What routes ask for through web/services.py (the rest is set as the app starts).
     app.state.settings, app.state.slot, app.state.embedder, app.state.images = settings, slot, embedder, images
     app.state.confirmations = Confirmations()  # code runs a chat answer waits on the user for
-    app.state.stores = app.state.library = app.state.sandbox = app.state.analyzer = app.state.models = None
-    app.state.marks = app.state.windows = app.state.memories = app.state.proposer = None
+    for late in ("stores", "library", "sandbox", "analyzer", "models", "marks", "windows", "memories", "proposer"):
+        setattr(app.state, late, None)  # set as the app starts
     _install_error_handlers(app)
     _install_access_control(app, policy)
     _add_page_routes(app)
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def _conversation_services(app: FastAPI, stores, slot: ModelSlot, settings: Settings, embedder) -> None:
+    """What outlives a turn: windows and summaries, memories, their proposals."""
+    app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
+    app.state.memories = MemoryBook(stores.memories, embedder, settings.memory)
+    app.state.proposer = Proposer(app.state.memories, stores.sessions, slot, settings.memory)
 
 
 def _warm_up(rag: RagEngine) -> None:

@@ -98,13 +98,8 @@ def frame(event: Event) -> dict:
         case PictureMade(image_id, index, seed, width, height, png):
             return {"type": "image", "id": image_id, "index": index, "seed": seed, "width": width, "height": height,
                     "url": f"/api/images/{image_id}", "png_base64": base64.b64encode(png).decode("ascii")}
-        case ChatDone(turn_id, finish_reason, model, usage, timings, dropped_turns, answer, question, context,
-                      memories_used):
-            return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
-                    "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                              "cached_tokens": usage.cached_tokens},
-                    "timings": timings, "dropped_turns": dropped_turns, "answer": answer, "question": question,
-                    "context": context, "memories_used": list(memories_used)}
+        case ChatDone():
+            return done_frame(event)
         case PicturesDone(turn_id, finish_reason, model, images, seeds, timings):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "images": list(images), "seeds": list(seeds), "timings": timings}
@@ -117,6 +112,15 @@ def frame(event: Event) -> dict:
         case RunFinished(run_id, result):
             return {"type": "exit"} | _run_end(run_id, result)  # stdout and stderr were streamed
     raise TypeError(f"no frame for {type(event).__name__}")
+
+
+def done_frame(done: ChatDone) -> dict:
+    usage = done.usage
+    return {"type": "done", "turn_id": done.turn_id, "finish_reason": done.finish_reason, "model": done.model,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                      "cached_tokens": usage.cached_tokens},
+            "timings": done.timings, "dropped_turns": done.dropped_turns, "answer": done.answer,
+            "question": done.question, "context": done.context, "memories_used": list(done.memories_used)}
 
 
 def run_json(run_id: str, result: RunResult) -> dict:
