@@ -100,7 +100,7 @@ async function main() {
   };
 
   const contextMeter = initContextMeter(() => chat.sessionId);
-  const personas = await initPersonas((message) => composer.showError(message));
+  const personas = initPersonas((message) => composer.showError(message));
   const memorySwitch = initMemorySwitch(() => chat.sessionId, (message) => composer.showError(message));
   const chat = new ChatController({
     onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),

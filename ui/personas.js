@@ -26,33 +26,32 @@ function badge(persona) {
   node.dataset.personaId = persona.id;
 }
 
-/** @param {(message: string) => void} showError */
-export async function initPersonas(showError) {
+/** The list loads in the background; until then a new chat starts with the default.
+ *  @param {(message: string) => void} showError */
+export function initPersonas(showError) {
   const select = /** @type {HTMLSelectElement|null} */ (document.getElementById("persona-choice"));
-  /** @type {Persona[]} */
-  let personas = [];
-  try {
-    personas = await api.personas();
-  } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
-  }
-  const byId = new Map(personas.map((persona) => [persona.id, persona]));
-  for (const persona of personas) {
-    const option = /** @type {HTMLOptionElement} */ (el("option", "", persona.name));
-    option.value = persona.id;
-    select?.append(option);
-  }
-  /** @type {string|null|undefined} the open conversation's persona (null: a new chat) */
+  /** @type {Map<string, Persona>} */
+  const byId = new Map();
+  /** @type {string|null} the open conversation's persona (null: a new chat) */
   let shown = null;
-  select?.addEventListener("change", () => { if (shown === null) badge(byId.get(select.value)); });
+  const draw = () => badge(byId.get(shown ?? select?.value ?? "default"));
+  api.personas().then((/** @type {Persona[]} */ personas) => {
+    for (const persona of personas) {
+      byId.set(persona.id, persona);
+      const option = /** @type {HTMLOptionElement} */ (el("option", "", persona.name));
+      option.value = persona.id;
+      select?.append(option);
+    }
+    draw();
+  }).catch((error) => showError(String(error?.message ?? error)));
+  select?.addEventListener("change", () => { if (shown === null) draw(); });
   return {
     /** The persona a new chat starts with. */
     forNew: () => select?.value || "default",
     /** Show the open conversation's persona, or the choice for a new chat. @param {string|null} sessionId @param {string|null|undefined} personaId */
     show(sessionId, personaId) {
       shown = sessionId ? (personaId ?? "default") : null;
-      badge(byId.get(shown ?? select?.value ?? "default"));
-      if (select) select.disabled = false;
+      draw();
     },
   };
 }
