@@ -38,7 +38,7 @@ from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, Slo
 from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
 from models.remote import RemoteGate, RemoteLease, RemoteModel
-from models.swaps import Swapper, SwapPlan
+from models.swaps import EarlySwap, Swapper, SwapPlan
 from settings import Slot as SlotSettings
 from settings import env_name
 
@@ -68,6 +68,7 @@ class Ticket:
     jumped: int = 0  # later requests served before this one
     swap: SwapPlan | None = None  # set at the grant when the engine must be loaded first
     granted_at: float = 0.0
+    early: EarlySwap | None = None  # the swap, when it was started before acquire()
 
 
 class ModelSlot:
@@ -159,13 +160,8 @@ class ModelSlot:
     def model_label(self, name: str) -> str:
         return self._engine(self.resolve(name)).model_label
 
-    @property
-    def swaps(self) -> int:
-        return self._swapper.swaps
-
-    @property
-    def evictions(self) -> int:
-        return self._swapper.evictions
+    swaps = property(lambda self: self._swapper.swaps, doc="Models loaded so far.")
+    evictions = property(lambda self: self._swapper.evictions, doc="Models unloaded to make room.")
 
     @property
     def engine_names(self) -> list[str]:
@@ -291,9 +287,15 @@ class ModelSlot:
             self.schedule()
 
     def swap_in(self, ticket: Ticket) -> AsyncIterator[SlotEvent]:
-        """The swap planned at the ticket's grant (unload, load with retries)."""
+        """The swap planned at the grant (unload, load with retries), or the one started early."""
         assert ticket.swap is not None
-        return self._swapper.swap_in(ticket.swap)
+        return ticket.early.events() if ticket.early is not None else self._swapper.swap_in(ticket.swap)
+
+    def start_swap(self, ticket: Ticket) -> None:
+        """A granted ticket's swap begun now, while its request does its own work (EarlySwap)."""
+        if ticket.swap is not None and not ticket.swap.started and ticket.early is None:
+            ticket.swap.started = True  # now: a release before the task's first step leaves it be
+            ticket.early = EarlySwap(self._swapper.swap_in(ticket.swap))
 
     # ---- scheduling -------------------------------------------------------------------------
     def _is_due(self, ticket: Ticket, now: float) -> bool:
@@ -393,6 +395,11 @@ class Lease(Generic[E]):
 
     def release(self) -> None:
         self._slot.release(self._ticket)
+
+    def start_swap(self) -> None:
+        """Granted already and a model to load first: start loading it now (see ModelSlot.start_swap)."""
+        if self._ticket.granted:
+            self._slot.start_swap(self._ticket)
 
     @property
     def engine(self) -> E:

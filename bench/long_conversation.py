@@ -11,7 +11,11 @@
 (3) Summaries never delay a user's token: TTFT of a message sent while the model is writing a
     summary in the background ÷ the same message sent when the server is idle.
 
-    .venv/bin/python bench/long_conversation.py [--turns 40] [--pause 60] [--back-to-back]
+    .venv/bin/python bench/long_conversation.py [--turns 40] [--pause 60] [--back-to-back] [--memories]
+
+`--memories`: (1) with memories about the conversation's topics stored first, so each turn's
+prompt holds a memory part (after the system prompt, before the summary): the prefix must
+survive it.
 """
 from __future__ import annotations
 
@@ -75,11 +79,17 @@ def wait_idle(server: ServerProcess, limit: float) -> float:
     return time.perf_counter() - started
 
 
-def long_conversation(turns: int, pause: float, back_to_back: bool) -> dict:
+MEMORIES = [f"I helped to organise {topic} and I care about what people said there" for topic in TOPICS]
+
+
+def long_conversation(turns: int, pause: float, back_to_back: bool, memories: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         server = ServerProcess({"AIONE_CHAT__N_CTX": "2048", "AIONE_CHAT__MAX_TOKENS": "48",
                                 "AIONE_CHAT__TEMPERATURE": "0"}, Path(folder), wait_for_model=None)
+        used: list[int] = []
         try:
+            for text in MEMORIES if memories else []:
+                server.client.post(server.url + "/api/memories", json={"text": text}).raise_for_status()
             session, ttft, failed, waits, overflows = None, [], 0, [], []
             for turn in range(1, turns + 1):
                 result = chat(server, message(turn), session)
@@ -90,6 +100,7 @@ def long_conversation(turns: int, pause: float, back_to_back: bool) -> dict:
                     ttft.append(float("nan"))
                     continue
                 ttft.append(done["timings"]["ttft_ms"])
+                used.append(len(done["memories_used"]))
                 overflows.append(done["context"]["summarized_turns"])
                 waits.append(0.0 if back_to_back else wait_idle(server, pause))
         finally:
@@ -99,7 +110,8 @@ def long_conversation(turns: int, pause: float, back_to_back: bool) -> dict:
     late = [t for t in ttft[30:40] if t == t]
     ratio = statistics.mean(late) / statistics.mean(early) if early and late else float("nan")
     return {"turns": turns, "failed": failed, "ttft_ms": ttft, "window_start": overflows, "early_ms": statistics.mean(early),
-            "late_ms": statistics.mean(late) if late else None, "ratio": ratio, "mean_pause_s": statistics.mean(waits)}
+            "late_ms": statistics.mean(late) if late else None, "ratio": ratio, "mean_pause_s": statistics.mean(waits),
+            "memories_used": used}
 
 
 def against_raw(turns: int = 10) -> dict:
@@ -189,16 +201,19 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=60.0)
     parser.add_argument("--back-to-back", action="store_true")
     parser.add_argument("--only", choices=["long", "raw", "summary"], default=None)
+    parser.add_argument("--memories", action="store_true", help="(1) with memories in every prompt")
     args = parser.parse_args()
     results = {}
     if args.only in (None, "long"):
-        long = long_conversation(args.turns, args.pause, args.back_to_back)
+        long = long_conversation(args.turns, args.pause, args.back_to_back, args.memories)
         results["long"] = long
         pause = "back to back" if args.back_to_back else f"reading pause until idle (mean {long['mean_pause_s']:.1f} s)"
         print(f"(1) {long['turns']} turns at n_ctx 2048, ~150-token messages, {pause}: {long['failed']} failed; TTFT early (turns 2-5) {long['early_ms']:.0f} ms, turns 31-40 "
               f"{long['late_ms']:.0f} ms: ratio {long['ratio']:.2f} (target <= 1.5)")
         print("    TTFT by turn (ms): " + " ".join(f"{t:.0f}" for t in long["ttft_ms"]))
         print("    window start by turn: " + " ".join(str(s) for s in long["window_start"]))
+        if args.memories:
+            print("    memories in the prompt by turn: " + " ".join(str(n) for n in long["memories_used"]))
     if args.only in (None, "raw"):
         raw = against_raw()
         results["raw"] = raw

@@ -288,6 +288,8 @@ class SlotLease(Protocol[E_co]):
 
     def release(self) -> None: ...  # idempotent, safe in any finally
 
+    def start_swap(self) -> None: ...  # granted: load the model now, while the request does its own work
+
     async def __aenter__(self) -> SlotLease[E_co]: ...
 
     async def __aexit__(self, *exc_info) -> None: ...

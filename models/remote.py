@@ -342,6 +342,9 @@ class RemoteLease:
             self._gate.waiting -= 1
         self._enqueued = False
 
+    def start_swap(self) -> None:
+        """Nothing to load: the model lives on another machine."""
+
     @property
     def engine(self) -> RemoteModel:
         if not self._granted:

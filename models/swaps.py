@@ -224,3 +224,27 @@ class Swapper:
         failures = self.cooldowns[name].failures + 1 if name in self.cooldowns else 1
         pause = min(settings.cooldown_max_s, settings.cooldown_base_s * 2 ** (failures - 1))
         self.cooldowns[name] = Cooldown(failures, self.clock() + pause)
+
+
+class EarlySwap:
+    """A swap started before its request reached acquire() (the turn runner starts it while the
+    request saves itself): it runs in a task, and acquire() follows its events from the start.
+    A request that ends first leaves it to finish (the swap's own end keeps the state true)."""
+
+    def __init__(self, swap: AsyncIterator[SlotEvent]) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._run(swap))
+
+    async def _run(self, swap: AsyncIterator[SlotEvent]) -> None:
+        try:
+            async for event in swap:
+                self._queue.put_nowait(event)
+            self._queue.put_nowait(None)
+        except BaseException as exc:  # the load failed (or the server stops): acquire() raises it
+            self._queue.put_nowait(exc)
+
+    async def events(self) -> AsyncIterator[SlotEvent]:
+        while (item := await self._queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item

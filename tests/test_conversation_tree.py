@@ -217,9 +217,9 @@ def test_export_then_import_into_a_fresh_folder_is_identical(rated_tree, tmp_pat
     fresh = make_settings(tmp_path / "fresh")
     with serve(create_app(fresh)) as url, httpx.Client(base_url=url, timeout=30) as other:
         assert other.post("/api/import", files={"file": ("export.json", exported)}).json() == {
-            "imported": [session_id], "skipped": [], "pictures": 0}
+            "imported": [session_id], "skipped": [], "pictures": 0, "memories_imported": 0}
         again = other.post("/api/import", files={"file": ("export.json", exported)}).json()
-        assert again == {"imported": [], "skipped": [session_id], "pictures": 0}  # idempotent
+        assert again == {"imported": [], "skipped": [session_id], "pictures": 0, "memories_imported": 0}  # idempotent
         after = other.get("/api/export", params={"format": "json"}).json()["sessions"]
         assert _shape(after) == _shape(before)
         assert len(other.get("/api/sessions").json()["sessions"]) == 1

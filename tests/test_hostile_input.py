@@ -159,7 +159,7 @@ def test_export_with_pictures_imports_into_a_fresh_folder_with_the_same_pictures
         restored = httpx.get(f"{url}/api/sessions/{session_id}/images").json()["images"]
         assert [(g["id"], g["seed"], g["prompt"]) for g in restored] == [(g["id"], g["seed"], g["prompt"]) for g in gallery]
         again = httpx.post(url + "/api/import", files={"file": ("export.zip", exported, "application/zip")})
-        assert again.json() == {"imported": [], "skipped": [session_id], "pictures": 0}  # idempotent
+        assert again.json() == {"imported": [], "skipped": [session_id], "pictures": 0, "memories_imported": 0}  # idempotent
 
 
 def zip_of(entries: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:

@@ -397,3 +397,40 @@ async def test_a_request_cancelled_right_after_its_grant_leaves_no_swap_half_sta
     async with slot.lease("vision") as lease:  # the slot still works
         assert await statuses(lease) == [("unloading", "chat"), ("loading", "vision"), ("ready", "vision")]
     assert log == ["load chat", "unload chat", "load vision"]
+
+
+async def test_a_granted_swap_starts_early_and_acquire_follows_it():
+    """The turn runner starts the swap before the request's own work (saving it, memories,
+    passages): the model loads meanwhile, and acquire() still reports every step once."""
+    slot, log, engines = make_slot()
+    async with slot.lease("chat") as lease:
+        await statuses(lease)
+    engines["vision"].load_seconds = 0.2
+    async with slot.lease("vision") as lease:
+        lease.enqueue()
+        lease.start_swap()
+        await asyncio.sleep(0.05)
+        log.append("the request's own work")  # meanwhile
+        assert await statuses(lease) == [("unloading", "chat"), ("loading", "vision"), ("ready", "vision")]
+        assert lease.engine.loaded
+    assert log == ["load chat", "unload chat", "load vision", "the request's own work"]
+
+
+async def test_an_early_swap_that_fails_is_an_error_at_acquire_and_a_release_lets_it_finish():
+    slot, log, engines = make_slot()
+    engines["chat"].fail_loads = 1
+    lease = slot.lease("chat")
+    lease.enqueue()
+    lease.start_swap()
+    with pytest.raises(ModelLoadError):
+        await statuses(lease)
+    lease.release()
+    engines["vision"].load_seconds = 0.1
+    gone = slot.lease("vision")
+    gone.enqueue()
+    gone.start_swap()
+    gone.release()  # the client left: the load already under way completes, the slot stays sound
+    async with slot.lease("vision") as again:
+        seen = await statuses(again)
+        assert seen[-1] == ("ready", "vision") and ("loading", "vision") not in seen  # it waited, loaded once
+    assert engines["vision"].loaded and log.count("load vision") == 1

@@ -50,6 +50,13 @@ class TurnRunner(Generic[E]):
         """`session_id` None: a stateless request (the OpenAI-compatible API): no session event."""
         self.slot, self.lease, self.session_id, self.work = slot, lease, session_id, work
 
+    def _files_present(self, engine_name: str) -> bool:
+        try:
+            self.slot.check_files(engine_name)
+            return True
+        except AppError:
+            return False  # said after the request is saved (below), never a load attempt
+
     async def events(self) -> AsyncIterator[Event]:
         work, lease = self.work, self.lease
         stop = threading.Event()
@@ -57,6 +64,8 @@ class TurnRunner(Generic[E]):
         if self.session_id is not None:
             yield SessionStarted(self.session_id)
         try:
+            if self._files_present(lease.engine_name):
+                lease.start_swap()  # the model loads while begin() saves the request
             async with aclosing(work.begin()) as before:
                 async for event in before:
                     yield event

@@ -84,29 +84,18 @@ async def _marks(request: Request) -> MarkRunner:
     return marks
 
 
-async def _windows(request: Request) -> ConversationWindows:
-    windows = request.app.state.windows
-    if windows is None:  # only before the start has finished
-        raise AppError("the conversations are not ready yet", code="not_ready", status=503)
-    return windows
+def _started(name: str, what: str, code: str = "not_ready"):
+    """A dependency on what the app sets on `app.state.<name>` as it starts: 503 before that."""
+    async def dependency(request: Request):
+        made = getattr(request.app.state, name)
+        if made is None:  # only before the start has finished
+            raise AppError(f"{what} not ready yet", code=code, status=503)
+        return made
+    return dependency
 
 
 async def _personas(request: Request) -> PersonaStore:
     return request.app.state.stores.personas
-
-
-async def _memories(request: Request) -> MemoryBook:
-    book = request.app.state.memories
-    if book is None:  # only before the start has finished
-        raise AppError("memories are not ready yet", code="not_ready", status=503)
-    return book
-
-
-async def _proposer(request: Request) -> Proposer:
-    proposer = request.app.state.proposer
-    if proposer is None:  # only before the start has finished
-        raise AppError("memories are not ready yet", code="not_ready", status=503)
-    return proposer
 
 
 async def _stores(request: Request) -> Stores:
@@ -115,13 +104,6 @@ async def _stores(request: Request) -> Stores:
 
 async def _models_or_none(request: Request) -> ModelLibrary | None:
     return request.app.state.models
-
-
-async def _sandbox(request: Request) -> Sandbox:
-    sandbox = request.app.state.sandbox
-    if sandbox is None:  # only before the start has finished
-        raise AppError("the sandbox is not ready yet", code="sandbox_unavailable", status=503)
-    return sandbox
 
 
 async def _analyzer(request: Request) -> TurnAnalyzer:
@@ -151,10 +133,10 @@ ToolConfirmations = Annotated[Confirmations, Depends(_confirmations)]
 Marks = Annotated[MarkRunner, Depends(_marks)]
 Stores = Annotated[StoresType, Depends(_stores)]
 MaybeSandbox = Annotated[Sandbox | None, Depends(_sandbox_or_none)]
-SandboxDep = Annotated[Sandbox, Depends(_sandbox)]
+SandboxDep = Annotated[Sandbox, Depends(_started("sandbox", "the sandbox is", "sandbox_unavailable"))]
 Analyzer = Annotated[TurnAnalyzer, Depends(_analyzer)]
 MaybeAnalyzer = Annotated[TurnAnalyzer | None, Depends(_analyzer_or_none)]
-Windows = Annotated[ConversationWindows, Depends(_windows)]
+Windows = Annotated[ConversationWindows, Depends(_started("windows", "the conversations are"))]
 Personas = Annotated[PersonaStore, Depends(_personas)]
-Memories = Annotated[MemoryBook, Depends(_memories)]
-MemoryProposer = Annotated[Proposer, Depends(_proposer)]
+Memories = Annotated[MemoryBook, Depends(_started("memories", "memories are"))]
+MemoryProposer = Annotated[Proposer, Depends(_started("proposer", "memories are"))]

@@ -104,6 +104,14 @@ async def _check_session_images(sessions: SessionStore, body: ChatRequest) -> No
             raise NotFound(f"image not found in this session: {image_id[:64]}", code="image_not_found")
 
 
+async def _session_of(sessions: SessionStore, body: ChatRequest) -> str | None:
+    """The conversation the request continues (a regenerate or an edit names it by its turn)."""
+    turn_id = body.regenerate if body.regenerate is not None else body.edit
+    if body.session_id is not None or turn_id is None:
+        return body.session_id
+    return (await sessions.get_turn(turn_id))["session_id"]  # 404 for an unknown turn
+
+
 def _tools(body: ChatRequest, use: PersonaUse, wants_vision: bool, slot_engines: list[str]) -> list[str]:
     """The answer's tools: the request's and the persona's (a message with images takes none)."""
     if body.tools and wants_vision:
@@ -126,7 +134,7 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
     body = await read_json(request, ChatRequest, max_chat_body(settings))
     message = _checked_message(body, settings)
     wants_vision = bool(body.images or body.image_ids)
-    persona = await persona_for_chat(personas, body.session_id, body.persona_id)  # 404 / 422
+    persona = await persona_for_chat(personas, await _session_of(sessions, body), body.persona_id)  # 404 / 422
     use = persona_use(persona, models, body.model)
     tools = _tools(body, use, wants_vision, slot.engine_names)
     lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
