@@ -159,6 +159,7 @@ def _conversation_services(app: FastAPI, stores, slot: ModelSlot, settings: Sett
     """What outlives a turn: windows and summaries, memories, their proposals."""
     app.state.windows = ConversationWindows(stores.summaries, slot, settings.context)
     app.state.memories = MemoryBook(stores.memories, embedder, settings.memory)
+    app.state.memories.start()  # the index is built now (the embedder loads only when memories exist)
     app.state.proposer = Proposer(app.state.memories, stores.sessions, slot, settings.memory)
 
 

@@ -200,7 +200,7 @@ class Error:
         return cls("internal_error", f"unexpected error: {type(exc).__name__}: {exc}")
 
 
-# ---- code runs (sandbox.py): Queued* -> RunStarted -> RunOutput* -> RunFinished ------------
+# ---- code runs (sandbox/runs.py): Queued* -> RunStarted -> RunOutput* -> RunFinished ------------
 @dataclass(frozen=True)
 class RunPicture:
     name: str

@@ -30,7 +30,7 @@ def set_limits(limits: dict) -> None:
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]),
                         ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                         ("RLIMIT_NOFILE", limits["open_files"]), ("RLIMIT_CORE", 0)):
-        if value is not None:  # no process cap outside a user namespace (see sandbox.py)
+        if value is not None:  # no process cap outside a user namespace (see sandbox/runs.py)
             resource.setrlimit(getattr(resource, name), (value, value))
 
 

@@ -14,7 +14,7 @@ from store.jsonl import JsonlLog
 
 
 async def m007_sandbox_runs(db: aiosqlite.Connection) -> None:
-    # Code run from answers (sandbox.py): what ran, what it printed, how it ended. Pictures are
+    # Code run from answers (sandbox/runs.py): what ran, what it printed, how it ended. Pictures are
     # PNG files in the generated-images folder, listed by id.
     await db.execute(
         """CREATE TABLE sandbox_runs (

@@ -232,14 +232,16 @@ class SessionStore:
 
     # ---- an answer written while it streams (checkpointed, so a crash keeps it) ---------------
     async def start_answer(self, session_id: str, model: str) -> int:
-        """An assistant turn marked "streaming"; its id."""
+        """An assistant turn marked "streaming" at the end of the active branch; its id. Written by
+        insert_turn like every turn (finish_answer indexes its text and logs it whole)."""
+        session = await self.get_session(session_id)
+        turn = self._turn_record(session_id, "assistant", "", "chat", None, {"model": model, "finish_reason": STREAMING})
+        turn["parent_id"] = session["active_leaf"]
         async with self._db.writing() as db:
-            cur = await db.execute(
-                "INSERT INTO turns (session_id, parent_id, role, text, created, kind, model, finish_reason, dropped_turns) "
-                "VALUES (?, (SELECT active_leaf FROM sessions WHERE id = ?), 'assistant', '', ?, 'chat', ?, ?, 0)",
-                (session_id, session_id, now_iso(), model, STREAMING))
-            await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (cur.lastrowid, session_id))
-        return int(cur.lastrowid)
+            turn_id = await insert_turn(db, turn)
+            await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (turn_id, session_id))
+        self.log.write("answer_started", {"session_id": session_id, "turn_id": turn_id, "model": model})
+        return turn_id
 
     async def checkpoint_answer(self, turn_id: int, text: str) -> None:
         async with self._db.writing() as db:

@@ -1,4 +1,4 @@
-"""The sandbox (sandbox.py): every attack runs real code through the real bubblewrap sandbox.
+"""The sandbox (sandbox/runs.py): every attack runs real code through the real bubblewrap sandbox.
 
 Network (this server's own port, another local port), the user's files (data folder, SQLite
 file, project files, home), the server's environment, writes outside the work folder, a fork

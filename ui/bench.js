@@ -36,8 +36,11 @@ function choice(name, value, label, checked) {
 async function loadChoices() {
   const library = /** @type {any} */ (await api.models().catch(() => ({ models: [] })));
   const models = $("bench-models");
-  models.replaceChildren(choice("model", "chat", t("benchDefaultModel"), true),
-    ...library.models.filter((/** @type {any} */ m) => m.status === "ok" && (m.roles.includes("chat") || m.roles.includes("image")))
+  // "chat" is the model chosen for chat: named once, by its name, not again in the list
+  const chatModel = library.models.find((/** @type {any} */ m) => (m.active_for ?? []).includes("chat"));
+  const chatLabel = chatModel ? `${t("benchDefaultModel")} (${chatModel.name})` : t("benchDefaultModel");
+  models.replaceChildren(choice("model", "chat", chatLabel, true),
+    ...library.models.filter((/** @type {any} */ m) => m !== chatModel && m.status === "ok" && (m.roles.includes("chat") || m.roles.includes("image")))
       .map((/** @type {any} */ m) => choice("model", m.id, `${m.name}${m.roles.includes("vision") ? " (비전)" : m.roles.includes("image") ? " (그림)" : ""}`, false)));
   $("bench-tasks").replaceChildren(...TASKS.map((task) => choice("task", task, t(`benchTask_${task}`), true)));
 }
@@ -158,6 +161,18 @@ $("bench-form").addEventListener("submit", async (event) => {
 $("bench-cancel").addEventListener("click", () => {
   if (current) api.post(`/api/bench/runs/${current}/cancel`, {}).catch((error) => showError(String(error.message ?? error)));
 });
+
+/** Quick runs use one seed: the seeds field says so while it is ticked. */
+function syncSeeds() {
+  const quick = /** @type {HTMLInputElement} */ ($("bench-quick")).checked;
+  const seeds = /** @type {HTMLInputElement} */ ($("bench-seeds"));
+  seeds.disabled = quick;
+  if (quick) seeds.dataset.chosen = seeds.dataset.chosen ?? seeds.value;
+  seeds.value = quick ? "1" : (seeds.dataset.chosen ?? seeds.value);
+  if (!quick) delete seeds.dataset.chosen;
+}
+$("bench-quick").addEventListener("change", syncSeeds);
+syncSeeds();
 
 applyI18n();
 loadChoices().then(loadHistory).catch((error) => showError(String(error?.message ?? error)));

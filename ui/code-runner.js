@@ -2,7 +2,7 @@
 /**
  * Run buttons on the Python code blocks of answers: a small editor, output streamed below the
  * block, Stop, the pictures the code drew, and "send the result to the model". The code runs in
- * the server's sandbox (sandbox.py); where it cannot run, the button is off with the reason.
+ * the server's sandbox (sandbox/runs.py); where it cannot run, the button is off with the reason.
  */
 import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";

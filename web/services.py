@@ -107,7 +107,7 @@ async def _models_or_none(request: Request) -> ModelLibrary | None:
 
 
 async def _analyzer(request: Request) -> TurnAnalyzer:
-    """The turn labeller; 409 when analysis is off."""
+    """The turn labeller; 503 when analysis is off."""
     analyzer = request.app.state.analyzer
     if analyzer is None:
         raise AppError(f"turn analysis is off: set {env_name('analysis', 'enabled')}=true and restart", code="analysis_off",

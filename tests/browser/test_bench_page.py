@@ -20,6 +20,12 @@ def test_a_quick_run_from_the_page(page: Page, isolated_data):
     with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
         page.goto(url + "/bench")
         expect(page.locator("#bench-tasks input")).to_have_count(8)
+        seeds = page.locator("#bench-seeds")
+        expect(seeds).to_be_disabled()
+        expect(seeds).to_have_value("1")  # a quick run has one seed, and the field says so
+        page.uncheck("#bench-quick")
+        expect(seeds).to_have_value("3")
+        page.check("#bench-quick")
         for task in ("instruct", "summary", "documents", "code", "tools", "vision"):
             page.uncheck(f"#bench-tasks input[value='{task}']")
         page.click("#bench-start")
