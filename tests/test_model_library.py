@@ -187,3 +187,17 @@ def test_a_vision_model_chosen_in_the_library_answers_image_questions(library_se
             done = next(f for f in read_frames(r) if isinstance(f, dict) and f.get("type") == "done")
         assert done["model"] == "smol-vl-Q4_1.gguf"
         assert httpx.get(url + "/api/slot").json()["resident"] == f"vision-{vision['id']}"
+
+
+def test_a_persona_answers_with_its_library_model_through_the_slot(library_settings):
+    with serve(create_app(library_settings)) as url:
+        deep = by_name(scanned(url)["models"])["deep-Q4_1"]
+        persona = httpx.post(url + "/api/personas", json={"name": "깊은 도우미", "model": deep["id"]}).json()
+        with httpx.stream("POST", url + "/chat_stream_sse_fetch", json={"message": "hello", "persona_id": persona["id"]},
+                          timeout=120) as r:
+            done = next(f for f in read_frames(r) if isinstance(f, dict) and f.get("type") == "done")
+        assert done["model"] == "deep-Q4_1.gguf"  # loaded through the slot like any library model
+        assert httpx.get(url + "/api/slot").json()["resident"] == f"chat-{deep['id']}"
+        assert answer(url, "hello")["model"] == embedded_chat_model_path().name  # a plain chat: the configured one
+        missing = httpx.post(url + "/api/personas", json={"name": "없는 모델", "model": "0" * 12})
+        assert missing.status_code == 404 and "model" in missing.json()["error"]["message"]
