@@ -26,14 +26,7 @@ from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, Tool
 from core.errors import AppError, ModelLoadError
 from core.events import Token
 from models.chat_template import template_formatter, tokenize_chat
-from models.context_window import (
-    cut_tool_results,
-    fit_window,
-    memory_text,
-    summarise_drop,
-    with_pending,
-    with_summary,
-)
+from models.context_window import cut_tool_results, fit_window, memory_text, summarise_drop, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
@@ -166,7 +159,7 @@ class _Renderer:
                 engine.llama.metadata.get("tokenizer.chat_template"))
             content = with_summary(system_prompt, self.window, self.memory)
             head = [{"role": "system", "content": content}] if content else []
-            new = [{"role": "user", "content": with_pending(request.message, request.memory)}] if request.message else []
+            new = [{"role": "user", "content": request.message}] if request.message else []
             tokens, rendered = engine._tokenize_chat(head + kept + new, **extra)
             self._cache[start] = (tokens, rendered, sampling, calls_as)
         return self._cache[start]

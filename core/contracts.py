@@ -76,13 +76,11 @@ DEFAULT_WINDOW = Window()
 class MemoryPart:
     """What the assistant remembers about the user, for this prompt (memories/): its own part
     after the system prompt and before the summary. Lines past `budget` tokens (the model's own
-    tokenizer counts) are left out, the last first. `pending`: memories that came up after the
-    part was set; they go with the new message (the cached prefix stays) until the window drops."""
+    tokenizer counts) are left out, the last first."""
 
     label: str
     lines: tuple[str, ...]
     budget: int = 300
-    pending: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

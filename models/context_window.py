@@ -148,13 +148,6 @@ def memory_text(part: MemoryPart | None, tokens_of: Callable[[str], int]) -> tup
     return f"[{part.label}]\n" + "\n".join(f"- {line}" for line in kept), len(kept)
 
 
-def with_pending(message: str, part: MemoryPart | None) -> str:
-    """The new message, after the memories that came up since the memory part was set."""
-    if part is None or not part.pending or not message:
-        return message
-    return f"[{part.label}]\n" + "\n".join(f"- {line}" for line in part.pending) + f"\n\n{message}"
-
-
 def with_summary(system_prompt: str, window: Window, memory: str = "") -> str:
     """The system part, the memories, then the summary of what fell out, each under its label."""
     parts = [system_prompt, memory, f"[{window.summary_label}]\n{window.summary}" if window.summary else ""]
@@ -190,7 +183,4 @@ def rough_tokens(text: str) -> int:
 def system_with_memories(request: ChatInput, configured: str) -> str:
     """The system message of an engine that keeps no window of its own (remote, vision): the
     system prompt, then the memories within their budget (counted from above)."""
-    part = request.memory
-    if part is not None and part.pending:  # no cached prefix to keep here: all in one part
-        part = MemoryPart(part.label, (*part.lines, *part.pending), part.budget)
-    return with_summary(request.system_or(configured), Window(), memory_text(part, rough_tokens)[0])
+    return with_summary(request.system_or(configured), Window(), memory_text(request.memory, rough_tokens)[0])

@@ -49,14 +49,10 @@ async def m013_memories(db: aiosqlite.Connection) -> None:
              memory_id INTEGER,
              created TEXT NOT NULL)"""
     )
-    # A conversation's memory settings: off for this chat; the memories its prompt's memory part
-    # holds, the window start they were set at, and the ones that came up since (they ride with
-    # the message until the window next drops, so the cached prefix stays); the last turn
-    # proposals looked at.
+    # A conversation's memory settings: off for this chat, the memories its prompt holds (kept
+    # from turn to turn so the prompt's prefix stays), the last turn proposals looked at.
     await db.execute("ALTER TABLE sessions ADD COLUMN memory_off INTEGER NOT NULL DEFAULT 0")
     await db.execute("ALTER TABLE sessions ADD COLUMN memory_ids TEXT")
-    await db.execute("ALTER TABLE sessions ADD COLUMN memory_pending TEXT")
-    await db.execute("ALTER TABLE sessions ADD COLUMN memory_start INTEGER")
     await db.execute("ALTER TABLE sessions ADD COLUMN proposed_through INTEGER")
 
 
@@ -141,18 +137,16 @@ class MemoryStore:
 
     # ---- a conversation's memory settings --------------------------------------------------------
     async def session_state(self, session_id: str) -> dict:
-        row = await self._db.one(
-            "SELECT memory_off, memory_ids, memory_pending, memory_start, proposed_through FROM sessions WHERE id = ?",
-            (session_id,), NotFound(f"session not found: {session_id[:64]}", code="session_not_found"))
+        row = await self._db.one("SELECT memory_off, memory_ids, proposed_through FROM sessions WHERE id = ?",
+                                 (session_id,), NotFound(f"session not found: {session_id[:64]}",
+                                                         code="session_not_found"))
         return {"memory_off": bool(row["memory_off"]), "memory_ids": _ids(row["memory_ids"]),
-                "memory_pending": _ids(row["memory_pending"]), "memory_start": row["memory_start"],
                 "proposed_through": row["proposed_through"]}
 
     async def set_session(self, session_id: str, **fields: object) -> None:
-        """memory_off (bool), memory_ids and memory_pending (lists), memory_start, proposed_through."""
-        lists = ("memory_ids", "memory_pending")
-        values = {key: (",".join(map(str, value)) if key in lists else value)  # type: ignore[call-overload]
-                  for key, value in fields.items() if key in (*lists, "memory_off", "memory_start", "proposed_through")}
+        """memory_off (bool), memory_ids (list), proposed_through (turn id)."""
+        values = {key: (",".join(map(str, value)) if key == "memory_ids" else value)  # type: ignore[call-overload]
+                  for key, value in fields.items() if key in ("memory_off", "memory_ids", "proposed_through")}
         if "memory_off" in values:
             values["memory_off"] = int(bool(values["memory_off"]))
         sets = ", ".join(f"{key} = ?" for key in values)

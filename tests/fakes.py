@@ -5,10 +5,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from core.contracts import ChatInput, Finish, Prompt, Sampling, Window, refuse_images
+from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
 from core.errors import ModelLoadError
 from core.events import Token
-from models.context_window import memory_text, with_pending, with_summary
+from models.context_window import system_with_memories
 
 GIB = 1 << 30
 
@@ -85,10 +85,8 @@ class FakeChatEngine(FakeEngine):
             raise refuse_images(self.name)
         history = [{k: v for k, v in turn.items() if k in ("role", "content", "tool_calls", "tool_call_id")}
                    for turn in request.history]
-        # as the local engine: the memory part after the system prompt, what came up since with the message
-        new = [{"role": "user", "content": with_pending(request.message, request.memory)}] if request.message else []
-        system = with_summary(request.system_or(self.system_prompt), Window(),
-                              memory_text(request.memory, lambda text: len(text) // 3)[0])
+        new = [{"role": "user", "content": request.message}] if request.message else []
+        system = system_with_memories(request, self.system_prompt)  # the system prompt, then the memories
         self.prompts.append([{"role": "system", "content": system}, *history, *new])
         self.samplings.append(request.sampling)
         plan = request.tools  # a model without tools in its template: the generic <tool_call> format

@@ -204,18 +204,3 @@ def test_the_memory_part_sits_before_the_history_in_the_real_prompt(isolated_dat
         assert memory["memories"] == ["My daughter is called Emma"] and 5 < memory["tokens"] < 40
         second = of_type(say(client, "And tell me a short joke", session_id=session_id), "done")[0]
         assert second["usage"]["cached_tokens"] >= done["usage"]["prompt_tokens"] - 1  # the prefix was reused
-
-
-def test_a_memory_that_comes_up_mid_conversation_goes_with_the_message(fake_server):
-    """The memory part is part of the cached prefix: set at the first turn, it stays; what comes
-    up later rides with the new message (until the window next drops a block)."""
-    client, fake = fake_server
-    client.post("/api/memories", json={"text": "My daughter is called Emma"})
-    session_id = say(client, "Write a haiku about autumn")[0]["session_id"]
-    head = fake.prompts[-1][0]["content"]
-    assert "Emma" not in head
-    done = of_type(say(client, "What is my daughter's name?", session_id=session_id), "done")[0]
-    assert [m["text"] for m in done["memories_used"]] == ["My daughter is called Emma"]
-    assert fake.prompts[-1][0]["content"] == head  # the prefix as it was
-    assert fake.prompts[-1][-1]["content"].startswith("[What you remember about the user]\n- My daughter is called Emma")
-    assert fake.prompts[-1][-1]["content"].endswith("What is my daughter's name?")

@@ -86,9 +86,7 @@ class AnswerTurn:
             self.question = question
             yield TurnSaved(self.request_turn)
             if self.memory is not None and question.session_id is not None:
-                start = self.conversation.window.start if self.conversation is not None else 0
-                async for event in self.memory.begin(question.session_id, self.raw_message, self.request_turn["id"],
-                                                     start, first_turn=not question.history):
+                async for event in self.memory.begin(question.session_id, self.raw_message, self.request_turn["id"]):
                     yield event
                 question = self.question = replace(question, memory=self.memory.part)
         if self.stored:
@@ -241,11 +239,8 @@ class AnswerTurn:
                 self.memory.after_answer(self.question.session_id, self.engine_name)
         if self.windows is not None and self.conversation is not None and answer is not None:
             question_id = (self.request_turn or {}).get("id")
-            part = self.question.memory
-            conversation = replace(  # the upkeep warms the prefix the next turn reads
-                self.conversation, system_prompt=self.question.system_prompt,
-                memory=replace(part, pending=()) if part is not None else None,
-                memory_next=self.memory.next_part() if self.memory is not None else None)
+            conversation = replace(self.conversation, system_prompt=self.question.system_prompt,
+                                   memory=self.question.memory)  # the upkeep warms the prefix the next turn reads
             await self.windows.after_answer(conversation, self.fit, self.engine_name,
                                             (question_id, self.raw_message), (answer["id"], "".join(self.parts)),
                                             self._used_tokens())

@@ -68,8 +68,7 @@ class Conversation:
     summary: dict | None  # the stored summary the window starts after
     language: str  # ko / en: the summary's label and the language the model summarises in
     system_prompt: str | None = None  # the persona's (None: the model's own), as the turns' prompts hold it
-    memory: MemoryPart | None = None  # the memory part the last turn's prompt held
-    memory_next: MemoryPart | None = None  # the part once the window drops (what came up since joins it)
+    memory: MemoryPart | None = None  # the memories the last turn's prompt held
 
 
 def split_ids(history: Sequence[dict]) -> tuple[list[dict], list[int | None]]:
@@ -206,8 +205,7 @@ class WindowUpkeep:
         if self.windows.gives_way():
             return
         window = replace(conversation.window, start=fit.start, summary=summary_text, headroom=0.0)
-        memory = conversation.memory_next if fit.dropped is not None else conversation.memory  # as the next turn sets it
-        prompt = await run_blocking(engine.prepare, replace(request, window=window, memory=memory))
+        prompt = await run_blocking(engine.prepare, replace(request, window=window))
         if await run_blocking(warm, prompt, lambda: stop.is_set() or self.windows.gives_way() or self.stale()):
             self.outcome += "+warm"
         return

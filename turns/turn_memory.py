@@ -1,12 +1,11 @@
 """A chat turn's memories (memories/): the remember/forget request in the message saved at once,
-and the memories of the prompt.
+and the memory part of the prompt.
 
-The memory part (after the system prompt, before the summary) is part of the cached prefix, so
-it changes only when the prefix changes anyway: at a conversation's first turn and when its
-window drops a block. Memories that become relevant in between go with the new message (the
-tail of the prompt) and join the part at the next drop, after what it held; when the budget is
-full, the oldest that is not relevant now leaves first. The background upkeep that drops the
-block warms the prefix with the part as the next turn will set it (next_part).
+The part keeps its start from turn to turn: the memories a conversation's prompt already holds
+stay, in the order they came, and the ones that become relevant now are added after them; when
+the budget is full, the oldest that is not relevant now leaves first. So the prompt's prefix
+(system, persona, memories) changes only on a turn that brings a new memory, and llama.cpp
+reuses the rest of the time.
 """
 from __future__ import annotations
 
@@ -44,17 +43,11 @@ class TurnMemory:
     def __init__(self, book: MemoryBook, cfg: Memory, persona: dict | None, proposer: Proposer | None = None) -> None:
         self.book, self.store, self.cfg, self.persona, self.proposer = book, book.store, cfg, persona, proposer
         self.part: MemoryPart | None = None
-        self.ids: list[int] = []  # the memory part's
-        self.pending: list[int] = []  # with the message
+        self.ids: list[int] = []
         self._texts: dict[int, str] = {}
-        self._label = LABELS["en"]
 
-    async def begin(self, session_id: str, message: str, turn_id: int | None, window_start: int = 0,
-                    first_turn: bool = True) -> AsyncIterator[Event]:
-        """The cue saved (an event for the page's 되돌리기), then the memories this turn's prompt
-        holds: the part is set at a conversation's first turn and when its window has dropped
-        since (the prefix changes then anyway); memories that come up in between go with the
-        message, so the cached prefix stays."""
+    async def begin(self, session_id: str, message: str, turn_id: int | None) -> AsyncIterator[Event]:
+        """The cue saved (an event for the page's 되돌리기), then the part this turn's prompt holds."""
         cue = parse_cue(message) if self.cfg.enabled else None
         if cue is not None:
             if cue.action == "remember":
@@ -67,39 +60,21 @@ class TurnMemory:
         if not self.cfg.enabled or state["memory_off"] or not scopes:
             return
         relevant = [found["id"] for found in await self.book.recall(message, scopes)]
-        ids, pending = self.book.usable(state["memory_ids"], scopes), self.book.usable(state["memory_pending"], scopes)
-        self._texts = self.book.texts([*ids, *pending, *relevant])
-        cost = {memory_id: rough_tokens(f"- {text}\n") for memory_id, text in self._texts.items()}
-        budget = self.cfg.budget_tokens - LABEL_TOKENS
-        if first_turn or state["memory_start"] != window_start:
-            ids = keep_prefix(ids, [*pending, *relevant] if first_turn else pending, cost, budget)
-        self.ids = ids
-        self.pending = [i for i in keep_prefix(ids, relevant, cost, budget) if i not in ids]
-        changed = (self.ids, self.pending, window_start) != (state["memory_ids"], state["memory_pending"],
-                                                             state["memory_start"])
-        if changed:
-            await self.store.set_session(session_id, memory_ids=self.ids, memory_pending=self.pending,
-                                         memory_start=window_start)
-        self._label = LABELS[language_of([message, *self._texts.values()])]
-        if self.ids or self.pending:
-            self.part = MemoryPart(self._label, self._lines(self.ids), self.cfg.budget_tokens, self._lines(self.pending))
-
-    def _lines(self, ids: list[int]) -> tuple[str, ...]:
-        return tuple(self._texts[memory_id] for memory_id in ids)
-
-    def next_part(self) -> MemoryPart | None:
-        """The part as the next drop of the window sets it (what came up joins it): the upkeep
-        warms the prefix with it, and the next turn sets the same one."""
-        if not (self.ids or self.pending):
-            return self.part
-        cost = {memory_id: rough_tokens(f"- {text}\n") for memory_id, text in self._texts.items()}
-        ids = keep_prefix(self.ids, self.pending, cost, self.cfg.budget_tokens - LABEL_TOKENS)
-        return MemoryPart(self._label, self._lines(ids), self.cfg.budget_tokens)
+        previous = self.book.usable(state["memory_ids"], scopes)
+        texts = self.book.texts([*previous, *relevant])
+        cost = {memory_id: rough_tokens(f"- {text}\n") for memory_id, text in texts.items()}
+        self.ids = keep_prefix(previous, relevant, cost, self.cfg.budget_tokens - LABEL_TOKENS)
+        if self.ids != state["memory_ids"]:
+            await self.store.set_session(session_id, memory_ids=self.ids)
+        self._texts = texts
+        if self.ids:
+            label = LABELS[language_of([message, *texts.values()])]
+            self.part = MemoryPart(label, tuple(texts[memory_id] for memory_id in self.ids), self.cfg.budget_tokens)
 
     def used(self, kept: int | None) -> list[dict]:
         """The memories the prompt held: the first `kept` of the part (None: all, an engine
-        without a window of its own) and those with the message."""
-        ids = [*(self.ids if kept is None else self.ids[:kept]), *self.pending]
+        without a window of its own)."""
+        ids = self.ids if kept is None else self.ids[:kept]
         return [{"id": memory_id, "text": self._texts[memory_id]} for memory_id in ids]
 
     def after_answer(self, session_id: str, engine_name: str) -> None:
