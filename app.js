@@ -100,7 +100,7 @@ async function main() {
   };
 
   const contextMeter = initContextMeter(() => chat.sessionId);
-  const personas = initPersonas((message) => composer.showError(message));
+  const personas = initPersonas((message) => composer.showError(message), () => { chat.newChat(); composer.focus(); });
   const memorySwitch = initMemorySwitch(() => chat.sessionId, (message) => composer.showError(message));
   const chat = new ChatController({
     onSessionsChanged: () => Promise.all([refreshSessions(), documents.refresh(),

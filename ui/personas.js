@@ -26,9 +26,10 @@ function badge(persona) {
   node.dataset.personaId = persona.id;
 }
 
-/** The list loads in the background; until then a new chat starts with the default.
- *  @param {(message: string) => void} showError */
-export function initPersonas(showError) {
+/** The list loads in the background; until then a new chat starts with the default. Choosing a
+ *  persona while a conversation is open starts a new chat with it (a conversation keeps its own).
+ *  @param {(message: string) => void} showError @param {() => void} onChoose */
+export function initPersonas(showError, onChoose) {
   const select = /** @type {HTMLSelectElement|null} */ (document.getElementById("persona-choice"));
   /** @type {Map<string, Persona>} */
   const byId = new Map();
@@ -44,7 +45,10 @@ export function initPersonas(showError) {
     }
     draw();
   }).catch((error) => showError(String(error?.message ?? error)));
-  select?.addEventListener("change", () => { if (shown === null) draw(); });
+  select?.addEventListener("change", () => {
+    if (shown !== null) onChoose(); // shows the new chat, which calls show(null, …)
+    else draw();
+  });
   return {
     /** The persona a new chat starts with. */
     forNew: () => select?.value || "default",

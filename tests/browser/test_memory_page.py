@@ -109,6 +109,9 @@ def test_the_memory_page_and_a_persona_for_a_new_chat(page: Page, server: str):
     context = page.request.get(f"{server}/api/sessions/{newest['id']}/context").json()
     assert context["parts"][0]["text"] == "너는 꼼꼼한 여행 계획 도우미다."
     shot(page, "persona-chat-header")
+    page.select_option("#persona-choice", label="보고서 작성")  # in an open chat: a new chat with it
+    expect(page.locator(".message")).to_have_count(0)
+    expect(page.locator("#session-persona")).to_contain_text("보고서 작성")
     page.click("#new-session")  # a new chat with the default helper: no badge
     page.select_option("#persona-choice", "default")
     expect(page.locator("#session-persona")).to_be_hidden()
