@@ -67,6 +67,11 @@ def _message(turn: dict, references: list[dict]) -> dict:
     return {"role": turn["role"], "content": content}
 
 
+def passages(sources: list[dict]) -> list[dict]:
+    """The document passages of an answer's sources (its tool steps and memories are kept there too)."""
+    return [source for source in sources if source.get("type") is None]
+
+
 def messages(path: list[dict], system_prompt: str | None, include_context: bool) -> list[dict]:
     """A path as chat messages: usable turns only; with `include_context`, the system prompt and
     each question's references (the passages its answer used)."""
@@ -74,7 +79,7 @@ def messages(path: list[dict], system_prompt: str | None, include_context: bool)
     result = [{"role": "system", "content": system_prompt}] if include_context and system_prompt else []
     for i, turn in enumerate(usable):
         answer = usable[i + 1] if i + 1 < len(usable) else None
-        used = [s for s in (answer.get("sources") or []) if s.get("type") != "tool"] \
+        used = passages(answer.get("sources") or []) \
             if include_context and turn["role"] == "user" and answer else []
         if turn["role"] == "assistant":
             result.extend(_tool_messages(turn))
@@ -169,7 +174,7 @@ def markdown(session: dict) -> str:
         lines += [turn["text"] or ("(images)" if turn.get("images") else "(empty)"), ""]
         for image_id in turn.get("images") or []:
             lines.append(f"![image](images/{image_id}.png)")
-        for source in turn.get("sources") or []:
+        for source in passages(turn.get("sources") or []):
             lines.append(f"> [{source['n']}] {source['name']}" + (f" p.{source['page']}" if source.get("page") else ""))
         lines.append("")
     return "\n".join(lines)

@@ -82,6 +82,11 @@ def test_a_cue_is_saved_at_once_undone_and_used_in_a_new_chat(fake_server):
     done = of_type(say(client, "내가 회사에서 무슨 일을 한다고 했지?"), "done")[0]  # a new conversation
     assert [m["id"] for m in done["memories_used"]] == [saved["memory"]["id"]]
     assert "[사용자에 대해 기억하는 것]\n- 나는 판교의 게임 회사에서 데이터 분석을 해" in fake.prompts[-1][0]["content"]
+    session_id = of_type(say(client, "내가 회사에서 무슨 일을 한다고 했지?"), "session")[0]["session_id"]
+    answer = client.get(f"/api/sessions/{session_id}/turns").json()["turns"][-1]
+    assert answer["sources"] == [{"type": "memory", "id": saved["memory"]["id"], "text": saved["memory"]["text"]}]
+    markdown = client.get("/api/export", params={"format": "markdown", "session_id": session_id})
+    assert markdown.status_code == 200 and "> [" not in markdown.text  # a memory is no document reference
     assert of_type(say(client, "파이썬에서 리스트를 정렬하는 방법"), "done")[0]["memories_used"] == []  # unrelated
     assert client.delete(f"/api/memories/{saved['memory']['id']}").status_code == 200  # 되돌리기
     assert client.get("/api/memories").json()["memories"] == []

@@ -213,7 +213,14 @@ class AnswerTurn:
         if self.recorder is None:
             return None
         steps = self.tools.steps if self.tools is not None else []
-        return await self.recorder.save_answer("".join(self.parts), self.sources + steps, self.model, self.result)
+        return await self.recorder.save_answer("".join(self.parts), self.sources + steps + self._memory_entries(),
+                                               self.model, self.result)
+
+    def _memory_entries(self) -> list[dict]:
+        """The memories the prompt held, kept with the answer (the page shows them again)."""
+        if self.memory is None:
+            return []
+        return [{"type": "memory", **used} for used in self.memory.used(self.fit.memories if self.fit else None)]
 
     def _context(self, answer: dict | None) -> dict | None:
         """The done frame's view of the context: tokens used of n_ctx after this answer, where

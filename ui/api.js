@@ -9,7 +9,7 @@
  * @typedef {{id: number, role: string, parent_id: number|null, sibling_ids: number[]}} Placement where a saved turn sits in the tree
  * @typedef {{type: "turn"} & Placement} TurnEvent the request's turn, saved
  * @typedef {{type: "images", ids: string[]}} ImagesEvent
- * @typedef {{n: number, document_id: string, name: string, page: number|null, chunk_id: string, snippet: string, score: number}} Source
+ * @typedef {{n: number, document_id: string, name: string, page: number|null, chunk_id: string, snippet: string, score: number, type?: string}} Source
  * @typedef {{type: "sources", sources: Source[]}} SourcesEvent
  * @typedef {{type: "status", state: "queued", position: number, eta_s: number}
  *         | {type: "status", state: "unloading"|"ready", model: string}

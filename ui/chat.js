@@ -96,6 +96,7 @@ export class ChatController {
         view.showSources(turn.sources ?? []);
         view.toolSteps().restore(turn.sources ?? []);
         view.finish(turn);
+        showMemoriesUsed(view.node, (turn.sources ?? []).filter((/** @type {any} */ s) => s.type === "memory"));
         this.hooks.codeRunner.decorate(view.node, turn.id, this.sessionId);
       }
       addTurnControls(view.node, turn, this.turnHandlers());

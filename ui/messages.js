@@ -114,7 +114,7 @@ export class MessageView {
    */
   showSources(sources) {
     this.node.querySelector(".sources")?.remove();
-    sources = sources.filter((source) => source.type !== "tool"); // tool steps are shown as steps
+    sources = sources.filter((source) => !source.type); // tool steps and memories are shown on their own
     if (!sources.length) return;
     const box = document.createElement("div");
     box.className = "sources";

@@ -52,6 +52,10 @@ def test_save_by_cue_undo_and_use_in_a_new_chat(page: Page, server: str):
     expect(used).to_contain_text("북한산")
     expect(page.locator("#memory-off-label")).to_be_visible()
     shot(page, "memory-used-in-a-new-chat")
+    page.reload()  # kept with the answer: shown again
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(".memories-used")).to_contain_text("기억 1개 사용")
+    expect(page.locator(".sources")).to_have_count(0)  # a memory is not a document passage
 
     page.locator(".message.user .turn-remember").first.click()  # 기억하기 on a message
     expect(page.locator(".message.user .memory-note")).to_contain_text("기억했습니다")
