@@ -53,7 +53,7 @@ from turns.chat_tools import Confirmations
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
 from web.json_body import describe_invalid
-from web.openai_format import error_body as openai_error
+from web.openai_format import error_body as openai_error, is_openai_path
 from web.routes import ROUTERS
 from web.security import (
     AccessPolicy,
@@ -208,7 +208,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
-        if request.url.path.startswith("/v1/"):  # OpenAI clients read {"error": {message, type, param, code}}
+        if is_openai_path(request.url.path):  # OpenAI clients read {"error": {message, type, param, code}}
             status, body = openai_error(Error(exc.code, exc.message, exc.status))
             return JSONResponse(body, status_code=status, headers=headers)
         return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)

@@ -38,7 +38,7 @@ from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, Slo
 from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
 from models.remote import RemoteGate, RemoteLease, RemoteModel
-from models.swaps import EarlySwap, Swapper, SwapPlan
+from models.swaps import EarlySwap, Swapper, SwapPlan, moving_average
 from settings import Slot as SlotSettings
 from settings import env_name
 
@@ -263,7 +263,7 @@ class ModelSlot:
             now = self._clock()
             self._swapper.used(ticket.engine, now)
             held = now - ticket.granted_at
-            self._hold_ema[ticket.engine] = 0.7 * self._hold_ema.get(ticket.engine, held) + 0.3 * held
+            self._hold_ema[ticket.engine] = moving_average(self._hold_ema.get(ticket.engine), held)
             if ticket.swap is not None and not ticket.swap.started:
                 self._swapper.end_swap(ticket.swap)  # cancelled between its grant and its turn to swap
         elif ticket in self._queue:

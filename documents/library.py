@@ -24,7 +24,7 @@ from documents.ocr import TesseractOcr
 from documents.parsing import Section, clean_filename, kind_of, parse
 from documents.scans import read_scans
 from rag_engine import Hit, RagEngine
-from settings import Ocr, Rag
+from settings import Ocr, Rag, env_name
 from store.documents import DocumentStore
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class DocumentLibrary:
             return
         if len(pending) > self.ocr_cfg.max_pages:
             raise BadUpload(f"{name}: {len(pending)} pages need OCR, at most {self.ocr_cfg.max_pages} "
-                            "(AIONE_OCR__MAX_PAGES)", code="too_many_pages", status=413)
+                            f"({env_name('ocr', 'max_pages')})", code="too_many_pages", status=413)
         status = await run_blocking(self.ocr.status)
         if not status.available and not any(s.text for s in sections):
             what = "그림" if pending[0].needs_ocr == "picture" else "스캔했거나 글자 층이 깨진 PDF"

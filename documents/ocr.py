@@ -22,11 +22,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from settings import Ocr
+from settings import Ocr, env_name
 
 WINDOWS_DEFAULT = Path("C:/Program Files/Tesseract-OCR/tesseract.exe")
 INSTALL_HINT = ("Linux: sudo apt install tesseract-ocr tesseract-ocr-kor · Windows: install Tesseract "
-                "(UB Mannheim build) with the Korean language data, or set AIONE_OCR__TESSERACT_PATH")
+                f"(UB Mannheim build) with the Korean language data, or set {env_name('ocr', 'tesseract_path')}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class TesseractOcr:
     def _probe(self) -> OcrStatus:
         wanted = self.cfg.languages
         if not self.cfg.enabled:
-            return OcrStatus(False, "", wanted, "OCR is switched off (AIONE_OCR__ENABLED=false)")
+            return OcrStatus(False, "", wanted, f"OCR is switched off ({env_name('ocr', 'enabled')}=false)")
         program = self.program()
         if program is None:
             where = f"at {self.cfg.tesseract_path}" if self.cfg.tesseract_path else "on this PC"

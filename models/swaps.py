@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 MIB = 1 << 20
 
 
+
+def moving_average(previous: float | None, value: float, weight: float = 0.3) -> float:
+    """The slot's running estimates (load times, hold times): the new value weighs 30 %."""
+    return value if previous is None else (1 - weight) * previous + weight * value
+
 @dataclass
 class Cooldown:
     failures: int
@@ -214,7 +219,7 @@ class Swapper:
             resident.measured = max(0, after.used - before.used)
             log.info("%s: estimate %d MiB, measured %d MiB", name, resident.estimate // MIB, resident.measured // MIB)
         took = self.clock() - started
-        self.load_ema[name] = 0.7 * self.load_ema.get(name, took) + 0.3 * took
+        self.load_ema[name] = moving_average(self.load_ema.get(name), took)
         self.swaps += 1
 
     def _start_cooldown(self, name: str) -> None:

@@ -14,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.contracts import Sampling
 from core.events import ChatDone, Error, Event, Token, ToolCallMade
 
+
+def is_openai_path(path: str) -> bool:
+    """A request of the OpenAI-compatible API: its errors are in OpenAI's shape."""
+    return path.startswith("/v1/")
+
+
 # Our error codes as OpenAI clients know them: (HTTP status, error type, OpenAI code).
 ERRORS: dict[str, tuple[int, str, str | None]] = {
     "context_overflow": (400, "invalid_request_error", "context_length_exceeded"),

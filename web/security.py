@@ -34,7 +34,7 @@ from core.errors import AppError
 from core.events import Error
 from settings import env_name
 from web.json_body import read_json
-from web.openai_format import error_body
+from web.openai_format import error_body, is_openai_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -179,7 +179,7 @@ class SecurityMiddleware:
         refusal = self.check(scope)
         if refusal is not None:
             status, code, message, extra = refusal
-            openai = str(scope.get("path", "")).startswith("/v1/")  # OpenAI clients also read type and param
+            openai = is_openai_path(str(scope.get("path", "")))  # OpenAI clients also read type and param
             await _send_error(send, status, code, message, extra, openai)
             return
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from core.contracts import ChatEngine, ChatInput
 from core.errors import AppError, NotFound
 from core.threads import run_blocking
-from settings import Settings
+from settings import Settings, env_name
 from store.sessions import SessionStore
 from turns.answer import AnswerTurn
 from turns.chat_tools import ChatTools
@@ -118,7 +118,7 @@ def _tools(body: ChatRequest, use: PersonaUse, wants_vision: bool, slot_engines:
         raise AppError("tools work with text messages; send the images without tools", code="invalid_request",
                        status=422)
     if "generate_image" in body.tools and "image" not in slot_engines:
-        raise AppError("generate_image needs an image model: choose one in 모델 or set AIONE_IMAGE__MODEL_PATH",
+        raise AppError(f"generate_image needs an image model: choose one in 모델 or set {env_name('image', 'model_path')}",
                        code="image_not_configured", status=422)
     persona_tools = [name for name in use.tools if name != "generate_image" or "image" in slot_engines]
     tools = [] if wants_vision else list(dict.fromkeys([*body.tools, *persona_tools]))
