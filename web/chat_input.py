@@ -9,9 +9,14 @@ from vram_guard import ModelSlot, Priority
 from web.json_body import MAX_JSON_BYTES
 
 
+def data_url_room(image_bytes: int) -> int:
+    """What one picture of `image_bytes` takes in a JSON body: base64 (4/3) and its data-URL head."""
+    return image_bytes * 4 // 3 + 1024
+
+
 def max_chat_body(settings: Settings) -> int:
     vision = settings.vision
-    return MAX_JSON_BYTES + vision.max_images * (vision.max_image_bytes * 4 // 3 + 1024)
+    return MAX_JSON_BYTES + vision.max_images * data_url_room(vision.max_image_bytes)
 
 
 def vision_lease(slot: ModelSlot, settings: Settings, image_count: int) -> SlotLease[ChatEngine]:

@@ -15,6 +15,7 @@ from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.recorder import PictureRecorder
 from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
+from web.chat_input import data_url_room
 from web.json_body import MAX_JSON_BYTES, read_json
 from web.leases import TurnStream, take
 from web.services import AppSettings, Images, Sessions, Slot
@@ -45,7 +46,7 @@ async def _check_init_image(sessions: SessionStore, body: GenerateRequest) -> No
 @router.post("/api/images/generate")
 async def generate(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions,
                    images: Images) -> TurnStream:
-    body = await read_json(request, GenerateRequest, MAX_JSON_BYTES + settings.vision.max_image_bytes * 4 // 3 + 1024)
+    body = await read_json(request, GenerateRequest, MAX_JSON_BYTES + data_url_room(settings.vision.max_image_bytes))
     _check_generation_on(slot)
     params = validate_request(body, settings.image, family_defaults(settings.image))
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
