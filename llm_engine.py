@@ -82,10 +82,9 @@ def _load_progress(callback: Callable[[float], None] | None):
 
 def sampling_args(cfg: ChatModel, sampling: Sampling) -> dict:
     """llama-cpp-python's sampling arguments: the settings, with the request's overrides."""
-    seed = sampling.seed if sampling.seed is not None else cfg.seed
-    args = {"temperature": cfg.temperature if sampling.temperature is None else sampling.temperature,
-            "top_p": cfg.top_p if sampling.top_p is None else sampling.top_p, "top_k": cfg.top_k,
-            "repeat_penalty": cfg.repeat_penalty, "seed": None if seed < 0 else seed}
+    temperature, top_p, seed = sampling.over(cfg.temperature, cfg.top_p, cfg.seed)
+    args = {"temperature": temperature, "top_p": top_p, "top_k": cfg.top_k, "repeat_penalty": cfg.repeat_penalty,
+            "seed": seed}
     grammar = json_grammar(sampling)
     return args | ({"grammar": grammar} if grammar is not None else {})
 

@@ -30,6 +30,12 @@ class Sampling:
     json_schema: dict | None = field(default=None, hash=False)  # the answer must match it (llama.cpp grammar)
     json_object: bool = False  # the answer must be a JSON object
 
+    def over(self, temperature: float, top_p: float, seed: int) -> tuple[float, float, int | None]:
+        """A model's settings with this request's overrides: temperature, top_p, seed (None: random)."""
+        chosen_seed = self.seed if self.seed is not None else seed
+        return (temperature if self.temperature is None else self.temperature,
+                top_p if self.top_p is None else self.top_p, None if chosen_seed < 0 else chosen_seed)
+
 
 DEFAULT_SAMPLING = Sampling()
 

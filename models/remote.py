@@ -99,14 +99,12 @@ class RemoteAnswers(RemoteModel):
 
     def _body(self, prompt: RemotePrompt) -> dict:
         cfg, sampling = self.cfg, prompt.sampling
+        temperature, top_p, seed = sampling.over(cfg.temperature, cfg.top_p, cfg.seed)
         body = {"messages": prompt.messages, "stream": True, "stream_options": {"include_usage": True},
-                "max_tokens": prompt.max_new_tokens,
-                "temperature": cfg.temperature if sampling.temperature is None else sampling.temperature,
-                "top_p": cfg.top_p if sampling.top_p is None else sampling.top_p}
-        seed = sampling.seed if sampling.seed is not None else cfg.seed
+                "max_tokens": prompt.max_new_tokens, "temperature": temperature, "top_p": top_p}
         if cfg.remote_model:
             body["model"] = cfg.remote_model
-        if seed >= 0:
+        if seed is not None:
             body["seed"] = seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)

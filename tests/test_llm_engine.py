@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.contracts import ChatInput, Finish
+from core.contracts import ChatInput, Finish, Sampling
 from core.errors import ContextOverflow, ModelLoadError, ModelMissing
 from core.events import Token
 from llm_engine import LlmEngine
@@ -259,3 +259,9 @@ def test_switching_conversations_keeps_each_ones_cache():
     finally:
         e.unload()
     assert len(small) == 0
+
+
+def test_a_requests_sampling_over_the_models_settings_one_rule_for_local_and_remote():
+    assert Sampling().over(0.7, 0.9, -1) == (0.7, 0.9, None)  # the settings; a negative seed is random
+    assert Sampling(temperature=0.0, top_p=0.5, seed=3).over(0.7, 0.9, -1) == (0.0, 0.5, 3)
+    assert Sampling(temperature=None, seed=None).over(1.1, 1.0, 42) == (1.1, 1.0, 42)
