@@ -94,6 +94,7 @@ async function main() {
       const current = sessions.find((s) => s.id === chat.sessionId);
       if (current) setTitle(current.title);
       personas.show(chat.sessionId, current?.persona_id);
+      memorySwitch.show(chat.sessionId, Boolean(current?.memory_off)); // the list carries it: no request of its own
     } catch (error) {
       composer.showError(String(/** @type {any} */ (error).message ?? error));
     }
@@ -112,7 +113,7 @@ async function main() {
     composerOptions: () => ({ ...composer.options(), ...toolsMenu.options() }),
     onSessionChanged: (id) => {
       toolsMenu.setSession(id);
-      memorySwitch.load(id);
+      if (!id) memorySwitch.show(null, false);
       if (!id) personas.show(null, null);
     },
     personaForNew: () => personas.forNew(),

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from core.contracts import MemoryPart
 from core.events import Event, MemorySaved
-from memories.book import MemoryBook, Saved
+from memories.book import MemoryBook
 from memories.cues import parse_cue
 from models.context_window import rough_tokens
 from settings import Memory
@@ -33,8 +33,11 @@ def keep_prefix(previous: Sequence[int], relevant: Sequence[int], cost: dict[int
     return ids
 
 
-def saved_json(saved: Saved) -> dict:
-    return {"action": saved.action, "memory": saved.memory, "previous": saved.previous}
+def memory_part(lines: Sequence[str], cfg: Memory, sample: Sequence[str]) -> MemoryPart | None:
+    """The prompt's memory part for these lines, labelled in the language of `sample` (the message)."""
+    if not lines:
+        return None
+    return MemoryPart(LABELS[language_of([*sample, *lines])], tuple(lines), cfg.budget_tokens)
 
 
 class TurnMemory:
@@ -67,9 +70,7 @@ class TurnMemory:
         if self.ids != state["memory_ids"]:
             await self.store.set_session(session_id, memory_ids=self.ids)
         self._texts = texts
-        if self.ids:
-            label = LABELS[language_of([message, *texts.values()])]
-            self.part = MemoryPart(label, tuple(texts[memory_id] for memory_id in self.ids), self.cfg.budget_tokens)
+        self.part = memory_part([texts[memory_id] for memory_id in self.ids], self.cfg, [message])
 
     def used(self, kept: int | None) -> list[dict]:
         """The memories the prompt held: the first `kept` of the part (None: all, an engine
@@ -95,7 +96,4 @@ async def stored_part(book: MemoryBook, cfg: Memory, session_id: str, persona: d
     if not cfg.enabled or state["memory_off"] or not scopes or not state["memory_ids"]:
         return None
     await book.ready()
-    texts = book.texts(book.usable(state["memory_ids"], scopes))
-    if not texts:
-        return None
-    return MemoryPart(LABELS[language_of(list(texts.values()))], tuple(texts.values()), cfg.budget_tokens)
+    return memory_part(list(book.texts(book.usable(state["memory_ids"], scopes)).values()), cfg, [])

@@ -94,12 +94,12 @@ export function initMemorySwitch(currentSession, showError) {
     }
   });
   return {
-    /** The switch follows the open conversation (hidden before it has one). @param {string|null} id */
-    async load(id) {
+    /** The switch follows the open conversation, as the session list has it (hidden before a
+     *  conversation exists). @param {string|null} id @param {boolean} off */
+    show(id, off) {
       if (!box || !label) return;
       label.hidden = !id;
-      if (!id) return;
-      box.checked = Boolean((await api.sessionMemory(id).catch(() => ({ memory_off: false }))).memory_off);
+      box.checked = Boolean(id) && off;
     },
   };
 }

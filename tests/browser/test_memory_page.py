@@ -56,6 +56,13 @@ def test_save_by_cue_undo_and_use_in_a_new_chat(page: Page, server: str):
     page.wait_for_selector("body[data-ready='1']")
     expect(page.locator(".memories-used")).to_contain_text("기억 1개 사용")
     expect(page.locator(".sources")).to_have_count(0)  # a memory is not a document passage
+    page.check("#memory-off")  # this chat without memories: saved, and shown so after a reload
+    page.wait_for_timeout(300)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator("#memory-off")).to_be_checked()
+    page.uncheck("#memory-off")
+    page.wait_for_timeout(300)
 
     page.locator(".message.user .turn-remember").first.click()  # 기억하기 on a message
     expect(page.locator(".message.user .memory-note")).to_contain_text("기억했습니다")

@@ -24,10 +24,9 @@ from settings import env_name
 from memories.book import MemoryBook
 from store.personas import PersonaStore
 from turns.answer import AnswerTurn
-from turns.context_memory import language_of
 from turns.persona_use import PERSONA_PREFIX, PersonaUse, persona_use, sampling_of
 from turns.references import References
-from turns.turn_memory import LABELS
+from turns.turn_memory import memory_part
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
@@ -139,7 +138,7 @@ async def _memory_part(book: MemoryBook, cfg, use: PersonaUse | None, message: s
     if use is None or not cfg.enabled or not message:
         return None
     found = await book.recall(message, book.scopes(use.persona))
-    return MemoryPart(LABELS[language_of([message])], tuple(f["text"] for f in found), cfg.budget_tokens) if found else None
+    return memory_part([f["text"] for f in found], cfg, [message])
 
 
 @router.post("/chat/completions")
