@@ -31,8 +31,8 @@ from core.threads import run_blocking
 from documents.library import DocumentLibrary
 from image_engine import ImageEngine
 from llm_engine import LlmEngine
-from memories.book import MemoryBook
 from mark.runner import MarkRunner
+from memories.book import MemoryBook
 from models.embedder import shared_embedder
 from models.kv_store import KvStore
 from models.remote import (
@@ -47,13 +47,14 @@ from settings import Settings, env_name, renamed_variables
 from store import open_stores
 from store.image_files import ImageStore
 from store.labels import LabelStore
+from turns.chat_tools import Confirmations
 from turns.context_memory import ConversationWindows
 from turns.memory_proposals import Proposer
-from turns.chat_tools import Confirmations
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
 from web.json_body import describe_invalid
-from web.openai_format import error_body as openai_error, is_openai_path
+from web.openai_format import error_body as openai_error
+from web.openai_format import is_openai_path
 from web.routes import ROUTERS
 from web.security import (
     AccessPolicy,
@@ -184,7 +185,7 @@ async def _preload_chat(slot: ModelSlot, scanned: asyncio.Task) -> None:
     chosen in the model library, once the scan has put the choice back)."""
     try:
         await asyncio.wait([scanned])
-        slot.check_files("chat")
+        slot.registry.check_files("chat")
         async with slot.lease("chat", Priority.BACKGROUND) as lease, aclosing(lease.acquire()) as waiting:
             async for _ in waiting:
                 pass

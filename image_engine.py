@@ -127,6 +127,8 @@ def _check_model_file(path: Path, setting: str, role: str) -> Path:
 class ImageEngine:
     model_setting = PATH_SETTINGS["model_path"]
 
+    accepts_images = False  # it draws from a prompt; image-to-image takes its picture apart
+
     def __init__(self, cfg: ImageModel, name: str = "image", headroom_bytes: int = 512 << 20) -> None:
         self.cfg = cfg
         self.name = name

@@ -29,7 +29,7 @@ def embedded_chat_model_path() -> Path | None:
     spec = importlib.util.find_spec(EMBEDDED_CHAT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_CHAT_FILE
+    return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_CHAT_FILE
 
 
 @lru_cache(maxsize=1)
@@ -436,7 +436,7 @@ def env_name(section: str, field: str | None = None) -> str:
     name = ENV_PREFIX + section.upper()
     if field is None:
         return name
-    if field not in info.annotation.model_fields:
+    if info.annotation is None or field not in info.annotation.model_fields:
         raise KeyError(f"no setting {section}.{field}")
     return f"{name}__{field.upper()}"
 

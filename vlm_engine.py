@@ -124,7 +124,7 @@ class VlmEngine:
     def prepare(self, request: ChatInput) -> VisionPrompt:
         """Messages for the chat handler: the last `history_turns` messages (each may carry
         the ids of images to show again), then the new message with its images."""
-        self._llm.llama  # raises when not loaded
+        _ = self._llm.llama  # raises when not loaded
         recent, dropped = request.recent(self.cfg.history_turns)
         system_prompt = system_with_memories(request, self.cfg.system_prompt)
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []

@@ -28,15 +28,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from core.contracts import Engine, SlotLease, refuse_images
 from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
 from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
+from models.registry import ModelRegistry
 from models.remote import RemoteGate, RemoteLease, RemoteModel
 from models.swaps import EarlySwap, Swapper, SwapPlan, moving_average
 from settings import Slot as SlotSettings
@@ -75,9 +76,9 @@ class ModelSlot:
     def __init__(self, engines: dict[str, Engine], settings: SlotSettings | None = None,
                  gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic,
                  remote: dict[str, RemoteModel] | None = None) -> None:
-        self._engines = engines
-        # Roles served by another machine: no VRAM, no swaps, only their own concurrency limit.
-        self._remote = remote or {}
+        # Which engines exist and which serves a role (remote ones: no VRAM, no swaps, only their
+        # own concurrency limit); the slot only schedules them.
+        self.registry = ModelRegistry(engines, remote)
         self.settings = settings or SlotSettings()
         self._gpu = gpu or GpuProbe()
         self._clock = clock
@@ -88,84 +89,38 @@ class ModelSlot:
         self._swapper = Swapper(engines, self.settings, self._gpu, clock, in_use=lambda name: name in self._holders,
                                 on_swap_end=self.schedule)
         self._gates = {name: RemoteGate(engine.concurrency, self.settings.queue_limit)
-                       for name, engine in self._remote.items()}
-        self._routes: dict[str, str] = {}  # role -> the library's engine chosen for it
-
-    # ---- the model library's hooks ---------------------------------------------------------------
-    def add_engine(self, name: str, engine: Engine) -> None:
-        """A model of the library: leased like any other, loaded only when asked for."""
-        if name in self._engines or name in self._remote:
-            raise ValueError(f"an engine named {name!r} is already in the slot")
-        self._engines[name] = engine
-
-    def has_engine(self, name: str) -> bool:
-        return name in self._engines or name in self._remote
-
-    def route(self, role: str, name: str | None) -> None:
-        """Requests for `role` ("chat", "vision", "image") go to engine `name`; None: the role's own."""
-        if name is None or name == role:
-            self._routes.pop(role, None)
-        elif name not in self._engines:
-            raise ValueError(f"no engine {name!r} in the slot")
-        else:
-            self._routes[role] = name
-
-    def resolve(self, name: str) -> str:
-        """The engine a request for `name` goes to (a role follows the library's choice)."""
-        return self._routes.get(name, name)
-
-    def engine(self, name: str) -> Engine:
-        """The engine behind a name or role, for settings changes (never to run it: lease it)."""
-        return self._engine(self.resolve(name))
-
-    def local_engine(self, name: str) -> Engine | None:
-        """The local engine registered under exactly this name (a role's own, not its route)."""
-        return self._engines.get(name)
+                       for name, engine in self.registry.remote.items()}
 
     def forget_estimate(self, name: str) -> None:
-        self._swapper.forget_estimate(self.resolve(name))
+        self._swapper.forget_estimate(self.registry.resolve(name))
 
     # ---- public ---------------------------------------------------------------------------
     def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine,
               images: bool = False) -> SlotLease[E]:
         """A claim on `engine`, whose run contract is `kind` (ChatEngine, ImageGenerator); with
         `images`, a chat engine that cannot be shown images is refused (its contract says so)."""
-        engine = self.resolve(engine)
-        if engine not in self._engines and engine not in self._remote:
+        engine = self.registry.resolve(engine)
+        if not self.registry.has(engine):
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
-        model = self._engine(engine)
+        model = self.registry.engine(engine)
         if not isinstance(model, kind):
             wanted = KIND_NAMES.get(kind.__name__, kind.__name__)
             raise AppError(f"{engine!r} is not a {wanted} model", code=f"not_a_{wanted.replace('-', '_')}_model",
                            status=422)
-        if images and not getattr(model, "accepts_images", False):
+        if images and not model.accepts_images:
             raise refuse_images(engine)
-        if engine in self._remote:
-            return RemoteLease(self._remote[engine], self._gates[engine])
+        if engine in self.registry.remote:
+            return cast(SlotLease[E], RemoteLease(self.registry.remote[engine], self._gates[engine]))
         return Lease(self, engine, int(priority))
-
-    def _engine(self, name: str) -> Engine:
-        return self._engines[name] if name in self._engines else self._remote[name]
 
     def engine_of(self, ticket: Ticket) -> Engine:
         """The engine a granted ticket holds (the lease's only way to it)."""
         if not ticket.granted:
             raise AppError("the model slot was not acquired", code="slot_not_acquired", status=500)
-        return self._engines[ticket.engine]
-
-    def check_files(self, name: str) -> None:
-        """The engine's files are there and of the right kind (raises ModelMissing); loads nothing."""
-        self._engine(self.resolve(name)).check_files()
-
-    def model_label(self, name: str) -> str:
-        return self._engine(self.resolve(name)).model_label
+        return self.registry.local[ticket.engine]
 
     swaps = property(lambda self: self._swapper.swaps, doc="Models loaded so far.")
     evictions = property(lambda self: self._swapper.evictions, doc="Models unloaded to make room.")
-
-    @property
-    def engine_names(self) -> list[str]:
-        return [*self._engines, *self._remote, *(role for role in self._routes if role not in self._engines)]
 
     @property
     def resident(self) -> str | None:
@@ -175,8 +130,8 @@ class ModelSlot:
 
     def admit(self, engine: str) -> None:
         """Refuse at once what cannot be served: unknown, never fits, cooling down, queue full."""
-        engine = self.resolve(engine)
-        if engine not in self._engines:
+        engine = self.registry.resolve(engine)
+        if engine not in self.registry.local:
             raise NotFound(f"unknown model: {engine}", code="unknown_model")
         need, budget = self.estimate(engine), self.budget()
         if need > budget:
@@ -208,14 +163,14 @@ class ModelSlot:
         return min(setting, memory.free + self._swapper.held_bytes())
 
     def estimate(self, engine: str) -> int:
-        return self._swapper.estimate(self.resolve(engine))
+        return self._swapper.estimate(self.registry.resolve(engine))
 
     @property
     def busy(self) -> bool:
         """A model is loaded for someone or generating (the CPU labeller waits meanwhile)."""
         return bool(self._holders) or self._swapper.swapping
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         now = self._clock()
         waiting, residents = self._queue, self._swapper.residents
         return {
@@ -223,7 +178,7 @@ class ModelSlot:
             "busy": bool(self._holders),
             "holders": sorted(self._holders),
             "queue": len(waiting),
-            "queued": {name: sum(1 for t in waiting if t.engine == name) for name in self._engines},
+            "queued": {name: sum(1 for t in waiting if t.engine == name) for name in self.registry.local},
             "swapping": self._swapper.swapping,
             "swaps": self.swaps,
             "evictions": self.evictions,
@@ -239,7 +194,7 @@ class ModelSlot:
             "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
                           if c.until > now},
             "remote": {name: {"url": engine.base_url, "running": self._gates[name].running,
-                              "waiting": self._gates[name].waiting} for name, engine in self._remote.items()},
+                              "waiting": self._gates[name].waiting} for name, engine in self.registry.remote.items()},
         }
 
     async def close(self) -> None:
@@ -405,7 +360,7 @@ class Lease(Generic[E]):
     def engine(self) -> E:
         return cast(E, self._slot.engine_of(self._ticket))  # its kind was checked in slot.lease()
 
-    async def acquire(self) -> AsyncIterator[SlotEvent]:
+    async def acquire(self) -> AsyncGenerator[SlotEvent, None]:
         """Wait for the slot, swapping models if needed; yields slot events meanwhile."""
         slot, ticket = self._slot, self._ticket
         self.enqueue()

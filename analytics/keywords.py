@@ -10,6 +10,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from core.tokens import STOP_WORDS as SEARCH_STOP_WORDS
 
@@ -53,12 +54,12 @@ class KeywordExtractor:
         if HANGUL_RUN.search(text):
             with self._lock:
                 if self._kiwi is None:
-                    from kiwipiepy import (
-                        Kiwi,  # requirements.txt; the import costs a second
-                    )
+                    # requirements.txt; the import costs a second
+                    from kiwipiepy import Kiwi
 
                     self._kiwi = Kiwi(**KIWI_OPTIONS)
-                tokens = self._kiwi.tokenize(text)
+                kiwi: Any = self._kiwi
+                tokens = kiwi.tokenize(text)
             counts.update(t.form for t in tokens if t.tag in KOREAN_NOUN_TAGS and len(t.form) >= 2)
         return counts
 
@@ -90,5 +91,5 @@ def rank(terms: Counter[str], document_frequency: Mapping[str, int], documents: 
     for term, count in terms.items():
         idf = math.log((1 + documents) / (1 + document_frequency.get(term, 0))) + 1.0
         scored.append({"term": term, "score": round((0.5 + 0.5 * count / longest) * idf, 4)})
-    scored.sort(key=lambda item: (-item["score"], item["term"]))
+    scored.sort(key=lambda item: (-float(item["score"]), str(item["term"])))
     return scored[:top]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -106,8 +107,8 @@ def long_conversation(turns: int, pause: float, back_to_back: bool, memories: bo
         finally:
             server.close()
     first_drop = next((i for i, s in enumerate(overflows) if s), len(overflows))
-    early = [t for t in ttft[1:min(5, first_drop)] if t == t]
-    late = [t for t in ttft[30:40] if t == t]
+    early = [t for t in ttft[1:min(5, first_drop)] if not math.isnan(t)]
+    late = [t for t in ttft[30:40] if not math.isnan(t)]
     ratio = statistics.mean(late) / statistics.mean(early) if early and late else float("nan")
     return {"turns": turns, "failed": failed, "ttft_ms": ttft, "window_start": overflows, "early_ms": statistics.mean(early),
             "late_ms": statistics.mean(late) if late else None, "ratio": ratio, "mean_pause_s": statistics.mean(waits),

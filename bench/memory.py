@@ -44,7 +44,7 @@ def warmed_rss(analysis: bool, streams: int, rounds: int, tokens: int) -> dict:
             started_mb = server.rss_mb()
             for round_ in range(rounds):
                 with ThreadPoolExecutor(streams) as pool:
-                    list(pool.map(lambda n: server.chat(MESSAGES[n % len(MESSAGES)] + f" ({round_}.{n})"),
+                    list(pool.map(lambda n, round_=round_: server.chat(MESSAGES[n % len(MESSAGES)] + f" ({round_}.{n})"),
                                   range(streams)))
             if analysis:
                 _wait_labelled(server)

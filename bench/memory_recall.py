@@ -145,7 +145,7 @@ def recall_alone(data: Path, questions: list[str]) -> list[float]:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def first_token_ms(server: ServerProcess, question: str, memory_off: bool) -> tuple[float, float, str]:

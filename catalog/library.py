@@ -106,9 +106,9 @@ class ModelLibrary:
         """Role -> the id of the model serving it (None when no library model matches)."""
         chosen = {}
         for role in ROLES:
-            engine = self.slot.resolve(role)
+            engine = self.slot.registry.resolve(role)
             chosen[role] = next((m.id for m in self.catalog.models.values() if role in m.roles
-                                 and self._engine_name(m, role) == engine), None) if self.slot.has_engine(engine) else None
+                                 and self._engine_name(m, role) == engine), None) if self.slot.registry.has(engine) else None
         return chosen
 
     def overview(self) -> dict:
@@ -132,8 +132,8 @@ class ModelLibrary:
         out["changed"] = sorted(self._overrides.get(model.id, {}))
         out["fit"] = self._fit(model, role, cfg)
         engine_name = self._engine_name(model, role)
-        if self.slot.has_engine(engine_name):
-            out["loaded_context"] = getattr(self.slot.engine(engine_name), "loaded_context", None)
+        if self.slot.registry.has(engine_name):
+            out["loaded_context"] = getattr(self.slot.registry.engine(engine_name), "loaded_context", None)
         return out
 
     def _fit(self, model: CatalogModel, role: str, cfg) -> dict:
@@ -182,10 +182,10 @@ class ModelLibrary:
         self._overrides[model.id] = merged
         for each in model.roles:  # an engine already made for it takes the new config
             name = self._engine_name(model, each)
-            if each in FIELDS and self.slot.has_engine(name):
-                self.slot.engine(name).reconfigure(self.config(model, each))
+            if each in FIELDS and self.slot.registry.has(name):
+                self.slot.registry.engine(name).reconfigure(self.config(model, each))
                 self.slot.forget_estimate(name)
-        loaded = any(self.slot.has_engine(self._engine_name(model, r)) and self.slot.engine(
+        loaded = any(self.slot.registry.has(self._engine_name(model, r)) and self.slot.registry.engine(
             self._engine_name(model, r)).loaded for r in model.roles if r in FIELDS)
         applied = {field: ("next_load" if field in MEMORY_FIELDS and loaded else "now") for field in changes}
         return {"model": self.describe(model), "applied": applied}
@@ -203,12 +203,12 @@ class ModelLibrary:
         return self.describe(model)
 
     async def _activate(self, role: str, model: CatalogModel) -> None:
-        self.slot.route(role, self.ensure_engine(model, role))
+        self.slot.registry.route(role, self.ensure_engine(model, role))
 
     def ensure_engine(self, model: CatalogModel, role: str) -> str:
         """The slot's engine for this model in this role, made on first use."""
         name = self._engine_name(model, role)
-        if not self.slot.has_engine(name):
+        if not self.slot.registry.has(name):
             cfg = self.config(model, role)
             if role == "chat":
                 engine = LlmEngine(cfg, name=name, kv_store=self._kv_store, headroom_bytes=self._headroom)
@@ -216,12 +216,12 @@ class ModelLibrary:
                 engine = VlmEngine(cfg, read_image=self._read_image, name=name, headroom_bytes=self._headroom)
             else:
                 engine = ImageEngine(cfg, name=name, headroom_bytes=self._headroom)
-            self.slot.add_engine(name, engine)
+            self.slot.registry.add(name, engine)
         return name
 
     def engine_for_request(self, name: str) -> str:
         """/v1's `model`: an engine or role name as it is, or a library id (its engine made if needed)."""
-        if self.slot.has_engine(self.slot.resolve(name)) or name not in self.catalog.models:
+        if self.slot.registry.has(self.slot.registry.resolve(name)) or name not in self.catalog.models:
             return name
         model = self._usable(name)
         role = "chat" if "chat" in model.roles else self._main_role(model)
@@ -230,7 +230,7 @@ class ModelLibrary:
     def _engine_name(self, model: CatalogModel, role: str) -> str:
         """The role's own engine when the model is the file its env setting names, else the model's."""
         same_projector = role != "vision" or self.settings.vision.mmproj_path == model.projector
-        local = hasattr(self.slot.local_engine(role), "reconfigure")  # the role's own engine, local (not remote)
+        local = hasattr(self.slot.registry.own(role), "reconfigure")  # the role's own engine, local (not remote)
         if local and self._own_ids[role] == model.id and same_projector:
             return role
         return f"{role}-{model.id}"

@@ -177,9 +177,9 @@ def _singles(described: dict[Path, dict]) -> list[CatalogModel]:
 
 def _splits(described: dict[Path, dict]) -> list[CatalogModel]:
     groups: dict[tuple[Path, str, int], dict[int, Path]] = {}
-    for path in described:
+    for path, described_one in described.items():
         match = SPLIT.match(path.name)
-        if match and described[path].get("split"):
+        if match and described_one.get("split"):
             groups.setdefault((path.parent, match["base"], int(match["count"])), {})[int(match["part"])] = path
     models = []
     for (folder, base, count), parts in groups.items():

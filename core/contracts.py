@@ -9,12 +9,13 @@ in a worker thread (core/threads.py); they check `stop` between tokens or pictur
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from core.errors import AppError
 from core.events import SlotEvent, Token
+from settings import ChatModel, ImageModel, RemoteRole
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Sampling:
     top_p: float | None = None
     seed: int | None = None
     stop: tuple[str, ...] = ()
-    json_schema: dict | None = field(default=None, hash=False)  # the answer must match it (llama.cpp grammar)
+    json_schema: dict[str, Any] | None = field(default=None, hash=False)  # the answer must match it (llama.cpp grammar)
     json_object: bool = False  # the answer must be a JSON object
 
     def over(self, temperature: float, top_p: float, seed: int) -> tuple[float, float, int | None]:
@@ -45,7 +46,7 @@ class ToolPlan:
     """The tools an answer may call (OpenAI function tools, validated by the caller) and how:
     choice "auto" (the model decides), "none", "required" (some call), or a function's name."""
 
-    tools: tuple[dict, ...] = field(hash=False)  # {"type": "function", "function": {name, description, parameters}}
+    tools: tuple[dict[str, Any], ...] = field(hash=False)  # {"type": "function", "function": {name, description, parameters}}
     choice: str = "auto"
     parallel: bool = True
     max_calls: int = 4  # per answer: a model that loops is cut off here
@@ -95,7 +96,7 @@ class ChatInput:
     shown with it. Chat and vision models take the same input; a model that cannot see refuses
     images (`ChatEngine.accepts_images`)."""
 
-    history: list[dict]  # earlier messages: {"role", "content", "images"?: stored image ids, "tool_calls"?, ...}
+    history: list[dict[str, Any]]  # earlier messages: {"role", "content", "images"?: stored image ids, "tool_calls"?, ...}
     message: str  # "": none (the history ends with tool results to answer)
     images: tuple[str, ...] = ()  # ids of stored images shown with the message
     system_prompt: str | None = None  # None: the model's own setting; "": none
@@ -108,7 +109,7 @@ class ChatInput:
     def system_or(self, configured: str) -> str:
         return configured if self.system_prompt is None else self.system_prompt
 
-    def recent(self, keep: int) -> tuple[list[dict], int]:
+    def recent(self, keep: int) -> tuple[list[dict[str, Any]], int]:
         """The last `keep` history messages, starting at a user message (a model with a short
         memory for images), and how many were left out."""
         recent = self.history[-keep:] if keep else []
@@ -133,7 +134,7 @@ class Prompt:
     sampling: Sampling = DEFAULT_SAMPLING
     tool_format: str | None = None  # how calls appear in the output (tools/syntax.py), None: no tools
     tool_names: tuple[str, ...] = ()
-    tool_schemas: tuple[dict, ...] = field(default=(), hash=False)  # the tools, for a call's grammar
+    tool_schemas: tuple[dict[str, Any], ...] = field(default=(), hash=False)  # the tools, for a call's grammar
     max_calls: int = 0
     context: ContextFit | None = None  # what the context holds (local chat models)
 
@@ -161,7 +162,7 @@ class Finish:
 
 @dataclass(frozen=True)
 class VisionPrompt:
-    messages: list[dict]
+    messages: list[dict[str, Any]]
     dropped_messages: int = 0
     tokens: list[int] = field(default_factory=list)  # known only after the images are encoded
     cached_tokens: int = 0
@@ -193,7 +194,7 @@ class GenerationParams:
     strength: float | None = None  # img2img only
     init_image_id: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -209,7 +210,7 @@ class Picture:
     index: int
     seed: int
     image: object  # PIL.Image.Image
-    timings: dict = field(default_factory=dict)  # seconds: encode, sampling, per_step, decode, total
+    timings: dict[str, Any] = field(default_factory=dict)  # seconds: encode, sampling, per_step, decode, total
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,14 @@ class Chunk:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the slot needs from a heavy model."""
+    """What the slot needs from a heavy model. Its settings and capabilities are declared here,
+    so nobody probes an engine's attributes."""
 
     name: str
+    accepts_images: bool  # a chat input with pictures (vision models); False for the rest
+
+    @property
+    def cfg(self) -> RemoteRole: ...  # its settings: ChatModel, VisionModel or ImageModel
 
     @property
     def loaded(self) -> bool: ...
@@ -258,11 +264,12 @@ class ChatEngine(Engine, Protocol):
     """A chat or vision LLM: a prompt from the input, then tokens. Capabilities are data:
     `accepts_images` says whether `prepare` takes an input with images (else it refuses)."""
 
-    accepts_images: bool
+    @property
+    def cfg(self) -> ChatModel: ...
 
     def prepare(self, request: ChatInput) -> PreparedPrompt: ...  # may raise ContextOverflow
 
-    def stream(self, prompt, stop: threading.Event) -> Iterator[Token | Finish]: ...
+    def stream(self, prompt: Any, stop: threading.Event) -> Iterator[Token | Finish]: ...
 
 
 @runtime_checkable
@@ -272,7 +279,10 @@ class ImageGenerator(Engine, Protocol):
     family: str
     defaults: FamilyDefaults
 
-    def generate(self, params: GenerationParams, init_image, emit: Callable[[object], None],
+    @property
+    def cfg(self) -> ImageModel: ...
+
+    def generate(self, params: GenerationParams, init_image: Any, emit: Callable[[object], None],
                  stop: threading.Event) -> None: ...
 
 
@@ -287,7 +297,7 @@ class SlotLease(Protocol[E_co]):
 
     def enqueue(self) -> None: ...  # a place in the line now, or a refusal (404 / 429 / 503 / 507)
 
-    def acquire(self) -> AsyncIterator[SlotEvent]: ...  # Queued / Unloading / Loading / Retrying / Ready
+    def acquire(self) -> AsyncGenerator[SlotEvent, None]: ...  # Queued / Unloading / Loading / Retrying / Ready
 
     @property
     def engine(self) -> E_co: ...  # once acquired
@@ -298,4 +308,4 @@ class SlotLease(Protocol[E_co]):
 
     async def __aenter__(self) -> SlotLease[E_co]: ...
 
-    async def __aexit__(self, *exc_info) -> None: ...
+    async def __aexit__(self, *exc_info: object) -> None: ...

@@ -13,6 +13,8 @@ One status per kind of input failure, on every route (README, "Errors"):
 """
 from __future__ import annotations
 
+from typing import Any
+
 from settings import env_name
 
 
@@ -31,7 +33,7 @@ class AppError(Exception):
         if status is not None:
             self.status = status
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
 
 
@@ -70,7 +72,7 @@ class ModelLoadError(AppError):
     status = 503
     code = "model_load_failed"
 
-    def __init__(self, message: str, *, oom: bool = False, **kwargs) -> None:
+    def __init__(self, message: str, *, oom: bool = False, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.oom = oom
 

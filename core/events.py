@@ -12,7 +12,7 @@ frames. A second encoder (the OpenAI-compatible API) reads the same events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal
 
 from core.errors import AppError, storage_error
 
@@ -27,7 +27,7 @@ class TurnSaved:
     """The request's turn is saved: {"id", "role", "parent_id", "sibling_ids"} (its place in the
     session's tree, so the page can draw it without asking)."""
 
-    turn: dict
+    turn: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class MemorySaved:
     """The message asked to remember or forget something, and it was done (the page offers undo)."""
 
     action: str  # added / updated / unchanged / forgotten / not_found
-    memory: dict | None
-    previous: dict | None = None  # the memory before the change: what undo puts back
+    memory: dict[str, Any] | None
+    previous: dict[str, Any] | None = None  # the memory before the change: what undo puts back
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ImagesStored:
 class Sources:
     """The document passages put into the prompt, numbered as the answer cites them."""
 
-    sources: tuple[dict, ...]
+    sources: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class Ready:
     model: str
 
 
-SlotEvent = Union[Queued, Unloading, Loading, Retrying, Ready]
+SlotEvent = Queued | Unloading | Loading | Retrying | Ready
 
 
 # ---- generation -------------------------------------------------------------------------------
@@ -168,12 +168,12 @@ class ChatDone:
     finish_reason: str  # done / stopped / trimmed
     model: str
     usage: Usage
-    timings: dict  # wait_ms, ttft_ms, tokens_per_s, total_ms
+    timings: dict[str, Any]  # wait_ms, ttft_ms, tokens_per_s, total_ms
     dropped_turns: int = 0
-    answer: dict | None = None  # the saved answer's place in the tree (as TurnSaved.turn)
-    question: dict | None = None  # the question's place (after an edit it is a new sibling)
-    context: dict | None = None  # {used_tokens, n_ctx, window_first_turn_id, summarized_turns} (local chat models)
-    memories_used: tuple[dict, ...] = ()  # {"id", "text"}: the memories the prompt held
+    answer: dict[str, Any] | None = None  # the saved answer's place in the tree (as TurnSaved.turn)
+    question: dict[str, Any] | None = None  # the question's place (after an edit it is a new sibling)
+    context: dict[str, Any] | None = None  # {used_tokens, n_ctx, window_first_turn_id, summarized_turns} (local chat models)
+    memories_used: tuple[dict[str, Any], ...] = ()  # {"id", "text"}: the memories the prompt held
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class PicturesDone:
     model: str
     images: tuple[str, ...]
     seeds: tuple[int, ...]
-    timings: dict
+    timings: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,6 @@ class RunFinished:
     result: RunResult
 
 
-Event = Union[SessionStarted, TurnSaved, MemorySaved, ImagesStored, Sources, NoDocumentsMatched, Queued, Unloading, Loading, Retrying,
-              Ready, HistoryTrimmed, Generating, Token, ToolCallMade, ToolConfirm, ToolResult, StepProgress, PictureMade,
-              ChatDone, PicturesDone, Error,
-              RunStarted, RunOutput, RunFinished]
+Event = (SessionStarted | TurnSaved | MemorySaved | ImagesStored | Sources | NoDocumentsMatched | Queued | Unloading
+         | Loading | Retrying | Ready | HistoryTrimmed | Generating | Token | ToolCallMade | ToolConfirm | ToolResult
+         | StepProgress | PictureMade | ChatDone | PicturesDone | Error | RunStarted | RunOutput | RunFinished)

@@ -14,10 +14,10 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import aclosing
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import anyio
 
@@ -69,7 +69,7 @@ async def run_blocking(fn: Callable[..., T], *args: object, executor: Executor |
     return await wait_through_cancel(loop.run_in_executor(executor, fn, *args))
 
 
-async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncIterator[T]:
+async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: threading.Event) -> AsyncGenerator[T, None]:
     def work(emit: Callable[[T], None]) -> None:
         iterator = make_iterator()
         try:
@@ -87,14 +87,14 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]], stop: thre
             yield item
 
 
-async def stream_events(work: Callable[[Callable[[T], None]], None], stop: threading.Event) -> AsyncIterator[T]:
+async def stream_events(work: Callable[[Callable[[T], None]], None], stop: threading.Event) -> AsyncGenerator[T, None]:
     """Run `work(emit)` in a worker thread and yield what it emits, as it emits it.
 
     For blocking calls that report through callbacks (a picture's sampling steps) rather than
     by yielding. On exit the stop flag is set and the worker is awaited to its end, as above.
     """
     loop = asyncio.get_running_loop()
-    items: asyncio.Queue = asyncio.Queue()
+    items: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()  # an item or _END
 
     def emit(item: T) -> None:
         loop.call_soon_threadsafe(items.put_nowait, (item, None))
@@ -115,7 +115,7 @@ async def stream_events(work: Callable[[Callable[[T], None]], None], stop: threa
                 if error is not None:
                     raise error
                 return
-            yield item
+            yield cast("T", item)
     finally:
         stop.set()
         await wait_through_cancel(worker)

@@ -24,8 +24,8 @@ import zlib
 from dataclasses import dataclass, field
 
 from core.errors import BadUpload
-from documents.numbering import Counters
 from documents.hwp5_docinfo import DocInfo, read_docinfo
+from documents.numbering import Counters
 
 SIGNATURE = b"HWP Document File"
 COMPRESSED, PASSWORD, DISTRIBUTION, DRM = 0x1, 0x2, 0x4, 0x10

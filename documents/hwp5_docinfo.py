@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,7 +62,7 @@ class DocInfo:
         return list(DEFAULT_OUTLINE)
 
 
-def read_docinfo(records: list[RecordLike]) -> DocInfo:
+def read_docinfo(records: Sequence[RecordLike]) -> DocInfo:
     info = DocInfo()
     style_index = 0
     for record in records:

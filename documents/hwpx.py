@@ -200,7 +200,7 @@ class _Body:
 
     def _sublists(self, holder: ET.Element) -> list[str]:
         """The paragraphs of a cell, a note, a text box or a caption (its hp:subList), as text."""
-        texts = []
+        texts: list[str] = []
         paragraphs = holder.findall(f"{HP}subList/{HP}p") or holder.findall(f"{HP}p")  # some writers skip the subList
         for paragraph in paragraphs:
             texts.extend(block.lstrip("#").strip() for block in self.paragraph(paragraph) if block)

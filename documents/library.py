@@ -62,7 +62,7 @@ class DocumentLibrary:
         sections = await run_blocking(parse, data, name, self.ocr_cfg.max_image_pixels, kind)  # errors: the caller's 4xx
         await self._check_ocr(name, sections)
         document_id = hashlib.sha256(data).hexdigest()[:32]
-        document, created = await self.store.add_document(document_id, name, kind, len(data))
+        _document, created = await self.store.add_document(document_id, name, kind, len(data))
         if created:
             self.folder.mkdir(parents=True, exist_ok=True)
             temporary = self.folder / f".{document_id}.part"

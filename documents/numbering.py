@@ -83,16 +83,18 @@ class Counters:
             return ""
         counts = self.values.setdefault(key, [0] * LEVELS)
         this = levels[level]
+        assert this is not None
         counts[level] = counts[level] + 1 if counts[level] else this.start
         for deeper in range(level + 1, LEVELS):
             counts[deeper] = 0
         for upper in range(level):
             if counts[upper] == 0:
-                counts[upper] = levels[upper].start if levels[upper] else 1
+                upper_level = levels[upper]
+                counts[upper] = upper_level.start if upper_level else 1
 
         def value(match: re.Match[str]) -> str:
             at = int(match.group(1)) - 1
-            own = levels[at] if at < len(levels) and levels[at] else this
+            own = (levels[at] if at < len(levels) else None) or this
             return number_text(counts[at], own.style) if at <= level else ""
 
         return _TOKEN.sub(value, this.template).strip()

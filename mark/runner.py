@@ -26,6 +26,7 @@ from mark.items import LIBRARY, SUITE_VERSION, TASKS, Item, items, picture_png
 from mark.tool_set import TOOLS
 from models.gpu_probe import GpuProbe
 from rag_engine import RagEngine
+from settings import ChatModel, ImageModel
 from store.db import now_iso
 from turns.answer import AnswerTurn
 from turns.pictures import ImageTurn
@@ -126,12 +127,12 @@ class MarkRunner:
             kind = "vision" if "vision" in found.roles else "image"
             return self.library.ensure_engine(found, kind), kind
         name = self.library.engine_for_request(model) if self.library is not None else model  # 404/422 for bad ids
-        if name not in self.slot.engine_names:
+        if name not in self.slot.registry.names:
             raise AppError(f"no model {model!r}: GET /api/models lists them", code="model_not_found", status=404)
-        engine = self.slot.engine(name)
+        engine = self.slot.registry.engine(name)
         if isinstance(engine, ImageGenerator):
             return name, "image"
-        return name, "vision" if getattr(engine, "accepts_images", False) else "chat"
+        return name, "vision" if engine.accepts_images else "chat"
 
     def cancel(self, run_id: str) -> MarkRun:
         run = self.get_live(run_id)
@@ -173,10 +174,11 @@ class MarkRunner:
     async def _image_speed(self, engine: str) -> dict:
         """One picture at the model's default size through the slot: seconds per step and per picture."""
 
-        model = self.slot.engine(engine)
-        defaults = family_defaults(model.cfg)
-        params = GenerationParams("a red lighthouse by the sea at dusk", "", min(defaults.width, model.cfg.max_width),
-                                  min(defaults.height, model.cfg.max_height), min(defaults.steps, model.cfg.max_steps),
+        cfg = self.slot.registry.config(engine)
+        assert isinstance(cfg, ImageModel)  # the caller found an ImageGenerator under this name
+        defaults = family_defaults(cfg)
+        params = GenerationParams("a red lighthouse by the sea at dusk", "", min(defaults.width, cfg.max_width),
+                                  min(defaults.height, cfg.max_height), min(defaults.steps, cfg.max_steps),
                                   defaults.cfg_scale, 1, "euler_a", "discrete", 1)
         lease = self.slot.lease(engine, Priority.BACKGROUND, ImageGenerator)
         lease.enqueue()
@@ -251,7 +253,7 @@ class MarkRunner:
     async def _speed(self, run: MarkRun, engine: str, kind: str = "chat") -> dict:
         """Load, time to first token at prompt depths 0 / 2k / 8k (what the context allows),
         prompt and generated tokens per second, memory; a vision model's TTFT with one picture."""
-        n_ctx = getattr(self.slot.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
+        n_ctx = getattr(self.slot.registry.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
         depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
         story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
         result = {"load_s": round(story.load_s, 2) if story.load_s else None,
@@ -274,7 +276,8 @@ class MarkRunner:
         resident = self.slot.state()["residents"].get(engine) or {}
         result["vram_mb"] = resident.get("measured_mb")
         result["estimate_mb"] = resident.get("estimate_mb")
-        layers = getattr(getattr(self.slot.engine(engine), "cfg", None), "n_gpu_layers", 0)
+        cfg = self.slot.registry.config(engine)
+        layers = cfg.n_gpu_layers if isinstance(cfg, ChatModel) else 0  # an image model has no such setting
         # every layer on the GPU, and the whole estimate within the budget (measured free VRAM when there is a GPU)
         result["fully_on_gpu"] = layers < 0 and self.slot.estimate(engine) <= self.slot.budget()
         return result

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SAME_SUBJECT = 0.55  # a memory on the same subject at least this close is contradicted, not joined
 FORGET_MATCH = 0.45  # what "forget …" names must be at least this close to a memory
 SUBJECT_KO = re.compile(r"^((?:내|제|나의|저의|우리)\s*(?:[가-힣A-Za-z0-9]+\s+){0,2}?[가-힣A-Za-z0-9]+?(?:은|는|이|가))\s")
-SUBJECT_EN = re.compile(r"^(my\s+(?:[a-z']+\s+){0,2}?[a-z']+)\s+(?:is|are|was|were)\b", re.I)
+SUBJECT_EN = re.compile(r"^(my\s+(?:[a-z']+\s+){0,2}?[a-z']+)\s+(?:is|are|was|were)\b", re.IGNORECASE)
 
 
 def subject(text: str) -> str | None:

@@ -20,10 +20,10 @@ MAX_PROPOSALS = 3
 GROUNDED = 0.6  # share of a proposed line's words found in the user's statements
 SENTENCES = re.compile(r"(?<=[.!?。])\s+|\n+")
 FIRST_PERSON = re.compile(r"(?:^|\s)(?:나는|난|내|제|저는|전|우리|나의|저의)(?:\s|가|는|의)|^(?:나|저|내|제)\s"
-                          r"|\b(?:i|i'm|i've|my|we|our)\b", re.I)
+                          r"|\b(?:i|i'm|i've|my|we|our)\b", re.IGNORECASE)
 EPHEMERAL = re.compile(r"오늘|지금|방금|아까|이번|내일|어제|같아|번역|에러|오류|기억|잊|코드|\b(?:today|now|just|tomorrow|"
-                       r"yesterday|think|forgot|remember|thanks|error|exception|code|answer|maybe)\b", re.I)
-ENGLISH_START = re.compile(r"^(?:i|i'm|i've|my|we|we're|our)\b", re.I)
+                       r"yesterday|think|forgot|remember|thanks|error|exception|code|answer|maybe)\b", re.IGNORECASE)
+ENGLISH_START = re.compile(r"^(?:i|i'm|i've|my|we|we're|our)\b", re.IGNORECASE)
 PROMPT = {
     "ko": "다음은 사용자가 자기 자신에 대해 한 말이다. 다음 대화에서도 알아 두면 좋을, 오래 변하지 않을 사실만 "
           "골라 한 줄에 하나씩 '- '로 시작해 짧게 쓴다. 질문, 그때뿐인 부탁, 숫자 계산은 빼고, 없으면 '없음'이라고만 쓴다.",
@@ -52,7 +52,7 @@ def proposal_prompt(statements: Sequence[str], language: str) -> str:
     return "\n".join(f"- {statement}" for statement in statements)
 
 
-THE_USER = re.compile(r"^(?:사용자|유저|the user|user)(?:는|은|가|의|)\s*|(?:이다|입니다|이에요|예요)[.]?$", re.I)
+THE_USER = re.compile(r"^(?:사용자|유저|the user|user)(?:는|은|가|의|)\s*|(?:이다|입니다|이에요|예요)[.]?$", re.IGNORECASE)
 
 
 def grounded(line: str, statements: Sequence[str]) -> bool:

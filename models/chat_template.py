@@ -8,9 +8,10 @@ import atexit
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 
-def template_formatter(llm):
+def template_formatter(llm: Any) -> Any:
     """llama-cpp-python's formatter for the template in the GGUF's metadata, or None without one."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -23,7 +24,7 @@ def template_formatter(llm):
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id])
 
 
-def tokenize_chat(llm, formatter, messages: list[dict], **extra) -> tuple[list[int], object]:
+def tokenize_chat(llm: Any, formatter: Any, messages: list[dict[str, Any]], **extra: Any) -> tuple[list[int], Any]:
     """(tokens, the formatter's answer) of the rendered conversation."""
     rendered = formatter(messages=messages, **extra)
     tokens = llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
@@ -45,7 +46,7 @@ class TemplateCounter:
         with self._lock:
             return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
-    def messages(self, messages: list[dict]) -> int:
+    def messages(self, messages: list[dict[str, Any]]) -> int:
         """The rendered prompt's tokens, as the chat engine renders it."""
         if self._formatter is None:
             return sum(self.text(m.get("content") or "") + 4 for m in messages)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.contracts import ChatInput, MemoryPart, Window
 from core.errors import AppError, ContextOverflow
@@ -48,12 +48,12 @@ class Renderer(Protocol):
     def count(self, start: int) -> int: ...
 
 
-def turn_starts(history: Sequence[dict]) -> list[int]:
+def turn_starts(history: Sequence[dict[str, Any]]) -> list[int]:
     """Where a window may start: at a user message (or past the end)."""
     return [at for at, message in enumerate(history) if message.get("role") == "user"] + [len(history)]
 
 
-def fit_window(history: Sequence[dict], window: Window, budget: int, count: Callable[[int], int]) -> Fitted:
+def fit_window(history: Sequence[dict[str, Any]], window: Window, budget: int, count: Callable[[int], int]) -> Fitted:
     """The window for this turn. `count(start)`: the prompt's tokens with the window starting at
     `start` (system, summary and the new message included)."""
     starts = turn_starts(history)
@@ -74,7 +74,7 @@ def fit_window(history: Sequence[dict], window: Window, budget: int, count: Call
     return Fitted(chosen, (start, chosen), count(chosen))
 
 
-def low_water_start(history: Sequence[dict], window: Window, budget: int, count: Callable[[int], int], start: int,
+def low_water_start(history: Sequence[dict[str, Any]], window: Window, budget: int, count: Callable[[int], int], start: int,
                     fixed: int | None = None) -> int:
     """The first turn start after `start` whose prompt is at most the low-water mark: what is
     fixed (system, summary, message) plus `low_water` of the rest of the room."""
@@ -91,7 +91,7 @@ def low_water_start(history: Sequence[dict], window: Window, budget: int, count:
     return candidates[low]
 
 
-def cut_tool_results(history: list[dict], room: int, tokens_of: Callable[[str], int]) -> list[dict]:
+def cut_tool_results(history: list[dict[str, Any]], room: int, tokens_of: Callable[[str], int]) -> list[dict[str, Any]]:
     """Tool results over a quarter of the history's room, cut with a marker saying so."""
     limit = max(64, room // TOOL_SHARE)
     out = []
@@ -113,7 +113,7 @@ def first_sentence(text: str, limit: int = 120) -> str:
     return sentence if len(sentence) <= limit else sentence[:limit].rstrip() + "…"
 
 
-def extractive(previous: str, dropped: Sequence[dict], limit_chars: int,
+def extractive(previous: str, dropped: Sequence[dict[str, Any]], limit_chars: int,
                tokens_of: Callable[[str], int] | None = None, limit_tokens: int = 0) -> str:
     """The previous summary, then the first sentence of each dropped user message. While it is
     longer than `limit_chars` (or `limit_tokens` by `tokens_of`), lines go from the middle: the
@@ -154,7 +154,7 @@ def with_summary(system_prompt: str, window: Window, memory: str = "") -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def summarise_drop(history: Sequence[dict], render: Renderer, fitted: Fitted, budget: int,
+def summarise_drop(history: Sequence[dict[str, Any]], render: Renderer, fitted: Fitted, budget: int,
                    tokens_of: Callable[[str], int]) -> Fitted:
     """What fell out goes into the summary (first sentences) now, and the block is chosen again
     with that summary in place, so the low-water mark holds with it (else the summary's growth

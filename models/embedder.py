@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from core.errors import AppError
-from settings import env_name
+from settings import Rag, env_name
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class SharedEmbedder:
             return self._embedder
 
 
-def shared_embedder(cfg) -> SharedEmbedder:
+def shared_embedder(cfg: Rag) -> SharedEmbedder:
     """The process's embedder as settings.rag describes it (built at first use)."""
     if cfg.embedder == "openai":
         spec = EmbedderSpec("openai", (cfg.embedding_base_url or "").rstrip("/"), cfg.embedding_remote_model)
@@ -194,7 +194,8 @@ def shared_embedder(cfg) -> SharedEmbedder:
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    normalised: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return normalised
 
 
 def _slug(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.errors import ModelMissing
 
@@ -43,13 +44,13 @@ class GgufShape:
     head_dim_v: int
     context_length: int
 
-    def kv_cache_bytes(self, n_ctx: int, bytes_per_element: int = 2) -> int:
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_element: float = 2) -> int:
         """K and V for every layer at n_ctx tokens (f16 cache by default)."""
         per_token = self.n_head_kv * (self.head_dim_k + self.head_dim_v) * bytes_per_element
-        return self.n_layers * n_ctx * per_token
+        return int(self.n_layers * n_ctx * per_token)
 
 
-def _field(reader, key: str, default=None):
+def _field(reader: Any, key: str, default: Any = None) -> Any:
     field = reader.fields.get(key)
     if field is None:
         return default

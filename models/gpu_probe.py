@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ class GpuMemory:
 
 class GpuProbe:
     def __init__(self, index: int = 0) -> None:
-        self._nvml = None
+        self._nvml: Any = None
         self._handle = None
         try:
             import pynvml

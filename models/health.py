@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from core.errors import ModelMissing
 from models.gguf import check_gguf_file
 from settings import Settings, env_name
 
 
-def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> dict:
+def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> dict[str, Any]:
     status = {"path": str(path) if path else None, "setting": setting, "configured": path is not None}
     if path is None and not required:
         return status | {"present": False, "message": f"{role} is off: set {setting} to enable it"}
@@ -19,12 +20,12 @@ def _gguf_status(path: Path | None, setting: str, role: str, required: bool) -> 
     return status | {"present": True, "message": "ok"}
 
 
-def _remote_status(url: str, setting: str) -> dict:
+def _remote_status(url: str, setting: str) -> dict[str, Any]:
     """A role another machine serves: reachable or not is known at its first request."""
     return {"remote": url, "present": True, "setting": setting, "message": "served by another machine"}
 
 
-def _image_status(settings: Settings) -> dict:
+def _image_status(settings: Settings) -> dict[str, Any]:
     from image_engine import ImageEngine
 
     cfg = settings.image
@@ -40,7 +41,7 @@ def _image_status(settings: Settings) -> dict:
     return status | {"present": True, "message": "ok"}
 
 
-def model_health(settings: Settings) -> dict:
+def model_health(settings: Settings) -> dict[str, Any]:
     vision = _gguf_status(settings.vision.model_path, env_name('vision', 'model_path'), "vision", required=False)
     if settings.vision.base_url:
         vision = _remote_status(settings.vision.base_url, env_name('vision', 'base_url'))

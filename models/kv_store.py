@@ -16,7 +16,7 @@ import numpy as np
 @dataclass(frozen=True)
 class SavedKv:
     token_ids: np.ndarray
-    state: ctypes.Array  # llama.cpp wrote into it directly: kept as is, never copied again
+    state: ctypes.Array[ctypes.c_uint8]  # llama.cpp wrote into it directly: kept as is, never copied again
     size: int  # bytes of `state` in use
 
     @property

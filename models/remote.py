@@ -13,10 +13,11 @@ import asyncio
 import base64
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
 from core.contracts import DEFAULT_SAMPLING, ChatInput, Finish, Sampling, ToolPlan, refuse_images
@@ -25,12 +26,17 @@ from core.events import Queued, Ready, SlotEvent, Token, ToolCallMade
 from models.context_window import system_with_memories
 from settings import ChatModel, ImageModel, RemoteRole, VisionModel, env_name
 
+if TYPE_CHECKING:
+    import httpx
+
+    from core.contracts import GenerationParams
+
 FINISH = {"stop": "done", "length": "trimmed", "tool_calls": "tool_calls"}
 
 
 @dataclass(frozen=True)
 class RemotePrompt:
-    messages: list[dict]
+    messages: list[dict[str, Any]]
     max_new_tokens: int
     sampling: Sampling = DEFAULT_SAMPLING
     dropped_messages: int = 0
@@ -77,7 +83,7 @@ class RemoteModel:
         return False
 
     @cached_property
-    def client(self):
+    def client(self) -> httpx.Client:
         """One HTTP client per role, kept: its connections (and TLS sessions) are reused across
         requests. httpx clients are thread-safe; every run method works in a worker thread."""
         import httpx
@@ -92,12 +98,13 @@ class RemoteAnswers(RemoteModel):
 
     cfg: ChatModel
 
-    def _messages(self, request: ChatInput, history: list[dict], last: dict) -> list[dict]:
+    def _messages(self, request: ChatInput, history: list[dict[str, Any]],
+                  last: dict[str, Any] | None) -> list[dict[str, Any]]:
         system_prompt = system_with_memories(request, self.cfg.system_prompt)
         return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
             _openai_message(turn) for turn in history] + ([last] if last else [])
 
-    def _body(self, prompt: RemotePrompt) -> dict:
+    def _body(self, prompt: RemotePrompt) -> dict[str, Any]:
         cfg, sampling = self.cfg, prompt.sampling
         temperature, top_p, seed = sampling.over(cfg.temperature, cfg.top_p, cfg.seed)
         body = {"messages": prompt.messages, "stream": True, "stream_options": {"include_usage": True},
@@ -126,7 +133,9 @@ class RemoteAnswers(RemoteModel):
         pieces); Stop closes the request."""
         import httpx
 
-        reason, usage, sent, calls = "done", {}, 0, {}
+        reason, sent = "done", 0
+        usage: dict[str, Any] = {}
+        calls: dict[str, Any] = {}
         try:
             with self.client.stream("POST", f"{self.base_url}/chat/completions", json=self._body(prompt),
                                     headers={"Accept": "text/event-stream"}) as response:
@@ -197,7 +206,7 @@ class RemoteVisionEngine(RemoteAnswers):
         return RemotePrompt(self._messages(request, history, last),
                             request.sampling.max_tokens or self.cfg.max_tokens, request.sampling, dropped_messages=dropped)
 
-    def _content(self, text: str, images) -> str | list[dict]:
+    def _content(self, text: str, images: Sequence[str]) -> str | list[dict[str, Any]]:
         """A message with its stored images as data URLs (the message alone when it has none)."""
         if not images:
             return text
@@ -211,13 +220,16 @@ class RemoteImageGenerator(RemoteModel):
     """The image contract (core.contracts.ImageGenerator) on a server with
     /images/generations: one request per picture, so Stop acts between pictures."""
 
+    accepts_images = False
+
     def __init__(self, cfg: ImageModel, name: str = "image") -> None:
         from image_engine import family_defaults, guess_family
 
         super().__init__(cfg, name, env_name('image', 'base_url'))
         self.family, self.defaults = guess_family(cfg), family_defaults(cfg)
 
-    def generate(self, params, init_image, emit: Callable[[object], None], stop: threading.Event) -> None:
+    def generate(self, params: GenerationParams, init_image: Any, emit: Callable[[object], None],
+                 stop: threading.Event) -> None:
         import io
         import time
 
@@ -250,7 +262,7 @@ class RemoteImageGenerator(RemoteModel):
             emit(Picture(index, seed, image, {"total": round(time.perf_counter() - started, 3)}))
 
 
-def _openai_message(turn: dict) -> dict:
+def _openai_message(turn: dict[str, Any]) -> dict[str, Any]:
     """A history message as OpenAI servers take it (tool calls and results kept)."""
     message = {"role": turn["role"], "content": turn["content"]}
     if turn.get("tool_calls"):
@@ -260,7 +272,7 @@ def _openai_message(turn: dict) -> dict:
     return message
 
 
-def _gather_calls(calls: dict, deltas: list) -> None:
+def _gather_calls(calls: dict[str, Any], deltas: list[Any]) -> None:
     """Streamed tool-call pieces, by index: the id and name come once, the arguments in parts."""
     for delta in deltas:
         call = calls.setdefault(delta.get("index", len(calls)), {"id": None, "name": "", "arguments": ""})
@@ -271,7 +283,7 @@ def _gather_calls(calls: dict, deltas: list) -> None:
 
 
 @contextmanager
-def _closed_on(stop: threading.Event, response) -> Iterator[None]:
+def _closed_on(stop: threading.Event, response: httpx.Response) -> Iterator[None]:
     """Close the upstream response the moment Stop is pressed, even while a read waits for it."""
     done = threading.Event()
 
@@ -289,12 +301,12 @@ def _closed_on(stop: threading.Event, response) -> Iterator[None]:
         done.set()
 
 
-def _upstream_message(response) -> str:
+def _upstream_message(response: httpx.Response) -> str:
     try:
         error = response.json().get("error")
         return str(error.get("message") if isinstance(error, dict) else error)[:300]
     except Exception:
-        return response.text[:300]
+        return str(response.text[:300])
 
 
 class RemoteGate:
@@ -315,10 +327,10 @@ class RemoteLease:
         self.engine_name = engine.name
         self._enqueued = self._granted = False
 
-    async def __aenter__(self) -> RemoteLease:
+    async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.release()
 
     def enqueue(self) -> None:
@@ -349,7 +361,7 @@ class RemoteLease:
             raise AppError("the remote backend was not acquired", code="slot_not_acquired", status=500)
         return self._engine
 
-    async def acquire(self) -> AsyncIterator[SlotEvent]:
+    async def acquire(self) -> AsyncGenerator[SlotEvent, None]:
         self.enqueue()
         if self._gate.semaphore.locked():
             yield Queued(self._gate.waiting, 0.0)

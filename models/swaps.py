@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from core.contracts import Engine
 from core.errors import AppError, ModelLoadError
 from core.events import Loading, Retrying, SlotEvent, Unloading
 from core.threads import MODEL_THREAD, run_blocking, wait_through_cancel
-from models.gpu_probe import GpuProbe
+from models.gpu_probe import GpuMemory, GpuProbe
 from settings import Slot as SlotSettings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Swapper:
             self.residents[name].evicting = True
         self.residents[plan.engine] = Resident(estimate=self.estimate(plan.engine))
 
-    async def swap_in(self, plan: SwapPlan) -> AsyncIterator[SlotEvent]:
+    async def swap_in(self, plan: SwapPlan) -> AsyncGenerator[SlotEvent, None]:
         """Unload what the plan evicts, then load its engine."""
         plan.started = True
         try:
@@ -128,7 +128,7 @@ class Swapper:
         if resident is not None and not resident.loaded:
             self.residents.pop(plan.engine)
 
-    async def unload(self, name: str) -> AsyncIterator[SlotEvent]:
+    async def unload(self, name: str) -> AsyncGenerator[SlotEvent, None]:
         yield Unloading(name)
         try:
             await run_blocking(self.engines[name].unload, executor=MODEL_THREAD)  # runs to the end even if cancelled
@@ -142,7 +142,7 @@ class Swapper:
             self.residents.pop(name)
             await run_blocking(self.engines[name].unload, executor=MODEL_THREAD)
 
-    async def _load_with_ladder(self, name: str) -> AsyncIterator[SlotEvent]:
+    async def _load_with_ladder(self, name: str) -> AsyncGenerator[SlotEvent, None]:
         """Load; after out of memory retry with a smaller context, then with everything else
         unloaded; a model that still fails cools down."""
         engine = self.engines[name]
@@ -174,7 +174,7 @@ class Swapper:
             self.cooldowns.pop(name, None)
             return
 
-    async def _load_once(self, name: str) -> AsyncIterator[SlotEvent]:
+    async def _load_once(self, name: str) -> AsyncGenerator[SlotEvent, None]:
         engine = self.engines[name]
         loop = asyncio.get_running_loop()
         progress: asyncio.Queue[float] = asyncio.Queue()
@@ -211,7 +211,7 @@ class Swapper:
             raise
         self._mark_loaded(name, before, started)
 
-    def _mark_loaded(self, name: str, before, started: float) -> None:
+    def _mark_loaded(self, name: str, before: GpuMemory | None, started: float) -> None:
         resident = self.residents[name]
         resident.loaded, resident.last_used = True, self.clock()
         after = self.gpu.memory()
@@ -235,7 +235,7 @@ class EarlySwap:
     A request that ends first leaves it to finish (the swap's own end keeps the state true)."""
 
     def __init__(self, swap: AsyncIterator[SlotEvent]) -> None:
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._queue: asyncio.Queue[SlotEvent | BaseException | None] = asyncio.Queue()
         self._task = asyncio.ensure_future(self._run(swap))
 
     async def _run(self, swap: AsyncIterator[SlotEvent]) -> None:
@@ -246,7 +246,7 @@ class EarlySwap:
         except BaseException as exc:  # the load failed (or the server stops): acquire() raises it
             self._queue.put_nowait(exc)
 
-    async def events(self) -> AsyncIterator[SlotEvent]:
+    async def events(self) -> AsyncGenerator[SlotEvent, None]:
         while (item := await self._queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise item

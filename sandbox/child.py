@@ -8,6 +8,7 @@ only (set outside, it would count all of the user's). Pictures: PNG files the co
 folder (or, when it wrote none, the matplotlib figures still open at the end: `plt.show()` draws
 nothing without a screen) go to the pictures' fd as one JSON line each.
 """
+import io
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ import sys
 try:
     import resource
 except ImportError:  # Windows (only the loudly named unisolated mode runs there): no rlimits
-    resource = None
+    resource = None  # type: ignore[assignment]
 
 
 def set_limits(limits: dict) -> None:
@@ -126,7 +127,7 @@ def main() -> None:
     code = sys.stdin.buffer.read()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # input() sees an end of file, not the runner's pipe
-    sys.stdin = open(0, closefd=False)
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - stdin for the run, open until it ends
     with open(main_path, "wb") as f:
         f.write(code)
     sys.path[:0] = [workspace]
@@ -135,6 +136,7 @@ def main() -> None:
 
         site.addsitedir(limits["site_packages"])
     for stream in (sys.stdout, sys.stderr):
+        assert isinstance(stream, io.TextIOWrapper)
         stream.reconfigure(encoding="utf-8", errors="backslashreplace")
     prepare_matplotlib()
     set_limits(limits)
@@ -142,7 +144,7 @@ def main() -> None:
     try:
         save_open_figures(workspace)
         send_pictures(workspace, limits["picture_fd"], limits["max_images"])
-    except Exception as exc:  # noqa: BLE001 - the run's result stands; say why pictures are missing
+    except Exception as exc:
         print(f"[sandbox] pictures not returned: {exc}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -17,8 +17,8 @@ from store.runs import RunStore
 log = logging.getLogger("aione.sandbox")
 
 
-async def recorded(runs: RunStore, images: ImageStore, isolation: str, events: AsyncIterator[RunEvent], code: str,
-                   session_id: str | None, turn_id: int | None) -> AsyncIterator[RunEvent]:
+async def recorded(runs: RunStore, images: ImageStore, isolation: str, events: AsyncGenerator[RunEvent, None], code: str,
+                   session_id: str | None, turn_id: int | None) -> AsyncGenerator[RunEvent, None]:
     """The run's events; the finished run is stored (pictures as images) before its exit goes out."""
     async with aclosing(events):
         async for event in events:
@@ -38,7 +38,7 @@ async def _record(runs: RunStore, images: ImageStore, isolation: str, event: Run
             "code": code, "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
             "timed_out": result.timed_out, "killed": result.killed, "reason": result.reason,
             "duration_ms": result.duration_ms, "images": image_ids, "isolation": isolation})
-    except Exception as exc:  # noqa: BLE001 - the run happened; saving it is secondary
+    except Exception as exc:
         log.warning("code run %s not saved: %s", event.run_id, exc)
         images.delete(image_ids)
         return event

@@ -28,7 +28,7 @@ import sysconfig
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +107,7 @@ class Sandbox:
     def __init__(self, cfg: SandboxSettings) -> None:
         self.cfg = cfg
         self.isolation = Isolation("unavailable", "not probed yet")
-        self._python = str(cfg.python_path) if cfg.python_path else sys._base_executable
+        self._python = str(cfg.python_path) if cfg.python_path else sys._base_executable  # type: ignore[attr-defined]
         # The server's own interpreter is known; a configured one is asked at the probe.
         self._python_prefix: str | None = None if cfg.python_path else sys.base_prefix
         self._packages = _packages_dir() if cfg.python_path is None else None
@@ -158,7 +158,7 @@ class Sandbox:
                     stderr=asyncio.subprocess.DEVNULL)
                 out, _ = await asyncio.wait_for(process.communicate(), 30)
                 self._python_prefix = out.decode().strip() or None
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 return f"the sandbox's Python {self._python} does not start ({exc}); check {env_name('sandbox', 'python_path')}"
             if self._python_prefix is None:
                 return f"the sandbox's Python {self._python} did not say where it lives; check {env_name('sandbox', 'python_path')}"
@@ -189,7 +189,7 @@ class Sandbox:
     def new_run_id(self) -> str:
         return uuid.uuid4().hex
 
-    async def run(self, code: str, run_id: str) -> AsyncIterator[RunEvent]:
+    async def run(self, code: str, run_id: str) -> AsyncGenerator[RunEvent, None]:
         """Queued* -> RunStarted -> RunOutput* -> RunFinished. Closing the iterator ends the run.
         Callers check_admission() first (to refuse with a status before a stream starts)."""
         if not self.isolation.available:
@@ -241,7 +241,7 @@ class Sandbox:
                            "max_images": cfg.max_images, "max_code_chars": cfg.max_code_chars,
                            "concurrency": cfg.concurrency, "nice": cfg.nice}}
 
-    async def _wait_in_line(self, handle: _Run) -> AsyncIterator[int]:
+    async def _wait_in_line(self, handle: _Run) -> AsyncGenerator[int, None]:
         """Positions (1 = next) while the run waits; when it ends, the run holds a place."""
         self._waiting.append(handle.run_id)
         try:
@@ -275,6 +275,7 @@ class Sandbox:
 
     # ---- one process --------------------------------------------------------------------------
     def _bwrap_command(self, settings_json: str, seccomp_fd: int | None) -> list[str]:
+        assert self._bwrap is not None
         command = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
                    "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", *self._mounts]
         for name, value in _environment(WORKSPACE, "/tmp").items():
@@ -283,7 +284,7 @@ class Sandbox:
             command += ["--seccomp", str(seccomp_fd)]
         return command + ["--", self._python, "-I", "-u", "-c", RUNNER_SOURCE, settings_json]
 
-    async def _execute(self, code: str, isolation: Isolation, handle: _Run) -> AsyncIterator[RunOutput | RunResult]:
+    async def _execute(self, code: str, isolation: Isolation, handle: _Run) -> AsyncGenerator[RunOutput | RunResult, None]:
         """Start the process, stream its output, end it on time; the last item is the RunResult."""
         started = time.monotonic()
         picture_read, picture_write = os.pipe()
@@ -322,8 +323,9 @@ class Sandbox:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     async def _supervise(self, handle: _Run, code: bytes, picture_read: int,
-                         started: float) -> AsyncIterator[RunOutput | RunResult]:
+                         started: float) -> AsyncGenerator[RunOutput | RunResult, None]:
         process = handle.process
+        assert process is not None and process.stdout is not None and process.stderr is not None
         cfg = self.cfg
         outputs: asyncio.Queue[RunOutput | None] = asyncio.Queue()
         kept = {"stdout": io.StringIO(), "stderr": io.StringIO()}
@@ -365,7 +367,7 @@ class Sandbox:
                     continue
                 try:
                     item = await asyncio.wait_for(outputs.get(), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if item is None:
                     break
@@ -378,12 +380,12 @@ class Sandbox:
                 task.cancel()
         try:
             found = await asyncio.wait_for(asyncio.shield(pictures), KILL_GRACE_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             found = ()
         yield _result(handle, kept["stdout"].getvalue(), kept["stderr"].getvalue(), exit_code, started, found)
 
     @staticmethod
-    async def _collect(events: AsyncIterator) -> RunResult:
+    async def _collect(events: AsyncGenerator[RunEvent | RunOutput | RunResult, None]) -> RunResult:
         async for event in events:
             if isinstance(event, RunResult):
                 return event

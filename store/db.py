@@ -2,9 +2,9 @@
 way to write (`writing()`: committed at the end, rolled back on any failure)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -16,7 +16,7 @@ Migration = Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Database:
@@ -67,7 +67,7 @@ class Database:
         return dict(row)
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def writing(self) -> AsyncGenerator[aiosqlite.Connection, None]:
         """One write transaction: committed at the end, rolled back on any failure (a full disk
         must leave the database as it was, and the connection usable once space is free); a
         storage failure becomes a typed error (507 with what to do)."""

@@ -17,9 +17,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import AppError, BadImage, NotFound
 from settings import VisionModel
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
 DATA_URL = re.compile(r"^data:(image/[a-zA-Z0-9.+-]+)?(;[a-zA-Z0-9=.+-]+)*;base64,(?P<payload>.*)$", re.DOTALL)
@@ -76,7 +80,7 @@ class ImageStore:
                            code="image_too_large", status=413)
         return data
 
-    def normalise(self, data: bytes, index: int = 0):
+    def normalise(self, data: bytes, index: int = 0) -> tuple[Image.Image, str | None]:
         """Check the bytes are a whole, allowed, not-too-large image.
 
         Returns (the image upright, RGB and downscaled; the format it came in)."""
@@ -85,7 +89,7 @@ class ImageStore:
         label = f"image {index + 1}"
         Image.MAX_IMAGE_PIXELS = None  # our own pixel limit below is checked before decoding
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:
             raise BadImage(f"{label} is not an image (png, jpeg, webp, gif or bmp)", code="unsupported_image",
                            status=415) from exc
@@ -164,7 +168,7 @@ class ImageStore:
             raise BadImage(f"{name} is damaged or truncated ({exc})") from exc
         info = PngInfo()
         for key, value in image.info.items():
-            if isinstance(value, str):
+            if isinstance(key, str) and isinstance(value, str):
                 info.add_itxt(key, value)
         buffer = io.BytesIO()
         image.save(buffer, "PNG", pnginfo=info, compress_level=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from store.db import now_iso
@@ -18,7 +18,7 @@ class JsonlLog:
 
     def write(self, event: str, record: dict) -> None:
         """A failure here (a full disk) is logged, not raised: SQLite has the record."""
-        path = self.folder / f"turns-{datetime.now(timezone.utc):%Y-%m-%d}.jsonl"
+        path = self.folder / f"turns-{datetime.now(UTC):%Y-%m-%d}.jsonl"
         line = json.dumps({"event": event, "at": now_iso(), **record}, ensure_ascii=False)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)

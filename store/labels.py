@@ -178,7 +178,7 @@ class LabelStore:
         frequency, total = await self.document_frequency(turns)
         scored = [{"term": term, "score": round(count * _idf(frequency.get(term, 0), total), 3), "turns": count}
                   for term, count in turns.items()]
-        scored.sort(key=lambda item: (-item["score"], item["term"]))
+        scored.sort(key=lambda item: (-float(item["score"]), str(item["term"])))
         return scored[:top]
 
     async def _timeline(self, session_id: str) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import aiosqlite
 
@@ -21,7 +22,7 @@ DEFAULT_ID = "default"
 JSON_FIELDS = ("documents", "tools")
 FIELDS = ("name", "description", "icon", "color", "system_prompt", "model", "temperature", "top_p", "max_tokens",
           "documents", "tools", "memory")
-EXAMPLES = [
+EXAMPLES: list[dict[str, Any]] = [
     {"id": DEFAULT_ID, "name": "기본 도우미", "description": "무엇이든 묻는 기본 대화", "icon": "", "color": "#4f7cff",
      "system_prompt": None, "model": "", "temperature": None, "top_p": None, "max_tokens": None, "documents": [],
      "tools": [], "memory": "shared"},

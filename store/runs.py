@@ -55,7 +55,7 @@ class RunStore:
         self.log.write("sandbox_run", record)
         return record
 
-    async def list(self, session_id: str) -> list[dict]:  # noqa: A003 - the store's own verb
+    async def list(self, session_id: str) -> list[dict]:
         """The session's runs, oldest first."""
         async with self._db.execute("SELECT * FROM sandbox_runs WHERE session_id = ? ORDER BY created, rowid",
                                     (session_id,)) as cur:

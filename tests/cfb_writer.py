@@ -8,6 +8,7 @@ hold their children as a chain of right siblings in the format's name order, whi
 """
 from __future__ import annotations
 
+import itertools
 import struct
 
 SECTOR = 512
@@ -80,7 +81,7 @@ def _entry(entry: dict, entries: list[dict]) -> bytes:
     name = entry["name"].encode("utf-16-le") + b"\0\0"
     ordered = sorted(entry["children"], key=lambda i: (len(entries[i]["name"]), entries[i]["name"].upper()))
     child = ordered[0] if ordered else NONE
-    for left, right in zip(ordered, ordered[1:]):
+    for left, right in itertools.pairwise(ordered):
         entries[left]["right"] = right
     return (name.ljust(64, b"\0") + struct.pack("<HBB", len(name), entry["type"], 1)
             + struct.pack("<III", NONE, entry.get("right", NONE), child) + b"\0" * 16 + b"\0" * 4 + b"\0" * 16

@@ -9,6 +9,7 @@ from core.contracts import ChatInput, Finish, Prompt, Sampling, refuse_images
 from core.errors import ModelLoadError
 from core.events import Token
 from models.context_window import system_with_memories
+from settings import ChatModel
 
 GIB = 1 << 30
 
@@ -16,8 +17,11 @@ GIB = 1 << 30
 class FakeEngine:
     """A heavy model with controllable load time, size and failures; records what happened."""
 
+    accepts_images = False
+
     def __init__(self, name: str, log: list[str] | None = None, load_seconds: float = 0.0, vram: int = GIB) -> None:
         self.name = name
+        self.cfg = ChatModel()  # declared by every engine; a fake's settings are the defaults
         self.log = log if log is not None else []
         self.load_seconds = load_seconds
         self.vram = vram

@@ -60,9 +60,9 @@ def test_fastapi_only_in_chat_and_web():
         for node in ast.walk(tree):
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            if any(m.split(".")[0] in ("fastapi", "starlette", "sse_starlette") for m in mods):
-                if name != "chat" and not name.startswith("web"):
-                    offenders.append(name)
+            web_import = any(m.split(".")[0] in ("fastapi", "starlette", "sse_starlette") for m in mods)
+            if web_import and name != "chat" and not name.startswith("web"):
+                offenders.append(name)
     assert not offenders, sorted(set(offenders))
 
 

@@ -65,7 +65,7 @@ def test_a_chat_streams_in_order_and_is_saved(live_server, isolated_data):
     assert answer["completion_tokens"] == done["usage"]["completion_tokens"] and answer["model"].endswith(".gguf")
 
     logged = [json.loads(line) for f in (isolated_data / "logs").glob("*.jsonl") for line in f.read_text("utf-8").splitlines()]
-    logged_answer = [l for l in logged if l["event"] == "turn" and l["role"] == "assistant"]
+    logged_answer = [line for line in logged if line["event"] == "turn" and line["role"] == "assistant"]
     assert logged_answer[-1]["text"] == text and logged_answer[-1]["ttft_ms"] == answer["ttft_ms"]
 
     # The same session continues with its history; the model stays loaded.
@@ -136,7 +136,7 @@ def test_session_routes(live_server):
     renamed = httpx.patch(f"{live_server}/api/sessions/{sid}", json={"title": "  제주\n여행  "})
     assert renamed.status_code == 200 and renamed.json()["title"] == "제주 여행"
     listed = httpx.get(live_server + "/api/sessions").json()["sessions"]
-    assert [s["id"] for s in listed][0] == sid  # most recently updated first
+    assert next(s["id"] for s in listed) == sid  # most recently updated first
     for body, status in (({"title": "   "}, 422), ({"title": "x" * 201}, 422), ({"name": "x"}, 422), ({}, 422)):
         assert httpx.patch(f"{live_server}/api/sessions/{sid}", json=body).status_code == status
     assert httpx.patch(f"{live_server}/api/sessions/{'f' * 32}", json={"title": "x"}).status_code == 404
@@ -209,7 +209,7 @@ def test_full_queue_cooldown_and_unknown_model_are_refused_before_streaming(isol
         threads = [threading.Thread(target=post_chat, args=(url, f"m{i}")) for i in range(2)]
         for started, t in enumerate(threads, start=1):
             t.start()  # the first streams, the second waits: the queue (limit 1) is then full
-            wait_for(lambda: len(httpx.get(url + "/api/slot").json()["holders"])
+            wait_for(lambda started=started: len(httpx.get(url + "/api/slot").json()["holders"])
                      + httpx.get(url + "/api/slot").json()["queue"] == started)
         refused = httpx.post(url + CHAT, json={"message": "third"})
         assert refused.status_code == 429 and refused.json()["error"]["code"] == "queue_full"

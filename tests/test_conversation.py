@@ -105,8 +105,8 @@ async def test_closing_the_stream_early_saves_a_stopped_turn_and_frees_the_slot(
     session = await store.create_session()
     frames = chat_turn(services, session["id"], "long please")
     seen = 0
-    async for frame in frames:
-        seen += frame["type"] == "token"
+    async for sent in frames:
+        seen += sent["type"] == "token"
         if seen == 3:
             break
     await frames.aclose()  # what the server does when the client goes away
@@ -126,8 +126,8 @@ async def test_a_plain_task_cancel_mid_answer_still_saves_the_partial_turn(store
     seen = asyncio.Event()
 
     async def consume():
-        async for frame in chat_turn(services, session["id"], "go"):
-            if frame["type"] == "token" and frame["text"] == "p2 ":
+        async for sent in chat_turn(services, session["id"], "go"):
+            if sent["type"] == "token" and sent["text"] == "p2 ":
                 seen.set()
 
     task = asyncio.create_task(consume())

@@ -1,6 +1,7 @@
 """Every supported format parsed for real, and every way an upload can be wrong."""
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -72,7 +73,7 @@ def test_chunks_follow_headings_paragraphs_and_korean_sentences():
     second = [c for c in chunks if c.text.startswith("# 첫 장")][1].text
     assert "이것은" in second.split("\n")[1][:10]  # the overlap starts at a sentence boundary
     body = lambda c: c.text.split("\n", 1)[1]  # noqa: E731
-    shared = [a for a, b in zip(chunks, chunks[1:]) if body(a)[-30:] in body(b)]
+    shared = [a for a, b in itertools.pairwise(chunks) if body(a)[-30:] in body(b)]
     assert shared  # neighbours overlap
 
 

@@ -245,7 +245,7 @@ ARCHIVES = st.fixed_dictionaries({
                                                                HealthCheck.too_slow])
 @given(archive=st.one_of(ARCHIVES, JSON_VALUES), as_zip=st.booleans())
 def test_random_archives_never_get_a_5xx_and_a_refusal_stores_nothing(server, archive, as_zip):
-    url, data = server
+    url, _data = server
     before = stored(url)
     raw = json.dumps(archive).encode("utf-8", "surrogatepass")
     payload = zip_of({"export.json": raw}) if as_zip else raw

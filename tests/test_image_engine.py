@@ -14,8 +14,8 @@ from settings import ImageModel
 
 
 def params(**overrides) -> GenerationParams:
-    base = dict(prompt="a red apple", negative_prompt="", width=64, height=64, steps=2, cfg_scale=1.0, seed=5,
-                sampler="euler_a", scheduler="default", batch_count=1)
+    base = {"prompt": "a red apple", "negative_prompt": "", "width": 64, "height": 64, "steps": 2, "cfg_scale": 1.0, "seed": 5,
+                "sampler": "euler_a", "scheduler": "default", "batch_count": 1}
     return GenerationParams(**(base | overrides))
 
 
@@ -56,7 +56,7 @@ def test_txt2img_gives_pictures_of_the_asked_size_with_steps_in_order(engine: Im
 
 def test_the_seed_decides_the_picture(engine: ImageEngine):
     def pixels(seed: int) -> np.ndarray:
-        picture = [e for e in run(engine, params(seed=seed)) if isinstance(e, Picture)][0]
+        picture = next(e for e in run(engine, params(seed=seed)) if isinstance(e, Picture))
         return np.asarray(picture.image.convert("RGB"), dtype=np.int16)
 
     first, again, other = pixels(11), pixels(11), pixels(12)
@@ -73,7 +73,7 @@ def test_img2img_uses_the_init_image_and_strength(engine: ImageEngine):
     # the library runs only the last part of the schedule on an init image (about steps x strength)
     assert [e.step for e in steps] == list(range(1, steps[-1].steps + 1))
     assert steps[-1].steps < 4
-    picture = [e for e in events if isinstance(e, Picture)][0]
+    picture = next(e for e in events if isinstance(e, Picture))
     assert picture.image.size == (64, 64)
 
 

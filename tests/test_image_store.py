@@ -66,7 +66,7 @@ def bomb_png() -> bytes:
     ("not a data URL", "http://example.com/cat.png", 400, "invalid_image"),
     ("bad base64", "data:image/png;base64,@@@@", 400, "invalid_image"),
     ("empty", "data:image/png;base64,", 400, "invalid_image"),
-    ("text", data_url("just some text, not a picture".encode()), 415, "unsupported_image"),
+    ("text", data_url(b"just some text, not a picture"), 415, "unsupported_image"),
     ("tiff", None, 415, "unsupported_image"),
     ("truncated", None, 400, "invalid_image"),
     ("bomb", data_url(bomb_png()), 413, "image_too_large"),

@@ -3,6 +3,7 @@ engine's reused prefix, summaries per branch kept across a restart, the context 
 OpenAI answer when messages do not fit."""
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -48,7 +49,7 @@ def test_the_window_keeps_its_start_until_it_overflows_then_drops_a_block_to_the
             assert fitted.start == window.start  # the prefix is the same as the turn before
         starts.append(fitted.start)
         window = Window(start=fitted.start)
-    changes = sum(1 for a, b in zip(starts, starts[1:]) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     assert 3 <= changes <= len(starts) // 3  # overflows are rare: not one drop per turn
 
 

@@ -406,7 +406,7 @@ def test_runs_are_niced_in_their_own_scheduling_group():
 
 
 def test_a_run_whose_session_is_deleted_meanwhile_still_ends_cleanly(server):
-    client, settings = server
+    client, _settings = server
     session = client.post("/api/sessions", json={}).json()["id"]
     frames: list = []
     running = threading.Thread(target=lambda: frames.extend(read_frames(client.post("/api/sandbox/run", json={

@@ -55,9 +55,9 @@ async def test_turns_keep_their_metrics_in_sqlite_and_jsonl(store, isolated_data
     assert await store.history(s["id"]) == [{"role": "user", "content": "안녕", "images": [], "id": turns[0]["id"]},
                                             {"role": "assistant", "content": "안녕하세요!", "images": [],
                                              "id": turns[1]["id"]}]
-    lines = [json.loads(l) for f in (isolated_data / "logs").glob("*.jsonl") for l in f.read_text("utf-8").splitlines()]
-    logged = [l for l in lines if l["event"] == "turn"]
-    assert [l["text"] for l in logged] == ["안녕", "안녕하세요!"]
+    lines = [json.loads(line) for f in (isolated_data / "logs").glob("*.jsonl") for line in f.read_text("utf-8").splitlines()]
+    logged = [line for line in lines if line["event"] == "turn"]
+    assert [line["text"] for line in logged] == ["안녕", "안녕하세요!"]
     assert logged[1]["tokens_per_s"] == 88.0
     with pytest.raises(ValueError):
         await store.add_turn(s["id"], "assistant", "x", bogus=1)

@@ -56,7 +56,7 @@ def test_every_field_is_described():
 
 @pytest.mark.parametrize("name", ["vision", "chat", "image", "Bad Name", "x" * 41, ""])
 def test_extra_chat_models_cannot_take_an_engine_name(monkeypatch: pytest.MonkeyPatch, name: str):
-    monkeypatch.setenv("AIONE_EXTRA_CHAT_MODELS", '{"%s": {"n_ctx": 512}}' % name)
+    monkeypatch.setenv("AIONE_EXTRA_CHAT_MODELS", f'{{"{name}": {{"n_ctx": 512}}}}')
     with pytest.raises(ValidationError, match="extra chat model name"):
         Settings(_env_file=None)
 

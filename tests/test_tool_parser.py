@@ -141,8 +141,8 @@ def test_after_an_opener_in_auto_mode_the_call_is_generated_again_under_the_sche
     out = list(engine.stream(prompt, threading.Event()))
     text = "".join(item.text for item in out if isinstance(item, Token))
     assert text == 'Let me run it.\n<tool_call>{"name": "run_python", "arguments": {"code": "1"}}</tool_call>'
-    (first, _), (second_tokens, second_sampling) = calls
-    assert second_tokens == [1, 2, 3, len("Let me run it.\n<tool_call>".encode())]  # the prompt and the text so far
+    (_first, _), (second_tokens, second_sampling) = calls
+    assert second_tokens == [1, 2, 3, len(b"Let me run it.\n<tool_call>")]  # the prompt and the text so far
     assert second_sampling.json_schema["properties"]["name"] == {"const": "run_python"}
     assert isinstance(out[-1], Finish) and out[-1].completion_tokens == 3 + 2  # the first pass stopped at the opener
     parsed = parse("generic", [text])

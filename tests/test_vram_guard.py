@@ -88,7 +88,7 @@ async def test_load_progress_is_streamed():
 
 
 async def test_strict_fifo_when_grouping_is_off():
-    slot, log, _ = make_slot(max_jumps=0)
+    slot, _log, _ = make_slot(max_jumps=0)
     order: list[str] = []
     holder = slot.lease("chat")
     await statuses(holder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from tools.syntax import CLOSERS, OPENERS
 
@@ -74,7 +75,7 @@ class CallParser:
                 break
         return out
 
-    def _in_call(self, out: list) -> bool:
+    def _in_call(self, out: list[Any]) -> bool:
         if self.closer is None:  # Mistral, Llama's python tag: the call runs to the end of the answer
             self._body += self._pending
             self._pending = ""
@@ -95,7 +96,7 @@ class CallParser:
             self._after_call = True
         return True
 
-    def _in_text(self, out: list, final: bool) -> bool:
+    def _in_text(self, out: list[Any], final: bool) -> bool:
         """Emit text up to a possible opener; False when the rest must wait for more text."""
         text, i = self._pending, 0
         while i < len(text):
@@ -125,7 +126,7 @@ class CallParser:
         self._pending = ""
         return False
 
-    def _emit(self, out: list, text: str) -> None:
+    def _emit(self, out: list[Any], text: str) -> None:
         if self._after_call:
             text = text.lstrip()
             self._after_call = not text

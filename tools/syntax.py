@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 from core.contracts import ChatInput, Sampling, ToolPlan
 
@@ -26,7 +27,7 @@ GENERIC_INSTRUCTIONS = (
 
 
 def with_tools(request: ChatInput, system_prompt: str, template: str | None
-               ) -> tuple[str, list[dict], dict, Sampling, str | None]:
+               ) -> tuple[str, list[dict[str, Any]], dict[str, Any], Sampling, str | None]:
     """(system prompt, history messages, template arguments, sampling, call format) for the
     request's tools; without tools, the conversation as it is."""
     sampling, plan = request.sampling, request.tools
@@ -71,13 +72,13 @@ def native_tools(template: str | None, plan: ToolPlan) -> bool:
     return native and family in ("hermes", "mistral", "llama3")
 
 
-def tools_for_choice(plan: ToolPlan) -> list[dict]:
+def tools_for_choice(plan: ToolPlan) -> list[dict[str, Any]]:
     if plan.choice in ("auto", "none", "required"):
         return list(plan.tools)
     return [tool for tool in plan.tools if tool["function"]["name"] == plan.choice]
 
 
-def call_schema(plan: ToolPlan) -> dict:
+def call_schema(plan: ToolPlan) -> dict[str, Any]:
     """The JSON a forced answer must be: one call of one of the allowed tools."""
     options = [{"type": "object", "properties": {"name": {"const": tool["function"]["name"]},
                                                   "arguments": tool["function"].get("parameters") or {"type": "object"}},
@@ -92,7 +93,7 @@ def generic_system(system_prompt: str, plan: ToolPlan) -> str:
     return "\n\n".join(part for part in (system_prompt, GENERIC_INSTRUCTIONS.format(tools=described)) if part)
 
 
-def as_messages(history: list[dict], native: bool) -> list[dict]:
+def as_messages(history: list[dict[str, Any]], native: bool) -> list[dict[str, Any]]:
     """The conversation for the template: native templates get OpenAI's shape (arguments as
     objects, as their Jinja expects); others get calls and results written as text."""
     out = []
@@ -116,7 +117,7 @@ def as_messages(history: list[dict], native: bool) -> list[dict]:
     return _merge_users(out) if not native else out
 
 
-def _object(arguments: str | dict) -> dict:
+def _object(arguments: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(arguments, dict):
         return arguments
     try:
@@ -126,9 +127,9 @@ def _object(arguments: str | dict) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _merge_users(messages: list[dict]) -> list[dict]:
+def _merge_users(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Several tool results in a row become one user message (templates expect turns to alternate)."""
-    merged: list[dict] = []
+    merged: list[dict[str, Any]] = []
     for message in messages:
         if merged and message["role"] == "user" and merged[-1]["role"] == "user":
             merged[-1] = {"role": "user", "content": merged[-1]["content"] + "\n" + message["content"]}

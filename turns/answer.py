@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import replace
+from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, ContextFit, Finish, PreparedPrompt
 from core.events import (
@@ -32,9 +33,9 @@ from store.image_files import StoredImage
 from turns.chat_tools import ChatTools
 from turns.context_memory import ConversationWindows, split_ids
 from turns.recorder import SessionRecorder
-from turns.turn_memory import TurnMemory
 from turns.references import References, with_references
 from turns.tool_calls import ToolCalls
+from turns.turn_memory import TurnMemory
 
 MAX_TOOL_STEPS = 3  # tool calls answered in one chat answer; then it must answer in text
 
@@ -64,17 +65,17 @@ class AnswerTurn:
         self.pass_start, self.passes = 0, 0
         self.checkpoint_s = checkpoint_s
         self.started = time.perf_counter()
-        self.sources: list[dict] = []
+        self.sources: list[dict[str, Any]] = []
         self.model = ""
         self.parts: list[str] = []
-        self.result: dict = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
+        self.result: dict[str, Any] = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
                              "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
         self.cached_tokens = 0
         self.wait_ms = 0.0
-        self.request_turn: dict | None = None
+        self.request_turn: dict[str, Any] | None = None
         self.remote_calls = 0
 
-    async def begin(self) -> AsyncIterator[Event]:
+    async def begin(self) -> AsyncGenerator[Event, None]:
         question, recorder = self.question, self.recorder
         if recorder is not None:
             history, self.request_turn = await recorder.save_request(question.message, self.stored)
@@ -101,7 +102,7 @@ class AnswerTurn:
         elif hits is not None:
             yield NoDocumentsMatched()
 
-    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         self.wait_ms = (time.perf_counter() - self.started) * 1000
         self.model, self.engine_name = engine.model_label, engine.name
         prompt = await run_blocking(engine.prepare, self.question)
@@ -128,7 +129,7 @@ class AnswerTurn:
         if self.tools is not None and self.result["finish_reason"] == "tool_calls":
             self.result["finish_reason"] = "done"  # a chat answer ends with text; its steps are kept
 
-    async def _tool_step(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+    async def _tool_step(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         """Run this pass's calls, then answer again with their results in the conversation."""
         assert self.tools is not None
         calls, said = self.pass_calls, "".join(self.parts[self.pass_start:])
@@ -166,7 +167,7 @@ class AnswerTurn:
                                      "snippet": hit.text[:400], "score": hit.score})
 
     async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt,
-                      stop: threading.Event) -> AsyncIterator[Token | ToolCallMade]:
+                      stop: threading.Event) -> AsyncGenerator[Token | ToolCallMade, None]:
         """The engine's tokens (tool calls parsed out of them when the answer may call tools);
         the answer so far is saved every few seconds (a crash keeps it)."""
         gen_started = checkpointed = time.perf_counter()
@@ -209,20 +210,20 @@ class AnswerTurn:
             # tokens after the first, over the time after the first: decode speed
             self.result["tokens_per_s"] = round(max(0, self.result["completion_tokens"] - 1) / decode_s, 2)
 
-    async def _save(self) -> dict | None:
+    async def _save(self) -> dict[str, Any] | None:
         if self.recorder is None:
             return None
         steps = self.tools.steps if self.tools is not None else []
         return await self.recorder.save_answer("".join(self.parts), self.sources + steps + self._memory_entries(),
                                                self.model, self.result)
 
-    def _memory_entries(self) -> list[dict]:
+    def _memory_entries(self) -> list[dict[str, Any]]:
         """The memories the prompt held, kept with the answer (the page shows them again)."""
         if self.memory is None:
             return []
         return [{"type": "memory", **used} for used in self.memory.used(self.fit.memories if self.fit else None)]
 
-    def _context(self, answer: dict | None) -> dict | None:
+    def _context(self, answer: dict[str, Any] | None) -> dict[str, Any] | None:
         """The done frame's view of the context: tokens used of n_ctx after this answer, where
         the model's window starts, how many turns come before it (summarised or fallen out)."""
         fit = self.fit
@@ -239,7 +240,7 @@ class AnswerTurn:
 
     async def finish(self) -> Event:
         answer, result = await self._save(), self.result
-        used: list[dict] = []
+        used: list[dict[str, Any]] = []
         if self.memory is not None:
             used = await self.memory.mark_used(self.fit.memories if self.fit else None)
             if answer is not None and self.question.session_id is not None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
 
 from core.contracts import ToolPlan
 from core.errors import AppError
@@ -21,7 +22,7 @@ RESULT_CHARS = 2000  # what a result may put into the prompt
 CONFIRM_S = 300.0
 
 
-def _tool(name: str, description: str, **properties: str) -> dict:
+def _tool(name: str, description: str, **properties: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name, "description": description, "parameters": {
         "type": "object", "properties": {key: {"type": "string", "description": text} for key, text in properties.items()},
         "required": list(properties)}}}
@@ -72,13 +73,13 @@ class ChatTools:
         self.names, self.session_id = names, session_id
         self.library, self.sessions, self.sandbox = library, sessions, sandbox
         self.confirmations, self.allow_run = confirmations or Confirmations(), allow_run
-        self.steps: list[dict] = []  # kept with the answer
-        self.found: list = []  # document hits found by search_documents (the answer's sources)
+        self.steps: list[dict[str, Any]] = []  # kept with the answer
+        self.found: list[Any] = []  # document hits found by search_documents (the answer's sources)
 
     def plan(self) -> ToolPlan:
         return ToolPlan(tuple(BUILTIN[name] for name in self.names), "auto", parallel=False, max_calls=1)
 
-    async def run(self, call: ToolCallMade) -> AsyncIterator[Event]:
+    async def run(self, call: ToolCallMade) -> AsyncGenerator[Event, None]:
         """Run one call: ToolConfirm first when the user must agree, then its ToolResult."""
         try:
             arguments = json.loads(call.arguments)

@@ -20,9 +20,10 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, ContextFit, MemoryPart, Sampling, Window
 from core.events import ChatDone, Event, Token, Usage
@@ -50,7 +51,7 @@ def language_of(texts: Sequence[str]) -> str:
     return "ko" if len(HANGUL.findall(sample)) >= max(1, len(sample.replace(" ", "")) // 10) else "en"
 
 
-def conversation_text(previous: str, dropped: Sequence[dict], language: str) -> str:
+def conversation_text(previous: str, dropped: Sequence[dict[str, Any]], language: str) -> str:
     who = {"user": "사용자" if language == "ko" else "User", "assistant": "도우미" if language == "ko" else "Assistant"}
     lines = [f"{who.get(m['role'], m['role'])}: {m['content']}" for m in dropped if m.get("content")]
     head = ("이전 요약" if language == "ko" else "Previous summary") + f":\n{previous or '-'}\n\n"
@@ -62,16 +63,16 @@ class Conversation:
     """A branch's messages (without ids), their turn ids, and its window now."""
 
     session_id: str
-    history: list[dict]
+    history: list[dict[str, Any]]
     ids: list[int | None]
     window: Window
-    summary: dict | None  # the stored summary the window starts after
+    summary: dict[str, Any] | None  # the stored summary the window starts after
     language: str  # ko / en: the summary's label and the language the model summarises in
     system_prompt: str | None = None  # the persona's (None: the model's own), as the turns' prompts hold it
     memory: MemoryPart | None = None  # the memories the last turn's prompt held
 
 
-def split_ids(history: Sequence[dict]) -> tuple[list[dict], list[int | None]]:
+def split_ids(history: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int | None]]:
     return [{k: v for k, v in m.items() if k != "id"} for m in history], [m.get("id") for m in history]
 
 
@@ -83,7 +84,7 @@ class ConversationWindows:
         self._tasks: set[asyncio.Task] = set()
         self._turns: dict[str, int] = {}  # turns begun per session: an upkeep from before one stores nothing
 
-    async def for_turn(self, session_id: str, history: Sequence[dict], message: str) -> Conversation:
+    async def for_turn(self, session_id: str, history: Sequence[dict[str, Any]], message: str) -> Conversation:
         """A turn begins: its conversation, and the summary it reads marked used. The session's
         upkeep, if any, stores nothing more (it would change what this turn read) and stops at its
         next step (never cancelled mid-step: the model is in use)."""
@@ -93,7 +94,7 @@ class ConversationWindows:
             await self.store.mark_used(conversation.summary["id"])
         return conversation
 
-    async def conversation(self, session_id: str, history: Sequence[dict], message: str = "") -> Conversation:
+    async def conversation(self, session_id: str, history: Sequence[dict[str, Any]], message: str = "") -> Conversation:
         """The branch's window: it starts after the summary reaching furthest along the branch
         (a model summary written after a turn used the first-sentence one is what the next drop
         extends)."""
@@ -173,11 +174,11 @@ class WindowUpkeep:
         """A turn of this conversation began since: what it read must stay as it was."""
         return self.windows._turns.get(self.conversation.session_id, 0) != self.turn
 
-    async def begin(self) -> AsyncIterator[Event]:
+    async def begin(self) -> AsyncGenerator[Event, None]:
         return
         yield  # an async generator with nothing before the slot
 
-    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         conversation = self.conversation
         history, ids = conversation.history, conversation.ids
         request = ChatInput(history, "", session_id=conversation.session_id, system_prompt=conversation.system_prompt,
@@ -211,13 +212,13 @@ class WindowUpkeep:
         return
         yield
 
-    async def _summarise(self, engine: ChatEngine, previous: str, dropped: Sequence[dict], language: str) -> str:
+    async def _summarise(self, engine: ChatEngine, previous: str, dropped: Sequence[dict[str, Any]], language: str) -> str:
         """The model's summary, or "" when a user's request came first or nothing usable came."""
         cfg = self.windows.cfg
         question = ChatInput([], conversation_text(previous, dropped, language), system_prompt=SUMMARY_SYSTEM[language],
                              sampling=Sampling(max_tokens=cfg.summary_tokens, temperature=0.2, seed=1))
         prompt = await run_blocking(engine.prepare, question)
-        warm = getattr(engine, "warm")
+        warm = engine.warm
         if not await run_blocking(warm, prompt, lambda: self.windows.gives_way() or self.stale()):  # in small steps
             return ""
         flag = threading.Event()

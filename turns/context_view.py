@@ -5,6 +5,7 @@ that would overflow at the next turn is shown as it will be, after its block has
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from core.contracts import Window
 from models.chat_template import TemplateCounter, template_counter
@@ -15,7 +16,7 @@ from turns.context_memory import Conversation, ConversationWindows
 class _CountingRenderer:
     """models.context_window.Renderer over the vocabulary-only counter (the new message unknown)."""
 
-    def __init__(self, counter: TemplateCounter, system: str, history: list[dict], window: Window,
+    def __init__(self, counter: TemplateCounter, system: str, history: list[dict[str, Any]], window: Window,
                  memory: str = "") -> None:
         self.counter, self.system, self.window, self.memory = counter, system, window, memory
         self.plain = [{"role": m["role"], "content": m["content"]} for m in history]
@@ -23,7 +24,7 @@ class _CountingRenderer:
     def set_window(self, window: Window) -> None:
         self.window = window
 
-    def head(self, window: Window | None = None, memory: bool = True) -> list[dict]:
+    def head(self, window: Window | None = None, memory: bool = True) -> list[dict[str, Any]]:
         content = with_summary(self.system, window or self.window, self.memory if memory else "")
         return [{"role": "system", "content": content}] if content else []
 
@@ -31,7 +32,7 @@ class _CountingRenderer:
         return self.counter.messages(self.head() + self.plain[start:])
 
 
-def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict:
+def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict[str, Any]:
     """Blocking (tokenizes): the view of `conversation` for a chat model with settings `cfg`
     (settings.ChatModel) at context `n_ctx`."""
     counter = template_counter(cfg.model_path)
@@ -51,7 +52,7 @@ def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict:
     system_only = counter.messages(render.head(bare, memory=False)) if system else 0
     with_memory = counter.messages(render.head(bare)) if system or memory else 0
     before = counter.messages(render.head()) if render.head() else 0
-    parts: list[dict] = [{"kind": "system", "tokens": system_only, "text": system}] if system else []
+    parts: list[dict[str, Any]] = [{"kind": "system", "tokens": system_only, "text": system}] if system else []
     if memory and conversation.memory is not None:
         parts.append({"kind": "memory", "tokens": with_memory - system_only, "label": conversation.memory.label,
                       "text": memory, "memories": list(conversation.memory.lines[:kept])})

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, Sampling
 from core.events import ChatDone, Event, Token, Usage
@@ -35,7 +36,7 @@ class Proposer:
         self.book, self.sessions, self.slot, self.cfg = book, sessions, slot, cfg
         self._timers: dict[str, asyncio.Task] = {}
 
-    def went_on(self, session_id: str, engine_name: str, persona: dict | None) -> None:
+    def went_on(self, session_id: str, engine_name: str, persona: dict[str, Any] | None) -> None:
         """An answer was saved: proposals wait until the conversation is quiet again."""
         if not (self.cfg.enabled and self.cfg.proposals) or self.book.scopes(persona) == set():
             return
@@ -46,7 +47,7 @@ class Proposer:
         self._timers[session_id] = task
         task.add_done_callback(lambda done: self._timers.get(session_id) is done and self._timers.pop(session_id))
 
-    async def _when_quiet(self, session_id: str, engine_name: str, persona: dict | None) -> None:
+    async def _when_quiet(self, session_id: str, engine_name: str, persona: dict[str, Any] | None) -> None:
         await asyncio.sleep(self.cfg.quiet_s)
         try:
             await self.propose(session_id, engine_name, persona)
@@ -55,7 +56,7 @@ class Proposer:
         except Exception:
             log.exception("memory proposals for %s failed", session_id)
 
-    async def propose(self, session_id: str, engine_name: str, persona: dict | None) -> list[dict]:
+    async def propose(self, session_id: str, engine_name: str, persona: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The proposals for the user's statements since the last time (none: the model is not asked)."""
         state = await self.book.store.session_state(session_id)
         turns = [turn for turn in await self.sessions.list_turns(session_id, whole_tree=True)
@@ -76,7 +77,7 @@ class Proposer:
         await self.book.store.set_session(session_id, proposed_through=turns[-1]["id"])
         return made
 
-    async def _keep(self, lines: list[str], persona: dict | None, session_id: str, turn_id: int) -> list[dict]:
+    async def _keep(self, lines: list[str], persona: dict[str, Any] | None, session_id: str, turn_id: int) -> list[dict[str, Any]]:
         """Store the lines not known already (as a memory or an open proposal)."""
         scope = self.book.scope_for_new(persona)
         open_texts = {proposal["text"] for proposal in await self.book.store.proposals()}
@@ -103,11 +104,11 @@ class ProposalWork:
         self.proposer, self.statements, self.language = proposer, statements, language
         self.answer = ""
 
-    async def begin(self) -> AsyncIterator[Event]:
+    async def begin(self) -> AsyncGenerator[Event, None]:
         return
         yield  # an async generator with nothing before the slot
 
-    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncIterator[Event]:
+    async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         question = ChatInput([], proposal_prompt(self.statements, self.language), system_prompt=PROMPT[self.language],
                              sampling=Sampling(max_tokens=PROPOSAL_TOKENS, temperature=0.1, seed=1))
         prompt = await run_blocking(engine.prepare, question)

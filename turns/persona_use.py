@@ -6,6 +6,7 @@ turn, so an edit applies to its next turns and a deleted persona's prompt is nev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from catalog.library import ModelLibrary
 from core.contracts import Sampling
@@ -17,7 +18,7 @@ PERSONA_PREFIX = "persona:"  # /v1's model name for a persona
 
 @dataclass(frozen=True)
 class PersonaUse:
-    persona: dict
+    persona: dict[str, Any]
     engine: str  # the slot's engine for its model ("chat": the configured one)
     system_prompt: str | None  # None: the chat model's own setting
     sampling: Sampling
@@ -29,7 +30,7 @@ class PersonaUse:
         return self.persona["id"] == DEFAULT_ID
 
 
-def sampling_of(persona: dict, over: Sampling | None = None) -> Sampling:
+def sampling_of(persona: dict[str, Any], over: Sampling | None = None) -> Sampling:
     """The persona's sampling, under what the request itself asked for (/v1's client)."""
     over = over or Sampling()
     return Sampling(max_tokens=over.max_tokens if over.max_tokens is not None else persona["max_tokens"],
@@ -38,7 +39,7 @@ def sampling_of(persona: dict, over: Sampling | None = None) -> Sampling:
                     json_schema=over.json_schema, json_object=over.json_object)
 
 
-def engine_for(persona: dict, library: ModelLibrary | None, requested: str = "chat") -> str:
+def engine_for(persona: dict[str, Any], library: ModelLibrary | None, requested: str = "chat") -> str:
     """The engine that answers: a model the request named, else the persona's (a library id,
     made into an engine like any library model), else the configured chat model."""
     if requested != "chat" or not persona["model"]:
@@ -52,13 +53,13 @@ def engine_for(persona: dict, library: ModelLibrary | None, requested: str = "ch
                        f"another in the persona's settings", code=exc.code, status=exc.status) from exc
 
 
-def persona_use(persona: dict, library: ModelLibrary | None, requested_model: str = "chat",
+def persona_use(persona: dict[str, Any], library: ModelLibrary | None, requested_model: str = "chat",
                 sampling: Sampling | None = None) -> PersonaUse:
     return PersonaUse(persona, engine_for(persona, library, requested_model), persona["system_prompt"],
                       sampling_of(persona, sampling), tuple(persona["tools"]), frozenset(persona["documents"]))
 
 
-async def persona_for_chat(personas: PersonaStore, session_id: str | None, persona_id: str | None) -> dict:
+async def persona_for_chat(personas: PersonaStore, session_id: str | None, persona_id: str | None) -> dict[str, Any]:
     """A new conversation's chosen persona (404 for an unknown one), or the one an existing
     conversation keeps."""
     if session_id is None:

@@ -15,9 +15,9 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -144,16 +144,16 @@ class ImageTurn:
         self.params, self.images, self.recorder, self.uploaded = params, images, recorder, uploaded
         self.started = time.perf_counter()
         self.model = ""
-        self.made: list[tuple[StoredImage, int, dict]] = []  # picture, seed, timings
+        self.made: list[tuple[StoredImage, int, dict[str, Any]]] = []  # picture, seed, timings
         self.wait_ms: float | None = None
 
-    async def begin(self) -> AsyncIterator[Event]:
+    async def begin(self) -> AsyncGenerator[Event, None]:
         if self.recorder is not None:
             await self.recorder.save_request(self.params.prompt, self.uploaded)
         if self.uploaded:
             yield ImagesStored((self.uploaded.id,))
 
-    async def run(self, engine: ImageGenerator, stop: threading.Event) -> AsyncIterator[Event]:
+    async def run(self, engine: ImageGenerator, stop: threading.Event) -> AsyncGenerator[Event, None]:
         params = self.params
         self.wait_ms = round((time.perf_counter() - self.started) * 1000, 1)
         self.model = engine.model_label

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from store.image_files import StoredImage
 from store.sessions import SessionStore
@@ -21,7 +22,7 @@ class Branching:
     answer_again: int | None = None
 
 
-def text_history(history: list[dict]) -> list[dict]:
+def text_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """History as plain chat messages (with their turn's "id"). A message that came with images
     says so, and the vision model's answer follows it, so a text model knows what the pictures showed."""
     messages = []
@@ -41,7 +42,7 @@ class SessionRecorder:
         self.request_saved = False
         self._answer: asyncio.Task[int] | None = None  # the assistant turn's id, created as streaming starts
 
-    async def save_request(self, message: str, images: Sequence[StoredImage]) -> tuple[list[dict], dict]:
+    async def save_request(self, message: str, images: Sequence[StoredImage]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The history before the message, then the message saved (or, for "answer again", the
         old question made current); returns (history, where the question sits in the tree)."""
         sessions, branching = self.sessions, self.branching
@@ -64,7 +65,7 @@ class SessionRecorder:
         if self._answer is not None:
             await self.sessions.checkpoint_answer(await self._answer, text)
 
-    async def save_answer(self, text: str, sources: list[dict], model: str, result: dict) -> dict:
+    async def save_answer(self, text: str, sources: list[dict[str, Any]], model: str, result: dict[str, Any]) -> dict:
         """The answer complete (or stopped / failed), with where it sits in the tree."""
         if self._answer is not None:
             turn = await self.sessions.finish_answer(await self._answer, text, sources, model=model, **result)
@@ -87,7 +88,7 @@ class PictureRecorder:
                                      kind="image")
         self.request_saved = True
 
-    async def save_result(self, made: list[tuple[StoredImage, int, dict]], finish: str, model: str, params) -> int:
+    async def save_result(self, made: list[tuple[StoredImage, int, dict[str, Any]]], finish: str, model: str, params) -> int:
         """The answer turn with its pictures and why the request ended; its id."""
         turn = await self.sessions.add_turn(self.session_id, "assistant", "", images=[image for image, _, _ in made],
                                             kind="image", model=model or None, finish_reason=finish)

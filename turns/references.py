@@ -4,6 +4,7 @@ answer cites them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from documents.library import DocumentLibrary
 from rag_engine import Hit
@@ -12,7 +13,7 @@ REFERENCES_INTRO = ("Answer using the numbered references below where they are r
                     "like [1]. If they do not answer the question, say so.")
 
 
-def with_references(message: str, hits: list[Hit], budget_chars: int) -> tuple[str, list[dict]]:
+def with_references(message: str, hits: list[Hit], budget_chars: int) -> tuple[str, list[dict[str, Any]]]:
     """The message as the model sees it, with numbered references within the budget, and the
     sources actually used (what the page shows and the turn records)."""
     parts, sources, used = [REFERENCES_INTRO], [], 0

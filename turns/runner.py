@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Generic, Protocol, TypeVar
 
@@ -35,9 +35,9 @@ E_contra = TypeVar("E_contra", bound=Engine, contravariant=True)
 class TurnWork(Protocol[E_contra]):
     """What one kind of request brings to the runner."""
 
-    def begin(self) -> AsyncIterator[Event]: ...  # save the request; what comes before the slot
+    def begin(self) -> AsyncGenerator[Event, None]: ...  # save the request; what comes before the slot
 
-    def run(self, engine: E_contra, stop: threading.Event) -> AsyncIterator[Event]: ...  # with the model
+    def run(self, engine: E_contra, stop: threading.Event) -> AsyncGenerator[Event, None]: ...  # with the model
 
     async def finish(self) -> Event: ...  # save the result; the Done event
 
@@ -52,12 +52,12 @@ class TurnRunner(Generic[E]):
 
     def _files_present(self, engine_name: str) -> bool:
         try:
-            self.slot.check_files(engine_name)
+            self.slot.registry.check_files(engine_name)
             return True
         except AppError:
             return False  # said after the request is saved (below), never a load attempt
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         work, lease = self.work, self.lease
         stop = threading.Event()
         ended, reason = False, "stopped"  # until it finishes or fails
@@ -69,7 +69,7 @@ class TurnRunner(Generic[E]):
             async with aclosing(work.begin()) as before:
                 async for event in before:
                     yield event
-            self.slot.check_files(lease.engine_name)  # a missing model is an error event, not a load attempt
+            self.slot.registry.check_files(lease.engine_name)  # a missing model is an error event, not a load attempt
             async with lease:
                 async with aclosing(lease.acquire()) as waiting:
                     async for event in waiting:

@@ -9,7 +9,8 @@ reuses the rest of the time.
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 from core.contracts import MemoryPart
 from core.events import Event, MemorySaved
@@ -43,13 +44,13 @@ def memory_part(lines: Sequence[str], cfg: Memory, sample: Sequence[str]) -> Mem
 class TurnMemory:
     """One turn's memory work; `persona` decides the scopes (None: the plain assistant)."""
 
-    def __init__(self, book: MemoryBook, cfg: Memory, persona: dict | None, proposer: Proposer | None = None) -> None:
+    def __init__(self, book: MemoryBook, cfg: Memory, persona: dict[str, Any] | None, proposer: Proposer | None = None) -> None:
         self.book, self.store, self.cfg, self.persona, self.proposer = book, book.store, cfg, persona, proposer
         self.part: MemoryPart | None = None
         self.ids: list[int] = []
         self._texts: dict[int, str] = {}
 
-    async def begin(self, session_id: str, message: str, turn_id: int | None) -> AsyncIterator[Event]:
+    async def begin(self, session_id: str, message: str, turn_id: int | None) -> AsyncGenerator[Event, None]:
         """The cue saved (an event for the page's 되돌리기), then the part this turn's prompt holds."""
         cue = parse_cue(message) if self.cfg.enabled else None
         if cue is not None:
@@ -72,7 +73,7 @@ class TurnMemory:
         self._texts = texts
         self.part = memory_part([texts[memory_id] for memory_id in self.ids], self.cfg, [message])
 
-    def used(self, kept: int | None) -> list[dict]:
+    def used(self, kept: int | None) -> list[dict[str, Any]]:
         """The memories the prompt held: the first `kept` of the part (None: all, an engine
         without a window of its own)."""
         ids = self.ids if kept is None else self.ids[:kept]
@@ -83,13 +84,13 @@ class TurnMemory:
         if self.proposer is not None and engine_name:
             self.proposer.went_on(session_id, engine_name, self.persona)
 
-    async def mark_used(self, kept: int | None) -> list[dict]:
+    async def mark_used(self, kept: int | None) -> list[dict[str, Any]]:
         used = self.used(kept)
         await self.store.mark_used([memory["id"] for memory in used])
         return used
 
 
-async def stored_part(book: MemoryBook, cfg: Memory, session_id: str, persona: dict | None) -> MemoryPart | None:
+async def stored_part(book: MemoryBook, cfg: Memory, session_id: str, persona: dict[str, Any] | None) -> MemoryPart | None:
     """The memory part a conversation's prompt holds now (the context view shows it)."""
     state = await book.store.session_state(session_id)
     scopes = book.scopes(persona)

@@ -26,7 +26,7 @@ def vision_lease(slot: ModelSlot, settings: Settings, image_count: int) -> SlotL
     if image_count > limit:
         raise AppError(f"too many images: {image_count}, at most {limit} per message", code="too_many_images",
                        status=422)
-    if "vision" not in slot.engine_names:
+    if "vision" not in slot.registry.names:
         raise AppError(f"image understanding is off: choose a vision model in 모델 (/models), or set "
                        f"{env_name('vision', 'model_path')} and {env_name('vision', 'mmproj_path')} "
                        f"(or {env_name('vision', 'base_url')})", code="vision_not_configured", status=503)

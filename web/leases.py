@@ -11,13 +11,13 @@ Between `take` and one of the two, nothing can raise: the lease is never lost.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeVar
 
 from sse_starlette import EventSourceResponse
 
-from core.contracts import SlotLease
+from core.contracts import Engine, SlotLease
 from core.events import Event
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ async def take(lease: SlotLease, setup: Callable[[], Awaitable[T] | T]) -> T:
         raise
 
 
-async def run_to_end(lease: SlotLease, events: AsyncIterator[Event], on_event: Callable[[Event], None]) -> None:
+async def run_to_end(lease: SlotLease[Engine], events: AsyncGenerator[Event, None], on_event: Callable[[Event], None]) -> None:
     """A request answered in one piece: every event to `on_event` (which may raise to stop),
     the lease released however it ends."""
     try:

@@ -49,7 +49,7 @@ COOKIE_NAME = "aione_auth"
 PUBLIC_PATHS = frozenset({"/", "/app.js", "/assets.css", "/api/auth/status", "/api/auth/login", "/api/auth/logout"})
 PUBLIC_PREFIXES = ("/ui/",)
 
-CONTENT_SECURITY_POLICY = "; ".join([
+_CSP_PARTS = (
     "default-src 'self'",
     "script-src 'self'",          # only the page's own module files: no inline script, no eval
     "style-src 'self'",
@@ -59,7 +59,8 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "base-uri 'none'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-])
+)
+CONTENT_SECURITY_POLICY = "; ".join(_CSP_PARTS)
 SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),

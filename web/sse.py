@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from core.events import (
@@ -146,7 +146,7 @@ def encode(event: Event) -> bytes:
     return b"data: " + json.dumps(frame(event), ensure_ascii=False).encode() + SSE_END
 
 
-async def sse_stream(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+async def sse_stream(events: AsyncGenerator[Event, None]) -> AsyncGenerator[bytes, None]:
     """The page's stream: every event as a frame, then `[DONE]`."""
     async with aclosing(events):  # a disconnect closes us; close the runner now, not at GC
         async for event in events:

@@ -84,7 +84,7 @@ def test_a_regenerated_answer_shows_its_place_without_rereading_the_session(page
         expect(page.locator(".message.assistant").last).to_have_attribute("data-finish", "done")
 
     seen = requests_during(page, 2, regenerate)
-    assert not [path for _, path in seen if path.endswith("/turns") or path.endswith("/branch")], seen
+    assert not [path for _, path in seen if path.endswith(("/turns", "/branch"))], seen
     answer = page.locator(".message.assistant").last
     expect(answer.locator(".turn-pager-label")).to_have_text("2/2")
     expect(page.locator(".message")).to_have_count(4)  # two questions, two answers: nothing doubled

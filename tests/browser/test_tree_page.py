@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -80,7 +81,7 @@ def test_regenerate_edit_switch_rate_search_and_export(page: Page, fake_server: 
     with page.expect_download() as download_info:
         page.click("#export-download")
     download = download_info.value
-    lines = [json.loads(line) for line in open(download.path(), encoding="utf-8")]
+    lines = [json.loads(line) for line in Path(download.path()).read_text(encoding="utf-8").splitlines()]
     assert {line["messages"][0]["content"] for line in lines} == {"서울에서 열린 축제 이야기", "오늘 날씨"}
     exported = tmp_path / "export.json"
     exported.write_bytes(httpx.get(f"{fake_server}/api/export", params={"format": "json"}).content)

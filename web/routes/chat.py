@@ -14,9 +14,9 @@ from settings import Settings, env_name
 from store.sessions import SessionStore
 from turns.answer import AnswerTurn
 from turns.chat_tools import ChatTools
+from turns.persona_use import PersonaUse, persona_for_chat, persona_use
 from turns.recorder import Branching, SessionRecorder
 from turns.references import References
-from turns.persona_use import PersonaUse, persona_for_chat, persona_use
 from turns.runner import TurnRunner
 from turns.turn_memory import TurnMemory
 from vram_guard import Priority
@@ -136,7 +136,7 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
     wants_vision = bool(body.images or body.image_ids)
     persona = await persona_for_chat(personas, await _session_of(sessions, body), body.persona_id)  # 404 / 422
     use = persona_use(persona, models, body.model)
-    tools = _tools(body, use, wants_vision, slot.engine_names)
+    tools = _tools(body, use, wants_vision, slot.registry.names)
     lease = (vision_lease(slot, settings, len(body.images) + len(body.image_ids)) if wants_vision
              else slot.lease(use.engine, Priority.CHAT, ChatEngine))
 

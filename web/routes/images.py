@@ -25,12 +25,12 @@ router = APIRouter()
 
 
 def _check_generation_on(slot: ModelSlot) -> None:
-    if "image" not in slot.engine_names:
+    if "image" not in slot.registry.names:
         raise AppError(f"image generation is off: set {env_name('image', 'model_path')} to a checkpoint (or for SD3.5 "
                        f"{env_name('image', 'diffusion_model_path')} and its text encoders) and restart",
                        code="image_not_configured", status=409)
     try:
-        slot.check_files("image")
+        slot.registry.check_files("image")
     except ModelMissing as exc:  # a setting to fix, before anything is queued or stored
         raise AppError(exc.message, code="model_missing", status=409) from exc
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Literal
 
 import numpy as np
@@ -20,15 +20,15 @@ from core.errors import AppError, InvalidInput, NotFound
 from core.events import ChatDone, Error, PictureMade, Token
 from core.threads import run_blocking
 from image_engine import family_defaults
-from settings import env_name
 from memories.book import MemoryBook
+from settings import env_name
 from store.personas import PersonaStore
 from turns.answer import AnswerTurn
 from turns.persona_use import PERSONA_PREFIX, PersonaUse, persona_use, sampling_of
-from turns.references import References
-from turns.turn_memory import memory_part
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
+from turns.references import References
 from turns.runner import TurnRunner
+from turns.turn_memory import memory_part
 from vram_guard import ModelSlot, Priority
 from web.chat_input import max_chat_body, vision_lease
 from web.json_body import MAX_JSON_BYTES, read_json
@@ -52,8 +52,8 @@ ROLES = {"vision": "vision", "image": "image"}
 def _models(slot: ModelSlot, embedder, library) -> list[dict]:
     """The slot's roles and engines, then every usable model of the library by its id."""
     models = [{"id": name, "object": "model", "created": 0, "owned_by": OWNER,
-               "role": ROLES.get(name, ROLES.get(name.split("-")[0], "chat")), "label": slot.model_label(name)}
-              for name in slot.engine_names]
+               "role": ROLES.get(name, ROLES.get(name.split("-")[0], "chat")), "label": slot.registry.label(name)}
+              for name in slot.registry.names]
     models.append({"id": "embeddings", "object": "model", "created": 0, "owned_by": OWNER, "role": "embeddings",
                    "label": embedder.spec.kind})
     for model in (library.catalog.models.values() if library is not None else ()):
@@ -115,7 +115,7 @@ def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]
 
 
 def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
-    if model not in slot.engine_names and model != "vision" or model == "image":
+    if model not in slot.registry.names and model != "vision" or model == "image":
         raise NotFound(f"the model {model!r} does not exist; GET /v1/models lists them", code="model_not_found")
     if images or model == "vision":
         return vision_lease(slot, settings, images)
@@ -215,7 +215,7 @@ async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, clea
         lease.release()
         raise
 
-    async def frames() -> AsyncIterator[bytes]:
+    async def frames() -> AsyncGenerator[bytes, None]:
         for frame in first:
             yield frame
         async for event in events:
@@ -289,7 +289,7 @@ def _size(size: str | None) -> tuple[int | None, int | None]:
 @router.post("/images/generations")
 async def images_generations(request: Request, settings: AppSettings, slot: Slot, images: Images) -> dict:
     body = await read_json(request, ImagesRequest)
-    if body.model != "image" or "image" not in slot.engine_names:
+    if body.model != "image" or "image" not in slot.registry.names:
         raise NotFound(f"no image model: set {env_name('image', 'model_path')} (GET /v1/models lists the models)",
                        code="model_not_found")
     if body.response_format == "url":
@@ -300,7 +300,7 @@ async def images_generations(request: Request, settings: AppSettings, slot: Slot
                                    height=height, steps=body.steps, cfg_scale=body.cfg_scale, seed=body.seed,
                                    sampler=body.sampler, scheduler=body.scheduler, batch_count=body.n)
     params = validate_request(request_body, settings.image, family_defaults(settings.image))
-    slot.check_files("image")
+    slot.registry.check_files("image")
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
     work = await take(lease, lambda: ImageTurn(params, images))  # no recorder: nothing is stored
     pictures: list[PictureMade] = []

@@ -43,9 +43,8 @@ async def _checked(body: PersonaFields, fields: set[str], library: DocumentLibra
         values["name"] = require_text((values["name"] or "").strip(), "name", 40, "name")
     if "color" in values and not COLOR.match(values["color"]):
         raise InvalidInput("color: a colour as #rrggbb (or empty)", code="invalid_color")
-    if values.get("model"):
-        if models is None or values["model"] not in models.catalog.models:
-            raise NotFound(f"model: no model {values['model']!r} in the model library (모델)", code="model_not_found")
+    if values.get("model") and (models is None or values["model"] not in models.catalog.models):
+        raise NotFound(f"model: no model {values['model']!r} in the model library (모델)", code="model_not_found")
     for document_id in values.get("documents", []):
         try:
             await library.get(document_id)

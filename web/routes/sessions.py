@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import AppError, InvalidInput
 from core.threads import run_blocking
+from settings import ChatModel
+from store.turn_search import search
 from turns.context_view import context_view, conversation_for
 from turns.persona_use import engine_for
 from turns.turn_memory import stored_part
-from store.turn_search import search
 from web.json_body import read_json
 from web.params import clean_title, parse_day
 from web.services import AppSettings, Images, MaybeModels, Memories, Personas, Sessions, Slot, Windows
@@ -68,9 +69,9 @@ async def session_context(session_id: str, request: Request, sessions: Sessions,
     persona = await personas.of_session(session_id)
     conversation = replace(conversation, system_prompt=persona["system_prompt"],
                            memory=await stored_part(memory, settings.memory, session_id, persona))
-    engine = slot.local_engine(slot.resolve(engine_for(persona, models)))  # the persona's model, or chat's
-    cfg = getattr(engine, "cfg", None)
-    if cfg is None or getattr(cfg, "model_path", None) is None:
+    engine = slot.registry.own(slot.registry.resolve(engine_for(persona, models)))  # the persona's model, or chat's
+    cfg = engine.cfg if engine is not None else None
+    if not isinstance(cfg, ChatModel) or cfg.model_path is None:
         raise AppError("the context view needs a local chat model (GGUF); the chat model is remote or not set",
                        code="context_unavailable", status=409)
     view = await run_blocking(context_view, conversation, cfg, engine.n_ctx)
