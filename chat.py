@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import sqlite3
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -50,6 +50,7 @@ from store.labels import LabelStore
 from turns.chat_tools import Confirmations
 from turns.context_memory import ConversationWindows
 from turns.memory_proposals import Proposer
+from turns.runner import LoadOnly, Turn
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot, Priority
 from web.json_body import describe_invalid
@@ -166,9 +167,12 @@ def _conversation_services(app: FastAPI, stores, slot: ModelSlot, settings: Sett
 
 def _warm_up(rag: RagEngine) -> None:
     warm_up = asyncio.get_running_loop().run_in_executor(None, rag.open)
-    warm_up.add_done_callback(
-        lambda f: f.cancelled() or f.exception() is None
-        or log.warning("document search not ready: %s (it retries at the first question)", f.exception()))
+
+    def said(done: asyncio.Future[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("document search not ready: %s (it retries at the first question)", done.exception())
+
+    warm_up.add_done_callback(said)
 
 
 def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: ModelSlot) -> TurnAnalyzer:
@@ -183,14 +187,17 @@ def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: Mode
 async def _preload_chat(slot: ModelSlot, scanned: asyncio.Task) -> None:
     """Load the chat model in the background so the first message does not wait for it (the one
     chosen in the model library, once the scan has put the choice back)."""
+    await asyncio.wait([scanned])
     try:
-        await asyncio.wait([scanned])
-        slot.registry.check_files("chat")
-        async with slot.lease("chat", Priority.BACKGROUND) as lease, aclosing(lease.acquire()) as waiting:
-            async for _ in waiting:
-                pass
+        lease = slot.lease("chat", Priority.BACKGROUND)
+        lease.check_files()
+        preload = await Turn.start(lease, lambda: (None, LoadOnly("chat")))
     except AppError as exc:
         log.warning("chat model not preloaded: %s", exc.message)
+        return
+    for event in await preload.run_to_end():
+        if isinstance(event, Error):
+            log.warning("chat model not preloaded: %s", event.message)
 
 
 def _install_access_control(app: FastAPI, policy: AccessPolicy) -> None:

@@ -211,7 +211,7 @@ def _label(labels: tuple[str, ...], probabilities: np.ndarray) -> Label:
 
 # ---- the reference backend: a transformers text-classification folder -------------------------
 class TransformersEmotionClassifier:
-    labels = EMOTIONS
+    labels: tuple[str, ...] = EMOTIONS
 
     def __init__(self, folder: Path, label_names: tuple[str, ...] = EMOTIONS, threads: int = 1,
                  max_tokens: int = 256) -> None:

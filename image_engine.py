@@ -195,7 +195,11 @@ class ImageEngine:
         _install_log_callback()
         _recent_errors.clear()
         low = self.low_vram
-        with self._lock, _progress_callback(lambda step, steps, _t: progress and steps and progress(step / steps)):
+        def loading(step: int, steps: int, _seconds: float) -> None:
+            if progress is not None and steps:
+                progress(step / steps)
+
+        with self._lock, _progress_callback(loading):
             try:
                 sd = StableDiffusion(
                     **{key: str(path) for key, path in files.items()},

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +33,9 @@ from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, 
 from models.kv_store import KvStore, SavedKv
 from settings import ChatModel, env_name
 from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +189,9 @@ class LlmEngine:
         self.headroom_bytes = headroom_bytes
         self.n_ctx = cfg.n_ctx  # may shrink after an out-of-memory load
         self._next_ctx: int | None = None  # set by reconfigure while loaded: used at the next load
-        self._llm = None
-        self._formatter = None
-        self._formatter_for = None  # the model file the formatter was built from
+        self._llm: Llama | None = None
+        self._formatter: Any = None  # llama-cpp-python's Jinja2ChatFormatter for the file's template
+        self._formatter_for: Path | None = None  # the model file the formatter was built from
         self._kv_owner: str | None = None  # conversation whose tokens the KV cache holds
 
     # ---- slot contract ----------------------------------------------------------------
@@ -252,7 +257,7 @@ class LlmEngine:
         return self._llm.n_ctx() if self._llm is not None else None
 
     @property
-    def llama(self):
+    def llama(self) -> Llama:
         """The loaded llama_cpp.Llama (for the vision engine's own generation)."""
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
@@ -313,7 +318,7 @@ class LlmEngine:
         saved = self.kv_store.take(f"{self.name}:{session_id}")
         if saved is None or len(saved.token_ids) >= self.n_ctx:
             return 0
-        llm = self._llm
+        llm = self.llama
         llm._ctx.kv_cache_clear()
         if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, saved.state, saved.size, 0) != saved.size:
             llm._ctx.kv_cache_clear()
@@ -358,7 +363,7 @@ class LlmEngine:
         max_tokens = (request.sampling.max_tokens or self.cfg.max_tokens)
         budget = n_ctx - min(max_tokens, n_ctx // 4)  # room kept for the answer
         system = request.system_or(self.cfg.system_prompt)
-        history = cut_tool_results(request.history, budget, lambda text: len(self._llm.tokenize(text.encode(), False, False)))
+        history = cut_tool_results(request.history, budget, lambda text: len(self.llama.tokenize(text.encode(), False, False)))
         render = _Renderer(self, request, history, system)
         fitted = fit_window(history, render.window, budget, render.count)
         if fitted.dropped is not None and render.window.overflow == "window":
@@ -376,11 +381,12 @@ class LlmEngine:
                       max_calls=(plan.max_calls if plan.parallel else 1) if plan else 0, context=context)
 
     def _count_system(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)) if text else 0
 
     def _reusable_prefix(self, tokens: list[int]) -> int:
         """Tokens llama-cpp-python will not evaluate again (it always re-evaluates the last one)."""
-        cached = self._llm.input_ids[: self._llm.n_tokens]
+        llm = self.llama
+        cached = llm.input_ids[: llm.n_tokens]
         n = 0
         for a, b in zip(cached, tokens[:-1]):
             if a != b:
@@ -433,7 +439,7 @@ class LlmEngine:
         yield Finish(reason, len(prompt.tokens), counted[0])
 
     def _constrained_call(self, prompt: Prompt, said: str, stop: threading.Event, counted: list[int]) -> Iterator[Token]:
-        tokens = prompt.tokens + self._llm.tokenize(said.encode("utf-8"), add_bos=False, special=True)
+        tokens = prompt.tokens + self.llama.tokenize(said.encode("utf-8"), add_bos=False, special=True)
         schema = call_schema(ToolPlan(prompt.tool_schemas, "required"))
         sampling = replace(prompt.sampling, json_schema=schema, json_object=False)
         left = max(16, prompt.max_new_tokens - counted[0])

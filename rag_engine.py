@@ -210,8 +210,7 @@ class RagEngine:
                     pending.result()  # one write in flight at a time: errors surface in order
                 pending = writer.submit(self._write, document_id, name, part, vectors)
                 if progress:
-                    done = start + len(part)
-                    pending.add_done_callback(lambda _, done=done: progress(min(1.0, done / len(chunks))))
+                    pending.add_done_callback(_reporter(progress, (start + len(part)) / len(chunks)))
             if pending is not None:
                 pending.result()
         return len(chunks)
@@ -330,3 +329,8 @@ def _build_old_embedder(collection, current: Embedder) -> Embedder | None:
         log.warning("the previous embedder (%s) cannot be loaded: %s; its documents are found through "
                     "keywords until the re-embedding ends", kind, exc)
         return None
+
+
+def _reporter(progress: Callable[[float], None], share: float) -> Callable[[Future[None]], None]:
+    """A callback saying `share` of the chunks are written (when their write completes)."""
+    return lambda _written: progress(min(1.0, share))

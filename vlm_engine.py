@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from core.contracts import ChatInput, Finish, VisionPrompt
 from core.errors import ContextOverflow, ModelLoadError
@@ -60,7 +61,7 @@ class VlmEngine:
         self.cfg = cfg
         self.name = name
         self._read_image = read_image
-        self._handler = None
+        self._handler: Any = None  # llama-cpp-python's chat handler with the projector
         self._llm = LlmEngine(cfg, name=name, headroom_bytes=headroom_bytes, model_setting=MODEL_SETTING,
                               llama_args=self._handler_args, after_load=self._open_projector)
 
@@ -98,8 +99,9 @@ class VlmEngine:
         try:
             self._handler._init_mtmd_context(llama)
         except ValueError as exc:
+            projector = self.cfg.mmproj_path.name if self.cfg.mmproj_path else "(none)"
             raise ModelLoadError(
-                f"the vision projector {self.cfg.mmproj_path.name} does not fit {self.model_label} ({exc}). "
+                f"the vision projector {projector} does not fit {self.model_label} ({exc}). "
                 f"Set {MMPROJ_SETTING} to the mmproj made for this model"
             ) from exc
 
@@ -141,7 +143,7 @@ class VlmEngine:
         return {"role": role, "content": [*parts, {"type": "text", "text": text}]}
 
     def stream(self, prompt: VisionPrompt, stop: threading.Event) -> Iterator[Token | Finish]:
-        llama = self._llm.llama
+        llama: Any = self._llm.llama  # its streaming overloads do not narrow: the chunks are plain dicts
         cfg = self.cfg
         chunks = llama.create_chat_completion(
             messages=prompt.messages, stream=True, max_tokens=prompt.sampling.max_tokens or cfg.max_tokens,

@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 from core.contracts import Engine, SlotLease, refuse_images
 from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
@@ -39,7 +39,7 @@ from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
 from models.registry import ModelRegistry
 from models.remote import RemoteGate, RemoteLease, RemoteModel
-from models.swaps import EarlySwap, Swapper, SwapPlan, moving_average
+from models.swaps import EarlySwap, Resident, Swapper, SwapPlan, moving_average
 from settings import Slot as SlotSettings
 from settings import env_name
 
@@ -95,8 +95,12 @@ class ModelSlot:
         self._swapper.forget_estimate(self.registry.resolve(name))
 
     # ---- public ---------------------------------------------------------------------------
-    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[E] = Engine,
-              images: bool = False) -> SlotLease[E]:
+    @overload
+    def lease(self, engine: str, priority: int = ..., *, images: bool = ...) -> SlotLease[Engine]: ...
+    @overload
+    def lease(self, engine: str, priority: int, kind: type[E], images: bool = ...) -> SlotLease[E]: ...
+    def lease(self, engine: str, priority: int = Priority.CHAT, kind: type[Any] = Engine,
+              images: bool = False) -> SlotLease[Any]:
         """A claim on `engine`, whose run contract is `kind` (ChatEngine, ImageGenerator); with
         `images`, a chat engine that cannot be shown images is refused (its contract says so)."""
         engine = self.registry.resolve(engine)
@@ -110,7 +114,7 @@ class ModelSlot:
         if images and not model.accepts_images:
             raise refuse_images(engine)
         if engine in self.registry.remote:
-            return cast(SlotLease[E], RemoteLease(self.registry.remote[engine], self._gates[engine]))
+            return RemoteLease(self.registry.remote[engine], self._gates[engine])
         return Lease(self, engine, int(priority))
 
     def engine_of(self, ticket: Ticket) -> Engine:
@@ -185,16 +189,11 @@ class ModelSlot:
             "budget_mb": round(self.budget() / MIB),
             "vram_estimate_mb": round(sum(r.estimate for r in residents.values()) / MIB),
             "gpu_measured": self._gpu.available,
-            "residents": {
-                name: {"loaded": r.loaded, "busy": name in self._holders, "estimate_mb": round(r.estimate / MIB),
-                       "measured_mb": None if r.measured is None else round(r.measured / MIB),
-                       "idle_s": None if name in self._holders else round(now - r.last_used, 1)}
-                for name, r in residents.items()
-            },
+            "residents": {name: _resident_view(r, name in self._holders, now) for name, r in residents.items()},
             "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
                           if c.until > now},
-            "remote": {name: {"url": engine.base_url, "running": self._gates[name].running,
-                              "waiting": self._gates[name].waiting} for name, engine in self.registry.remote.items()},
+            "remote": {name: {"url": self.registry.remote[name].base_url, "running": gate.running,
+                              "waiting": gate.waiting} for name, gate in self._gates.items()},
         }
 
     async def close(self) -> None:
@@ -227,8 +226,7 @@ class ModelSlot:
 
     def place(self, ticket: Ticket) -> Queued:
         """Where a waiting ticket stands, and a rough wait."""
-        key = lambda t: (t.priority, t.seq)  # noqa: E731
-        position = 1 + sum(1 for t in self._queue if key(t) < key(ticket))
+        position = 1 + sum(1 for t in self._queue if (t.priority, t.seq) < (ticket.priority, ticket.seq))
         return Queued(position, self._eta(ticket.engine, position))
 
     async def wait_for_turn(self, ticket: Ticket) -> None:
@@ -245,6 +243,10 @@ class ModelSlot:
         """The swap planned at the grant (unload, load with retries), or the one started early."""
         assert ticket.swap is not None
         return ticket.early.events() if ticket.early is not None else self._swapper.swap_in(ticket.swap)
+
+    def reload(self, ticket: Ticket) -> AsyncGenerator[SlotEvent, None]:
+        """A granted ticket's resident engine unloaded and loaded again (PKC Mark times the load)."""
+        return self._swapper.reload(ticket.engine)
 
     def start_swap(self, ticket: Ticket) -> None:
         """A granted ticket's swap begun now, while its request does its own work (EarlySwap)."""
@@ -325,6 +327,12 @@ class ModelSlot:
         swap = 0.0 if engine in self._swapper.residents else self._swapper.load_ema.get(engine, 5.0)
         return round(position * hold + swap, 1)
 
+def _resident_view(resident: Resident, busy: bool, now: float) -> dict[str, Any]:
+    return {"loaded": resident.loaded, "busy": busy, "estimate_mb": round(resident.estimate / MIB),
+            "measured_mb": None if resident.measured is None else round(resident.measured / MIB),
+            "idle_s": None if busy else round(now - resident.last_used, 1)}
+
+
 class Lease(Generic[E]):
     """One request's claim on the slot; use as `async with`. Released on exit (and by
     `release()`, which is idempotent and safe in any finally)."""
@@ -338,7 +346,7 @@ class Lease(Generic[E]):
     async def __aenter__(self) -> Lease[E]:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.release()
 
     def enqueue(self) -> None:
@@ -360,8 +368,13 @@ class Lease(Generic[E]):
     def engine(self) -> E:
         return cast(E, self._slot.engine_of(self._ticket))  # its kind was checked in slot.lease()
 
-    async def acquire(self) -> AsyncGenerator[SlotEvent, None]:
-        """Wait for the slot, swapping models if needed; yields slot events meanwhile."""
+    def check_files(self) -> None:
+        """The leased engine's files are there (raises ModelMissing); loads nothing."""
+        self._slot.registry.named(self.engine_name).check_files()
+
+    async def acquire(self, reload: bool = False) -> AsyncGenerator[SlotEvent, None]:
+        """Wait for the slot, swapping models if needed; yields slot events meanwhile. `reload`:
+        a model already resident is unloaded and loaded again (to time its load)."""
         slot, ticket = self._slot, self._ticket
         self.enqueue()
         last_position = None
@@ -374,7 +387,8 @@ class Lease(Generic[E]):
                 last_position = place.position
                 yield place
             await slot.wait_for_turn(ticket)
-        if ticket.swap is not None:
-            async for event in slot.swap_in(ticket):
+        swap = slot.swap_in(ticket) if ticket.swap is not None else slot.reload(ticket) if reload else None
+        if swap is not None:
+            async for event in swap:
                 yield event
         yield Ready(self.engine_name)

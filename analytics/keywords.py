@@ -87,9 +87,9 @@ def rank(terms: Counter[str], document_frequency: Mapping[str, int], documents: 
     if not terms:
         return []
     longest = max(terms.values())
-    scored = []
+    scored: list[dict[str, Any]] = []
     for term, count in terms.items():
         idf = math.log((1 + documents) / (1 + document_frequency.get(term, 0))) + 1.0
         scored.append({"term": term, "score": round((0.5 + 0.5 * count / longest) * idf, 4)})
-    scored.sort(key=lambda item: (-float(item["score"]), str(item["term"])))
+    scored.sort(key=lambda item: (-item["score"], item["term"]))
     return scored[:top]

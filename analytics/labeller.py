@@ -71,7 +71,7 @@ def classifiers_from_settings(cfg, embedder: SharedEmbedder, cache_dir: Path) ->
 class LazyClassifier:
     """A classifier built at its first use, in the worker thread (a transformers model loads in seconds)."""
 
-    labels = EMOTIONS
+    labels: tuple[str, ...] = EMOTIONS
 
     def __init__(self, build: Callable[[], TextClassifier], name: str) -> None:
         self._build, self.name = build, name

@@ -19,18 +19,20 @@ from pydantic import BaseModel, ValidationError
 
 from catalog.fit import image_fit, llm_fit
 from catalog.scan import CatalogModel, ModelCatalog, model_id
+from core.contracts import Engine, Reconfigurable
 from core.errors import AppError, InvalidInput, NotFound
 from core.threads import run_blocking
 from image_engine import ImageEngine
 from llm_engine import LlmEngine
 from models.kv_store import KvStore
+from models.registry import EngineName, LibraryId, Role, library_engine_name
 from settings import ChatModel, ImageModel, Settings, VisionModel, env_name
 from store.model_choices import ModelChoiceStore
 from vlm_engine import VlmEngine
 from vram_guard import ModelSlot
 
 log = logging.getLogger(__name__)
-ROLES = ("chat", "vision", "image")
+ROLES: tuple[Role, ...] = ("chat", "vision", "image")
 CHAT_FIELDS = {"n_ctx", "n_gpu_layers", "n_threads", "n_batch", "cache_type", "flash_attn", "temperature", "top_p",
                "top_k", "repeat_penalty", "max_tokens", "seed", "system_prompt"}
 FIELDS = {"chat": CHAT_FIELDS, "vision": CHAT_FIELDS | {"mmproj_on_gpu", "history_turns", "max_image_side"},
@@ -80,7 +82,7 @@ class ModelLibrary:
     async def _restore(self) -> None:
         for role, choice in (await self.store.active()).items():
             model = self.catalog.models.get(choice["model_id"])
-            if model is None or model.status != "ok" or role not in model.roles:
+            if model is None or model.status != "ok" or role not in _served_roles(model):
                 log.warning("model library: the %s model chosen before (%s) is gone; using the default", role,
                             choice["path"])
                 continue
@@ -104,7 +106,7 @@ class ModelLibrary:
 
     def active(self) -> dict[str, str | None]:
         """Role -> the id of the model serving it (None when no library model matches)."""
-        chosen = {}
+        chosen: dict[str, str | None] = {}
         for role in ROLES:
             engine = self.slot.registry.resolve(role)
             chosen[role] = next((m.id for m in self.catalog.models.values() if role in m.roles
@@ -145,7 +147,8 @@ class ModelLibrary:
                        self._headroom)
 
     @staticmethod
-    def _main_role(model: CatalogModel) -> str | None:
+    def _main_role(model: CatalogModel) -> Role | None:
+        role: Role
         for role in ("vision", "chat", "image"):
             if role in model.roles:
                 return role
@@ -172,6 +175,7 @@ class ModelLibrary:
     async def update_settings(self, model_id: str, changes: dict) -> dict:
         model = self._usable(model_id)
         role = self._main_role(model)
+        assert role is not None  # a usable model serves a role
         unknown = sorted(set(changes) - FIELDS[role])
         if unknown:
             raise InvalidInput(f"settings.{unknown[0]}: not a setting of a {role} model (these are: "
@@ -180,13 +184,14 @@ class ModelLibrary:
         self.config(model, role, merged)  # 422 naming the field before anything is kept
         await self.store.save_settings(model.id, str(model.path), merged)
         self._overrides[model.id] = merged
-        for each in model.roles:  # an engine already made for it takes the new config
+        for each in _served_roles(model):  # an engine already made for it takes the new config
             name = self._engine_name(model, each)
-            if each in FIELDS and self.slot.registry.has(name):
-                self.slot.registry.engine(name).reconfigure(self.config(model, each))
+            engine = self.slot.registry.engine(name) if each in FIELDS and self.slot.registry.has(name) else None
+            if isinstance(engine, Reconfigurable):
+                engine.reconfigure(self.config(model, each))
                 self.slot.forget_estimate(name)
         loaded = any(self.slot.registry.has(self._engine_name(model, r)) and self.slot.registry.engine(
-            self._engine_name(model, r)).loaded for r in model.roles if r in FIELDS)
+            self._engine_name(model, r)).loaded for r in _served_roles(model))
         applied = {field: ("next_load" if field in MEMORY_FIELDS and loaded else "now") for field in changes}
         return {"model": self.describe(model), "applied": applied}
 
@@ -202,14 +207,15 @@ class ModelLibrary:
         await self.store.set_active(role, model.id, str(model.path))
         return self.describe(model)
 
-    async def _activate(self, role: str, model: CatalogModel) -> None:
+    async def _activate(self, role: Role, model: CatalogModel) -> None:
         self.slot.registry.route(role, self.ensure_engine(model, role))
 
-    def ensure_engine(self, model: CatalogModel, role: str) -> str:
+    def ensure_engine(self, model: CatalogModel, role: Role) -> EngineName:
         """The slot's engine for this model in this role, made on first use."""
         name = self._engine_name(model, role)
         if not self.slot.registry.has(name):
             cfg = self.config(model, role)
+            engine: Engine
             if role == "chat":
                 engine = LlmEngine(cfg, name=name, kv_store=self._kv_store, headroom_bytes=self._headroom)
             elif role == "vision":
@@ -225,15 +231,16 @@ class ModelLibrary:
             return name
         model = self._usable(name)
         role = "chat" if "chat" in model.roles else self._main_role(model)
+        assert role is not None  # a usable model serves a role
         return self.ensure_engine(model, role)
 
-    def _engine_name(self, model: CatalogModel, role: str) -> str:
+    def _engine_name(self, model: CatalogModel, role: Role) -> EngineName:
         """The role's own engine when the model is the file its env setting names, else the model's."""
         same_projector = role != "vision" or self.settings.vision.mmproj_path == model.projector
-        local = hasattr(self.slot.registry.own(role), "reconfigure")  # the role's own engine, local (not remote)
+        local = isinstance(self.slot.registry.own(role), Reconfigurable)  # the role's own engine, local (not remote)
         if local and self._own_ids[role] == model.id and same_projector:
-            return role
-        return f"{role}-{model.id}"
+            return EngineName(role)
+        return library_engine_name(LibraryId(model.id), role)
 
     def _usable(self, model_id: str) -> CatalogModel:
         model = self.get(model_id)
@@ -242,3 +249,7 @@ class ModelLibrary:
                            code="model_unusable", status=422)
         return model
 
+
+def _served_roles(model: CatalogModel) -> list[Role]:
+    """The roles of the slot this model can serve (the catalog also lists embedders, projectors)."""
+    return [role for role in ROLES if role in model.roles]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Any
 
 from catalog.file_kinds import SPLIT, describe_file
 
@@ -62,7 +63,7 @@ class ModelCatalog:
         self.folders = folders
         self.cache_file = cache_file
         self.models: dict[str, CatalogModel] = {}
-        self.state = {"scanning": False, "done": 0, "total": 0, "seconds": None, "files": 0, "scanned": None}
+        self.state: dict[str, Any] = {"scanning": False, "done": 0, "total": 0, "seconds": None, "files": 0, "scanned": None}
         self._lock = threading.Lock()
 
     def scan(self, progress: Callable[[int, int], None] | None = None) -> list[CatalogModel]:

@@ -285,6 +285,7 @@ async def import_archive(store: SessionStore, parsed: ImportedArchive, images: I
     written: list[str] = []
     try:
         for image_id in sorted(used):
+            assert images is not None  # _reencoded refused pictures without a store
             generated = any(g["image_id"] == image_id for record in records for g in record["generations"]) or any(
                 image_id in run["images"] for record in records for run in record["runs"])
             images.write_png(image_id, checked[image_id][0], generated)
@@ -307,6 +308,7 @@ def _reencoded(images: ImageStore | None, pictures: dict[str, bytes]) -> dict[st
         raise AppError("pictures cannot be imported here", code="invalid_import", status=422)
     checked = {}
     for image_id, data in pictures.items():
+        assert images is not None
         png, width, height = images.reencode_png(data, f"images/{image_id}.png")
         checked[image_id] = (png, width, height, len(png))
     return checked

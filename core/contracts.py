@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from core.errors import AppError
 from core.events import SlotEvent, Token
 from settings import ChatModel, ImageModel, RemoteRole
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def refuse_images(engine_name: str) -> AppError:
 class Prompt:
     tokens: list[int]
     stop: list[str]
-    stopping_criteria: object  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
+    stopping_criteria: list[Any] | None  # llama_cpp.StoppingCriteriaList: end on the template's EOS token id
     dropped_messages: int  # oldest history messages left out to fit the context (summarised or not)
     max_new_tokens: int
     cached_tokens: int = 0  # prefix already in the KV cache (kept, or restored after a swap)
@@ -209,7 +212,7 @@ class Step:
 class Picture:
     index: int
     seed: int
-    image: object  # PIL.Image.Image
+    image: Image.Image
     timings: dict[str, Any] = field(default_factory=dict)  # seconds: encode, sampling, per_step, decode, total
 
 
@@ -260,6 +263,21 @@ class PreparedPrompt(Protocol):
 
 
 @runtime_checkable
+class Reconfigurable(Protocol):
+    """A local engine whose settings the model library may change (applied now or at the next load)."""
+
+    def reconfigure(self, cfg: Any) -> None: ...
+
+
+@runtime_checkable
+class PrefixWarmer(Protocol):
+    """A local chat engine that can evaluate a prompt into its KV cache without answering (the
+    conversation's next prefix, made while the user reads); `should_stop` is polled in small steps."""
+
+    def warm(self, prompt: Any, should_stop: Callable[[], bool]) -> bool: ...
+
+
+@runtime_checkable
 class ChatEngine(Engine, Protocol):
     """A chat or vision LLM: a prompt from the input, then tokens. Capabilities are data:
     `accepts_images` says whether `prepare` takes an input with images (else it refuses)."""
@@ -297,7 +315,9 @@ class SlotLease(Protocol[E_co]):
 
     def enqueue(self) -> None: ...  # a place in the line now, or a refusal (404 / 429 / 503 / 507)
 
-    def acquire(self) -> AsyncGenerator[SlotEvent, None]: ...  # Queued / Unloading / Loading / Retrying / Ready
+    def acquire(self, reload: bool = False) -> AsyncGenerator[SlotEvent, None]: ...  # Queued / ... / Ready
+
+    def check_files(self) -> None: ...  # the leased engine's files are there (raises ModelMissing)
 
     @property
     def engine(self) -> E_co: ...  # once acquired

@@ -11,6 +11,7 @@ missing; when OCR finds nothing it is "failed" saying so.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import logging
 import os
@@ -181,7 +182,7 @@ class DocumentLibrary:
         return {"available": status.available, "engine": status.engine, "languages": status.languages,
                 "reason": status.reason}
 
-    async def search(self, query: str, k: int | None = None, documents: set[str] | None = None) -> list[Hit]:
+    async def search(self, query: str, k: int | None = None, documents: set[str] | None = None) -> builtins.list[Hit]:
         return await run_blocking(self.rag.search, query, k, documents)
 
     async def attach(self, document_id: str, session_id: str) -> None:

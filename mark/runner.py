@@ -15,6 +15,7 @@ import time
 import uuid
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, Chunk, GenerationParams, ImageGenerator, Sampling, ToolPlan
 from core.errors import AppError, InvalidInput
@@ -31,7 +32,7 @@ from store.db import now_iso
 from turns.answer import AnswerTurn
 from turns.pictures import ImageTurn
 from turns.references import with_references
-from turns.runner import TurnRunner
+from turns.runner import Turn
 from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ class Answer:
 class MarkRun:
     def __init__(self, models: list[str], tasks: list[str], seeds: int, quick: bool) -> None:
         self.id = uuid.uuid4().hex
-        self.request = {"models": models, "tasks": tasks, "seeds": seeds, "quick": quick}
-        self.status, self.error, self.created = "running", None, now_iso()
+        self.request: dict[str, Any] = {"models": models, "tasks": tasks, "seeds": seeds, "quick": quick}
+        self.status, self.created = "running", now_iso()
+        self.error: str | None = None
         self.done, self.total, self.started = 0, 0, time.monotonic()
         self.results: list[dict] = []
         self.speed: dict[str, dict] = {}
@@ -181,12 +183,8 @@ class MarkRunner:
                                   min(defaults.height, cfg.max_height), min(defaults.steps, cfg.max_steps),
                                   defaults.cfg_scale, 1, "euler_a", "discrete", 1)
         lease = self.slot.lease(engine, Priority.BACKGROUND, ImageGenerator)
-        lease.enqueue()
-        done = None
-        async with aclosing(TurnRunner(self.slot, lease, None, ImageTurn(params, self.images)).events()) as events:
-            async for event in events:
-                if isinstance(event, PicturesDone):
-                    done = event
+        turn = await Turn.start(lease, lambda: (None, ImageTurn(params, self.images)))
+        done = next((event for event in await turn.run_to_end() if isinstance(event, PicturesDone)), None)
         picture = (done.timings.get("pictures") or [{}])[0] if done else {}
         per_picture = picture.get("total_s", sum(v for k, v in picture.items() if k in ("encode_s", "sampling_s", "decode_s")))
         return {"kind": "image", "size": f"{params.width}x{params.height}", "steps": params.steps,
@@ -204,7 +202,7 @@ class MarkRunner:
         await asyncio.gather(*(r.task for r in self.runs.values() if r.task), return_exceptions=True)
 
     # ---- the run ----------------------------------------------------------------------------------
-    async def _execute(self, run: MarkRun, engines: list[str]) -> None:
+    async def _execute(self, run: MarkRun, engines: list[tuple[str, str]]) -> None:
         await self.store.save(self.view(run))
         try:
             for model, (engine, kind) in zip(run.request["models"], engines):
@@ -229,12 +227,12 @@ class MarkRunner:
     async def _answer(self, engine: str, prompt: str, max_tokens: int, seed: int | None,
                       tools: ToolPlan | None = None, choices: tuple[str, ...] = (), images: tuple[str, ...] = ()) -> Answer:
         lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine, images=bool(images))
-        lease.enqueue()
         schema = {"type": "string", "enum": list(choices)} if choices else None  # a letter, by grammar
         work = AnswerTurn(ChatInput([], prompt, images, sampling=Sampling(max_tokens=max_tokens, seed=seed,
                                                                            json_schema=schema), tools=tools))
+        turn = await Turn.start(lease, lambda: (None, work))
         text, calls, done, loading, load_s = [], [], None, None, None
-        async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
+        async with aclosing(turn.events()) as events:
             async for event in events:
                 if isinstance(event, Token):
                     text.append(event.text)
@@ -256,7 +254,7 @@ class MarkRunner:
         n_ctx = getattr(self.slot.registry.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
         depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
         story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
-        result = {"load_s": round(story.load_s, 2) if story.load_s else None,
+        result: dict[str, Any] = {"load_s": round(story.load_s, 2) if story.load_s else None,
                   "gen_tokens_per_s": (story.done.timings.get("tokens_per_s") if story.done else None), "depths": {}}
         run.step()
         for depth in depths:
@@ -308,7 +306,7 @@ class MarkRunner:
 
     async def _score(self, engine: str, item: Item, seed: int) -> tuple[float, set[str], str]:
         tools = ToolPlan(tuple(TOOLS)) if item.task == "tools" else None
-        prompt, sources = item.prompt, []
+        prompt, sources = item.prompt, list[dict[str, Any]]()
         if item.task == "documents":  # the passages the project's own retrieval finds, as in a chat
 
             rag = await self._documents()

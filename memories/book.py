@@ -87,6 +87,7 @@ class MemoryBook:
         for row, vector, _ in rows:
             vec = new_vectors.get(row["id"])
             if vec is None:
+                assert vector is not None  # a row without a vector is stale, and encoded above
                 vec = np.frombuffer(vector, dtype=np.float32)
             index.put(row["id"], row["text"], vec, row["persona_id"], row["enabled"])
             self._texts[row["id"]] = row["text"]

@@ -77,6 +77,10 @@ class ModelRegistry:
         engine = self.resolve(name)
         return self.local[engine] if engine in self.local else self.remote[engine]
 
+    def named(self, name: str) -> Engine:
+        """The engine registered under exactly this name (a lease's, resolved when it was taken)."""
+        return self.local[name] if name in self.local else self.remote[name]
+
     def own(self, name: str) -> Engine | None:
         """The local engine registered under exactly this name (a role's own, not its route)."""
         return self.local.get(name)

@@ -52,6 +52,8 @@ def remote_error(message: str, setting: str, status: int = 502, code: str = "rem
 class RemoteModel:
     """What every remote role shares: the slot's side (nothing to load, no VRAM)."""
 
+    accepts_images = False
+
     def __init__(self, cfg: RemoteRole, name: str = "chat", setting: str = env_name('chat', 'base_url')) -> None:
         self.cfg, self.name = cfg, name
         self.setting = setting  # named in every error, so the user knows what to fix
@@ -355,13 +357,17 @@ class RemoteLease:
     def start_swap(self) -> None:
         """Nothing to load: the model lives on another machine."""
 
+    def check_files(self) -> None:
+        self._engine.check_files()
+
     @property
     def engine(self) -> RemoteModel:
         if not self._granted:
             raise AppError("the remote backend was not acquired", code="slot_not_acquired", status=500)
         return self._engine
 
-    async def acquire(self) -> AsyncGenerator[SlotEvent, None]:
+    async def acquire(self, reload: bool = False) -> AsyncGenerator[SlotEvent, None]:
+        """The backend's own concurrency limit (`reload`: nothing to load here)."""
         self.enqueue()
         if self._gate.semaphore.locked():
             yield Queued(self._gate.waiting, 0.0)

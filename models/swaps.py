@@ -136,6 +136,18 @@ class Swapper:
             self.residents.pop(name, None)
             self.evictions += 1
 
+    async def reload(self, name: str) -> AsyncGenerator[SlotEvent, None]:
+        """A resident engine unloaded and loaded again, for its holder to time the load (PKC Mark);
+        nothing while another swap runs (co-residence)."""
+        if self.swapping or name not in self.residents:
+            return
+        async for event in self.unload(name):
+            yield event
+        plan = SwapPlan(name, [])
+        self.begin(plan)
+        async for event in self.swap_in(plan):
+            yield event
+
     async def unload_all(self) -> None:
         """Server shutdown: every resident unloaded."""
         for name in list(self.residents):

@@ -30,7 +30,7 @@ async def _record(runs: RunStore, images: ImageStore, isolation: str, event: Run
                   session_id: str | None, turn_id: int | None) -> RunFinished:
     """The finished run with its pictures stored. If storing fails (a full disk, its session
     deleted meanwhile) the result still goes out, pictures inline only, and nothing is left behind."""
-    result, image_ids = event.result, []
+    result, image_ids = event.result, list[str]()
     try:
         pictures = await asyncio.to_thread(_store_pictures, images, result.pictures, image_ids)
         await runs.save({

@@ -126,7 +126,8 @@ class ImageStore:
             checked.append((*self.normalise(data, index), len(data)))
         return [self._store(image, source_format, size) for image, source_format, size in checked]
 
-    def _store(self, image, source_format: str, source_bytes: int) -> StoredImage:
+    def _store(self, image: Image.Image, source_format: str | None, source_bytes: int) -> StoredImage:
+        source_format = source_format or "unknown"
         image_id = uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary = self.folder / f".{image_id}.part"

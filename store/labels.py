@@ -9,6 +9,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 
@@ -176,9 +177,10 @@ class LabelStore:
             async for row in cur:
                 turns.update({item["term"] for item in json.loads(row["keywords"])})
         frequency, total = await self.document_frequency(turns)
-        scored = [{"term": term, "score": round(count * _idf(frequency.get(term, 0), total), 3), "turns": count}
-                  for term, count in turns.items()]
-        scored.sort(key=lambda item: (-float(item["score"]), str(item["term"])))
+        scored: list[dict[str, Any]] = [
+            {"term": term, "score": round(count * _idf(frequency.get(term, 0), total), 3), "turns": count}
+            for term, count in turns.items()]
+        scored.sort(key=lambda item: (-item["score"], item["term"]))
         return scored[:top]
 
     async def _timeline(self, session_id: str) -> list[dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import aiosqlite
 
@@ -224,7 +225,7 @@ class SessionStore:
         unknown = set(metrics) - set(TURN_METRICS)
         if unknown:
             raise ValueError(f"unknown turn fields: {sorted(unknown)}")
-        turn = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
+        turn: dict[str, Any] = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
         turn.update({key: metrics.get(key) for key in TURN_METRICS})
         turn["dropped_turns"] = turn["dropped_turns"] or 0
         turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
@@ -406,8 +407,10 @@ async def insert_turn(db: aiosqlite.Connection, turn: dict) -> int:
         f"""INSERT INTO turns (session_id, parent_id, role, text, created, kind, sources, {", ".join(TURN_METRICS)})
             VALUES (:session_id, :parent_id, :role, :text, :created, :kind, :sources,
                     {", ".join(":" + k for k in TURN_METRICS)})""", turn)
-    await index_turn(db, cur.lastrowid, turn["text"])
-    return int(cur.lastrowid)
+    turn_id = cur.lastrowid
+    assert turn_id is not None  # an INSERT's row
+    await index_turn(db, turn_id, turn["text"])
+    return turn_id
 
 
 async def write_feedback(db: aiosqlite.Connection, record: dict) -> None:

@@ -15,7 +15,7 @@ from tests.conftest import make_settings
 from tests.fakes import FakeChatEngine
 from turns.answer import AnswerTurn
 from turns.recorder import SessionRecorder
-from turns.runner import TurnRunner
+from turns.runner import Turn
 from vram_guard import ModelSlot, Priority
 from web.sse import frame
 
@@ -36,7 +36,7 @@ async def chat_turn(services: ChatServices, session_id: str, message: str):
     lease = services.slot.lease("chat", Priority.CHAT, ChatEngine)
     work = AnswerTurn(ChatInput([], message, session_id=session_id), SessionRecorder(services.store, session_id),
                       checkpoint_s=services.settings.server.answer_checkpoint_s)
-    events = TurnRunner(services.slot, lease, session_id, work).events()
+    events = (await Turn.start(lease, lambda: (session_id, work))).events()
     async with aclosing(events):
         async for event in events:
             yield frame(event)

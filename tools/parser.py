@@ -77,10 +77,10 @@ class CallParser:
 
     def _in_call(self, out: list[Any]) -> bool:
         if self.closer is None:  # Mistral, Llama's python tag: the call runs to the end of the answer
-            self._body += self._pending
+            self._body = (self._body or "") + self._pending
             self._pending = ""
             return False
-        self._body += self._pending
+        self._body = (self._body or "") + self._pending
         self._pending = ""
         end = self._body.find(self.closer)
         if end < 0:

@@ -13,7 +13,7 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
-from core.contracts import ChatEngine, ChatInput, ContextFit, Finish, PreparedPrompt
+from core.contracts import ChatEngine, ChatInput, ContextFit, Finish, PreparedPrompt, Prompt
 from core.events import (
     ChatDone,
     Event,
@@ -29,9 +29,10 @@ from core.events import (
     Usage,
 )
 from core.threads import iterate_in_thread, run_blocking
+from rag_engine import Hit
 from store.image_files import StoredImage
 from turns.chat_tools import ChatTools
-from turns.context_memory import ConversationWindows, split_ids
+from turns.context_memory import Conversation, ConversationWindows, split_ids
 from turns.recorder import SessionRecorder
 from turns.references import References, with_references
 from turns.tool_calls import ToolCalls
@@ -53,7 +54,8 @@ class AnswerTurn:
         `windows`: the conversation's window and summaries kept across turns (the page's chats);
         `memory`: the memories the prompt holds and the remember/forget request in the message."""
         self.question, self.recorder, self.references, self.stored = question, recorder, references, stored
-        self.windows, self.conversation, self.memory = windows, None, memory
+        self.windows, self.memory = windows, memory
+        self.conversation: Conversation | None = None
         self.raw_message = question.message  # as stored (the prompt's may carry document passages)
         self.fit: ContextFit | None = None
         self.last_fit: ContextFit | None = None
@@ -156,7 +158,7 @@ class AnswerTurn:
             async for token in tokens:
                 yield token
 
-    def _add_found(self, hits) -> None:
+    def _add_found(self, hits: list[Hit]) -> None:
         """Passages found by search_documents join the answer's sources (numbered on)."""
         known = {source.get("chunk_id") for source in self.sources}
         for hit in hits:
@@ -172,7 +174,7 @@ class AnswerTurn:
         the answer so far is saved every few seconds (a crash keeps it)."""
         gen_started = checkpointed = time.perf_counter()
         first_token_at: float | None = None
-        calls = ToolCalls(prompt) if getattr(prompt, "tool_format", None) else None
+        calls = ToolCalls(prompt) if isinstance(prompt, Prompt) and prompt.tool_format else None
         self.pass_start, self.pass_calls = len(self.parts), calls.made if calls else []
         self.passes += 1
         # A flag of this pass's own: iterate_in_thread sets it when the pass ends, and a next step
@@ -229,7 +231,7 @@ class AnswerTurn:
         fit = self.fit
         if fit is None:
             return None
-        ids = self.conversation.ids if self.conversation is not None else []
+        ids: list[int | None] = self.conversation.ids if self.conversation is not None else []
         first = ids[fit.start] if fit.start < len(ids) else (self.request_turn or {}).get("id")
         return {"used_tokens": self._used_tokens(), "n_ctx": fit.n_ctx, "window_first_turn_id": first,
                 "summarized_turns": fit.start}

@@ -12,11 +12,16 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.contracts import ToolPlan
 from core.errors import AppError
 from core.events import Event, RunFinished, ToolCallMade, ToolConfirm, ToolResult
+
+if TYPE_CHECKING:
+    from documents.library import DocumentLibrary
+    from sandbox.runs import Sandbox
+    from store.sessions import SessionStore
 
 RESULT_CHARS = 2000  # what a result may put into the prompt
 CONFIRM_S = 300.0
@@ -64,8 +69,8 @@ class Confirmations:
 
 
 class ChatTools:
-    def __init__(self, names: list[str], session_id: str, *, library=None, sessions=None, sandbox=None,
-                 confirmations: Confirmations | None = None, allow_run: bool = False) -> None:
+    def __init__(self, names: list[str], session_id: str, *, library: DocumentLibrary | None = None,
+                 sessions: SessionStore | None = None, sandbox: Sandbox | None = None, confirmations: Confirmations | None = None, allow_run: bool = False) -> None:
         unknown = [name for name in names if name not in BUILTIN]
         if unknown:
             raise AppError(f"tools: unknown {unknown[0]!r} (these exist: {', '.join(BUILTIN)})", code="invalid_tools",

@@ -25,12 +25,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
-from core.contracts import ChatEngine, ChatInput, ContextFit, MemoryPart, Sampling, Window
+from core.contracts import ChatEngine, ChatInput, ContextFit, MemoryPart, PrefixWarmer, Prompt, Sampling, Window
 from core.events import ChatDone, Event, Token, Usage
 from core.threads import iterate_in_thread, run_blocking
 from settings import Context
 from store.summaries import SummaryStore
-from turns.runner import TurnRunner
+from turns.runner import Turn
 from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class ConversationWindows:
 
     def __init__(self, store: SummaryStore, slot: ModelSlot, cfg: Context) -> None:
         self.store, self.slot, self.cfg = store, slot, cfg
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._turns: dict[str, int] = {}  # turns begun per session: an upkeep from before one stores nothing
 
     async def for_turn(self, session_id: str, history: Sequence[dict[str, Any]], message: str) -> Conversation:
@@ -118,8 +118,9 @@ class ConversationWindows:
         the conversation and nothing needs doing)."""
         if fit is None:
             return  # a remote or vision engine: its server or its own trim keeps the context
-        if fit.dropped is not None and fit.start > 0 and conversation.ids[fit.start - 1] is not None:
-            row = await self.store.put(conversation.session_id, conversation.ids[fit.start - 1], fit.start,
+        before = conversation.ids[fit.start - 1] if fit.start > 0 else None  # the last turn left out
+        if fit.dropped is not None and before is not None:
+            row = await self.store.put(conversation.session_id, before, fit.start,
                                        fit.summary, "extractive", conversation.language)
             await self.store.mark_used(row["id"])  # this turn's prompt held it
         if used_tokens < fit.budget * (1 - HEADROOM):
@@ -144,11 +145,8 @@ class ConversationWindows:
             return  # the user went on: that turn fits its own window
         try:
             lease = self.slot.lease(engine_name, Priority.BACKGROUND, ChatEngine)
-            lease.enqueue()
-            work = WindowUpkeep(self, conversation, turn)
-            async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
-                async for _ in events:
-                    pass
+            upkeep = await Turn.start(lease, lambda: (None, WindowUpkeep(self, conversation, turn)))
+            await upkeep.run_to_end()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -184,16 +182,17 @@ class WindowUpkeep:
         request = ChatInput(history, "", session_id=conversation.session_id, system_prompt=conversation.system_prompt,
                             window=replace(conversation.window, headroom=HEADROOM), memory=conversation.memory)
         prompt = await run_blocking(engine.prepare, request)
-        fit = getattr(prompt, "context", None)
-        warm = getattr(engine, "warm", None)
-        if fit is None or warm is None:
+        fit = prompt.context if isinstance(prompt, Prompt) else None
+        if fit is None or not isinstance(engine, PrefixWarmer):
             return  # a remote or vision engine: nothing to keep warm here
+        warm = engine.warm
         summary_text = fit.summary
         if self.stale():
             return
-        if fit.dropped is not None and fit.start > 0 and ids[fit.start - 1] is not None:
+        before = ids[fit.start - 1] if fit.start > 0 else None  # the last turn left out
+        if fit.dropped is not None and before is not None:
             store, language = self.windows.store, conversation.language
-            row = await store.put(conversation.session_id, ids[fit.start - 1], fit.start, fit.summary, "extractive",
+            row = await store.put(conversation.session_id, before, fit.start, fit.summary, "extractive",
                                   language)
             self.outcome = "dropped"
             if self.windows.cfg.summaries and not self.windows.gives_way():
@@ -218,6 +217,8 @@ class WindowUpkeep:
         question = ChatInput([], conversation_text(previous, dropped, language), system_prompt=SUMMARY_SYSTEM[language],
                              sampling=Sampling(max_tokens=cfg.summary_tokens, temperature=0.2, seed=1))
         prompt = await run_blocking(engine.prepare, question)
+        if not isinstance(engine, PrefixWarmer):
+            return ""
         warm = engine.warm
         if not await run_blocking(warm, prompt, lambda: self.windows.gives_way() or self.stale()):  # in small steps
             return ""

@@ -10,6 +10,8 @@ from typing import Any
 from core.contracts import Window
 from models.chat_template import TemplateCounter, template_counter
 from models.context_window import fit_window, memory_text, summarise_drop, with_summary
+from settings import ChatModel
+from store.sessions import SessionStore
 from turns.context_memory import Conversation, ConversationWindows
 
 
@@ -32,9 +34,10 @@ class _CountingRenderer:
         return self.counter.messages(self.head() + self.plain[start:])
 
 
-def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict[str, Any]:
+def context_view(conversation: Conversation, cfg: ChatModel, n_ctx: int) -> dict[str, Any]:
     """Blocking (tokenizes): the view of `conversation` for a chat model with settings `cfg`
     (settings.ChatModel) at context `n_ctx`."""
+    assert cfg.model_path is not None  # the route answers 409 for a chat model without a file
     counter = template_counter(cfg.model_path)
     history, ids = conversation.history, conversation.ids
     budget = n_ctx - min(cfg.max_tokens, n_ctx // 4)
@@ -68,6 +71,7 @@ def context_view(conversation: Conversation, cfg, n_ctx: int) -> dict[str, Any]:
             "window_first_turn_id": ids[start] if start < len(ids) else None, "summarized_turns": start}
 
 
-async def conversation_for(windows: ConversationWindows, sessions, session_id: str, turn_id: int | None) -> Conversation:
+async def conversation_for(windows: ConversationWindows, sessions: SessionStore, session_id: str,
+                           turn_id: int | None) -> Conversation:
     history = await sessions.history(session_id, leaf=turn_id)
     return await windows.conversation(session_id, history)

@@ -22,7 +22,7 @@ from memories.proposals import PROMPT, candidates, proposal_prompt, proposed_lin
 from settings import Memory
 from store.sessions import SessionStore
 from turns.context_memory import language_of
-from turns.runner import TurnRunner
+from turns.runner import Turn
 from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Proposer:
 
     def __init__(self, book: MemoryBook, sessions: SessionStore, slot: ModelSlot, cfg: Memory) -> None:
         self.book, self.sessions, self.slot, self.cfg = book, sessions, slot, cfg
-        self._timers: dict[str, asyncio.Task] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
 
     def went_on(self, session_id: str, engine_name: str, persona: dict[str, Any] | None) -> None:
         """An answer was saved: proposals wait until the conversation is quiet again."""
@@ -68,10 +68,7 @@ class Proposer:
         if statements:
             work = ProposalWork(self, statements, language_of(statements))
             lease = self.slot.lease(engine_name, Priority.BACKGROUND, ChatEngine)
-            lease.enqueue()
-            async with aclosing(TurnRunner(self.slot, lease, None, work).events()) as events:
-                async for _ in events:
-                    pass
+            await (await Turn.start(lease, lambda: (None, work))).run_to_end()
             lines = proposed_lines(work.answer, statements)
         made = await self._keep(lines, persona, session_id, turns[-1]["id"])
         await self.book.store.set_session(session_id, proposed_through=turns[-1]["id"])

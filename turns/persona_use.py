@@ -27,7 +27,7 @@ class PersonaUse:
 
     @property
     def is_default(self) -> bool:
-        return self.persona["id"] == DEFAULT_ID
+        return bool(self.persona["id"] == DEFAULT_ID)
 
 
 def sampling_of(persona: dict[str, Any], over: Sampling | None = None) -> Sampling:

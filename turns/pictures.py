@@ -15,9 +15,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +43,9 @@ from image_engine import SAMPLERS, SCHEDULERS
 from settings import ImageModel
 from store.image_files import ImageStore, StoredImage, encode_png
 from turns.recorder import PictureRecorder
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MAX_SEED = 2**32 - 1  # what other tools accept, so a seed can be reused there
 MAX_CFG = 30.0
@@ -161,7 +165,7 @@ class ImageTurn:
         init_id = self.uploaded.id if self.uploaded else params.init_image_id
         init_image = await run_blocking(_open_image, self.images.path(init_id)) if init_id else None
 
-        def work(emit) -> None:
+        def work(emit: Callable[[object], None]) -> None:
             engine.generate(params, init_image, emit, stop)
 
         async with aclosing(stream_events(work, stop)) as made:
@@ -201,7 +205,7 @@ class ImageTurn:
             await self._save(reason)
 
 
-def _open_image(path):
+def _open_image(path: Path) -> Image.Image:
     from PIL import Image
 
     with Image.open(path) as image:

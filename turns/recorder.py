@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.contracts import GenerationParams
 from store.image_files import StoredImage
 from store.sessions import SessionStore
 
@@ -65,7 +66,8 @@ class SessionRecorder:
         if self._answer is not None:
             await self.sessions.checkpoint_answer(await self._answer, text)
 
-    async def save_answer(self, text: str, sources: list[dict[str, Any]], model: str, result: dict[str, Any]) -> dict:
+    async def save_answer(self, text: str, sources: list[dict[str, Any]], model: str,
+                          result: dict[str, Any]) -> dict[str, Any]:
         """The answer complete (or stopped / failed), with where it sits in the tree."""
         if self._answer is not None:
             turn = await self.sessions.finish_answer(await self._answer, text, sources, model=model, **result)
@@ -88,11 +90,12 @@ class PictureRecorder:
                                      kind="image")
         self.request_saved = True
 
-    async def save_result(self, made: list[tuple[StoredImage, int, dict[str, Any]]], finish: str, model: str, params) -> int:
+    async def save_result(self, made: list[tuple[StoredImage, int, dict[str, Any]]], finish: str, model: str,
+                          params: GenerationParams) -> int:
         """The answer turn with its pictures and why the request ended; its id."""
         turn = await self.sessions.add_turn(self.session_id, "assistant", "", images=[image for image, _, _ in made],
                                             kind="image", model=model or None, finish_reason=finish)
         for image, seed, picture_timings in made:
             await self.sessions.add_generation(image.id, self.session_id, params.prompt, seed, model,
                                                params.as_dict() | {"seed": seed}, picture_timings)
-        return turn["id"]
+        return int(turn["id"])

@@ -16,7 +16,8 @@ REFERENCES_INTRO = ("Answer using the numbered references below where they are r
 def with_references(message: str, hits: list[Hit], budget_chars: int) -> tuple[str, list[dict[str, Any]]]:
     """The message as the model sees it, with numbered references within the budget, and the
     sources actually used (what the page shows and the turn records)."""
-    parts, sources, used = [REFERENCES_INTRO], [], 0
+    parts, used = [REFERENCES_INTRO], 0
+    sources: list[dict[str, Any]] = []
     for hit in hits:
         text = hit.text[: budget_chars - used]
         if not text:

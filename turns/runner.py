@@ -1,22 +1,29 @@
-"""One runner for every request that makes something with a heavy model (a chat answer, a
-vision answer, pictures). It owns the skeleton they share, so each kind only brings its work:
+"""One owner for every request that uses a heavy model (a chat answer, a vision answer, pictures,
+a summary, a benchmark item, the preload): a `Turn`. It owns the skeleton they share, so each
+kind only brings its work, and it owns the lease from its place in the line to its end:
 
-    SessionStarted -> work.begin()  (save the request; sources, images ...)
-                   -> the lease: slot events until Ready
-                   -> work.run(engine, stop)  (tokens / steps and pictures)
-                   -> work.finish()  (save what was made, under a shield)  -> the Done event
-    any failure    -> an Error event (never a broken stream)
-    stopped / disconnected / failed -> work.save_partial(reason): what was made is kept
+    turn = await Turn.start(lease, setup)   # a place in the line now (404 / 429 / 503 / 507 before
+                                            # anything is stored), then the caller's setup, which
+                                            # says the session and the work
+    turn.events():
+      SessionStarted -> work.begin()  (save the request; sources, images ...)
+                     -> the lease: slot events until Ready
+                     -> work.run(engine, stop)  (tokens / steps and pictures)
+                     -> work.finish()  (save what was made, under a shield)  -> the Done event
+      any failure    -> an Error event (never a broken stream)
+      stopped / disconnected / failed -> work.save_partial(reason): what was made is kept
+    turn.close()                            # the lease back, also for events() never started
 
 The Done event goes out only after what it reports is saved, so a disconnect at that moment
-cannot save the answer twice. The route took the lease (and its queue place) before the
-stream started, so a full queue is a 429, not an error frame.
+cannot save the answer twice. Between `start` and `events()`/`close()` nothing can raise: the
+caller hands the turn to its response at once.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Generic, Protocol, TypeVar
 
@@ -24,8 +31,7 @@ import anyio
 
 from core.contracts import Engine, SlotLease
 from core.errors import AppError
-from core.events import Error, Event, SessionStarted
-from vram_guard import ModelSlot
+from core.events import Error, Event, Ready, SessionStarted
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Engine)
@@ -33,7 +39,7 @@ E_contra = TypeVar("E_contra", bound=Engine, contravariant=True)
 
 
 class TurnWork(Protocol[E_contra]):
-    """What one kind of request brings to the runner."""
+    """What one kind of request brings to the turn."""
 
     def begin(self) -> AsyncGenerator[Event, None]: ...  # save the request; what comes before the slot
 
@@ -44,15 +50,36 @@ class TurnWork(Protocol[E_contra]):
     async def save_partial(self, reason: str) -> None: ...  # "stopped" or "error": keep what was made
 
 
-class TurnRunner(Generic[E]):
-    def __init__(self, slot: ModelSlot, lease: SlotLease[E], session_id: str | None,
-                 work: TurnWork[E]) -> None:
-        """`session_id` None: a stateless request (the OpenAI-compatible API): no session event."""
-        self.slot, self.lease, self.session_id, self.work = slot, lease, session_id, work
+Setup = Callable[[], "Awaitable[tuple[str | None, TurnWork[E]]] | tuple[str | None, TurnWork[E]]"]
 
-    def _files_present(self, engine_name: str) -> bool:
+
+class Turn(Generic[E]):
+    def __init__(self, lease: SlotLease[E], session_id: str | None, work: TurnWork[E],
+                 reload: bool = False) -> None:
+        """`session_id` None: a request outside the page's sessions (/v1, background work)."""
+        self.lease, self.session_id, self.work, self.reload = lease, session_id, work, reload
+
+    @classmethod
+    async def start(cls, lease: SlotLease[E], setup: Setup[E], reload: bool = False) -> Turn[E]:
+        """A place in the line, then the caller's setup (validate further, store the upload, make
+        the session); the place is given back if the setup fails. `reload`: a resident model is
+        loaded again (PKC Mark times the load)."""
+        lease.enqueue()
         try:
-            self.slot.registry.check_files(engine_name)
+            made = setup()
+            session_id, work = await made if inspect.isawaitable(made) else made
+        except BaseException:
+            lease.release()
+            raise
+        return cls(lease, session_id, work, reload)
+
+    def close(self) -> None:
+        """The lease back (idempotent): the end of `events()` does it too."""
+        self.lease.release()
+
+    def _files_present(self) -> bool:
+        try:
+            self.lease.check_files()
             return True
         except AppError:
             return False  # said after the request is saved (below), never a load attempt
@@ -64,14 +91,14 @@ class TurnRunner(Generic[E]):
         if self.session_id is not None:
             yield SessionStarted(self.session_id)
         try:
-            if self._files_present(lease.engine_name):
+            if self._files_present():
                 lease.start_swap()  # the model loads while begin() saves the request
             async with aclosing(work.begin()) as before:
                 async for event in before:
                     yield event
-            self.slot.registry.check_files(lease.engine_name)  # a missing model is an error event, not a load attempt
-            async with lease:
-                async with aclosing(lease.acquire()) as waiting:
+            lease.check_files()  # a missing model is an error event, not a load attempt
+            async with lease:  # released as soon as the model is done: the saving below needs no slot
+                async with aclosing(lease.acquire(self.reload)) as waiting:
                     async for event in waiting:
                         yield event
                 async with aclosing(work.run(lease.engine, stop)) as made:
@@ -90,8 +117,47 @@ class TurnRunner(Generic[E]):
             stop.set()
             lease.release()
             if not ended:
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await work.save_partial(reason)
-                    except Exception:  # e.g. the disk is still full: the error event said so
-                        log.exception("could not save what the request made")
+                await _save_partial(work, reason)
+
+    async def run_to_end(self, on_event: Callable[[Event], None] | None = None) -> list[Event]:
+        """A request answered in one piece: every event to `on_event` (which may raise to stop)
+        and into the list returned; the lease released however it ends."""
+        seen: list[Event] = []
+        try:
+            async with aclosing(self.events()) as events:
+                async for event in events:
+                    seen.append(event)
+                    if on_event is not None:
+                        on_event(event)
+        finally:
+            self.close()
+        return seen
+
+
+async def _save_partial(work: TurnWork[E], reason: str) -> None:
+    with anyio.CancelScope(shield=True):
+        try:
+            await work.save_partial(reason)
+        except Exception:  # e.g. the disk is still full: the error event said so
+            log.exception("could not save what the request made")
+
+
+class LoadOnly:
+    """A turn that only brings its model in: the chat model's preload, PKC Mark's load time."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    async def begin(self) -> AsyncGenerator[Event, None]:
+        return
+        yield
+
+    async def run(self, engine: Engine, stop: threading.Event) -> AsyncGenerator[Event, None]:
+        return
+        yield
+
+    async def finish(self) -> Event:
+        return Ready(self.model)
+
+    async def save_partial(self, reason: str) -> None:
+        """Nothing was made."""

@@ -1,63 +1,35 @@
-"""One owner of a lease from taken to released, for every route that uses a heavy model.
+"""How the web layer hands a turn (turns/runner.py: the one owner of a lease) to a response.
 
-    lease = slot.lease(...)                      # refuses unknown / wrong-kind models
-    work = await take(lease, setup)              # queue place first (404 / 429 / 503 now, before
-                                                 # anything is stored), then the route's setup
-    return TurnStream(frames, lease)             # the response releases it when it ends ...
-    result = await run_to_end(lease, events, f)  # ... or one complete answer does
+    return await page_turn(lease, setup)         # the page's SSE frames of the turn
+    return TurnStream(frames, turn, on_end)      # another wire form of its events (/v1)
 
-Between `take` and one of the two, nothing can raise: the lease is never lost.
+Whatever becomes of the response, even one whose stream never started because the client left
+first, the turn is closed (its lease given back) when the response ends.
 """
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from sse_starlette import EventSourceResponse
+from starlette.types import Receive, Scope, Send
 
-from core.contracts import Engine, SlotLease
-from core.events import Event
-
-T = TypeVar("T")
-
-
-async def take(lease: SlotLease, setup: Callable[[], Awaitable[T] | T]) -> T:
-    """A place in the line, then the route's setup (validate further, store the upload, make
-    the session); the place is given back if the setup fails."""
-    lease.enqueue()
-    try:
-        made = setup()
-        return await made if inspect.isawaitable(made) else made
-    except BaseException:
-        lease.release()
-        raise
-
-
-async def run_to_end(lease: SlotLease[Engine], events: AsyncGenerator[Event, None], on_event: Callable[[Event], None]) -> None:
-    """A request answered in one piece: every event to `on_event` (which may raise to stop),
-    the lease released however it ends."""
-    try:
-        async with aclosing(events):
-            async for event in events:
-                on_event(event)
-    finally:
-        lease.release()
+from core.contracts import SlotLease
+from turns.runner import Setup, Turn
+from web.sse import sse_stream
 
 
 class TurnStream(EventSourceResponse):
-    """A turn's SSE stream (`frames`: the page's, or the OpenAI API's). Its lease (and queue
-    place) was taken by the route; whatever becomes of the response, even one whose stream never
-    started because the client left first, the place is given back when it ends."""
+    """A turn's SSE stream (`frames`: the page's, or the OpenAI API's)."""
 
-    def __init__(self, frames: AsyncIterator[bytes], lease: SlotLease,
+    def __init__(self, frames: AsyncIterator[bytes], turn: Turn[Any],
                  on_end: Callable[[], Awaitable[None]] | None = None) -> None:
-        """`on_end`: what else must end with the response (a runner already started by the route)."""
+        """`on_end`: what else must end with the response (the turn's events, already started by
+        the route)."""
         super().__init__(frames, ping=15, sep="\r\n")
-        self._lease, self._on_end = lease, on_end
+        self._turn, self._on_end = turn, on_end
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -65,4 +37,11 @@ class TurnStream(EventSourceResponse):
                 if self._on_end is not None:
                     await self._on_end()
             finally:
-                self._lease.release()
+                self._turn.close()
+
+
+async def page_turn(lease: SlotLease[Any], setup: Setup[Any]) -> TurnStream:
+    """A turn for the page: its place in the line first (404 / 429 / 503 / 507 as HTTP errors,
+    before `setup` stores anything), then its events as the page's SSE frames."""
+    turn = await Turn.start(lease, setup)
+    return TurnStream(sse_stream(turn.events()), turn)

@@ -17,12 +17,11 @@ from turns.chat_tools import ChatTools
 from turns.persona_use import PersonaUse, persona_for_chat, persona_use
 from turns.recorder import Branching, SessionRecorder
 from turns.references import References
-from turns.runner import TurnRunner
 from turns.turn_memory import TurnMemory
 from vram_guard import Priority
 from web.chat_input import max_chat_body, vision_lease
 from web.json_body import read_json
-from web.leases import TurnStream, take
+from web.leases import TurnStream, page_turn
 from web.params import require_text
 from web.services import (
     AppSettings,
@@ -38,7 +37,6 @@ from web.services import (
     ToolConfirmations,
     Windows,
 )
-from web.sse import sse_stream
 
 router = APIRouter()
 
@@ -78,7 +76,9 @@ async def _branching(sessions: SessionStore, body: ChatRequest) -> tuple[Branchi
         raise AppError("send either regenerate or edit, not both", code="invalid_request", status=422)
     if body.images or body.image_ids:
         raise AppError("regenerate and edit take no images", code="invalid_request", status=422)
-    turn = await sessions.get_turn(body.regenerate if body.regenerate is not None else body.edit)  # 404
+    turn_id = body.regenerate if body.regenerate is not None else body.edit
+    assert turn_id is not None  # one of the two, checked above
+    turn = await sessions.get_turn(turn_id)  # 404
     if body.session_id is not None and body.session_id != turn["session_id"]:
         raise NotFound(f"turn not found in this session: {turn['id']}", code="turn_not_found")
     wanted = "assistant" if body.regenerate is not None else "user"
@@ -160,8 +160,7 @@ async def chat_stream(request: Request, settings: AppSettings, slot: Slot, sessi
             settings.server.answer_checkpoint_s, chat_tools, windows,
             TurnMemory(memory, settings.memory, persona, proposer))
 
-    session_id, work = await take(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
-    return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)
+    return await page_turn(lease, setup)  # 404 / 429 / 503 / 507 first: a refused request creates nothing
 
 
 class ToolDecision(BaseModel):

@@ -41,6 +41,8 @@ async def upload_document(request: Request, library: Library) -> JSONResponse:
         raise BadRequest("no file: send it in the multipart field 'file'", code="missing_file")
     data = await upload.read(library.max_bytes + 1)
     session_id = form.get("session_id") or None
+    if session_id is not None and not isinstance(session_id, str):
+        raise BadRequest("session_id: a text field, not a file", code="invalid_session_id")
     document, created = await library.upload(upload.filename or "", data, session_id)
     return JSONResponse(document | {"duplicate": not created}, status_code=201 if created else 200)
 

@@ -13,13 +13,11 @@ from settings import env_name
 from store.sessions import SessionStore
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.recorder import PictureRecorder
-from turns.runner import TurnRunner
 from vram_guard import ModelSlot, Priority
 from web.chat_input import data_url_room
 from web.json_body import MAX_JSON_BYTES, read_json
-from web.leases import TurnStream, take
+from web.leases import TurnStream, page_turn
 from web.services import AppSettings, Images, Sessions, Slot
-from web.sse import sse_stream
 
 router = APIRouter()
 
@@ -59,8 +57,7 @@ async def generate(request: Request, settings: AppSettings, slot: Slot, sessions
         session_id = body.session_id or (await sessions.create_session())["id"]
         return session_id, ImageTurn(params, images, PictureRecorder(sessions, session_id), uploaded)
 
-    session_id, work = await take(lease, setup)  # 429 / 503 / 507 first: a refused request creates nothing
-    return TurnStream(sse_stream(TurnRunner(slot, lease, session_id, work).events()), lease)
+    return await page_turn(lease, setup)  # 429 / 503 / 507 first: a refused request creates nothing
 
 
 @router.get("/api/images/{image_id}")

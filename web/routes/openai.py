@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Literal
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.contracts import ChatEngine, ChatInput, ImageGenerator, MemoryPart, Window
 from core.errors import AppError, InvalidInput, NotFound
-from core.events import ChatDone, Error, PictureMade, Token
+from core.events import ChatDone, Error, Event, PictureMade, Token
 from core.threads import run_blocking
 from image_engine import family_defaults
 from memories.book import MemoryBook
@@ -27,12 +27,12 @@ from turns.answer import AnswerTurn
 from turns.persona_use import PERSONA_PREFIX, PersonaUse, persona_use, sampling_of
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.references import References
-from turns.runner import TurnRunner
+from turns.runner import Turn
 from turns.turn_memory import memory_part
 from vram_guard import ModelSlot, Priority
 from web.chat_input import max_chat_body, vision_lease
 from web.json_body import MAX_JSON_BYTES, read_json
-from web.leases import TurnStream, run_to_end, take
+from web.leases import TurnStream
 from web.openai_format import (
     ChatCompletionRequest,
     CompletionEncoder,
@@ -85,14 +85,15 @@ async def get_model(model_id: str, slot: Slot, embedder: Embedder, library: Mayb
 
 
 # ---- chat ----------------------------------------------------------------------------------------
-def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]]:
+def _split(body: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]], str, list[str]]:
     """(system prompt, history, the last user message ("" when tool results end it), its image
     data URLs). Tool messages must answer a call made earlier in the conversation."""
     system = "\n\n".join(text_of(m) for m in body.messages if m.role in ("system", "developer"))
     turns = [(i, m) for i, m in enumerate(body.messages) if m.role in ("user", "assistant", "tool")]
     if not turns or turns[-1][1].role not in ("user", "tool"):
         raise InvalidInput("the last message must be from the user (or a tool result)", code="invalid_messages")
-    history, calls = [], set()
+    history: list[dict[str, Any]] = []
+    calls: set[str] = set()
     for index, message in turns:
         if message.role == "assistant" and message.tool_calls:
             made = assistant_calls(message.tool_calls, index)
@@ -108,10 +109,10 @@ def _split(body: ChatCompletionRequest) -> tuple[str, list[dict], str, list[str]
     last = turns[-1][1]
     if last.role == "tool":
         return system, history, "", []
-    message = text_of(last).strip()
-    if not message:
+    text = text_of(last).strip()
+    if not text:
         raise InvalidInput("the last user message has no text", code="empty_message")
-    return system, history[:-1], message, image_urls(last)
+    return system, history[:-1], text, image_urls(last)
 
 
 def _chat_lease(slot: ModelSlot, settings, model: str, images: int):
@@ -154,57 +155,66 @@ async def chat_completions(request: Request, settings: AppSettings, slot: Slot, 
     else:  # a library id loads it
         engine = library.engine_for_request(body.model) if library is not None else body.model
         sampling = body.sampling()
-    lease = _chat_lease(slot, settings, engine, len(urls))
-    stored = await take(lease, lambda: run_blocking(images.save_all, urls))  # 404 / 429 / 503 as HTTP errors
-    ids = tuple(image.id for image in stored)
-    window = Window(overflow="window" if settings.api.truncate else "refuse", low_water=settings.context.low_water)
-    question = ChatInput(history, message, ids, system_prompt=system, sampling=sampling, tools=plan, window=window,
-                         memory=await _memory_part(memory, settings.memory, use, message))
-    references = References(documents, "all", settings.rag.context_chars, use.documents) if use and use.documents else None
-    work = AnswerTurn(question, references=references)
-    events = TurnRunner(slot, lease, None, work).events()
+    ids: list[str] = []  # the uploads of this request: stateless, they go with it
+
+    async def setup() -> tuple[None, AnswerTurn]:
+        ids.extend(image.id for image in await run_blocking(images.save_all, urls))
+        window = Window(overflow="window" if settings.api.truncate else "refuse", low_water=settings.context.low_water)
+        question = ChatInput(history, message, tuple(ids), system_prompt=system, sampling=sampling, tools=plan,
+                             window=window, memory=await _memory_part(memory, settings.memory, use, message))
+        references = (References(documents, "all", settings.rag.context_chars, use.documents)
+                      if use and use.documents else None)
+        return None, AnswerTurn(question, references=references)
+
+    try:
+        turn = await Turn.start(_chat_lease(slot, settings, engine, len(urls)), setup)  # 404 / 429 / 503 first
+    except BaseException:
+        if ids:
+            images.delete(ids)
+        raise
     encoder = CompletionEncoder(body.model, include_usage=bool((body.stream_options or {}).get("include_usage")))
-    cleanup = (lambda: images.delete(list(ids))) if ids else (lambda: None)  # stateless: the uploads go with it
+    cleanup = (lambda: images.delete(ids)) if ids else (lambda: None)
     if not body.stream:
         try:
-            return await _complete(lease, events, encoder)
+            return await _complete(turn, encoder)
         finally:
             cleanup()
-    return await _stream(events, encoder, lease, cleanup)
+    return await _stream(turn, encoder, cleanup)
 
 
-async def _complete(lease, events: AsyncIterator, encoder: CompletionEncoder) -> JSONResponse:
+async def _complete(turn: Turn[ChatEngine], encoder: CompletionEncoder) -> JSONResponse:
     failed: list[Error] = []
 
-    def on_event(event) -> None:
+    def on_event(event: Event) -> None:
         if isinstance(event, Error):
             failed.append(event)
         else:
             encoder.chunks(event)
 
-    await run_to_end(lease, events, on_event)
+    await turn.run_to_end(on_event)
     if failed:
         status, error = error_body(failed[0])
         return JSONResponse(error, status_code=status)
     return JSONResponse(encoder.completion())
 
 
-async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, cleanup) -> Response:
+async def _stream(turn: Turn[ChatEngine], encoder: CompletionEncoder, cleanup: Callable[[], None]) -> Response:
     """Read up to the first token before answering, so an early error (a prompt too long for
     the context, a model that cannot load) is an HTTP error, not a 200 stream."""
     first: list[bytes] = []
+    events = turn.events()
 
     async def end() -> None:  # also when the client left before the stream started
         try:
             await events.aclose()
         finally:
+            turn.close()
             cleanup()
 
     try:
         async for event in events:
             if isinstance(event, Error):  # before any token: an HTTP error, and nothing left behind
                 await end()
-                lease.release()
                 status, error = error_body(event)
                 return JSONResponse(error, status_code=status)
             first += [sse(chunk) for chunk in encoder.chunks(event)]
@@ -212,7 +222,6 @@ async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, clea
                 break
     except BaseException:
         await end()
-        lease.release()
         raise
 
     async def frames() -> AsyncGenerator[bytes, None]:
@@ -226,7 +235,7 @@ async def _stream(events: AsyncIterator, encoder: CompletionEncoder, lease, clea
                 yield sse(chunk)
         yield sse("[DONE]")
 
-    return TurnStream(frames(), lease, on_end=end)
+    return TurnStream(frames(), turn, on_end=end)
 
 
 # ---- embeddings ------------------------------------------------------------------------------------
@@ -300,18 +309,18 @@ async def images_generations(request: Request, settings: AppSettings, slot: Slot
                                    height=height, steps=body.steps, cfg_scale=body.cfg_scale, seed=body.seed,
                                    sampler=body.sampler, scheduler=body.scheduler, batch_count=body.n)
     params = validate_request(request_body, settings.image, family_defaults(settings.image))
-    slot.registry.check_files("image")
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
-    work = await take(lease, lambda: ImageTurn(params, images))  # no recorder: nothing is stored
+    lease.check_files()
+    turn = await Turn.start(lease, lambda: (None, ImageTurn(params, images)))  # no recorder: nothing is stored
     pictures: list[PictureMade] = []
 
-    def on_event(event) -> None:
+    def on_event(event: Event) -> None:
         if isinstance(event, Error):
             raise AppError(event.message, code=event.code, status=event.status)
         if isinstance(event, PictureMade):
             pictures.append(event)
 
-    await run_to_end(lease, TurnRunner(slot, lease, None, work).events(), on_event)
+    await turn.run_to_end(on_event)
     return {"created": int(time.time()),
             "data": [{"b64_json": base64.b64encode(p.png).decode("ascii"), "revised_prompt": None,
                       "seed": p.seed} for p in pictures]}

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import AppError, InvalidInput
 from core.threads import run_blocking
-from settings import ChatModel
+from llm_engine import LlmEngine
 from store.turn_search import search
 from turns.context_view import context_view, conversation_for
 from turns.persona_use import engine_for
@@ -70,11 +70,10 @@ async def session_context(session_id: str, request: Request, sessions: Sessions,
     conversation = replace(conversation, system_prompt=persona["system_prompt"],
                            memory=await stored_part(memory, settings.memory, session_id, persona))
     engine = slot.registry.own(slot.registry.resolve(engine_for(persona, models)))  # the persona's model, or chat's
-    cfg = engine.cfg if engine is not None else None
-    if not isinstance(cfg, ChatModel) or cfg.model_path is None:
+    if not isinstance(engine, LlmEngine) or engine.cfg.model_path is None:
         raise AppError("the context view needs a local chat model (GGUF); the chat model is remote or not set",
                        code="context_unavailable", status=409)
-    view = await run_blocking(context_view, conversation, cfg, engine.n_ctx)
+    view = await run_blocking(context_view, conversation, engine.cfg, engine.n_ctx)
     return view | {"persona": {"id": persona["id"], "name": persona["name"], "version": persona["version"]}}
 
 
