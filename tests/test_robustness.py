@@ -24,7 +24,7 @@ CHAT = "/chat_stream_sse_fetch"
 def test_a_burst_past_the_queue_limit_is_refused_before_streaming(isolated_data):
     """32 requests at once, queue_limit 10: one streams, ten wait, the rest get 429 with
     Retry-After and the JSON error, and leave no session, turn or image behind."""
-    engine = FakeChatEngine(token_seconds=0.05)
+    engine = FakeChatEngine(token_seconds=0.12)  # the first answer lasts while all 32 arrive, even on a busy machine
     for _ in range(32):
         engine.enqueue([f"t{i} " for i in range(8)])
     settings = make_settings(isolated_data)
