@@ -2,6 +2,7 @@
 /** Wires the page: loads the HTML partials, then connects the modules in ui/. */
 import { api } from "./ui/api.js";
 import { ChatController, setTitle } from "./ui/chat.js";
+import { generateImage } from "./ui/image-turns.js";
 import { initAttachments } from "./ui/attachments.js";
 import { initCodeRunner } from "./ui/code-runner.js";
 import { initContextMeter } from "./ui/context-meter.js";
@@ -42,7 +43,7 @@ async function main() {
       const prompt = imageMode.promptOf(text);
       if (prompt !== null) {
         try {
-          chat.generateImage(prompt, imageMode.body(prompt));
+          generateImage(chat, prompt, imageMode.body(prompt));
         } catch (error) {
           composer.showError(String(/** @type {any} */ (error).message ?? error));
         }
@@ -91,7 +92,7 @@ async function main() {
           refreshSessions();
         },
       });
-      const current = sessions.find((s) => s.id === chat.sessionId);
+      const current = sessions.find((/** @type {any} */ s) => s.id === chat.sessionId);
       if (current) setTitle(current.title);
       personas.show(chat.sessionId, current?.persona_id);
       memorySwitch.show(chat.sessionId, Boolean(current?.memory_off)); // the list carries it: no request of its own

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from image_engine import ImageEngine
 from llm_engine import LlmEngine
 from mark.runner import MarkRunner
 from memories.book import MemoryBook
-from models.embedder import shared_embedder
+from models.embedder import SharedEmbedder, shared_embedder
 from models.kv_store import KvStore
 from models.remote import (
     RemoteChatEngine,
@@ -106,42 +107,12 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     embedder = shared_embedder(settings.rag)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        for folder in (settings.paths.data, settings.paths.uploads, settings.paths.generated_images):
-            folder.mkdir(parents=True, exist_ok=True)
-        stores = await open_stores(settings.paths.db, settings.paths.logs)
-        rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
-        library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag, settings.ocr)
-        await run_blocking(library.ocr.status)  # two short runs of tesseract, off the event loop, kept
-        sandbox = Sandbox(settings.sandbox)
-        await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
-        analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.analysis.enabled else None
-        if analyzer is not None:
-            stores.sessions.on_turn_saved = analyzer.turn_saved
-        models = ModelLibrary(settings, slot, stores.models, images.read, getattr(local.get("chat"), "kv_store", None))
-        app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer, app.state.models = (
-            stores, library, sandbox, analyzer, models)
-        app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
-        _conversation_services(app, stores, slot, settings, embedder)
-        if await library.has_documents():  # load the embedder now, not at the first question
-            _warm_up(rag)
-        # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
-        scanned = asyncio.create_task(models.start() if settings.models.scan_on_start else asyncio.sleep(0))
-        preload = asyncio.create_task(_preload_chat(slot, scanned)) if settings.server.preload_chat else None
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background = await _start_services(app, settings, slot, embedder, images)
         try:
             yield
         finally:
-            if preload is not None:
-                preload.cancel()
-            scanned.cancel()
-            for service in (app.state.marks, app.state.windows, app.state.proposer, app.state.memories):
-                await service.close()
-            sandbox.close()
-            if analyzer is not None:
-                await analyzer.close()
-            await library.close()
-            await slot.close()
-            await stores.close()
+            await _stop_services(app, slot, background)
 
     app = FastAPI(title="PKC AI-ONE", lifespan=lifespan)
     # What routes ask for through web/services.py (the rest is set as the app starts).
@@ -155,6 +126,51 @@ def create_app(settings: Settings | None = None, engines: dict[str, Engine] | No
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+async def _start_services(app: FastAPI, settings: Settings, slot: ModelSlot, embedder: SharedEmbedder,
+                         images: ImageStore) -> list[asyncio.Task[None]]:
+    """Open the stores and start the services (their order matters: what needs another comes after
+    it); returns the background tasks (the model scan, the chat model's preload)."""
+    for folder in (settings.paths.data, settings.paths.uploads, settings.paths.generated_images):
+        folder.mkdir(parents=True, exist_ok=True)
+    stores = await open_stores(settings.paths.db, settings.paths.logs)
+    rag = RagEngine(settings.rag, settings.paths.data / "rag_db", embedder)
+    library = DocumentLibrary(stores.documents, rag, settings.paths.uploads / "documents", settings.rag, settings.ocr)
+    await run_blocking(library.ocr.status)  # two short runs of tesseract, off the event loop, kept
+    sandbox = Sandbox(settings.sandbox)
+    await sandbox.probe()  # ~0.1 s: one print through the real sandbox decides whether Run is offered
+    analyzer = _start_analyzer(settings, embedder, stores.labels, slot) if settings.analysis.enabled else None
+    if analyzer is not None:
+        stores.sessions.on_turn_saved = analyzer.turn_saved
+    chat = slot.registry.own("chat")
+    models = ModelLibrary(settings, slot, stores.models, images.read,
+                          chat.kv_store if isinstance(chat, LlmEngine) else None)  # one KV store for every chat model
+    app.state.stores, app.state.library, app.state.sandbox, app.state.analyzer, app.state.models = (
+        stores, library, sandbox, analyzer, models)
+    app.state.marks = MarkRunner(slot, stores.marks, settings, models, sandbox, embedder, images)
+    _conversation_services(app, stores, slot, settings, embedder)
+    if await library.has_documents():  # load the embedder now, not at the first question
+        _warm_up(rag)
+    # The scan reads headers (cached by size and mtime): in the background; the chosen models after it.
+    scanned = asyncio.create_task(models.start() if settings.models.scan_on_start else asyncio.sleep(0))
+    preload = [asyncio.create_task(_preload_chat(slot, scanned))] if settings.server.preload_chat else []
+    return [scanned, *preload]
+
+
+async def _stop_services(app: FastAPI, slot: ModelSlot, background: list[asyncio.Task[None]]) -> None:
+    """Everything started above, stopped: users of a service before the service."""
+    for task in background:
+        task.cancel()
+    state = app.state
+    for service in (state.marks, state.windows, state.proposer, state.memories):
+        await service.close()
+    state.sandbox.close()
+    if state.analyzer is not None:
+        await state.analyzer.close()
+    await state.library.close()
+    await slot.close()
+    await state.stores.close()
 
 
 def _conversation_services(app: FastAPI, stores, slot: ModelSlot, settings: Settings, embedder) -> None:

@@ -15,8 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from core.contracts import FamilyDefaults, GenerationParams, Picture, Step
+from core.contracts import GenerationParams, Picture, Step
 from core.errors import ModelLoadError, ModelMissing
+from models.image_families import family_defaults, guess_family
 from settings import ImageModel, env_name
 
 log = logging.getLogger(__name__)
@@ -37,38 +38,6 @@ PATH_SETTINGS = {  # setting field -> env var a user changes
     "taesd_path": env_name('image', 'taesd_path'),
 }
 GPU_SYMBOLS = ("ggml_backend_cuda_init", "ggml_backend_vk_init", "ggml_backend_metal_init", "ggml_backend_sycl_init")
-
-
-# What each family's makers recommend (SD3.5-medium: 40 steps, cfg 4.5 per its model card;
-# SDXS is a one-step model that ignores cfg).
-FAMILY_DEFAULTS = {
-    "sd1": FamilyDefaults(512, 512, 20, 7.0),
-    "sd2": FamilyDefaults(768, 768, 25, 7.0),
-    "sdxl": FamilyDefaults(1024, 1024, 25, 6.0),
-    "sd3": FamilyDefaults(1024, 1024, 40, 4.5),
-    "flux": FamilyDefaults(1024, 1024, 20, 1.0),
-    "sdxs": FamilyDefaults(512, 512, 1, 1.0),
-}
-
-
-def guess_family(cfg: ImageModel) -> str:
-    if cfg.family != "auto":
-        return cfg.family
-    if cfg.clip_g_path or (cfg.t5xxl_path and cfg.clip_l_path and cfg.diffusion_model_path and "flux" not in
-                           str(cfg.diffusion_model_path).lower()):
-        return "sd3"
-    main = cfg.model_path or cfg.diffusion_model_path
-    name = main.name.lower() if main else ""
-    for marker, family in (("sdxs", "sdxs"), ("sd3", "sd3"), ("flux", "flux"), ("xl", "sdxl"), ("sd2", "sd2"),
-                           ("v2-", "sd2")):
-        if marker in name:
-            return family
-    return "flux" if cfg.t5xxl_path else "sd1"
-
-
-def family_defaults(cfg: ImageModel) -> FamilyDefaults:
-    """The default size, steps and cfg of the configured model's family."""
-    return FAMILY_DEFAULTS[guess_family(cfg)]
 
 
 # ---- library log lines -> Python logging, and the last errors for messages -------------------

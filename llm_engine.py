@@ -11,7 +11,6 @@ KvStore in RAM; when that conversation speaks again it is restored instead of re
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import threading
@@ -22,15 +21,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from core.contracts import ChatInput, ContextFit, Finish, Prompt, Sampling, ToolPlan, Window, refuse_images
 from core.errors import AppError, ModelLoadError
 from core.events import Token
 from models.chat_template import template_formatter, tokenize_chat
 from models.context_window import cut_tool_results, fit_window, memory_text, summarise_drop, with_summary
 from models.gguf import GgufShape, VramEstimate, check_gguf_file, gpu_estimate, read_shape
-from models.kv_store import KvStore, SavedKv
+from models.kv_keeper import KvKeeper
+from models.kv_store import KvStore
 from settings import ChatModel, env_name
 from tools.syntax import CLOSERS, call_schema, opener_end, with_tools
 
@@ -185,14 +183,22 @@ class LlmEngine:
         self.model_setting = model_setting
         self._llama_args = llama_args or dict
         self._after_load = after_load or (lambda _llm: None)
-        self.kv_store = kv_store if kv_store is not None else KvStore(0, 0)
+        self._kv = KvKeeper(name, kv_store if kv_store is not None else KvStore(0, 0))
         self.headroom_bytes = headroom_bytes
         self.n_ctx = cfg.n_ctx  # may shrink after an out-of-memory load
         self._next_ctx: int | None = None  # set by reconfigure while loaded: used at the next load
         self._llm: Llama | None = None
         self._formatter: Any = None  # llama-cpp-python's Jinja2ChatFormatter for the file's template
         self._formatter_for: Path | None = None  # the model file the formatter was built from
-        self._kv_owner: str | None = None  # conversation whose tokens the KV cache holds
+
+    @property
+    def kv_store(self) -> KvStore:
+        """Where conversations' KV state waits across swaps (one store for every chat model)."""
+        return self._kv.store
+
+    @kv_store.setter
+    def kv_store(self, store: KvStore) -> None:
+        self._kv.store = store
 
     # ---- slot contract ----------------------------------------------------------------
     @property
@@ -266,8 +272,8 @@ class LlmEngine:
     def unload(self) -> None:
         llm = self._llm
         if llm is not None:
-            self._save_owner_kv()
-        self._llm, self._kv_owner = None, None
+            self._kv.save(llm)
+        self._llm, self._kv.owner = None, None
         if llm is not None:
             # Frees the model and context now (the finalizer would error at interpreter exit);
             # no reference cycles hold a Llama, so no gc.collect() is needed (it cost ~20 ms).
@@ -294,49 +300,6 @@ class LlmEngine:
 
     def estimate_vram(self) -> int:
         return self.estimate().total
-
-    # ---- warm swap-back -----------------------------------------------------------------
-    def _save_owner_kv(self) -> None:
-        import llama_cpp
-
-        llm, owner = self._llm, self._kv_owner
-        if llm is None or owner is None or llm.n_tokens == 0 or self.kv_store.max_sessions == 0:
-            return
-        try:
-            ctx = llm._ctx.ctx
-            size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-            buffer = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-            saved = SavedKv(np.array(llm.input_ids[: llm.n_tokens], dtype=np.intc), buffer, int(written))
-            self.kv_store.put(f"{self.name}:{owner}", saved)
-        except Exception:  # saving is an optimisation; never fail an unload for it
-            log.exception("could not save the KV cache of %s", owner)
-
-    def _restore_kv(self, session_id: str) -> int:
-        import llama_cpp
-
-        saved = self.kv_store.take(f"{self.name}:{session_id}")
-        if saved is None or len(saved.token_ids) >= self.n_ctx:
-            return 0
-        llm = self.llama
-        llm._ctx.kv_cache_clear()
-        if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, saved.state, saved.size, 0) != saved.size:
-            llm._ctx.kv_cache_clear()
-            llm.n_tokens = 0
-            return 0
-        n = len(saved.token_ids)
-        llm.input_ids[:n] = saved.token_ids
-        llm.n_tokens = n
-        return n
-
-    def _bind_conversation(self, session_id: str | None) -> None:
-        """Make the KV cache hold `session_id`'s tokens if we kept them; save the previous owner's."""
-        if session_id == self._kv_owner:
-            return
-        self._save_owner_kv()
-        if session_id is not None and f"{self.name}:{session_id}" in self.kv_store:
-            self._restore_kv(session_id)
-        self._kv_owner = session_id
 
     # ---- prompt -----------------------------------------------------------------------
     def _template_formatter(self):
@@ -369,7 +332,7 @@ class LlmEngine:
         if fitted.dropped is not None and render.window.overflow == "window":
             fitted = summarise_drop(history, render, fitted, budget, self._count_system)
         tokens, rendered, sampling, calls_as = render(fitted.start)
-        self._bind_conversation(request.session_id)
+        self._kv.bind(self.llama, request.session_id, self.n_ctx)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
         plan = request.tools
         context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, len(tokens), render.window.summary,

@@ -21,11 +21,11 @@ from core.contracts import ChatEngine, ChatInput, Chunk, GenerationParams, Image
 from core.errors import AppError, InvalidInput
 from core.events import ChatDone, Error, Loading, PicturesDone, Ready, RunFinished, Token, ToolCallMade
 from core.threads import run_blocking
-from image_engine import family_defaults
 from mark import scoring
 from mark.items import LIBRARY, SUITE_VERSION, TASKS, Item, items, picture_png
 from mark.tool_set import TOOLS
 from models.gpu_probe import GpuProbe
+from models.image_families import family_defaults
 from rag_engine import RagEngine
 from settings import ChatModel, ImageModel
 from store.db import now_iso

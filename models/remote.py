@@ -225,7 +225,7 @@ class RemoteImageGenerator(RemoteModel):
     accepts_images = False
 
     def __init__(self, cfg: ImageModel, name: str = "image") -> None:
-        from image_engine import family_defaults, guess_family
+        from models.image_families import family_defaults, guess_family
 
         super().__init__(cfg, name, env_name('image', 'base_url'))
         self.family, self.defaults = guess_family(cfg), family_defaults(cfg)

@@ -116,7 +116,7 @@ class FakeImageEngine(FakeEngine):
     per seed (so a seed reproduces it), `step_seconds` per sampling step."""
 
     def __init__(self, cfg, step_seconds: float = 0.0, name: str = "image") -> None:
-        from image_engine import family_defaults, guess_family
+        from models.image_families import family_defaults, guess_family
 
         super().__init__(name)
         self.cfg = cfg

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.health import model_health
+from catalog.health import model_health
 from settings import ImageModel, Settings, VisionModel
 
 

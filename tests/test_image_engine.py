@@ -9,7 +9,8 @@ import pytest
 
 from core.contracts import GenerationParams, Picture, Step
 from core.errors import ModelLoadError, ModelMissing
-from image_engine import SAMPLERS, SCHEDULERS, ImageEngine, guess_family
+from image_engine import SAMPLERS, SCHEDULERS, ImageEngine
+from models.image_families import guess_family
 from settings import ImageModel
 
 

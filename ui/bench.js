@@ -77,7 +77,9 @@ function meanScore(results, model, task) {
 function showResult(run) {
   $("bench-result").hidden = false;
   const shown = names(run);
+  /** @type {string[]} */
   const models = run.request.models;
+  /** @type {string[]} */
   const tasks = run.request.tasks;
   const recommendation = Object.entries(run.recommendation ?? {}).map(([task, model]) => `${task}: ${shown(String(model))}`);
   $("bench-recommend").textContent = recommendation.length ? `${t("benchRecommend")} ${recommendation.join(", ")}` : "";
@@ -89,7 +91,7 @@ function showResult(run) {
     datasets: models.map((/** @type {string} */ model) => ({ label: shown(model), data: tasks.map((task) => meanScore(run.results, model, task)) })) },
     options: { scales: { y: { min: 0, max: 1 } } } });
   draw("bench-scatter", { type: "scatter", data: { datasets: models.map((/** @type {string} */ model) => {
-    const scores = tasks.map((task) => meanScore(run.results, model, task)).filter((s) => s !== null);
+    const scores = /** @type {number[]} */ (tasks.map((task) => meanScore(run.results, model, task)).filter((s) => s !== null));
     const quality = scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
     return { label: shown(model), data: [{ x: run.speed?.[model]?.gen_tokens_per_s ?? 0, y: quality }], pointRadius: 7 };
   }) }, options: { scales: { x: { title: { display: true, text: "tok/s" } }, y: { min: 0, max: 1, title: { display: true, text: t("benchQuality") } } } } });

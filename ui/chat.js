@@ -4,6 +4,7 @@
  *  places in the tree) instead of re-reading the session; labels arrive by one waiting request. */
 import { api, streamEvents } from "./api.js";
 import { t } from "./i18n.js";
+import { generateImage, showImageTurn } from "./image-turns.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { pageState } from "./state.js";
 import { describeStatus, showStreamState, streamEnded } from "./status.js";
@@ -86,7 +87,7 @@ export class ChatController {
     setTitle(session?.title ?? "");
     for (const turn of turns) {
       if (turn.kind === "image") {
-        this.showImageTurn(turn);
+        showImageTurn(this, turn);
         continue;
       }
       const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
@@ -198,7 +199,7 @@ export class ChatController {
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
     if (images.length) this.hooks.showFollowUp(true);
     await this.afterAnswer(question, answer);
-    for (const prompt of this.toDraw.splice(0)) await this.generateImage(prompt, this.hooks.imageParams(prompt));
+    for (const prompt of this.toDraw.splice(0)) await generateImage(this, prompt, this.hooks.imageParams(prompt));
   }
 
   /**
@@ -313,49 +314,6 @@ export class ChatController {
     streamEnded();
   }
 }
-
-/**
- * Image generation: a prompt and the controls' parameters in, progress and pictures out.
- * @this {ChatController} @param {string} prompt @param {Record<string, unknown>} params
- */
-ChatController.prototype.generateImage = async function (prompt, params) {
-  const request = new MessageView("user", prompt, params.init_image_id ? [imageUrl(String(params.init_image_id))] : []);
-  request.node.classList.add("image-request");
-  const answer = new MessageView("assistant");
-  answer.node.classList.add("image-answer");
-  try {
-    await this.runStream("/api/images/generate", { ...params, session_id: this.sessionId }, answer, (event) => {
-      if (event.type === "progress") {
-        const batch = event.images > 1 ? ` · ${event.image}/${event.images}` : "";
-        answer.setProgress(event.step, event.steps, `${t("imgProgress")} ${event.step}/${event.steps}${batch}`);
-      } else if (event.type === "image") {
-        // the stream carries the PNG itself: it shows at once, with no second request
-        answer.addPicture({ id: event.id, src: `data:image/png;base64,${event.png_base64}`,
-                            caption: `seed ${event.seed} · ${event.width}×${event.height}` }, this.hooks.onUseImage);
-      } else if (event.type === "done") {
-        answer.finish({ finish_reason: event.finish_reason, model: event.model });
-      }
-    });
-  } finally {
-    answer.clearProgress();
-  }
-  await this.hooks.onStreamEnd("image");
-};
-
-/** A stored image-generation turn: the prompt, or the pictures it made. @this {ChatController} @param {any} turn */
-ChatController.prototype.showImageTurn = function (turn) {
-  if (turn.role === "user") {
-    new MessageView("user", turn.text, (turn.images ?? []).map(imageUrl)).node.classList.add("image-request");
-    return;
-  }
-  const view = new MessageView("assistant");
-  view.node.classList.add("image-answer");
-  for (const picture of turn.pictures ?? []) {
-    const caption = picture.seed === undefined ? "" : `seed ${picture.seed} · ${picture.width}×${picture.height}`;
-    view.addPicture({ id: picture.id, src: imageUrl(picture.id), caption }, this.hooks.onUseImage);
-  }
-  view.finish(turn);
-};
 
 /** @param {string} title */
 export function setTitle(title) {

@@ -128,6 +128,7 @@ function drawActivity(stats) {
   const end = input("dash-to").value ? new Date(`${input("dash-to").value}T00:00:00Z`) : new Date();
   const start = new Date(Date.UTC(end.getUTCFullYear() - 1, end.getUTCMonth(), end.getUTCDate() + 1));
   start.setUTCDate(start.getUTCDate() - ((start.getUTCDay() + 6) % 7)); // back to a Monday
+  /** @type {{x: number, y: number, v: number, day: string}[]} */
   const points = [];
   let max = 1;
   for (let day = new Date(start), i = 0; day <= end; day.setUTCDate(day.getUTCDate() + 1), i++) {

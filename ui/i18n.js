@@ -659,7 +659,7 @@ export function t(key) {
   return table[key] ?? en[key] ?? key;
 }
 
-/** Fill data-i18n (text), data-i18n-placeholder and data-i18n-label attributes under root. */
+/** Fill data-i18n (text), data-i18n-placeholder and data-i18n-label attributes under root. @param {ParentNode} [root] */
 export function applyI18n(root = document) {
   document.documentElement.lang = lang;
   root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(/** @type {string} */ (el.getAttribute("data-i18n"))); });

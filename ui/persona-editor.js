@@ -99,7 +99,7 @@ export async function initPersonaEditor(hooks) {
   await fillChoices(form);
   const reload = async () => {
     const personas = await api.personas().catch(() => []);
-    $("persona-list").replaceChildren(...personas.map((p) => personaRow(p, form, hooks, reload)));
+    $("persona-list").replaceChildren(...personas.map((/** @type {any} */ p) => personaRow(p, form, hooks, reload)));
     await hooks.onChanged();
   };
   $("persona-new").addEventListener("click", () => fillForm(form, null));

@@ -122,6 +122,7 @@ export function initToolsMenu(canDraw = false) {
         return;
       }
       key = next;
+      /** @type {{tools: string[], allow: boolean}} */
       let saved = { tools: [], allow: false };
       try {
         saved = JSON.parse(localStorage.getItem(SAVED + key) ?? "null") ?? saved;

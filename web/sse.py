@@ -18,6 +18,7 @@ import base64
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
 
 from core.events import (
     ChatDone,
@@ -54,7 +55,7 @@ SSE_END = b"\r\n\r\n"
 DONE_FRAME = b"data: [DONE]" + SSE_END
 
 
-def frame(event: Event) -> dict:
+def frame(event: Event) -> dict[str, Any]:
     """The page's JSON object for one event."""
     match event:
         case Token(text):  # first: by far the most frequent
@@ -75,6 +76,24 @@ def frame(event: Event) -> dict:
             return {"type": "images", "ids": list(ids)}
         case Sources(sources):
             return {"type": "sources", "sources": list(sources)}
+        case ChatDone():
+            return done_frame(event)
+        case Error(code, message):
+            return {"type": "error", "code": code, "message": message}
+        case StepProgress() | PictureMade() | PicturesDone():
+            return _picture_frame(event)
+        case RunOutput(stream, text):
+            return {"type": stream, "text": text}
+        case RunStarted(run_id):
+            return {"type": "run", "run_id": run_id}
+        case RunFinished(run_id, result):
+            return {"type": "exit"} | _run_end(run_id, result)  # stdout and stderr were streamed
+    return _status_frame(event)
+
+
+def _status_frame(event: Event) -> dict[str, Any]:
+    """The slot's and the request's states: the page's status line."""
+    match event:
         case NoDocumentsMatched():
             return {"type": "status", "state": "no_documents_matched"}
         case Queued(position, eta_s):
@@ -93,25 +112,19 @@ def frame(event: Event) -> dict:
         case Generating(model, images, steps):
             status = {"type": "status", "state": "generating", "model": model}
             return status if images is None else status | {"images": images, "steps": steps}
+    raise TypeError(f"no frame for {type(event).__name__}")
+
+
+def _picture_frame(event: StepProgress | PictureMade | PicturesDone) -> dict[str, Any]:
+    match event:
         case StepProgress(step, steps, image, images):
             return {"type": "progress", "step": step, "steps": steps, "image": image, "images": images}
         case PictureMade(image_id, index, seed, width, height, png):
             return {"type": "image", "id": image_id, "index": index, "seed": seed, "width": width, "height": height,
                     "url": f"/api/images/{image_id}", "png_base64": base64.b64encode(png).decode("ascii")}
-        case ChatDone():
-            return done_frame(event)
         case PicturesDone(turn_id, finish_reason, model, images, seeds, timings):
             return {"type": "done", "turn_id": turn_id, "finish_reason": finish_reason, "model": model,
                     "images": list(images), "seeds": list(seeds), "timings": timings}
-        case Error(code, message):
-            return {"type": "error", "code": code, "message": message}
-        case RunOutput(stream, text):
-            return {"type": stream, "text": text}
-        case RunStarted(run_id):
-            return {"type": "run", "run_id": run_id}
-        case RunFinished(run_id, result):
-            return {"type": "exit"} | _run_end(run_id, result)  # stdout and stderr were streamed
-    raise TypeError(f"no frame for {type(event).__name__}")
 
 
 def done_frame(done: ChatDone) -> dict:

@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse
 from core.contracts import ImageGenerator
 from core.errors import AppError, ModelMissing, NotFound
 from core.threads import run_blocking
-from image_engine import family_defaults
+from models.image_families import family_defaults
 from settings import env_name
 from store.sessions import SessionStore
 from turns.pictures import GenerateRequest, ImageTurn, validate_request

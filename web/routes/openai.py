@@ -19,8 +19,8 @@ from core.contracts import ChatEngine, ChatInput, ImageGenerator, MemoryPart, Wi
 from core.errors import AppError, InvalidInput, NotFound
 from core.events import ChatDone, Error, Event, PictureMade, Token
 from core.threads import run_blocking
-from image_engine import family_defaults
 from memories.book import MemoryBook
+from models.image_families import family_defaults
 from settings import env_name
 from store.personas import PersonaStore
 from turns.answer import AnswerTurn

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from image_engine import SAMPLERS, SCHEDULERS, family_defaults, guess_family
-from models.health import model_health
+from catalog.health import model_health
+from image_engine import SAMPLERS, SCHEDULERS
+from models.image_families import family_defaults, guess_family
 from settings import ImageModel
 from web.services import AppSettings, Library, MaybeAnalyzer, SandboxDep, Slot
 
