@@ -7,21 +7,20 @@ A request leases an engine; one scheduler (`schedule`) decides who goes next:
   time (the 8 GB card), or, with `coresidence`, beside others while the estimates fit the
   budget. Room is made by unloading idle models, least recently used first; a busy
   (streaming) model is never evicted;
-- among waiting requests: higher priority first (chat > vision > image > background), then
-  requests the resident model can serve without a swap (A B A B -> A A B B), then arrival.
-  The grouping is bounded: a request passed over `max_jumps` times, or waiting
-  `max_wait_s`, goes next and nothing passes it;
+- among waiting requests, the order of the waiting line (models/waiting_line.py): priority
+  (chat > vision > image > background), then no swap needed, then arrival, with bounded jumps;
 - a failed load is retried along a ladder (smaller context, then everything else evicted)
   when it looks like out-of-memory; a model that still fails cools down (doubling, capped).
 
-    lease = slot.lease("chat", Priority.CHAT, ChatEngine)   # the only door to a model (a SlotLease)
-    lease.enqueue()                          # 404 / 429 / 503 / 507 now, before any stream starts
-    async with lease:
-        async for event in lease.acquire():  # Queued / Unloading / Loading / Retrying / Ready
-            ...                              # forward to the client
-        lease.engine.stream(...)             # typed: ChatEngine
+Which engines exist, and which one serves a role, is the registry's (models/registry.py:
+`slot.registry.explain("chat")` says why a request goes where it goes); swapping itself
+(unload, load with progress, the failure ladder, cooldowns) is models/swaps.py. A lease is the
+only door to a model, and a turn (turns/runner.py) its one owner:
 
-Swapping itself (unload, load with progress, the failure ladder, cooldowns) is models/swaps.py.
+    lease = slot.lease("chat", Priority.CHAT, ChatEngine)   # 404 / 422 for an unknown or wrong-kind model
+    turn = await Turn.start(lease, setup)    # its place in the line: 429 / 503 / 507 before anything starts
+    async for event in turn.events():        # Queued / Unloading / Loading / Retrying / Ready, then the work
+        ...                                  # (the engine, typed ChatEngine, runs inside the turn)
 """
 from __future__ import annotations
 
@@ -29,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -39,7 +37,8 @@ from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
 from models.registry import ModelRegistry
 from models.remote import RemoteGate, RemoteLease, RemoteModel
-from models.swaps import EarlySwap, Resident, Swapper, SwapPlan, moving_average
+from models.swaps import EarlySwap, Resident, Swapper, SwapPlan
+from models.waiting_line import Ticket, WaitingLine
 from settings import Slot as SlotSettings
 from settings import env_name
 
@@ -56,22 +55,6 @@ class Priority(IntEnum):
     BACKGROUND = 3
 
 
-@dataclass(eq=False)
-class Ticket:
-    """One request's place in the line (a lease holds one)."""
-
-    engine: str
-    priority: int
-    seq: int = 0
-    enqueued_at: float = 0.0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    granted: bool = False
-    jumped: int = 0  # later requests served before this one
-    swap: SwapPlan | None = None  # set at the grant when the engine must be loaded first
-    granted_at: float = 0.0
-    early: EarlySwap | None = None  # the swap, when it was started before acquire()
-
-
 class ModelSlot:
     def __init__(self, engines: dict[str, Engine], settings: SlotSettings | None = None,
                  gpu: GpuProbe | None = None, clock: Callable[[], float] = time.monotonic,
@@ -83,9 +66,7 @@ class ModelSlot:
         self._gpu = gpu or GpuProbe()
         self._clock = clock
         self._holders: dict[str, Ticket] = {}
-        self._queue: list[Ticket] = []  # waiting tickets only: a granted one leaves it
-        self._seq = 0
-        self._hold_ema: dict[str, float] = {}
+        self._line = WaitingLine(self.settings, clock)
         self._swapper = Swapper(engines, self.settings, self._gpu, clock, in_use=lambda name: name in self._holders,
                                 on_swap_end=self.schedule)
         self._gates = {name: RemoteGate(engine.concurrency, self.settings.queue_limit)
@@ -149,14 +130,14 @@ class ModelSlot:
             wait = cooldown.until - now
             raise ModelCoolingDown(f"{engine} failed to load {cooldown.failures} time(s); next try in {wait:.0f} s",
                                    retry_after=wait)
-        waiting = sum(1 for t in self._queue if t.engine == engine)
+        waiting = self._line.count(engine)
         if waiting >= self.settings.queue_limit:
             raise SlotBusy(f"{waiting} requests already wait for {engine}; try again shortly",
-                           retry_after=max(1.0, self._eta(engine, waiting + 1)))
+                           retry_after=max(1.0, self._line.eta(waiting + 1, self._load_s(engine))))
 
     def waiting_before(self, priority: int) -> bool:
         """Whether a request of a higher priority than `priority` waits (background work yields to it)."""
-        return any(ticket.priority < priority for ticket in self._queue)
+        return self._line.waiting_before(priority)
 
     def budget(self) -> int:
         """The setting, capped by measured free VRAM plus what our own models hold."""
@@ -176,13 +157,13 @@ class ModelSlot:
 
     def state(self) -> dict[str, Any]:
         now = self._clock()
-        waiting, residents = self._queue, self._swapper.residents
+        waiting, residents = self._line, self._swapper.residents
         return {
             "resident": self.resident,
             "busy": bool(self._holders),
             "holders": sorted(self._holders),
             "queue": len(waiting),
-            "queued": {name: sum(1 for t in waiting if t.engine == name) for name in self.registry.local},
+            "queued": {name: waiting.count(name) for name in self.registry.local},
             "swapping": self._swapper.swapping,
             "swaps": self.swaps,
             "evictions": self.evictions,
@@ -204,9 +185,7 @@ class ModelSlot:
     def enqueue(self, ticket: Ticket) -> None:
         """Take a place in the line, or refuse at once (404 / 429 / 503 / 507)."""
         self.admit(ticket.engine)
-        self._seq += 1
-        ticket.seq, ticket.enqueued_at = self._seq, self._clock()
-        self._queue.append(ticket)
+        self._line.add(ticket)
         self.schedule()
 
     def release(self, ticket: Ticket) -> None:
@@ -216,18 +195,16 @@ class ModelSlot:
             del self._holders[ticket.engine]
             now = self._clock()
             self._swapper.used(ticket.engine, now)
-            held = now - ticket.granted_at
-            self._hold_ema[ticket.engine] = moving_average(self._hold_ema.get(ticket.engine), held)
+            self._line.held(ticket.engine, now - ticket.granted_at)
             if ticket.swap is not None and not ticket.swap.started:
                 self._swapper.end_swap(ticket.swap)  # cancelled between its grant and its turn to swap
-        elif ticket in self._queue:
-            self._queue.remove(ticket)
+        elif ticket in self._line:
+            self._line.remove(ticket)
         self.schedule()
 
     def place(self, ticket: Ticket) -> Queued:
         """Where a waiting ticket stands, and a rough wait."""
-        position = 1 + sum(1 for t in self._queue if (t.priority, t.seq) < (ticket.priority, ticket.seq))
-        return Queued(position, self._eta(ticket.engine, position))
+        return self._line.place(ticket, self._load_s(ticket.engine))
 
     async def wait_for_turn(self, ticket: Ticket) -> None:
         """Until the ticket's place changes, or its fairness deadline passes (so an overdue
@@ -255,19 +232,6 @@ class ModelSlot:
             ticket.early = EarlySwap(self._swapper.swap_in(ticket.swap))
 
     # ---- scheduling -------------------------------------------------------------------------
-    def _is_due(self, ticket: Ticket, now: float) -> bool:
-        return ticket.jumped >= self.settings.max_jumps or now - ticket.enqueued_at >= self.settings.max_wait_s
-
-    def _order(self, waiting: list[Ticket]) -> list[Ticket]:
-        """Who would go next, best first: priority, then no swap needed, then arrival."""
-        ready = self._swapper.is_ready
-        now = self._clock()
-        due = [t for t in waiting if self._is_due(t, now)]
-        if due:
-            first = min(due, key=lambda t: t.seq)
-            return [first]  # fairness: the overdue request goes next and nothing passes it
-        return sorted(waiting, key=lambda t: (t.priority, not ready(t.engine), t.seq))
-
     def _plan(self, ticket: Ticket) -> SwapPlan | bool:
         """The swap to make if the ticket can start after it; True if it can start as it is;
         False if it cannot start now."""
@@ -296,9 +260,8 @@ class ModelSlot:
     def schedule(self) -> None:
         """Grant every ticket that can start now, then wake the waiting ones (their places moved)."""
         while True:
-            waiting = list(self._queue)
             chosen = None
-            for ticket in self._order(waiting):
+            for ticket in self._line.order(self._swapper.is_ready):
                 plan = self._plan(ticket)
                 if plan is not False:
                     chosen = ticket
@@ -306,26 +269,16 @@ class ModelSlot:
                     break
             if chosen is None:
                 break
-            self._grant(chosen, waiting)
-        for ticket in self._queue:
-            ticket.changed.set()
+            self._line.granted(chosen)
+            self._holders[chosen.engine] = chosen
+            if chosen.swap is not None:
+                self._swapper.begin(chosen.swap)
+        self._line.wake()
 
-    def _grant(self, ticket: Ticket, waiting: list[Ticket]) -> None:
-        for other in waiting:
-            if other.seq < ticket.seq:
-                other.jumped += 1
-        ticket.granted, ticket.granted_at = True, self._clock()
-        self._queue.remove(ticket)
-        ticket.changed.set()
-        self._holders[ticket.engine] = ticket
-        if ticket.swap is not None:
-            self._swapper.begin(ticket.swap)
+    def _load_s(self, engine: str) -> float:
+        """How long a request for `engine` waits for its load: none when resident."""
+        return 0.0 if engine in self._swapper.residents else self._swapper.load_ema.get(engine, 5.0)
 
-    def _eta(self, engine: str, position: int) -> float:
-        """A rough wait: requests ahead times the usual hold, plus a load if not resident."""
-        hold = sum(self._hold_ema.values()) / len(self._hold_ema) if self._hold_ema else 5.0
-        swap = 0.0 if engine in self._swapper.residents else self._swapper.load_ema.get(engine, 5.0)
-        return round(position * hold + swap, 1)
 
 def _resident_view(resident: Resident, busy: bool, now: float) -> dict[str, Any]:
     return {"loaded": resident.loaded, "busy": busy, "estimate_mb": round(resident.estimate / MIB),

@@ -47,7 +47,7 @@ async def export_sessions(store: SessionStore, session_id: str | None = None, st
         days = [turn["created"][:10] for turn in turns]
         if (start or end) and not any((not start or d >= start) and (not end or d <= end) for d in days):
             continue
-        record = _session_record(session, turns, await store.list_generations(session["id"]))
+        record = _session_record(session, turns, await store.generations.of_session(session["id"]))
         if runs is not None:
             record["runs"] = [{key: run[key] for key in RUN_FIELDS} for run in await runs.list(session["id"])]
         exported.append(record)

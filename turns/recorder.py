@@ -96,6 +96,6 @@ class PictureRecorder:
         turn = await self.sessions.add_turn(self.session_id, "assistant", "", images=[image for image, _, _ in made],
                                             kind="image", model=model or None, finish_reason=finish)
         for image, seed, picture_timings in made:
-            await self.sessions.add_generation(image.id, self.session_id, params.prompt, seed, model,
+            await self.sessions.generations.add(image.id, self.session_id, params.prompt, seed, model,
                                                params.as_dict() | {"seed": seed}, picture_timings)
         return int(turn["id"])

@@ -75,5 +75,5 @@ async def image(image_id: str, images: Images, download: bool = False) -> FileRe
 @router.get("/api/sessions/{session_id}/images")
 async def gallery(session_id: str, sessions: Sessions) -> dict:
     """The session's generated pictures with their parameters, oldest first."""
-    generations = await sessions.list_generations(session_id)
+    generations = await sessions.generations.of_session(session_id)
     return {"images": [g | {"id": g["image_id"], "url": f"/api/images/{g['image_id']}"} for g in generations]}
