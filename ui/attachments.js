@@ -4,6 +4,7 @@
  * remove button. The browser checks type, size and count for a quick answer; the server
  * checks everything again by content.
  */
+import { byId, el, fieldById } from "./dom.js";
 import { t } from "./i18n.js";
 
 const TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"];
@@ -13,10 +14,8 @@ const TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"
  *          onDocument?: (file: File) => void}} options  onDocument: a dropped file that is not an image
  */
 export function initAttachments({ maxImages, maxBytes, enabled, showError, onDocument }) {
-  const strip = /** @type {HTMLElement} */ (document.getElementById("attachments"));
-  const picker = /** @type {HTMLInputElement} */ (document.getElementById("file-input"));
-  const button = /** @type {HTMLButtonElement} */ (document.getElementById("attach-button"));
-  const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
+  const picker = fieldById("file-input");
+  const button = /** @type {HTMLButtonElement} */ (byId("attach-button"));
   /** @type {{file: File, url: string}[]} */
   let pending = [];
 
@@ -24,26 +23,12 @@ export function initAttachments({ maxImages, maxBytes, enabled, showError, onDoc
   button.title = enabled ? t("attachImage") : t("visionOff");
 
   const render = () => {
-    strip.replaceChildren(...pending.map((item, index) => {
-      const box = document.createElement("div");
-      box.className = "attachment";
-      const img = document.createElement("img");
-      img.src = item.url; // an object URL of the user's own file
-      img.alt = item.file.name;
-      const remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "attachment-remove";
-      remove.textContent = "✕";
-      remove.setAttribute("aria-label", t("removeImage"));
-      remove.addEventListener("click", () => {
-        URL.revokeObjectURL(item.url);
-        pending.splice(index, 1);
-        render();
-      });
-      box.append(img, remove);
-      return box;
-    }));
-    strip.hidden = pending.length === 0;
+    byId("attachments").replaceChildren(...pending.map((item, index) => preview(item, () => {
+      URL.revokeObjectURL(item.url);
+      pending.splice(index, 1);
+      render();
+    })));
+    byId("attachments").hidden = pending.length === 0;
   };
 
   /** @param {Iterable<File>} files */
@@ -64,7 +49,35 @@ export function initAttachments({ maxImages, maxBytes, enabled, showError, onDoc
 
   button.addEventListener("click", () => picker.click());
   picker.addEventListener("change", () => { add(picker.files ?? []); picker.value = ""; });
-  input.addEventListener("paste", (event) => {
+  listenForFiles(add);
+
+  return {
+    count: () => pending.length,
+    /** Object URLs for showing the message at once (the page's own files). */
+    previewUrls: () => pending.map((item) => item.url),
+    /** @returns {Promise<string[]>} data URLs to send */
+    dataUrls: () => Promise.all(pending.map((item) => dataUrl(item.file))),
+    clear() { pending = []; render(); }, // previews keep their object URLs: the sent message shows them
+  };
+}
+
+/** An attachment's preview with its remove button. @param {{file: File, url: string}} item @param {() => void} onRemove */
+function preview(item, onRemove) {
+  const box = el("div", "attachment");
+  const img = /** @type {HTMLImageElement} */ (el("img", ""));
+  img.src = item.url; // an object URL of the user's own file
+  img.alt = item.file.name;
+  const remove = /** @type {HTMLButtonElement} */ (el("button", "attachment-remove", "✕"));
+  remove.type = "button";
+  remove.setAttribute("aria-label", t("removeImage"));
+  remove.addEventListener("click", onRemove);
+  box.append(img, remove);
+  return box;
+}
+
+/** Pasted pictures (in the message box) and dropped files (on the chat or the composer). @param {(files: Iterable<File>) => void} add */
+function listenForFiles(add) {
+  byId("chat-input").addEventListener("paste", (event) => {
     const files = [...(event.clipboardData?.items ?? [])]
       .filter((item) => item.kind === "file" && item.type.startsWith("image/"))
       .map((item) => item.getAsFile())
@@ -83,20 +96,14 @@ export function initAttachments({ maxImages, maxBytes, enabled, showError, onDoc
       add(event.dataTransfer?.files ?? []);
     });
   }
+}
 
-  return {
-    count: () => pending.length,
-    /** Object URLs for showing the message at once (the page's own files). */
-    previewUrls: () => pending.map((item) => item.url),
-    /** @returns {Promise<string[]>} data URLs to send */
-    async dataUrls() {
-      return Promise.all(pending.map((item) => new Promise((resolve, reject) => {
-        const reader = new FileReader();
-        reader.onload = () => resolve(/** @type {string} */ (reader.result));
-        reader.onerror = () => reject(reader.error);
-        reader.readAsDataURL(item.file);
-      })));
-    },
-    clear() { pending = []; render(); }, // previews keep their object URLs: the sent message shows them
-  };
+/** A file as a data URL (how pictures travel in the chat's JSON body). @param {File} file @returns {Promise<string>} */
+function dataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(/** @type {string} */ (reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }

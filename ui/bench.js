@@ -1,7 +1,7 @@
 // @ts-check
 /** PKC Mark in the page: pick models and tasks, follow the run (progress, ETA, cancel), then a
  * per-task bar chart, speed vs quality, the numbers, exports and the history of runs. */
-import { el } from "./dom.js";
+import { byId, el } from "./dom.js";
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 
@@ -13,12 +13,11 @@ const TASKS = ["instruct", "reasoning", "summary", "documents", "json", "code", 
 const charts = {};
 /** @type {any} */ (window).benchCharts = charts;
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 
 function showError(/** @type {string} */ message) {
-  $("bench-error").hidden = !message;
-  $("bench-error").textContent = message;
+  byId("bench-error").hidden = !message;
+  byId("bench-error").textContent = message;
 }
 
 /** @param {string} name @param {string} value @param {string} label @param {boolean} checked */
@@ -35,14 +34,14 @@ function choice(name, value, label, checked) {
 
 async function loadChoices() {
   const library = /** @type {any} */ (await api.models().catch(() => ({ models: [] })));
-  const models = $("bench-models");
+  const models = byId("bench-models");
   // "chat" is the model chosen for chat: named once, by its name, not again in the list
   const chatModel = library.models.find((/** @type {any} */ m) => (m.active_for ?? []).includes("chat"));
   const chatLabel = chatModel ? `${t("benchDefaultModel")} (${chatModel.name})` : t("benchDefaultModel");
   models.replaceChildren(choice("model", "chat", chatLabel, true),
     ...library.models.filter((/** @type {any} */ m) => m !== chatModel && m.status === "ok" && (m.roles.includes("chat") || m.roles.includes("image")))
       .map((/** @type {any} */ m) => choice("model", m.id, `${m.name}${m.roles.includes("vision") ? " (비전)" : m.roles.includes("image") ? " (그림)" : ""}`, false)));
-  $("bench-tasks").replaceChildren(...TASKS.map((task) => choice("task", task, t(`benchTask_${task}`), true)));
+  byId("bench-tasks").replaceChildren(...TASKS.map((task) => choice("task", task, t(`benchTask_${task}`), true)));
 }
 
 /** @param {string} name */
@@ -63,7 +62,7 @@ function names(run) {
 /** @param {string} id @param {any} config */
 function draw(id, config) {
   charts[id]?.destroy();
-  charts[id] = new Chart(/** @type {HTMLCanvasElement} */ ($(id)), {
+  charts[id] = new Chart(/** @type {HTMLCanvasElement} */ (byId(id)), {
     ...config, options: { responsive: true, maintainAspectRatio: false, ...config.options } });
 }
 
@@ -75,18 +74,18 @@ function meanScore(results, model, task) {
 
 /** @param {any} run */
 function showResult(run) {
-  $("bench-result").hidden = false;
+  byId("bench-result").hidden = false;
   const shown = names(run);
   /** @type {string[]} */
   const models = run.request.models;
   /** @type {string[]} */
   const tasks = run.request.tasks;
   const recommendation = Object.entries(run.recommendation ?? {}).map(([task, model]) => `${task}: ${shown(String(model))}`);
-  $("bench-recommend").textContent = recommendation.length ? `${t("benchRecommend")} ${recommendation.join(", ")}` : "";
-  $("bench-meta").textContent = `${run.suite} · ${run.status} · ${run.created.slice(0, 16).replace("T", " ")} · `
+  byId("bench-recommend").textContent = recommendation.length ? `${t("benchRecommend")} ${recommendation.join(", ")}` : "";
+  byId("bench-meta").textContent = `${run.suite} · ${run.status} · ${run.created.slice(0, 16).replace("T", " ")} · `
     + `${run.hardware?.cores ?? "?"} cores${run.hardware?.gpu_total_mb ? ` · GPU ${run.hardware.gpu_total_mb} MB` : " · CPU"}`;
-  /** @type {HTMLAnchorElement} */ ($("bench-csv")).href = `/api/bench/runs/${run.id}?format=csv`;
-  /** @type {HTMLAnchorElement} */ ($("bench-json")).href = `/api/bench/runs/${run.id}?format=json`;
+  /** @type {HTMLAnchorElement} */ (byId("bench-csv")).href = `/api/bench/runs/${run.id}?format=csv`;
+  /** @type {HTMLAnchorElement} */ (byId("bench-json")).href = `/api/bench/runs/${run.id}?format=json`;
   draw("bench-bars", { type: "bar", data: { labels: tasks.map((task) => t(`benchTask_${task}`)),
     datasets: models.map((/** @type {string} */ model) => ({ label: shown(model), data: tasks.map((task) => meanScore(run.results, model, task)) })) },
     options: { scales: { y: { min: 0, max: 1 } } } });
@@ -95,7 +94,7 @@ function showResult(run) {
     const quality = scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : 0;
     return { label: shown(model), data: [{ x: run.speed?.[model]?.gen_tokens_per_s ?? 0, y: quality }], pointRadius: 7 };
   }) }, options: { scales: { x: { title: { display: true, text: "tok/s" } }, y: { min: 0, max: 1, title: { display: true, text: t("benchQuality") } } } } });
-  const table = $("bench-table");
+  const table = byId("bench-table");
   const head = el("tr", "");
   for (const column of ["benchColModel", "benchColTask", "benchColLanguage", "benchColScore", "benchColFailures"]) head.append(el("th", "", t(column)));
   table.replaceChildren(head, ...run.results.map((/** @type {any} */ r) => {
@@ -110,27 +109,27 @@ function showResult(run) {
 
 /** @param {string} runId */
 async function follow(runId) {
-  $("bench-progress-box").hidden = false;
-  const bar = /** @type {HTMLProgressElement} */ ($("bench-progress"));
+  byId("bench-progress-box").hidden = false;
+  const bar = /** @type {HTMLProgressElement} */ (byId("bench-progress"));
   const source = new EventSource(`/api/bench/runs/${runId}/events`);
   await new Promise((resolve) => {
     source.onmessage = (event) => {
       if (event.data === "[DONE]") { source.close(); resolve(null); return; }
       const { progress, status } = JSON.parse(event.data);
       bar.value = progress.total ? progress.done / progress.total : 0;
-      $("bench-progress-text").textContent = `${progress.done}/${progress.total}`
+      byId("bench-progress-text").textContent = `${progress.done}/${progress.total}`
         + (progress.eta_s ? ` · ${t("benchEta")} ${Math.round(progress.eta_s)}${t("seconds")}` : "") + ` · ${status}`;
     };
     source.onerror = () => { source.close(); resolve(null); };
   });
-  $("bench-progress-box").hidden = true;
+  byId("bench-progress-box").hidden = true;
   showResult(await api.get(`/api/bench/runs/${runId}`));
   await loadHistory();
 }
 
 async function loadHistory() {
   const { runs } = /** @type {any} */ (await api.get("/api/bench/runs"));
-  $("bench-history").replaceChildren(...runs.map((/** @type {any} */ run) => {
+  byId("bench-history").replaceChildren(...runs.map((/** @type {any} */ run) => {
     const item = el("li", "");
     const link = /** @type {HTMLAnchorElement} */ (el("a", "", `${run.created.slice(0, 16).replace("T", " ")} · ${run.status} · `
       + `${run.request.tasks.map((/** @type {string} */ task) => t(`benchTask_${task}`)).join(", ")}`));
@@ -146,13 +145,13 @@ async function loadHistory() {
 
 /** @type {string|null} */
 let current = null;
-$("bench-form").addEventListener("submit", async (event) => {
+byId("bench-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
   try {
-    const quick = /** @type {HTMLInputElement} */ ($("bench-quick")).checked;
+    const quick = /** @type {HTMLInputElement} */ (byId("bench-quick")).checked;
     const body = { models: checked("model"), tasks: checked("task"), quick,
-                   seeds: quick ? 1 : Number(/** @type {HTMLInputElement} */ ($("bench-seeds")).value) };
+                   seeds: quick ? 1 : Number(/** @type {HTMLInputElement} */ (byId("bench-seeds")).value) };
     const started = /** @type {any} */ (await api.post("/api/bench/runs", body));
     current = started.id;
     await follow(started.id);
@@ -160,20 +159,20 @@ $("bench-form").addEventListener("submit", async (event) => {
     showError(String(/** @type {any} */ (error).message ?? error));
   }
 });
-$("bench-cancel").addEventListener("click", () => {
+byId("bench-cancel").addEventListener("click", () => {
   if (current) api.post(`/api/bench/runs/${current}/cancel`, {}).catch((error) => showError(String(error.message ?? error)));
 });
 
 /** Quick runs use one seed: the seeds field says so while it is ticked. */
 function syncSeeds() {
-  const quick = /** @type {HTMLInputElement} */ ($("bench-quick")).checked;
-  const seeds = /** @type {HTMLInputElement} */ ($("bench-seeds"));
+  const quick = /** @type {HTMLInputElement} */ (byId("bench-quick")).checked;
+  const seeds = /** @type {HTMLInputElement} */ (byId("bench-seeds"));
   seeds.disabled = quick;
   if (quick) seeds.dataset.chosen = seeds.dataset.chosen ?? seeds.value;
   seeds.value = quick ? "1" : (seeds.dataset.chosen ?? seeds.value);
   if (!quick) delete seeds.dataset.chosen;
 }
-$("bench-quick").addEventListener("change", syncSeeds);
+byId("bench-quick").addEventListener("change", syncSeeds);
 syncSeeds();
 
 applyI18n();

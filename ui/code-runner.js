@@ -5,6 +5,7 @@
  * the server's sandbox (sandbox/runs.py); where it cannot run, the button is off with the reason.
  */
 import { api, streamEvents } from "./api.js";
+import { el } from "./dom.js";
 import { t } from "./i18n.js";
 import { imageUrl } from "./urls.js";
 
@@ -48,6 +49,23 @@ export function initCodeRunner({ sandbox, onSendResult }) {
   };
 }
 
+/** Run, as the sandbox allows: off (saying why), unisolated (saying so), or isolated.
+ * @param {SandboxConfig} config @param {() => void} onRun */
+function runButton(config, onRun) {
+  const run = button("run-button", `▶ ${t("codeRun")}`, onRun);
+  if (!config.enabled) {
+    run.disabled = true;
+    run.title = `${t("codeRunOff")}: ${config.reason}`;
+  } else if (config.isolation === "unisolated") { // the user's explicit, unsafe choice: say so on the button
+    run.textContent = `⚠ ${t("codeRun")}`;
+    run.classList.add("unisolated");
+    run.title = config.reason;
+  } else {
+    run.title = `${t("codeRunIsolation")}: ${config.isolation}`;
+  }
+  return run;
+}
+
 class CodeBlockRunner {
   /**
    * @param {HTMLElement} block @param {number} turnId @param {string|null} sessionId
@@ -68,36 +86,20 @@ class CodeBlockRunner {
     this.last = { stdout: "", stderr: "", code: "", end: null };
 
     const bar = /** @type {HTMLElement} */ (block.querySelector(".code-bar"));
-    const tools = document.createElement("span");
-    tools.className = "code-tools";
+    const tools = el("span", "code-tools");
     this.editButton = button("edit-code-button", t("codeEdit"), () => this.toggleEditor());
-    this.runButton = button("run-button", `▶ ${t("codeRun")}`, () => this.run());
-    if (!config.enabled) {
-      this.runButton.disabled = true;
-      this.runButton.title = `${t("codeRunOff")}: ${config.reason}`;
-    } else if (config.isolation === "unisolated") { // the user's explicit, unsafe choice: say so on the button
-      this.runButton.textContent = `⚠ ${t("codeRun")}`;
-      this.runButton.classList.add("unisolated");
-      this.runButton.title = config.reason;
-    } else {
-      this.runButton.title = `${t("codeRunIsolation")}: ${config.isolation}`;
-    }
+    this.runButton = runButton(config, () => this.run());
     const copy = bar.querySelector(".copy-button");
     tools.append(this.editButton, this.runButton);
     if (copy) tools.appendChild(copy);
     bar.appendChild(tools);
 
-    this.panel = document.createElement("div");
-    this.panel.className = "run-panel";
+    this.panel = el("div", "run-panel");
     this.panel.hidden = true;
-    this.status = document.createElement("div");
-    this.status.className = "run-status";
-    this.output = document.createElement("div"); // not a <pre>: the block's own code stays its only one
-    this.output.className = "run-output";
-    this.pictures = document.createElement("div");
-    this.pictures.className = "run-images";
-    const actions = document.createElement("div");
-    actions.className = "run-actions";
+    this.status = el("div", "run-status");
+    this.output = el("div", "run-output"); // not a <pre>: the block's own code stays its only one
+    this.pictures = el("div", "run-images");
+    const actions = el("div", "run-actions");
     this.stopButton = button("run-stop", t("codeStop"), () => this.stop());
     this.stopButton.hidden = true;
     this.sendButton = button("run-send", t("codeSendResult"), () => this.onSendResult(this.resultMessage()));

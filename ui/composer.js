@@ -3,26 +3,18 @@
  * The message box. Enter sends, Shift+Enter breaks the line, and Enter while an IME
  * (Hangul) syllable is still composing never sends: the IME needs that Enter to commit it.
  */
+import { byId } from "./dom.js";
 
 /** @param {{onSend: (text: string) => void, onStop: () => void, hasAttachments?: () => boolean}} handlers */
 export function initComposer({ onSend, onStop, hasAttachments = () => false }) {
-  const form = /** @type {HTMLFormElement} */ (document.getElementById("chat-form"));
-  const input = /** @type {HTMLTextAreaElement} */ (document.getElementById("chat-input"));
-  const send = /** @type {HTMLButtonElement} */ (document.getElementById("send-button"));
-  const stop = /** @type {HTMLButtonElement} */ (document.getElementById("stop-button"));
-  const errorBox = /** @type {HTMLElement} */ (document.getElementById("composer-error"));
-  let composing = false;
+  const input = /** @type {HTMLTextAreaElement} */ (byId("chat-input"));
   let busy = false;
-
-  input.addEventListener("compositionstart", () => { composing = true; });
-  input.addEventListener("compositionend", () => { composing = false; });
 
   const autosize = () => {
     input.style.height = "auto";
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   };
   input.addEventListener("input", autosize);
-
   const submit = () => {
     const text = input.value.trim() || (hasAttachments() ? "?" : "");  // an image alone asks "what is this?"
     if (!text || busy) return;
@@ -30,26 +22,20 @@ export function initComposer({ onSend, onStop, hasAttachments = () => false }) {
     autosize();
     onSend(text);
   };
-
-  input.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter" || event.shiftKey) return;
-    // keyCode 229 is what some browsers report for keys that go to the IME.
-    if (event.isComposing || composing || event.keyCode === 229) return;
-    event.preventDefault();
-    submit();
-  });
-  form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
-  stop.addEventListener("click", () => onStop());
+  sendOnEnter(input, submit);
+  byId("chat-form").addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+  byId("stop-button").addEventListener("click", () => onStop());
 
   return {
     /** @param {boolean} value */
     setBusy(value) {
       busy = value;
-      send.hidden = value;
-      stop.hidden = !value;
+      byId("send-button").hidden = value;
+      byId("stop-button").hidden = !value;
     },
     /** @param {string} message */
     showError(message) {
+      const errorBox = byId("composer-error");
       errorBox.textContent = message;
       errorBox.hidden = !message;
     },
@@ -68,4 +54,19 @@ export function initComposer({ onSend, onStop, hasAttachments = () => false }) {
       if (chip) chip.hidden = !visible;
     },
   };
+}
+
+/** Enter sends, Shift+Enter breaks the line, and never while the IME composes a syllable.
+ * @param {HTMLTextAreaElement} input @param {() => void} submit */
+function sendOnEnter(input, submit) {
+  let composing = false;
+  input.addEventListener("compositionstart", () => { composing = true; });
+  input.addEventListener("compositionend", () => { composing = false; });
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey) return;
+    // keyCode 229 is what some browsers report for keys that go to the IME.
+    if (event.isComposing || composing || event.keyCode === 229) return;
+    event.preventDefault();
+    submit();
+  });
 }

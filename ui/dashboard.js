@@ -3,6 +3,7 @@
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 import { EMOTIONS, badgesShown, emotionInfo, intentName, setBadgesShown } from "./labels.js";
+import { byId } from "./dom.js";
 
 /** @type {any} Chart.js's UMD build sets window.Chart */
 const Chart = /** @type {any} */ (globalThis).Chart;
@@ -13,7 +14,6 @@ Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
 const charts = {};
 /** @type {any} */ (window).dashboardCharts = charts;
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const input = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
 
 /** Ticks at 0..n-1 only (a category-like axis on a linear scale). @param {number} n */
@@ -22,7 +22,7 @@ const everyInteger = (n) => (/** @type {any} */ axis) => { axis.ticks = [...Arra
 /** @param {string} id @param {any} config */
 function draw(id, config) {
   charts[id]?.destroy();
-  charts[id] = new Chart(/** @type {HTMLCanvasElement} */ ($(id)), {
+  charts[id] = new Chart(/** @type {HTMLCanvasElement} */ (byId(id)), {
     ...config,
     options: { responsive: true, maintainAspectRatio: false, ...config.options },
   });
@@ -30,8 +30,8 @@ function draw(id, config) {
 
 function filters() {
   return { from: input("dash-from").value, to: input("dash-to").value,
-           bucket: /** @type {HTMLSelectElement} */ ($("dash-bucket")).value,
-           session_id: /** @type {HTMLSelectElement} */ ($("dash-session")).value };
+           bucket: /** @type {HTMLSelectElement} */ (byId("dash-bucket")).value,
+           session_id: /** @type {HTMLSelectElement} */ (byId("dash-session")).value };
 }
 
 /** @param {Record<string, string>} params */
@@ -45,9 +45,9 @@ function query(params) {
 async function drill(title, filter) {
   const { from, to } = filters();
   const { sessions } = await api.get(`/api/stats/sessions?${query({ from, to, ...filter })}`);
-  $("drill").hidden = false;
-  $("drill-title").textContent = `${t("dashSessionsFor")}: ${title}`;
-  const list = $("drill-list");
+  byId("drill").hidden = false;
+  byId("drill-title").textContent = `${t("dashSessionsFor")}: ${title}`;
+  const list = byId("drill-list");
   list.replaceChildren();
   for (const session of sessions) {
     const item = document.createElement("li");
@@ -60,7 +60,7 @@ async function drill(title, filter) {
     item.append(link, count);
     list.appendChild(item);
   }
-  $("drill").scrollIntoView({ block: "nearest" });
+  byId("drill").scrollIntoView({ block: "nearest" });
 }
 
 /** @param {any} stats */
@@ -174,8 +174,8 @@ function drawModelFigures(stats) {
 /** A session's emotions turn by turn, beside its messages. @param {any} stats */
 function drawTimeline(stats) {
   const turns = (stats.timeline ?? []).filter((/** @type {any} */ turn) => turn.emotion);
-  $("timeline-split").hidden = !turns.length;
-  $("timeline-empty").hidden = Boolean(turns.length);
+  byId("timeline-split").hidden = !turns.length;
+  byId("timeline-empty").hidden = Boolean(turns.length);
   if (!turns.length) { charts["chart-timeline"]?.destroy(); delete charts["chart-timeline"]; return; }
   const order = EMOTIONS.map((e) => e.label);
   draw("chart-timeline", {
@@ -187,7 +187,7 @@ function drawTimeline(stats) {
     options: { plugins: { legend: { display: false } }, scales: { y: { min: -0.5, max: 6.5, afterBuildTicks: everyInteger(7),
       ticks: { callback: (/** @type {number} */ v) => (EMOTIONS[v] ? `${EMOTIONS[v].emoji} ${t(EMOTIONS[v].key)}` : "") } } } },
   });
-  const list = $("timeline-messages");
+  const list = byId("timeline-messages");
   list.replaceChildren();
   for (const turn of turns) {
     const item = document.createElement("li");
@@ -204,7 +204,7 @@ function drawTimeline(stats) {
 
 /** @param {any} analysis */
 function showClassifier(analysis) {
-  const box = $("dash-classifier");
+  const box = byId("dash-classifier");
   box.replaceChildren();
   if (!analysis) { box.textContent = t("dashAnalysisOff"); return; }
   const accuracy = analysis.held_out_accuracy
@@ -251,20 +251,20 @@ async function main() {
   const toggle = input("badge-toggle");
   toggle.checked = badgesShown(Boolean(config.analysis?.show_badges));
   toggle.addEventListener("change", () => setBadgesShown(toggle.checked));
-  const select = /** @type {HTMLSelectElement} */ ($("dash-session"));
+  const select = /** @type {HTMLSelectElement} */ (byId("dash-session"));
   for (const session of await api.listSessions()) {
     const option = document.createElement("option");
     option.value = session.id;
     option.textContent = session.title || t("untitled");
     select.appendChild(option);
   }
-  $("dash-filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  byId("dash-filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
   select.addEventListener("change", () => refresh());
   await refresh();
   document.body.dataset.ready = "1";
 }
 
 main().catch((error) => {
-  $("dash-classifier").textContent = String(error.message ?? error);
+  byId("dash-classifier").textContent = String(error.message ?? error);
   document.body.dataset.ready = "error";
 });

@@ -6,10 +6,8 @@
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { pageState } from "./state.js";
+import { byId, fieldById, iconButton } from "./dom.js";
 import { imageUrl } from "./urls.js";
-
-/** @param {string} id */
-const el = (id) => /** @type {any} */ (document.getElementById(id));
 
 const COMMAND = /^\/(image|img|이미지)\s+/i;
 
@@ -18,29 +16,15 @@ const COMMAND = /^\/(image|img|이미지)\s+/i;
  */
 export function initImageMode({ config, showError }) {
   const image = config.image; // null when generation is off
-  const toggle = el("image-mode-toggle");
-  const panel = el("image-panel");
-  const input = el("chat-input");
+  const toggle = byId("image-mode-toggle");
+  const input = fieldById("chat-input");
   const basePlaceholder = input.placeholder;
   /** @type {string|null} */
   let initImageId = null;
 
   toggle.hidden = false;
-  if (image) {
-    const { defaults } = image;
-    el("img-width").value = Math.min(defaults.width, image.max_width);
-    el("img-width").max = image.max_width;
-    el("img-height").value = Math.min(defaults.height, image.max_height);
-    el("img-height").max = image.max_height;
-    el("img-steps").value = Math.min(defaults.steps, image.max_steps);
-    el("img-steps").max = image.max_steps;
-    el("img-batch").max = image.max_batch;
-    el("img-cfg").value = defaults.cfg_scale;
-    fillOptions(el("img-sampler"), image.samplers);
-    fillOptions(el("img-scheduler"), image.schedulers);
-  } else {
-    toggle.title = t("imageOff");
-  }
+  if (image) fillControls(image);
+  else toggle.title = t("imageOff");
 
   /** @param {boolean} value */
   const setOn = (value) => {
@@ -49,20 +33,21 @@ export function initImageMode({ config, showError }) {
       return;
     }
     pageState.setMode(value ? "image" : "chat"); // the composer's mode lives in the page state
-    panel.hidden = !value;
+    byId("image-panel").hidden = !value;
     toggle.setAttribute("aria-pressed", String(value));
     toggle.classList.toggle("active", value);
     input.placeholder = value ? t("imageModeOn") : basePlaceholder;
   };
-  toggle.addEventListener("click", () => { setOn(pageState.mode !== "image"); input.focus(); });
-  el("img-init-clear").addEventListener("click", () => setInit(null));
-
   /** @param {string|null} id */
   const setInit = (id) => {
     initImageId = id;
-    el("img-init").hidden = !id;
-    if (id) el("img-init-preview").src = imageUrl(id);
+    byId("img-init").hidden = !id;
+    if (id) /** @type {HTMLImageElement} */ (byId("img-init-preview")).src = imageUrl(id);
   };
+  toggle.addEventListener("click", () => { setOn(pageState.mode !== "image"); input.focus(); });
+  byId("img-init-clear").addEventListener("click", () => setInit(null));
+  /** "Use as input": the next picture starts from this one. @param {string} id */
+  const useAsInput = (id) => { setOn(true); setInit(id); input.focus(); };
 
   return {
     /** The prompt when this message asks for a picture, else null. @param {string} text */
@@ -71,47 +56,63 @@ export function initImageMode({ config, showError }) {
       return pageState.mode === "image" ? text : null;
     },
     /** The request body from the controls; throws with a message the user can act on. @param {string} prompt */
-    body(prompt) {
-      if (!image) throw new Error(t("imageOff"));
-      const number = (/** @type {string} */ id) => Number(el(id).value);
-      const width = number("img-width");
-      const height = number("img-height");
-      if (width % 64 || height % 64 || width < 64 || height < 64) throw new Error(t("imgSize64"));
-      /** @type {Record<string, unknown>} */
-      const body = {
-        prompt, width, height, steps: number("img-steps"), batch_count: number("img-batch"),
-        cfg_scale: number("img-cfg"), seed: number("img-seed"),
-        sampler: el("img-sampler").value, scheduler: el("img-scheduler").value,
-        negative_prompt: el("img-negative").value,
-      };
-      if (initImageId) {
-        body.init_image_id = initImageId;
-        body.strength = number("img-strength");
-      }
-      return body;
-    },
-    /** "Use as input": the next picture starts from this one. @param {string} id */
-    useAsInput(id) {
-      setOn(true);
-      setInit(id);
-      input.focus();
-    },
+    body: (/** @type {string} */ prompt) => requestBody(image, prompt, initImageId),
+    useAsInput,
     /** Show the session's generated pictures in the sidebar. @param {string|null} sessionId */
-    async refreshGallery(sessionId) {
-      const box = el("gallery");
-      const grid = el("gallery-grid");
-      if (!sessionId) { box.hidden = true; return; }
-      try {
-        const { images } = await api.gallery(sessionId);
-        grid.replaceChildren(...images.map((/** @type {any} */ picture) => thumbnail(picture, (id) => this.useAsInput(id))));
-        box.hidden = images.length === 0;
-      } catch {
-        box.hidden = true; // a deleted session has no gallery
-      }
-    },
+    refreshGallery: (/** @type {string|null} */ sessionId) => showGallery(sessionId, useAsInput),
     /** Forget the input image (another session). */
     reset() { setInit(null); },
   };
+}
+
+/** The controls set to the model family's defaults, within the server's limits. @param {any} image */
+function fillControls(image) {
+  const { defaults } = image;
+  const limit = (/** @type {string} */ id, /** @type {number} */ value, /** @type {number} */ max) => {
+    fieldById(id).value = String(Math.min(value, max));
+    fieldById(id).max = String(max);
+  };
+  limit("img-width", defaults.width, image.max_width);
+  limit("img-height", defaults.height, image.max_height);
+  limit("img-steps", defaults.steps, image.max_steps);
+  fieldById("img-batch").max = String(image.max_batch);
+  fieldById("img-cfg").value = String(defaults.cfg_scale);
+  fillOptions(/** @type {HTMLSelectElement} */ (byId("img-sampler")), image.samplers);
+  fillOptions(/** @type {HTMLSelectElement} */ (byId("img-scheduler")), image.schedulers);
+}
+
+/** @param {any} image @param {string} prompt @param {string|null} initImageId @returns {Record<string, unknown>} */
+function requestBody(image, prompt, initImageId) {
+  if (!image) throw new Error(t("imageOff"));
+  const number = (/** @type {string} */ id) => Number(fieldById(id).value);
+  const width = number("img-width");
+  const height = number("img-height");
+  if (width % 64 || height % 64 || width < 64 || height < 64) throw new Error(t("imgSize64"));
+  /** @type {Record<string, unknown>} */
+  const body = {
+    prompt, width, height, steps: number("img-steps"), batch_count: number("img-batch"),
+    cfg_scale: number("img-cfg"), seed: number("img-seed"),
+    sampler: fieldById("img-sampler").value, scheduler: fieldById("img-scheduler").value,
+    negative_prompt: fieldById("img-negative").value,
+  };
+  if (initImageId) {
+    body.init_image_id = initImageId;
+    body.strength = number("img-strength");
+  }
+  return body;
+}
+
+/** @param {string|null} sessionId @param {(id: string) => void} onUse */
+async function showGallery(sessionId, onUse) {
+  const box = byId("gallery");
+  if (!sessionId) { box.hidden = true; return; }
+  try {
+    const { images } = await api.gallery(sessionId);
+    byId("gallery-grid").replaceChildren(...images.map((/** @type {any} */ picture) => thumbnail(picture, onUse)));
+    box.hidden = images.length === 0;
+  } catch {
+    box.hidden = true; // a deleted session has no gallery
+  }
 }
 
 /** @param {HTMLSelectElement} select @param {string[]} names */
@@ -137,12 +138,6 @@ function thumbnail(picture, onUse) {
   img.alt = picture.prompt;
   img.loading = "lazy";
   link.appendChild(img);
-  const use = document.createElement("button");
-  use.type = "button";
-  use.className = "icon-button gallery-use";
-  use.textContent = "↺";
-  use.title = t("imgUseAsInput");
-  use.addEventListener("click", () => onUse(picture.id));
-  figure.append(link, use);
+  figure.append(link, iconButton("gallery-use", "↺", t("imgUseAsInput"), () => onUse(picture.id)));
   return figure;
 }

@@ -3,16 +3,15 @@
  *  off, scope, delete) and the personas (create, edit, delete). State lives on the server; each
  *  change patches the list it changed. */
 import { api } from "./api.js";
-import { el } from "./dom.js";
+import { byId, el } from "./dom.js";
 import { applyI18n, t } from "./i18n.js";
 import { initPersonaEditor } from "./persona-editor.js";
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 /** @type {{id: string, name: string, icon: string}[]} */
 let personas = [];
 
 export function showError(/** @type {string} */ message) {
-  const box = $("memory-error");
+  const box = byId("memory-error");
   box.hidden = !message;
   box.textContent = message;
 }
@@ -72,10 +71,10 @@ function memoryRow(memory) {
 }
 
 async function loadMemories() {
-  const q = /** @type {HTMLInputElement} */ ($("memory-search")).value.trim();
+  const q = /** @type {HTMLInputElement} */ (byId("memory-search")).value.trim();
   const memories = await api.memories(q).catch((error) => { showError(String(error.message)); return []; });
-  $("memory-list").replaceChildren(...memories.map(memoryRow));
-  $("memory-empty").hidden = memories.length > 0 || Boolean(q);
+  byId("memory-list").replaceChildren(...memories.map(memoryRow));
+  byId("memory-empty").hidden = memories.length > 0 || Boolean(q);
 }
 
 /** @param {{id: number, text: string}} proposal */
@@ -89,7 +88,7 @@ function proposalRow(proposal) {
   const settle = async (/** @type {() => Promise<unknown>} */ change) => {
     if (!(await attempt(change))) return;
     row.remove();
-    $("proposals-section").hidden = !$("proposal-list").children.length;
+    byId("proposals-section").hidden = !byId("proposal-list").children.length;
     await loadMemories();
   };
   accept.addEventListener("click", () => settle(() => api.acceptProposal(proposal.id, text.value.trim())));
@@ -100,23 +99,23 @@ function proposalRow(proposal) {
 
 async function loadProposals() {
   const proposals = await api.proposals().catch(() => []);
-  $("proposal-list").replaceChildren(...proposals.map(proposalRow));
-  $("proposals-section").hidden = proposals.length === 0;
+  byId("proposal-list").replaceChildren(...proposals.map(proposalRow));
+  byId("proposals-section").hidden = proposals.length === 0;
 }
 
 function wireNewMemory() {
-  const form = /** @type {HTMLFormElement} */ ($("memory-new"));
-  const input = /** @type {HTMLInputElement} */ ($("memory-new-text"));
+  const form = /** @type {HTMLFormElement} */ (byId("memory-new"));
+  const input = /** @type {HTMLInputElement} */ (byId("memory-new-text"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const scope = /** @type {HTMLSelectElement} */ ($("memory-new-scope")).value || null;
+    const scope = /** @type {HTMLSelectElement} */ (byId("memory-new-scope")).value || null;
     if (await attempt(() => api.addMemory(input.value.trim(), scope))) {
       input.value = "";
       await loadMemories();
     }
   });
   let timer = 0;
-  $("memory-search").addEventListener("input", () => {
+  byId("memory-search").addEventListener("input", () => {
     clearTimeout(timer);
     timer = window.setTimeout(loadMemories, 200);
   });
@@ -125,7 +124,7 @@ function wireNewMemory() {
 async function main() {
   applyI18n();
   personas = await api.personas().catch(() => []);
-  $("memory-new-scope").replaceWith(Object.assign(scopeSelect(null), { id: "memory-new-scope" }));
+  byId("memory-new-scope").replaceWith(Object.assign(scopeSelect(null), { id: "memory-new-scope" }));
   wireNewMemory();
   await Promise.all([loadMemories(), loadProposals()]);
   await initPersonaEditor({

@@ -1,7 +1,7 @@
 // @ts-check
 /** The model library page: every model found on this PC, how it fits the GPU, its settings, and
  * which one serves chat, image questions and image generation ("사용"). */
-import { el } from "./dom.js";
+import { byId, el } from "./dom.js";
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
 
@@ -15,7 +15,6 @@ import { applyI18n, t } from "./i18n.js";
  *            changed?: string[], fit?: Fit, loaded_context?: number|null}} Model
  */
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const ROLE_ORDER = ["chat", "vision", "image"];
 const CHOICES = { cache_type: ["f16", "q8_0", "q4_0"], family: ["auto", "sd1", "sd2", "sdxl", "sd3", "flux", "sdxs"],
                   weight_type: ["default", "f32", "f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"] };
@@ -28,7 +27,7 @@ const size = (bytes) => bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GB
 const params = (n) => n >= 1e9 ? `${(n / 1e9).toFixed(1)}B` : `${Math.round(n / 1e6)}M`;
 
 function showError(/** @type {string} */ message) {
-  const box = $("models-error");
+  const box = byId("models-error");
   box.hidden = !message;
   box.textContent = message;
 }
@@ -201,21 +200,21 @@ function draw(payload) {
   /** @type {Model[]} */
   const models = payload.models;
   const scan = payload.scan;
-  $("models-scan").textContent = scan.scanning ? `${t("modelsScanning")} ${scan.done}/${scan.total}`
+  byId("models-scan").textContent = scan.scanning ? `${t("modelsScanning")} ${scan.done}/${scan.total}`
     : `${t("modelsFound")} ${models.filter((m) => m.status === "ok").length} · ${t("modelsFolders")}: ${payload.folders.join(", ")}`;
   const basis = payload.budget.measured ? t("budgetMeasured") : t("budgetSetting");
-  $("models-budget").textContent = `${t("modelsBudget")}: ${payload.budget.mb.toLocaleString()} MB (${basis})`;
-  $("models-budget").title = payload.budget.basis;
-  const active = $("models-active");
+  byId("models-budget").textContent = `${t("modelsBudget")}: ${payload.budget.mb.toLocaleString()} MB (${basis})`;
+  byId("models-budget").title = payload.budget.basis;
+  const active = byId("models-active");
   active.replaceChildren(...ROLE_ORDER.map((role) => {
     const chosen = models.find((m) => m.id === payload.active[role]);
     return el("li", "", `${t(`role_${role}`)}: ${chosen ? chosen.name : t("modelsDefault")}`);
   }));
-  $("models-list").replaceChildren(...models.map(card));
+  byId("models-list").replaceChildren(...models.map(card));
   window.clearTimeout(polling);
   if (scan.scanning) polling = window.setTimeout(refresh, 500);
 }
 
 applyI18n();
-$("models-rescan").addEventListener("click", () => act(api.rescanModels()));
+byId("models-rescan").addEventListener("click", () => act(api.rescanModels()));
 refresh().catch((error) => showError(String(error?.message ?? error)));

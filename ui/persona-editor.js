@@ -2,11 +2,10 @@
 /** The personas on the 기억 · 도우미 page: the list, and one form to create or edit a persona
  *  (name and look, prompt, model, sampling, memory, tools, documents). */
 import { api } from "./api.js";
-import { el } from "./dom.js";
+import { byId, el } from "./dom.js";
 import { t } from "./i18n.js";
 import { personaIcon } from "./personas.js";
 
-const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const TOOLS = ["search_documents", "search_conversations", "run_python", "generate_image"];
 const NUMBERS = ["temperature", "top_p", "max_tokens"];
 
@@ -36,8 +35,8 @@ async function fillChoices(/** @type {HTMLFormElement} */ form) {
     option.value = model.id;
     select.append(option);
   }
-  checks($("persona-tools"), "tools", TOOLS.map((name) => [name, t(`tool_${name}`)]));
-  checks($("persona-documents"), "documents", documents.documents.map((/** @type {any} */ d) => [d.id, d.name]));
+  checks(byId("persona-tools"), "tools", TOOLS.map((name) => [name, t(`tool_${name}`)]));
+  checks(byId("persona-documents"), "documents", documents.documents.map((/** @type {any} */ d) => [d.id, d.name]));
 }
 
 /** The form's fields as the API takes them. @param {HTMLFormElement} form */
@@ -95,15 +94,15 @@ function personaRow(persona, form, hooks, reload) {
 
 /** @param {EditorHooks} hooks */
 export async function initPersonaEditor(hooks) {
-  const form = /** @type {HTMLFormElement} */ ($("persona-form"));
+  const form = /** @type {HTMLFormElement} */ (byId("persona-form"));
   await fillChoices(form);
   const reload = async () => {
     const personas = await api.personas().catch(() => []);
-    $("persona-list").replaceChildren(...personas.map((/** @type {any} */ p) => personaRow(p, form, hooks, reload)));
+    byId("persona-list").replaceChildren(...personas.map((/** @type {any} */ p) => personaRow(p, form, hooks, reload)));
     await hooks.onChanged();
   };
-  $("persona-new").addEventListener("click", () => fillForm(form, null));
-  $("persona-cancel").addEventListener("click", () => { form.hidden = true; });
+  byId("persona-new").addEventListener("click", () => fillForm(form, null));
+  byId("persona-cancel").addEventListener("click", () => { form.hidden = true; });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const id = form.dataset.personaId;
