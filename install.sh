@@ -83,6 +83,15 @@ if [ "$WANT_TESTS" = test ] && [ ! -f "$TEST_STAMP" ]; then
   touch "$TEST_STAMP"
 fi
 
+# The page's checks (TypeScript's checker, a JavaScript parser) from npm, pinned by tests/js/package-lock.json.
+JS_STAMP="tests/js/node_modules/.installed-$(sha256sum < tests/js/package-lock.json | cut -c1-16)"
+if [ "$WANT_TESTS" = test ] && [ ! -f "$JS_STAMP" ]; then
+  command -v npm >/dev/null || { say "Node.js and npm are needed for the page's checks (Debian: apt install nodejs npm)"; exit 1; }
+  say "installing the page's checkers (tests/js: npm ci)"
+  npm ci --prefix tests/js --no-audit --no-fund --silent
+  touch "$JS_STAMP"
+fi
+
 SUDO=(); [ "$(id -u)" -ne 0 ] && SUDO=(sudo)
 OCR_PACKAGES=(tesseract-ocr tesseract-ocr-kor)  # OCR of scanned PDFs and pictures (documents/ocr.py)
 if [ "$WANT_TESTS" = test ] && { [ ! -x /usr/bin/chromium ] || ! command -v tesseract >/dev/null; }; then
