@@ -19,7 +19,7 @@ from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, Chunk, GenerationParams, ImageGenerator, Sampling, ToolPlan
 from core.errors import AppError, InvalidInput
-from core.events import ChatDone, Error, Loading, PicturesDone, Ready, RunFinished, Token, ToolCallMade
+from core.events import ChatDone, Error, Event, Loading, PicturesDone, Ready, RunFinished, Token, ToolCallMade
 from core.threads import run_blocking
 from mark import scoring
 from mark.items import LIBRARY, SUITE_VERSION, TASKS, Item, items, picture_png
@@ -32,7 +32,7 @@ from store.db import now_iso
 from turns.answer import AnswerTurn
 from turns.pictures import ImageTurn
 from turns.references import with_references
-from turns.runner import Turn
+from turns.runner import LoadOnly, Turn
 from vram_guard import ModelSlot, Priority
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ class Answer:
     finish: str
     calls: list[tuple[str, str]]
     done: ChatDone | None
-    load_s: float | None
 
 
 class MarkRun:
@@ -231,30 +230,47 @@ class MarkRunner:
         work = AnswerTurn(ChatInput([], prompt, images, sampling=Sampling(max_tokens=max_tokens, seed=seed,
                                                                            json_schema=schema), tools=tools))
         turn = await Turn.start(lease, lambda: (None, work))
-        text, calls, done, loading, load_s = [], [], None, None, None
+        text: list[str] = []
+        calls: list[tuple[str, str]] = []
+        done: ChatDone | None = None
         async with aclosing(turn.events()) as events:
             async for event in events:
                 if isinstance(event, Token):
                     text.append(event.text)
                 elif isinstance(event, ToolCallMade):
                     calls.append((event.name, event.arguments))
-                elif isinstance(event, Loading) and loading is None:
-                    loading = time.perf_counter()
-                elif isinstance(event, Ready) and loading is not None:
-                    load_s = time.perf_counter() - loading
                 elif isinstance(event, ChatDone):
                     done = event
                 elif isinstance(event, Error):
-                    return Answer("".join(text), "error", calls, None, load_s)
-        return Answer("".join(text), done.finish_reason if done else "error", calls, done, load_s)
+                    return Answer("".join(text), "error", calls, None)
+        return Answer("".join(text), done.finish_reason if done else "error", calls, done)
+
+    async def _load_time(self, engine: str) -> float | None:
+        """Seconds to load `engine` through the slot, measured every run: a resident model is
+        unloaded and loaded again (None for a remote model, which has nothing to load)."""
+        marks: dict[str, float] = {}
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, Loading):
+                marks.setdefault("loading", time.perf_counter())
+            elif isinstance(event, Ready) and "loading" in marks:
+                marks["ready"] = time.perf_counter()
+            elif isinstance(event, Error):
+                raise AppError(event.message, code=event.code, status=event.status)
+
+        lease = self.slot.lease(engine, Priority.BACKGROUND)
+        await (await Turn.start(lease, lambda: (None, LoadOnly(engine)), reload=True)).run_to_end(on_event)
+        return marks["ready"] - marks["loading"] if "ready" in marks else None
 
     async def _speed(self, run: MarkRun, engine: str, kind: str = "chat") -> dict:
         """Load, time to first token at prompt depths 0 / 2k / 8k (what the context allows),
         prompt and generated tokens per second, memory; a vision model's TTFT with one picture."""
-        n_ctx = getattr(self.slot.registry.engine(engine), "n_ctx", None) or self.settings.chat.n_ctx
+        cfg = self.slot.registry.config(engine)
+        n_ctx = cfg.n_ctx if isinstance(cfg, ChatModel) else self.settings.chat.n_ctx
         depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
+        load_s = await self._load_time(engine)
         story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
-        result: dict[str, Any] = {"load_s": round(story.load_s, 2) if story.load_s else None,
+        result: dict[str, Any] = {"load_s": round(load_s, 2) if load_s is not None else None,
                   "gen_tokens_per_s": (story.done.timings.get("tokens_per_s") if story.done else None), "depths": {}}
         run.step()
         for depth in depths:

@@ -106,6 +106,7 @@ def test_a_run_is_stored_exported_and_a_chat_goes_first(isolated_data):
             ("reasoning", "ko"), ("reasoning", "en"), ("json", "ko"), ("json", "en")}
         assert all(r["answers"] == 10 and r["invalid_json"] == (10 if r["task"] == "json" else 0) for r in run["results"])
         assert run["suite"] == "pkc-mark-1" and run["hardware"]["cores"] and "0" in run["speed"]["chat"]["depths"]
+        assert run["speed"]["chat"]["load_s"] is not None and "load chat" in engine.log  # timed through the slot
         csv_text = httpx.get(f"{url}/api/bench/runs/{run_id}?format=csv").text
         assert csv_text.splitlines()[0].lstrip("\ufeff").startswith("model,task,language,score") and len(csv_text.splitlines()) == 5
         assert httpx.get(url + "/api/bench/runs").json()["runs"][0]["id"] == run_id
@@ -148,7 +149,7 @@ def test_a_quick_run_on_the_embedded_model_through_the_real_engine(isolated_data
         run = wait(url, run_id, timeout=300)
         assert run["status"] == "done", run["error"]
         speed = run["speed"]["chat"]
-        assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0
+        assert speed["gen_tokens_per_s"] > 0 and speed["depths"]["0"]["ttft_ms"] > 0 and speed["load_s"] > 0
         assert speed["fully_on_gpu"] is False  # the tests' models run with 0 GPU layers
         assert speed["depths"]["2000"]["prompt_tokens"] > 1500  # a 2k-token prompt really went in
         rows = {(r["task"], r["language"]): r for r in run["results"]}

@@ -78,6 +78,20 @@ async def test_loads_on_first_use_and_swaps_when_engines_differ():
     assert slot.resident == "vision" and slot.swaps == 2 and slot.evictions == 1
 
 
+async def test_a_resident_model_is_loaded_again_on_request_and_stays_usable():
+    """PKC Mark times a model's load through the slot even when the model is already resident."""
+    slot, log, _ = make_slot()
+    async with slot.lease("chat") as lease:
+        await statuses(lease)
+    async with slot.lease("chat") as lease:
+        seen = [(s["state"], s["model"]) for s in map(frame, [e async for e in lease.acquire(reload=True)])]
+        assert seen[0] == ("unloading", "chat") and seen[-1] == ("ready", "chat") and ("loading", "chat") in seen
+        assert lease.engine.loaded
+    assert log == ["load chat", "unload chat", "load chat"] and slot.resident == "chat"
+    async with slot.lease("vision") as lease:  # the slot's records stayed true: a swap works as before
+        assert await statuses(lease) == [("unloading", "chat"), ("loading", "vision"), ("ready", "vision")]
+
+
 async def test_load_progress_is_streamed():
     slot, _, engines = make_slot()
     engines["chat"].load_seconds = 0.2
