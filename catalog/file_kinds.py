@@ -10,7 +10,7 @@ import re
 import struct
 from pathlib import Path
 
-from catalog.gguf_header import BrokenGguf, GgufHeader, read_header
+from models.gguf_header import BrokenGguf, GgufHeader, read_header
 from tools.syntax import template_family
 
 SPLIT = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)

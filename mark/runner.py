@@ -245,30 +245,13 @@ class MarkRunner:
                     return Answer("".join(text), "error", calls, None)
         return Answer("".join(text), done.finish_reason if done else "error", calls, done)
 
-    async def _load_time(self, engine: str) -> float | None:
-        """Seconds to load `engine` through the slot, measured every run: a resident model is
-        unloaded and loaded again (None for a remote model, which has nothing to load)."""
-        marks: dict[str, float] = {}
-
-        def on_event(event: Event) -> None:
-            if isinstance(event, Loading):
-                marks.setdefault("loading", time.perf_counter())
-            elif isinstance(event, Ready) and "loading" in marks:
-                marks["ready"] = time.perf_counter()
-            elif isinstance(event, Error):
-                raise AppError(event.message, code=event.code, status=event.status)
-
-        lease = self.slot.lease(engine, Priority.BACKGROUND)
-        await (await Turn.start(lease, lambda: (None, LoadOnly(engine)), reload=True)).run_to_end(on_event)
-        return marks["ready"] - marks["loading"] if "ready" in marks else None
-
     async def _speed(self, run: MarkRun, engine: str, kind: str = "chat") -> dict:
         """Load, time to first token at prompt depths 0 / 2k / 8k (what the context allows),
         prompt and generated tokens per second, memory; a vision model's TTFT with one picture."""
         cfg = self.slot.registry.config(engine)
         n_ctx = cfg.n_ctx if isinstance(cfg, ChatModel) else self.settings.chat.n_ctx
         depths = [d for d in (0, 2000, 8000)[: 2 if run.request["quick"] else 3] if d + 300 < n_ctx]
-        load_s = await self._load_time(engine)
+        load_s = await timed_load(self.slot, engine)
         story = await self._answer(engine, "Write a long story about a lighthouse keeper.", 64 if run.request["quick"] else 128, 1)
         result: dict[str, Any] = {"load_s": round(load_s, 2) if load_s is not None else None,
                   "gen_tokens_per_s": (story.done.timings.get("tokens_per_s") if story.done else None), "depths": {}}
@@ -364,3 +347,21 @@ def hardware() -> dict:
     memory = GpuProbe().memory()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.system(),
             "gpu_total_mb": round(memory.total / (1 << 20)) if memory else None}
+
+
+async def timed_load(slot: ModelSlot, engine: str) -> float | None:
+    """Seconds to load `engine` through the slot, measured every run: a resident model is
+    unloaded and loaded again (None for a remote model, which has nothing to load)."""
+    marks: dict[str, float] = {}
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Loading):
+            marks.setdefault("loading", time.perf_counter())
+        elif isinstance(event, Ready) and "loading" in marks:
+            marks["ready"] = time.perf_counter()
+        elif isinstance(event, Error):
+            raise AppError(event.message, code=event.code, status=event.status)
+
+    lease = slot.lease(engine, Priority.BACKGROUND)
+    await (await Turn.start(lease, lambda: (None, LoadOnly(engine)), reload=True)).run_to_end(on_event)
+    return marks["ready"] - marks["loading"] if "ready" in marks else None

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelMissing
+from models.gguf_header import BrokenGguf, GgufHeader, read_header
 
-GGUF_MAGIC = b"GGUF"
+GGUF_MAGIC = b"GGUF"  # the first four bytes of every GGUF file (models/gguf_header.py reads the rest)
 CACHE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # KV cache bytes per element, GGML block sizes
 
 
@@ -50,20 +51,20 @@ class GgufShape:
         return int(self.n_layers * n_ctx * per_token)
 
 
-def _field(reader: Any, key: str, default: Any = None) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        return default
-    value = field.contents()
+def _field(header: GgufHeader, key: str, default: Any = None) -> Any:
+    value = header.get(key, default)
     if isinstance(value, list):  # some models store per-layer head counts
         value = max(value) if value else default
     return value
 
 
 def read_shape(path: Path) -> GgufShape:
-    from gguf import GGUFReader  # imported here: only the estimate needs it
-
-    reader = GGUFReader(str(path), "r")
+    """The shape from the header (models/gguf_header.py, the project's one GGUF reader); a
+    damaged header is a missing model, saying why."""
+    try:
+        reader = read_header(path)
+    except BrokenGguf as exc:
+        raise ModelMissing(f"{path.name}: {exc}") from exc
     arch = str(_field(reader, "general.architecture", "llama"))
     n_embd = int(_field(reader, f"{arch}.embedding_length", 0))
     n_head = int(_field(reader, f"{arch}.attention.head_count", 1)) or 1
@@ -71,7 +72,7 @@ def read_shape(path: Path) -> GgufShape:
     head_dim = n_embd // n_head if n_head else 0
     return GgufShape(
         architecture=arch,
-        file_bytes=path.stat().st_size,
+        file_bytes=reader.file_bytes,
         n_layers=int(_field(reader, f"{arch}.block_count", 0)),
         n_embd=n_embd,
         n_head=n_head,

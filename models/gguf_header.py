@@ -1,4 +1,5 @@
-"""A tolerant reader of a GGUF file's header: its metadata and tensor table, never its weights.
+"""The project's one GGUF reader: a tolerant reader of a file's header, its metadata and tensor
+table, never its weights (the slot's estimates and the model library use it).
 
 The model library reads every GGUF on the PC with it, so it must never fail on one file: a
 truncated file, a file that is not GGUF, or a header that points past the end is a
@@ -13,6 +14,7 @@ import mmap
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MAGIC = b"GGUF"
 SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
@@ -28,12 +30,12 @@ class BrokenGguf(Exception):
 @dataclass
 class GgufHeader:
     version: int
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     tensors: list[tuple[str, tuple[int, ...], int, int]] = field(default_factory=list)  # name, shape, type, offset
     data_offset: int = 0
     file_bytes: int = 0
 
-    def get(self, key: str, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
 
     @property
@@ -59,7 +61,7 @@ class _Cursor:
     def __init__(self, view: memoryview) -> None:
         self.view, self.at = view, 0
 
-    def take(self, fmt: str):
+    def take(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.at + size > len(self.view):
             raise BrokenGguf("the header ends early (truncated file)")
@@ -75,7 +77,7 @@ class _Cursor:
         self.at += length
         return text
 
-    def value(self, kind: int):
+    def value(self, kind: int) -> Any:
         if kind in SCALARS:
             return self.take(SCALARS[kind])
         if kind == STRING:
