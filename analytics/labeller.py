@@ -248,4 +248,5 @@ class TurnAnalyzer:
             "keyword_model": self._classifiers.keywords.name,
             "held_out_accuracy": accuracy, "relabel": dict(self._relabel) if self._relabel else None,
             "error": self.error,
+            "emotions": list(self._classifiers.emotion.labels),  # the classifier's labels, in its order
         }

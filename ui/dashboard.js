@@ -2,7 +2,7 @@
 /** The analytics dashboard: charts (vendored Chart.js) over GET /api/stats, click-through to sessions. */
 import { api } from "./api.js";
 import { applyI18n, t } from "./i18n.js";
-import { EMOTIONS, badgesShown, emotionInfo, intentName, setBadgesShown } from "./labels.js";
+import { badgesShown, emotionInfo, intentName, setBadgesShown } from "./labels.js";
 import { byId } from "./dom.js";
 
 /** @type {any} Chart.js's UMD build sets window.Chart */
@@ -63,16 +63,20 @@ async function drill(title, filter) {
   byId("drill").scrollIntoView({ block: "nearest" });
 }
 
+/** The emotions the server's classifier labels with, in its order.
+ * @param {any} stats @returns {import("./labels.js").Emotion[]} */
+const emotionsOf = (stats) => (stats.emotions ?? []).map(emotionInfo);
+
 /** @param {any} stats */
 function drawEmotionShare(stats) {
   const shares = stats.emotion_share.user ?? {};
-  const shown = EMOTIONS.filter((e) => shares[e.label]);
+  const shown = emotionsOf(stats).filter((e) => shares[e.label]);
   draw("chart-emotion-share", {
     type: "doughnut",
-    data: { labels: shown.map((e) => `${e.emoji} ${t(e.key)}`),
+    data: { labels: shown.map((e) => `${e.emoji} ${e.name}`),
             datasets: [{ data: shown.map((e) => shares[e.label]), backgroundColor: shown.map((e) => e.color) }] },
     options: { onClick: (/** @type {any} */ _e, /** @type {any[]} */ hit) => {
-      if (hit.length) { const e = shown[hit[0].index]; drill(`${e.emoji} ${t(e.key)}`, { emotion: e.label }); }
+      if (hit.length) { const e = shown[hit[0].index]; drill(`${e.emoji} ${e.name}`, { emotion: e.label }); }
     }, plugins: { legend: { position: "right" } } },
   });
 }
@@ -80,17 +84,18 @@ function drawEmotionShare(stats) {
 /** @param {any} stats */
 function drawEmotionTime(stats) {
   const periods = Object.keys(stats.emotion_over_time).sort();
+  const emotions = emotionsOf(stats);
   draw("chart-emotion-time", {
     type: "bar",
-    data: { labels: periods, datasets: EMOTIONS.map((e) => ({
-      label: `${e.emoji} ${t(e.key)}`, backgroundColor: e.color, emotion: e.label,
+    data: { labels: periods, datasets: emotions.map((e) => ({
+      label: `${e.emoji} ${e.name}`, backgroundColor: e.color, emotion: e.label,
       data: periods.map((p) => stats.emotion_over_time[p][e.label] ?? 0) })) },
     options: { scales: { x: { stacked: true }, y: { stacked: true, ticks: { precision: 0 } } },
       onClick: (/** @type {any} */ _e, /** @type {any[]} */ hit) => {
         if (!hit.length) return;
-        const e = EMOTIONS[hit[0].datasetIndex];
+        const e = emotions[hit[0].datasetIndex];
         const day = periods[hit[0].index];
-        drill(`${day} · ${e.emoji} ${t(e.key)}`, stats.bucket === "day" ? { emotion: e.label, day } : { emotion: e.label });
+        drill(`${day} · ${e.emoji} ${e.name}`, stats.bucket === "day" ? { emotion: e.label, day } : { emotion: e.label });
       } },
   });
 }
@@ -177,15 +182,17 @@ function drawTimeline(stats) {
   byId("timeline-split").hidden = !turns.length;
   byId("timeline-empty").hidden = Boolean(turns.length);
   if (!turns.length) { charts["chart-timeline"]?.destroy(); delete charts["chart-timeline"]; return; }
-  const order = EMOTIONS.map((e) => e.label);
+  const emotions = emotionsOf(stats);
+  const order = emotions.map((e) => e.label);
   draw("chart-timeline", {
     type: "line",
     data: { labels: turns.map((/** @type {any} */ _t, /** @type {number} */ i) => String(i + 1)), datasets: [{
       label: t("emotionLabel"), data: turns.map((/** @type {any} */ turn) => order.indexOf(turn.emotion)),
       pointBackgroundColor: turns.map((/** @type {any} */ turn) => emotionInfo(turn.emotion).color), pointRadius: 6,
       pointStyle: turns.map((/** @type {any} */ turn) => (turn.role === "user" ? "circle" : "rectRot")), borderColor: "#c4cad6" }] },
-    options: { plugins: { legend: { display: false } }, scales: { y: { min: -0.5, max: 6.5, afterBuildTicks: everyInteger(7),
-      ticks: { callback: (/** @type {number} */ v) => (EMOTIONS[v] ? `${EMOTIONS[v].emoji} ${t(EMOTIONS[v].key)}` : "") } } } },
+    options: { plugins: { legend: { display: false } }, scales: { y: { min: -0.5, max: emotions.length - 0.5,
+      afterBuildTicks: everyInteger(emotions.length),
+      ticks: { callback: (/** @type {number} */ v) => (emotions[v] ? `${emotions[v].emoji} ${emotions[v].name}` : "") } } } },
   });
   const list = byId("timeline-messages");
   list.replaceChildren();

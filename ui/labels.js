@@ -2,21 +2,24 @@
 /** How turn labels are shown: emotion names, emoji and chart colours; intent names. */
 import { t } from "./i18n.js";
 
-/** The seven emotions in the reference model's order, with what the page draws for each. */
-export const EMOTIONS = /** @type {const} */ ([
-  { label: "공포", key: "emoFear", emoji: "😨", color: "#7b5ea7" },
-  { label: "놀람", key: "emoSurprise", emoji: "😮", color: "#f0a202" },
-  { label: "분노", key: "emoAnger", emoji: "😠", color: "#d64545" },
-  { label: "슬픔", key: "emoSadness", emoji: "😢", color: "#3a7bd5" },
-  { label: "중립", key: "emoNeutral", emoji: "😐", color: "#9aa3b2" },
-  { label: "행복", key: "emoHappiness", emoji: "😊", color: "#2fa36b" },
-  { label: "혐오", key: "emoDisgust", emoji: "🤢", color: "#6b8e23" },
-]);
+/** How the page draws an emotion it knows (the labels themselves, and their order, come from the
+ *  server: the classifier's, GET /api/stats `emotions`); any other label is drawn plainly. */
+const LOOKS = /** @type {Record<string, {key: string, emoji: string, color: string}>} */ ({
+  공포: { key: "emoFear", emoji: "😨", color: "#7b5ea7" },
+  놀람: { key: "emoSurprise", emoji: "😮", color: "#f0a202" },
+  분노: { key: "emoAnger", emoji: "😠", color: "#d64545" },
+  슬픔: { key: "emoSadness", emoji: "😢", color: "#3a7bd5" },
+  중립: { key: "emoNeutral", emoji: "😐", color: "#9aa3b2" },
+  행복: { key: "emoHappiness", emoji: "😊", color: "#2fa36b" },
+  혐오: { key: "emoDisgust", emoji: "🤢", color: "#6b8e23" },
+});
 
-/** @param {string} label */
+/** @typedef {{label: string, key: string, emoji: string, color: string, name: string}} Emotion */
+
+/** @param {string} label @returns {Emotion} */
 export function emotionInfo(label) {
-  const known = EMOTIONS.find((e) => e.label === label);
-  return known ? { ...known, name: t(known.key) } : { label, key: "", emoji: "•", color: "#6b7385", name: label };
+  const known = LOOKS[label];
+  return known ? { label, ...known, name: t(known.key) } : { label, key: "", emoji: "•", color: "#6b7385", name: label };
 }
 
 /** @param {string} label e.g. "image_generation" */

@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.contracts import ChatEngine, SlotLease
 from core.errors import AppError
 from settings import Settings, env_name
+from store.image_files import ImageStore
 from vram_guard import ModelSlot, Priority
 from web.json_body import MAX_JSON_BYTES
 
@@ -12,6 +13,12 @@ from web.json_body import MAX_JSON_BYTES
 def data_url_room(image_bytes: int) -> int:
     """What one picture of `image_bytes` takes in a JSON body: base64 (4/3) and its data-URL head."""
     return image_bytes * 4 // 3 + 1024
+
+
+def one_picture_body(images: ImageStore) -> int:
+    """A JSON body with one picture (the image route's input picture), by the limit the picture
+    store checks every upload against."""
+    return MAX_JSON_BYTES + data_url_room(images.limits.max_image_bytes)
 
 
 def max_chat_body(settings: Settings) -> int:

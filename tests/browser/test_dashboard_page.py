@@ -48,6 +48,9 @@ def test_dashboard_draws_the_stored_labels_and_clicks_through_to_a_session(page:
     busy_days = {p["day"]: p["v"] for p in chart_data(page, "chart-activity")[0] if p["v"]}
     assert busy_days == stats["activity"] == {"2026-11-02": 2, "2026-11-09": 1, "2026-11-16": 2}
     assert sum(sum(d) for d in chart_data(page, "chart-emotion-time")) == 5
+    # the emotions come from the server (the classifier's labels, in its order), one dataset each
+    assert stats["emotions"] == stats["analysis"]["emotions"] and len(stats["emotions"]) == 7
+    assert page.evaluate("window.dashboardCharts['chart-emotion-time'].data.datasets.map(d => d.emotion)") == stats["emotions"]
     assert sum(chart_data(page, "chart-intent")[0]) == sum(stats["intent_share"].values()) == 5
     keywords = page.evaluate("window.dashboardCharts['chart-keywords'].data.labels")
     assert keywords == [k["term"] for k in stats["top_keywords"][:15]] and "강아지" in keywords

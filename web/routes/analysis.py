@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import BadRequest, InvalidInput, NotFound
+from settings import EMOTION_NAMES
 from web.json_body import read_json
 from web.params import parse_day, require_text
 from web.services import Analyzer, AppSettings, Labels, MaybeAnalyzer, Sessions
@@ -51,6 +52,8 @@ async def stats(request: Request, sessions: Sessions, labels: Labels, analyzer: 
         await sessions.get_session(session_id)  # 404 for an unknown session
     result = await labels.stats(start, end, session_id, bucket)
     result["analysis"] = await analyzer.status() if analyzer is not None else None
+    # the emotions the page draws, in order: the classifier's (a user's model may name others)
+    result["emotions"] = result["analysis"]["emotions"] if result["analysis"] else list(EMOTION_NAMES)
     return result
 
 

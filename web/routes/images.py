@@ -14,8 +14,8 @@ from store.sessions import SessionStore
 from turns.pictures import GenerateRequest, ImageTurn, validate_request
 from turns.recorder import PictureRecorder
 from vram_guard import ModelSlot, Priority
-from web.chat_input import data_url_room
-from web.json_body import MAX_JSON_BYTES, read_json
+from web.chat_input import one_picture_body
+from web.json_body import read_json
 from web.leases import TurnStream, page_turn
 from web.services import AppSettings, Images, Sessions, Slot
 
@@ -44,7 +44,7 @@ async def _check_init_image(sessions: SessionStore, body: GenerateRequest) -> No
 @router.post("/api/images/generate")
 async def generate(request: Request, settings: AppSettings, slot: Slot, sessions: Sessions,
                    images: Images) -> TurnStream:
-    body = await read_json(request, GenerateRequest, MAX_JSON_BYTES + data_url_room(settings.vision.max_image_bytes))
+    body = await read_json(request, GenerateRequest, one_picture_body(images))
     _check_generation_on(slot)
     params = validate_request(body, settings.image, family_defaults(settings.image))
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
