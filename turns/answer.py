@@ -31,6 +31,7 @@ from core.events import (
 from core.threads import iterate_in_thread, run_blocking
 from rag_engine import Hit
 from store.image_files import StoredImage
+from turns.answer_pass import Figures, Pass, figures
 from turns.chat_tools import ChatTools
 from turns.context_memory import Conversation, ConversationWindows, split_ids
 from turns.recorder import SessionRecorder
@@ -63,19 +64,15 @@ class AnswerTurn:
         self.tools = tools
         if tools is not None:
             self.question = replace(question, tools=tools.plan())
-        self.pass_calls: list[ToolCallMade] = []
-        self.pass_start, self.passes = 0, 0
         self.checkpoint_s = checkpoint_s
         self.started = time.perf_counter()
         self.sources: list[dict[str, Any]] = []
         self.model = ""
-        self.parts: list[str] = []
-        self.result: dict[str, Any] = {"finish_reason": "error", "prompt_tokens": None, "completion_tokens": None,
-                             "ttft_ms": None, "tokens_per_s": None, "dropped_turns": 0}
+        self.passes: list[Pass] = []  # the first, then one per tool step: the answer is their sum
+        self.dropped_turns = 0
         self.cached_tokens = 0
         self.wait_ms = 0.0
         self.request_turn: dict[str, Any] | None = None
-        self.remote_calls = 0
 
     async def begin(self) -> AsyncGenerator[Event, None]:
         question, recorder = self.question, self.recorder
@@ -108,33 +105,28 @@ class AnswerTurn:
         self.wait_ms = (time.perf_counter() - self.started) * 1000
         self.model, self.engine_name = engine.model_label, engine.name
         prompt = await run_blocking(engine.prepare, self.question)
-        self.fit = self.last_fit = getattr(prompt, "context", None)
-        self.cached_tokens = prompt.cached_tokens
-        self.result["dropped_turns"] = prompt.dropped_messages
-        self.result["prompt_tokens"] = len(prompt.tokens) or None
+        self.fit = self.last_fit = prompt.context if isinstance(prompt, Prompt) else None
+        self.cached_tokens, self.dropped_turns = prompt.cached_tokens, prompt.dropped_messages
         dropped_now = (self.fit.dropped[1] - self.fit.dropped[0]) if self.fit and self.fit.dropped else 0
         if dropped_now or (self.fit is None and prompt.dropped_messages):  # news only when this turn dropped some
             yield HistoryTrimmed(dropped_now or prompt.dropped_messages)
         yield Generating(self.model)
         if self.recorder is not None:
             self.recorder.start_answer(self.model)
-        self.result["finish_reason"] = "stopped"  # until the engine says otherwise
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
         for _ in range(MAX_TOOL_STEPS if self.tools is not None else 0):
-            if not self.pass_calls:
+            if not self.passes[-1].calls:
                 break
             async with aclosing(self._tool_step(engine, stop)) as step:
                 async for event in step:
                     yield event
-        if self.tools is not None and self.result["finish_reason"] == "tool_calls":
-            self.result["finish_reason"] = "done"  # a chat answer ends with text; its steps are kept
 
     async def _tool_step(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         """Run this pass's calls, then answer again with their results in the conversation."""
         assert self.tools is not None
-        calls, said = self.pass_calls, "".join(self.parts[self.pass_start:])
+        calls, said = self.passes[-1].calls, self.passes[-1].text
         results = {}
         for call in calls:
             async for event in self.tools.run(call):
@@ -153,7 +145,7 @@ class AnswerTurn:
                    *({"role": "tool", "content": results.get(c.id, ""), "tool_call_id": c.id} for c in calls)]
         self.question = replace(question, history=history, message="")
         prompt = await run_blocking(engine.prepare, self.question)
-        self.last_fit = getattr(prompt, "context", None) or self.last_fit
+        self.last_fit = (prompt.context if isinstance(prompt, Prompt) else None) or self.last_fit
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
@@ -170,13 +162,12 @@ class AnswerTurn:
 
     async def _tokens(self, engine: ChatEngine, prompt: PreparedPrompt,
                       stop: threading.Event) -> AsyncGenerator[Token | ToolCallMade, None]:
-        """The engine's tokens (tool calls parsed out of them when the answer may call tools);
-        the answer so far is saved every few seconds (a crash keeps it)."""
-        gen_started = checkpointed = time.perf_counter()
-        first_token_at: float | None = None
+        """One pass: the engine's tokens (tool calls parsed out of them when the answer may call
+        tools), recorded in a new Pass; the answer so far is saved every few seconds (a crash keeps it)."""
+        this = Pass(prompt_tokens=len(prompt.tokens) or None)
+        self.passes.append(this)
         calls = ToolCalls(prompt) if isinstance(prompt, Prompt) and prompt.tool_format else None
-        self.pass_start, self.pass_calls = len(self.parts), calls.made if calls else []
-        self.passes += 1
+        checkpointed = this.started
         # A flag of this pass's own: iterate_in_thread sets it when the pass ends, and a next step
         # (after a tool call) needs one that is not set yet. A Stop closes this generator.
         this_pass = threading.Event()
@@ -184,40 +175,36 @@ class AnswerTurn:
             async for item in items:
                 if isinstance(item, Token):
                     now = time.perf_counter()
-                    if first_token_at is None:
-                        first_token_at = now
-                        self.result["ttft_ms"] = round((now - gen_started) * 1000, 1)
+                    this.first_token_at = this.first_token_at or now
                     for event in (calls.feed(item.text) if calls else (item,)):
-                        if isinstance(event, Token):
-                            self.parts.append(event.text)
+                        _record(this, event)
                         yield event
                     if now - checkpointed >= self.checkpoint_s and self.recorder is not None:
                         checkpointed = now
-                        await self.recorder.checkpoint("".join(self.parts))
+                        await self.recorder.checkpoint(self._text())
                 elif isinstance(item, ToolCallMade):  # a remote server parsed its model's call
-                    self.remote_calls += 1
+                    _record(this, item)
                     yield item
                 elif isinstance(item, Finish):
-                    before = (self.result["completion_tokens"] or 0) if self.passes > 1 else 0  # steps add up
-                    self.result.update(finish_reason=item.reason, completion_tokens=before + item.completion_tokens,
-                                       prompt_tokens=item.prompt_tokens)
+                    this.reason, this.completion_tokens, this.prompt_tokens = (
+                        item.reason, item.completion_tokens, item.prompt_tokens)
         for event in (calls.finish() if calls else ()):
-            if isinstance(event, Token):
-                self.parts.append(event.text)
+            _record(this, event)
             yield event
-        if ((calls and calls.made) or self.remote_calls) and self.result["finish_reason"] in ("done", "trimmed", "tool_calls"):
-            self.result["finish_reason"] = "tool_calls"
-        decode_s = time.perf_counter() - (first_token_at or gen_started)
-        if self.result["completion_tokens"] and decode_s > 0:
-            # tokens after the first, over the time after the first: decode speed
-            self.result["tokens_per_s"] = round(max(0, self.result["completion_tokens"] - 1) / decode_s, 2)
+        this.ended_at = time.perf_counter()
 
-    async def _save(self) -> dict[str, Any] | None:
+    def _text(self) -> str:
+        return "".join(p.text for p in self.passes)
+
+    def _figures(self, ended: str | None = None) -> Figures:
+        return figures(self.passes, ended, chat_tools=self.tools is not None)
+
+    async def _save(self, figured: Figures) -> dict[str, Any] | None:
         if self.recorder is None:
             return None
         steps = self.tools.steps if self.tools is not None else []
-        return await self.recorder.save_answer("".join(self.parts), self.sources + steps + self._memory_entries(),
-                                               self.model, self.result)
+        return await self.recorder.save_answer(self._text(), self.sources + steps + self._memory_entries(),
+                                               self.model, figured.as_turn(self.dropped_turns))
 
     def _memory_entries(self) -> list[dict[str, Any]]:
         """The memories the prompt held, kept with the answer (the page shows them again)."""
@@ -238,10 +225,11 @@ class AnswerTurn:
 
     def _used_tokens(self) -> int:
         """The context after this answer: the last pass's prompt and what was generated."""
-        return (self.last_fit.prompt_tokens if self.last_fit else 0) + (self.result["completion_tokens"] or 0)
+        return (self.last_fit.prompt_tokens if self.last_fit else 0) + sum(p.tokens for p in self.passes)
 
     async def finish(self) -> Event:
-        answer, result = await self._save(), self.result
+        result = self._figures()
+        answer = await self._save(result)
         used: list[dict[str, Any]] = []
         if self.memory is not None:
             used = await self.memory.mark_used(self.fit.memories if self.fit else None)
@@ -252,21 +240,24 @@ class AnswerTurn:
             conversation = replace(self.conversation, system_prompt=self.question.system_prompt,
                                    memory=self.question.memory)  # the upkeep warms the prefix the next turn reads
             await self.windows.after_answer(conversation, self.fit, self.engine_name,
-                                            (question_id, self.raw_message), (answer["id"], "".join(self.parts)),
+                                            (question_id, self.raw_message), (answer["id"], self._text()),
                                             self._used_tokens())
         return ChatDone(
-            turn_id=answer["id"] if answer else None, finish_reason=result["finish_reason"], model=self.model,
-            usage=Usage(result["prompt_tokens"], result["completion_tokens"], self.cached_tokens),
-            timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result["ttft_ms"],
-                     "tokens_per_s": result["tokens_per_s"],
+            turn_id=answer["id"] if answer else None, finish_reason=result.finish_reason, model=self.model,
+            usage=Usage(result.prompt_tokens, result.completion_tokens, self.cached_tokens),
+            timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result.ttft_ms, "tokens_per_s": result.tokens_per_s,
                      "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
-            dropped_turns=result["dropped_turns"], answer=answer, question=self.request_turn,
+            dropped_turns=self.dropped_turns, answer=answer, question=self.request_turn,
             context=self._context(answer), memories_used=tuple(used))
 
     async def save_partial(self, reason: str) -> None:
         if self.recorder is None or not self.recorder.request_saved:
             return  # nothing to keep, or the request itself could not be saved: nothing to answer
-        self.result["finish_reason"] = reason
-        if self.result["completion_tokens"] is None and self.parts:
-            self.result["completion_tokens"] = len(self.parts)
-        await self._save()
+        await self._save(self._figures(reason))
+
+
+def _record(this: Pass, event: Token | ToolCallMade) -> None:
+    if isinstance(event, Token):
+        this.parts.append(event.text)
+    else:
+        this.calls.append(event)
