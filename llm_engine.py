@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,15 +108,22 @@ def json_grammar(sampling: Sampling):
     return None
 
 
-def completion(llm, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling: Sampling, prompt: Prompt,
-               stop: threading.Event, counted: list[int]) -> Iterator[tuple[str, str | None]]:
-    """(text, "trimmed" when the length ended it) per chunk of one llama.cpp completion;
-    `counted` gains the tokens it sampled."""
+@dataclass
+class Sampled:
+    """The tokens one answer sampled, over its completions (the text, then a tool call under its
+    grammar): each completion adds its own when it closes."""
+
+    tokens: int = 0
+
+
+def completion(llm: Any, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling: Sampling, prompt: Prompt,
+               stop: threading.Event, sampled: Sampled) -> Generator[tuple[str, str | None], None, None]:
+    """(text, "trimmed" when the length ended it) per chunk of one llama.cpp completion."""
     from llama_cpp import StoppingCriteriaList
 
     longest_input = 0
 
-    def count_or_stop(input_ids, _logits) -> bool:
+    def count_or_stop(input_ids: Any, _logits: Any) -> bool:
         # llama-cpp-python calls this per sampled token with the ids evaluated before it
         # (and once more at the end), so the longest call gives the sampled count.
         nonlocal longest_input
@@ -134,7 +141,7 @@ def completion(llm, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling
                 break
     finally:
         chunks.close()
-        counted[0] += longest_input - len(tokens) + 1 if longest_input else 0
+        sampled.tokens += longest_input - len(tokens) + 1 if longest_input else 0
 
 
 class _Renderer:
@@ -383,30 +390,32 @@ class LlmEngine:
         grammar of the tools' schemas (its arguments valid), and closed."""
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
-        said, counted, reason = "", [0], "done"
-        for text, finish in completion(self._llm, self.cfg, prompt.tokens, prompt.max_new_tokens, prompt.sampling, prompt,
-                                       stop, counted):
-            maybe = prompt.tool_names and ("<" in text or "<" in said[-16:])  # the opener starts with "<": cheap
-            end = opener_end(said + text, prompt.tool_format) if maybe else None
-            if end is not None:  # the opener: keep the text up to it, then a call under the grammar
-                yield Token((said + text)[len(said):end])
-                said = (said + text)[:end]
-                yield from self._constrained_call(prompt, said, stop, counted)
-                break
-            if text:
-                said += text
-                yield Token(text)
-            reason = finish or reason
+        said, sampled, reason, opener = "", Sampled(), "done", False
+        with closing(completion(self._llm, self.cfg, prompt.tokens, prompt.max_new_tokens, prompt.sampling, prompt,
+                                stop, sampled)) as chunks:
+            for text, finish in chunks:
+                maybe = prompt.tool_names and ("<" in text or "<" in said[-16:])  # the opener starts with "<": cheap
+                end = opener_end(said + text, prompt.tool_format) if maybe else None
+                if end is not None:  # the opener: keep the text up to it, then a call under the grammar
+                    yield Token((said + text)[len(said):end])
+                    said, opener = (said + text)[:end], True
+                    break
+                if text:
+                    said += text
+                    yield Token(text)
+                reason = finish or reason
+        if opener:  # the first completion is closed (and counted) before the call's own starts
+            yield from self._constrained_call(prompt, said, stop, sampled)
         if stop.is_set():
             reason = "stopped"
-        yield Finish(reason, len(prompt.tokens), counted[0])
+        yield Finish(reason, len(prompt.tokens), sampled.tokens)
 
-    def _constrained_call(self, prompt: Prompt, said: str, stop: threading.Event, counted: list[int]) -> Iterator[Token]:
+    def _constrained_call(self, prompt: Prompt, said: str, stop: threading.Event, sampled: Sampled) -> Iterator[Token]:
         tokens = prompt.tokens + self.llama.tokenize(said.encode("utf-8"), add_bos=False, special=True)
         schema = call_schema(ToolPlan(prompt.tool_schemas, "required"))
         sampling = replace(prompt.sampling, json_schema=schema, json_object=False)
-        left = max(16, prompt.max_new_tokens - counted[0])
-        for text, _ in completion(self._llm, self.cfg, tokens, left, sampling, prompt, stop, counted):
+        left = max(16, prompt.max_new_tokens - sampled.tokens)
+        for text, _ in completion(self._llm, self.cfg, tokens, left, sampling, prompt, stop, sampled):
             if text:
                 yield Token(text)
         yield Token(CLOSERS.get(prompt.tool_format or "", ""))

@@ -123,10 +123,10 @@ def test_after_an_opener_in_auto_mode_the_call_is_generated_again_under_the_sche
     calls = []
     scripts = [["Let me run it.\n", "<tool_", "call>{\"nam", "e\": \"oops"], ['{"name": "run_python", ', '"arguments": {"code": "1"}}']]
 
-    def fake_completion(llm, cfg, tokens, max_tokens, sampling, prompt, stop, counted):
+    def fake_completion(llm, cfg, tokens, max_tokens, sampling, prompt, stop, sampled):
         calls.append((tokens, sampling))
         for text in scripts[len(calls) - 1]:
-            counted[0] += 1
+            sampled.tokens += 1
             yield text, None
 
     class Stub:
