@@ -11,6 +11,7 @@ frames. A second encoder (the OpenAI-compatible API) reads the same events.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -115,7 +116,8 @@ class ToolCallMade:
     index: int  # 0-based, in this answer
     id: str
     name: str
-    arguments: str  # a JSON object, as text
+    arguments: str  # a JSON object, as text (as the model or the server wrote it: what clients get)
+    args: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the same, parsed once where it was made
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class ToolResult:
     name: str
     ok: bool
     content: str
+    for_page: Mapping[str, Any] | None = None  # a page tool's work after the answer ({"draw": prompt})
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import platform
 import resource
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ NAMES = {"instruct": "대화", "reasoning": "추론", "summary": "요약", "docu
 class Answer:
     text: str
     finish: str
-    calls: list[tuple[str, str]]
+    calls: list[tuple[str, Mapping[str, Any]]]
     done: ChatDone | None
 
 
@@ -231,14 +232,14 @@ class MarkRunner:
                                                                            json_schema=schema), tools=tools))
         turn = await Turn.start(lease, lambda: (None, work))
         text: list[str] = []
-        calls: list[tuple[str, str]] = []
+        calls: list[tuple[str, Mapping[str, Any]]] = []
         done: ChatDone | None = None
         async with aclosing(turn.events()) as events:
             async for event in events:
                 if isinstance(event, Token):
                     text.append(event.text)
                 elif isinstance(event, ToolCallMade):
-                    calls.append((event.name, event.arguments))
+                    calls.append((event.name, event.args))
                 elif isinstance(event, ChatDone):
                     done = event
                 elif isinstance(event, Error):

@@ -7,6 +7,8 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Mapping
+from typing import Any
 
 from mark.items import Item
 
@@ -120,16 +122,15 @@ def test_program(item: Item, text: str) -> str:
     return f"{code_of(text)}\n\n{tests}\nprint('PASSED')\n"
 
 
-def score_tools(item: Item, calls: list[tuple[str, str]]) -> float:
+def score_tools(item: Item, calls: list[tuple[str, Mapping[str, Any]]]) -> float:
+    """1 for the expected tool with the expected arguments, 0.5 for the tool alone (arguments as
+    parsed where the call was made: none when they were not a JSON object)."""
     expected = item.check["tool"]
     if expected is None:
         return float(not calls)
     if not calls or calls[0][0] != expected:
         return 0.0
-    try:
-        arguments = json.loads(calls[0][1])
-    except json.JSONDecodeError:
-        return 0.5
+    arguments = calls[0][1]
     right = all(part.lower() in str(arguments.get(key, "")).lower() for key, part in item.check["arguments"].items())
     return 1.0 if right else 0.5
 

@@ -171,7 +171,8 @@ class RemoteAnswers(RemoteModel):
         if stop.is_set():
             reason = "stopped"
         for index, call in enumerate(calls[key] for key in sorted(calls)):
-            yield ToolCallMade(index, call["id"] or f"call_{index}", call["name"], call["arguments"] or "{}")
+            text = call["arguments"] or "{}"
+            yield ToolCallMade(index, call["id"] or f"call_{index}", call["name"], text, _object_or_empty(text))
         yield Finish(reason, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or sent)
 
 
@@ -376,3 +377,13 @@ class RemoteLease:
         self._gate.running += 1
         self._granted = True
         yield Ready(self.engine_name)
+
+
+def _object_or_empty(text: str) -> dict[str, Any]:
+    """A remote call's arguments, parsed once here; text that is not a JSON object parses to {}
+    (the caller still gets the text as the server wrote it)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

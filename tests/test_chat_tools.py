@@ -143,4 +143,5 @@ def test_generate_image_needs_an_image_model_and_leaves_the_drawing_to_after_the
         frames = chat(image_url, {"message": "우주복 입은 고양이 그려 줘", "tools": ["generate_image"]})
         (result,) = of(frames, "tool_result")
         assert result["ok"] and "after this answer" in result["content"]
+        assert result["page"] == {"draw": "a cat in a spacesuit"}  # the page's work, said by the server's tool
         assert "".join(f["text"] for f in of(frames, "token")) == "그림을 아래에 그려 드릴게요."

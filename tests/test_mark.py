@@ -61,8 +61,8 @@ def test_the_scorers_on_known_answers():
     assert scoring.score_json(json_item, '{"name": "x", "age": 1, "city": "y"}') == (0.5, True)
     assert scoring.score_json(json_item, "name: x") == (0.0, False)
     tool = next(i for i in items("tools") if i.check["tool"] == "calculate")
-    assert scoring.score_tools(tool, [("calculate", '{"expression": "' + next(iter(tool.check["arguments"].values())) + '*2"}')]) == 1.0
-    assert scoring.score_tools(tool, [("run_python", "{}")]) == 0.0
+    assert scoring.score_tools(tool, [("calculate", {"expression": next(iter(tool.check["arguments"].values())) + "*2"})]) == 1.0
+    assert scoring.score_tools(tool, [("calculate", {})]) == 0.5 and scoring.score_tools(tool, [("run_python", {})]) == 0.0
     assert scoring.looping("같은 말을 반복합니다 계속.\n" * 4) and not scoring.looping("한 번만 말합니다.")
     assert scoring.hangul_share("안녕 hello") == pytest.approx(2 / 7)
 

@@ -10,7 +10,7 @@ failure, not a silent one).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tools.syntax import CLOSERS, OPENERS
@@ -22,6 +22,7 @@ FENCE = "```"
 class ParsedCall:
     name: str
     arguments: str  # a JSON object, compact
+    args: dict[str, Any] = field(default_factory=dict, compare=False)  # the same, parsed (once, here)
 
 
 class CallParser:
@@ -154,4 +155,4 @@ class CallParser:
                 return None
         if not isinstance(arguments, dict):
             return None
-        return ParsedCall(value["name"], json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+        return ParsedCall(value["name"], json.dumps(arguments, ensure_ascii=False, separators=(",", ":")), arguments)

@@ -135,7 +135,7 @@ class AnswerTurn:
                 yield event
         if self.tools.found:
             self._add_found(self.tools.found)
-            self.tools.found = []
+            self.tools.found.clear()
             yield Sources(tuple(self.sources))
         question = self.question
         history = [*question.history, *([{"role": "user", "content": question.message}] if question.message else []),

@@ -28,7 +28,8 @@ class ToolCalls:
             if isinstance(piece, str):
                 events.append(Token(piece))
             elif len(self.made) < self.max_calls:
-                call = ToolCallMade(len(self.made), f"call_{uuid.uuid4().hex[:24]}", piece.name, piece.arguments)
+                call = ToolCallMade(len(self.made), f"call_{uuid.uuid4().hex[:24]}", piece.name, piece.arguments,
+                                    piece.args)
                 self.made.append(call)
                 events.append(call)
         return events

@@ -33,7 +33,8 @@
  * @typedef {{type: "exit", run_id: string, exit_code: number|null, timed_out: boolean, killed: boolean,
  *            reason: string|null, duration_ms: number, images: RunPicture[]}} ExitEvent
  * @typedef {{type: "tool_call"|"tool_confirm", id: string, name: string, arguments: string, index?: number}} ToolCallEvent
- * @typedef {{type: "tool_result", id: string, name: string, ok: boolean, content: string}} ToolResultEvent
+ * @typedef {{type: "tool_result", id: string, name: string, ok: boolean, content: string,
+ *            page?: {draw?: string}}} ToolResultEvent  page: a page tool's work after the answer
  * @typedef {{id: number, text: string, persona_id: string|null, enabled: boolean}} Memory
  * @typedef {{type: "memory", action: string, memory: Memory|null, previous: Memory|null}} MemoryEvent
  * @typedef {SessionEvent|TurnEvent|ImagesEvent|SourcesEvent|StatusEvent|TokenEvent|ProgressEvent|PictureEvent|DoneEvent|ErrorEvent

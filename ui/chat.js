@@ -38,8 +38,6 @@ export class ChatController {
     this.views = new Map();
     /** @type {string[]} pictures the model asked for with generate_image: drawn after its answer */
     this.toDraw = [];
-    /** @type {string|null} the arguments of the generate_image call whose result is awaited */
-    this.pendingDraw = null;
   }
 
   /** @returns {string|null} */
@@ -241,12 +239,11 @@ export class ChatController {
     else if (event.type === "sources") answer.showSources(event.sources);
     else if (event.type === "tool_call") {
       answer.toolSteps().call(event);
-      if (event.name === "generate_image") this.pendingDraw = event.arguments;
     }
     else if (event.type === "tool_confirm") answer.toolSteps().confirm(event);
     else if (event.type === "tool_result") {
       answer.toolSteps().result(event);
-      if (event.name === "generate_image" && event.ok) this.toDraw.push(String(JSON.parse(this.pendingDraw ?? "{}").prompt ?? ""));
+      if (event.ok && event.page?.draw) this.toDraw.push(String(event.page.draw)); // a page tool's work, said by the server
     }
     else if (event.type === "images") this.lastImageIds = event.ids;
     else if (event.type === "memory") showMemorySaved(answer.node, event);

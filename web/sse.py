@@ -64,8 +64,9 @@ def frame(event: Event) -> dict[str, Any]:
             return {"type": "tool_call", "index": index, "id": call_id, "name": name, "arguments": arguments}
         case ToolConfirm(call_id, name, arguments):
             return {"type": "tool_confirm", "id": call_id, "name": name, "arguments": arguments}
-        case ToolResult(call_id, name, ok, content):
-            return {"type": "tool_result", "id": call_id, "name": name, "ok": ok, "content": content}
+        case ToolResult(call_id, name, ok, content, for_page):
+            result = {"type": "tool_result", "id": call_id, "name": name, "ok": ok, "content": content}
+            return result | {"page": dict(for_page)} if for_page else result
         case SessionStarted(session_id):
             return {"type": "session", "session_id": session_id}
         case TurnSaved(turn):
