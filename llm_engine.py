@@ -341,7 +341,7 @@ class LlmEngine:
         tokens, rendered, sampling, calls_as = render(fitted.start)
         self._kv.bind(self.llama, request.session_id, self.n_ctx)
         stop = rendered.stop if isinstance(rendered.stop, list) else [s for s in [rendered.stop] if s]
-        plan = request.tools
+        plan = request.tool_plan
         context = ContextFit(n_ctx, budget, fitted.start, fitted.dropped, len(tokens), render.window.summary,
                              render.memories)
         return Prompt(tokens, [*stop, *sampling.stop], rendered.stopping_criteria, fitted.start,

@@ -105,7 +105,7 @@ class ChatInput:
     system_prompt: str | None = None  # None: the model's own setting; "": none
     session_id: str | None = None  # whose conversation (a chat model keeps its KV cache warm)
     sampling: Sampling = DEFAULT_SAMPLING
-    tools: ToolPlan | None = None
+    tool_plan: ToolPlan | None = None  # the tools the model is told of, and how it may call them
     window: Window = DEFAULT_WINDOW
     memory: MemoryPart | None = None
 

@@ -229,7 +229,7 @@ class MarkRunner:
         lease = self.slot.lease(engine, Priority.BACKGROUND, ChatEngine, images=bool(images))
         schema = {"type": "string", "enum": list(choices)} if choices else None  # a letter, by grammar
         work = AnswerTurn(ChatInput([], prompt, images, sampling=Sampling(max_tokens=max_tokens, seed=seed,
-                                                                           json_schema=schema), tools=tools))
+                                                                           json_schema=schema), tool_plan=tools))
         turn = await Turn.start(lease, lambda: (None, work))
         text: list[str] = []
         calls: list[tuple[str, Mapping[str, Any]]] = []

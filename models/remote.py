@@ -42,7 +42,7 @@ class RemotePrompt:
     dropped_messages: int = 0
     tokens: list[int] = field(default_factory=list)  # counted by the remote server, reported at the end
     cached_tokens: int = 0
-    tools: ToolPlan | None = None  # passed through: the remote server parses its model's calls
+    tool_plan: ToolPlan | None = None  # passed through: the remote server parses its model's calls
 
 
 def remote_error(message: str, setting: str, status: int = 502, code: str = "remote_backend_failed") -> AppError:
@@ -122,7 +122,7 @@ class RemoteAnswers(RemoteModel):
                                                                             "schema": sampling.json_schema}}
         elif sampling.json_object:
             body["response_format"] = {"type": "json_object"}
-        plan = prompt.tools
+        plan = prompt.tool_plan
         if plan is not None:
             body["tools"] = list(plan.tools)
             body["tool_choice"] = (plan.choice if plan.choice in ("auto", "none", "required")
@@ -187,7 +187,7 @@ class RemoteChatEngine(RemoteAnswers):
         last = {"role": "user", "content": request.message} if request.message else None
         messages = self._messages(request, request.history, last)
         return RemotePrompt(messages, request.sampling.max_tokens or self.cfg.max_tokens, request.sampling,
-                            tools=request.tools)
+                            tool_plan=request.tool_plan)
 
 
 class RemoteVisionEngine(RemoteAnswers):

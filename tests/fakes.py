@@ -93,7 +93,7 @@ class FakeChatEngine(FakeEngine):
         system = system_with_memories(request, self.system_prompt)  # the system prompt, then the memories
         self.prompts.append([{"role": "system", "content": system}, *history, *new])
         self.samplings.append(request.sampling)
-        plan = request.tools  # a model without tools in its template: the generic <tool_call> format
+        plan = request.tool_plan  # a model without tools in its template: the generic <tool_call> format
         calls = plan is not None and plan.choice != "none"
         return Prompt(tokens=[1, 2, 3], stop=[], stopping_criteria=None, dropped_messages=0, max_new_tokens=64,
                       sampling=request.sampling, tool_format="generic" if calls else None,

@@ -30,7 +30,7 @@ def with_tools(request: ChatInput, system_prompt: str, template: str | None
                ) -> tuple[str, list[dict[str, Any]], dict[str, Any], Sampling, str | None]:
     """(system prompt, history messages, template arguments, sampling, call format) for the
     request's tools; without tools, the conversation as it is."""
-    sampling, plan = request.sampling, request.tools
+    sampling, plan = request.sampling, request.tool_plan
     if plan is None:
         return system_prompt, [{"role": t["role"], "content": t["content"]} for t in request.history], {}, sampling, None
     call = call_format(template, plan)

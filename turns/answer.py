@@ -48,9 +48,9 @@ class AnswerTurn:
 
     def __init__(self, question: ChatInput, recorder: SessionRecorder | None = None,
                  references: References | None = None, stored: Sequence[StoredImage] = (),
-                 checkpoint_s: float = 5.0, tools: ChatTools | None = None,
+                 checkpoint_s: float = 5.0, chat_tools: ChatTools | None = None,
                  windows: ConversationWindows | None = None, memory: TurnMemory | None = None) -> None:
-        """`stored`: images sent with this request (validated and stored by the route); `tools`:
+        """`stored`: images sent with this request (validated and stored by the route); `chat_tools`:
         the built-in tools this answer may use, each call's result answered in a next step;
         `windows`: the conversation's window and summaries kept across turns (the page's chats);
         `memory`: the memories the prompt holds and the remember/forget request in the message."""
@@ -61,9 +61,9 @@ class AnswerTurn:
         self.fit: ContextFit | None = None
         self.last_fit: ContextFit | None = None
         self.engine_name = ""
-        self.tools = tools
-        if tools is not None:
-            self.question = replace(question, tools=tools.plan())
+        self.chat_tools = chat_tools
+        if chat_tools is not None:
+            self.question = replace(question, tool_plan=chat_tools.plan())
         self.checkpoint_s = checkpoint_s
         self.started = time.perf_counter()
         self.sources: list[dict[str, Any]] = []
@@ -116,7 +116,7 @@ class AnswerTurn:
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
-        for _ in range(MAX_TOOL_STEPS if self.tools is not None else 0):
+        for _ in range(MAX_TOOL_STEPS if self.chat_tools is not None else 0):
             if not self.passes[-1].calls:
                 break
             async with aclosing(self._tool_step(engine, stop)) as step:
@@ -125,17 +125,17 @@ class AnswerTurn:
 
     async def _tool_step(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
         """Run this pass's calls, then answer again with their results in the conversation."""
-        assert self.tools is not None
+        assert self.chat_tools is not None
         calls, said = self.passes[-1].calls, self.passes[-1].text
         results = {}
         for call in calls:
-            async for event in self.tools.run(call):
+            async for event in self.chat_tools.run(call):
                 if isinstance(event, ToolResult):
                     results[call.id] = event.content
                 yield event
-        if self.tools.found:
-            self._add_found(self.tools.found)
-            self.tools.found.clear()
+        if self.chat_tools.found:
+            self._add_found(self.chat_tools.found)
+            self.chat_tools.found.clear()
             yield Sources(tuple(self.sources))
         question = self.question
         history = [*question.history, *([{"role": "user", "content": question.message}] if question.message else []),
@@ -197,12 +197,12 @@ class AnswerTurn:
         return "".join(p.text for p in self.passes)
 
     def _figures(self, ended: str | None = None) -> Figures:
-        return figures(self.passes, ended, chat_tools=self.tools is not None)
+        return figures(self.passes, ended, chat_tools=self.chat_tools is not None)
 
     async def _save(self, figured: Figures) -> dict[str, Any] | None:
         if self.recorder is None:
             return None
-        steps = self.tools.steps if self.tools is not None else []
+        steps = self.chat_tools.steps if self.chat_tools is not None else []
         return await self.recorder.save_answer(self._text(), self.sources + steps + self._memory_entries(),
                                                self.model, figured.as_turn(self.dropped_turns))
 

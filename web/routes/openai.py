@@ -160,7 +160,7 @@ async def chat_completions(request: Request, settings: AppSettings, slot: Slot, 
     async def setup() -> tuple[None, AnswerTurn]:
         ids.extend(image.id for image in await run_blocking(images.save_all, urls))
         window = Window(overflow="window" if settings.api.truncate else "refuse", low_water=settings.context.low_water)
-        question = ChatInput(history, message, tuple(ids), system_prompt=system, sampling=sampling, tools=plan,
+        question = ChatInput(history, message, tuple(ids), system_prompt=system, sampling=sampling, tool_plan=plan,
                              window=window, memory=await _memory_part(memory, settings.memory, use, message))
         references = (References(documents, "all", settings.rag.context_chars, use.documents)
                       if use and use.documents else None)
