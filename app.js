@@ -14,7 +14,7 @@ import { initMemorySwitch, rememberText, showMemorySaved } from "./ui/memory-not
 import { initPersonas } from "./ui/personas.js";
 import { initImageMode } from "./ui/image-mode.js";
 import { initSearch } from "./ui/search.js";
-import { applyI18n, t } from "./ui/i18n.js";
+import { applyI18n, errorText, t } from "./ui/i18n.js";
 import { badgesShown } from "./ui/labels.js";
 import { renderSessions } from "./ui/sidebar.js";
 import { needsSignIn, showSignIn } from "./ui/signin.js";
@@ -92,7 +92,7 @@ async function send(page, text) {
     try {
       generateImage(chat, prompt, imageMode.body(prompt));
     } catch (error) {
-      composer.showError(String(/** @type {any} */ (error).message ?? error));
+      composer.showError(errorText(error));
     }
     return;
   }
@@ -174,14 +174,14 @@ async function refreshSessions(page) {
     page.personas.show(chat.sessionId, current?.persona_id);
     page.memorySwitch.show(chat.sessionId, Boolean(current?.memory_off)); // the list carries it: no request of its own
   } catch (error) {
-    composer.showError(String(/** @type {any} */ (error).message ?? error));
+    composer.showError(errorText(error));
   }
 }
 
 /** What the sidebar's entries do. @param {Page} page */
 function sessionActions(page) {
   const { chat, composer, imageMode } = page;
-  const failed = (/** @type {any} */ error) => composer.showError(String(error.message));
+  const failed = (/** @type {any} */ error) => composer.showError(errorText(error));
   return {
     onOpen: (/** @type {string} */ id) => {
       imageMode.reset();

@@ -3,7 +3,7 @@
  * per-task bar chart, speed vs quality, the numbers, exports and the history of runs. */
 import { byId, el } from "./dom.js";
 import { api } from "./api.js";
-import { applyI18n, t } from "./i18n.js";
+import { applyI18n, errorText, t } from "./i18n.js";
 
 /** @type {any} Chart.js's UMD build sets window.Chart */
 const Chart = /** @type {any} */ (globalThis).Chart;
@@ -156,11 +156,11 @@ byId("bench-form").addEventListener("submit", async (event) => {
     current = started.id;
     await follow(started.id);
   } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
+    showError(errorText(error));
   }
 });
 byId("bench-cancel").addEventListener("click", () => {
-  if (current) api.post(`/api/bench/runs/${current}/cancel`, {}).catch((error) => showError(String(error.message ?? error)));
+  if (current) api.post(`/api/bench/runs/${current}/cancel`, {}).catch((error) => showError(errorText(error)));
 });
 
 /** Quick runs use one seed: the seeds field says so while it is ticked. */
@@ -176,4 +176,4 @@ byId("bench-quick").addEventListener("change", syncSeeds);
 syncSeeds();
 
 applyI18n();
-loadChoices().then(loadHistory).catch((error) => showError(String(error?.message ?? error)));
+loadChoices().then(loadHistory).catch((error) => showError(errorText(error)));

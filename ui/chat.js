@@ -3,7 +3,7 @@
  *  After an answer the page patches itself from the stream's events (the saved turns' ids and
  *  places in the tree) instead of re-reading the session; labels arrive by one waiting request. */
 import { api, streamEvents } from "./api.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { generateImage, showImageTurn } from "./image-turns.js";
 import { MessageView, clearMessages } from "./messages.js";
 import { pageState } from "./state.js";
@@ -72,7 +72,7 @@ export class ChatController {
     } catch (error) {
       this.render(null, []);
       if (/** @type {any} */ (error).status === 404) this.setSession(null);
-      else this.hooks.showError(String(/** @type {any} */ (error).message ?? error));
+      else this.hooks.showError(errorText(error));
     }
   }
 
@@ -277,14 +277,14 @@ export class ChatController {
           if (!["ready", "generating", "history_trimmed", "no_documents_matched"].includes(event.state)) {
             answer.setStatus(describeStatus(event));
           }
-        } else if (event.type === "error") answer.error(event.message);
+        } else if (event.type === "error") answer.error(errorText(event));
         ended ||= event.type === "error" || event.type === "done";
         onEvent(event);
       }
       if (!ended) answer.finish({ finish_reason: "stopped" });
     } catch (error) {
       if (controller.signal.aborted) answer.finish({ finish_reason: "stopped" });
-      else answer.error(String(/** @type {any} */ (error).message ?? error));
+      else answer.error(errorText(error));
     } finally {
       this.endRequest(controller);
     }

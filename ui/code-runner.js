@@ -6,7 +6,7 @@
  */
 import { api, streamEvents } from "./api.js";
 import { el } from "./dom.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { imageUrl } from "./urls.js";
 
 const RUNNABLE = new Set(["python", "py", "python3"]);
@@ -153,10 +153,10 @@ class CodeBlockRunner {
         else if (e.type === "run") { this.runId = e.run_id; this.status.textContent = t("codeRunning"); }
         else if (e.type === "stdout" || e.type === "stderr") this.write(e.type, e.text);
         else if (e.type === "exit") this.end(e);
-        else if (e.type === "error") this.status.textContent = `${t("errorPrefix")}: ${e.message}`;
+        else if (e.type === "error") this.status.textContent = `${t("errorPrefix")}: ${errorText(e)}`;
       }
     } catch (error) {
-      this.status.textContent = `${t("errorPrefix")}: ${/** @type {any} */ (error).message ?? error}`;
+      this.status.textContent = `${t("errorPrefix")}: ${errorText(error)}`;
     } finally {
       this.runId = null;
       this.runButton.disabled = false;

@@ -1,7 +1,7 @@
 // @ts-check
 /** The analytics dashboard: charts (vendored Chart.js) over GET /api/stats, click-through to sessions. */
 import { api } from "./api.js";
-import { applyI18n, t } from "./i18n.js";
+import { applyI18n, errorText, t } from "./i18n.js";
 import { badgesShown, emotionInfo, intentName, setBadgesShown } from "./labels.js";
 import { byId } from "./dom.js";
 
@@ -272,6 +272,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  byId("dash-classifier").textContent = String(error.message ?? error);
+  byId("dash-classifier").textContent = errorText(error);
   document.body.dataset.ready = "error";
 });

@@ -2,7 +2,7 @@
 /** The document library: upload (with progress), ingest status, delete, attach to this chat. */
 import { api } from "./api.js";
 import { byId, el, fieldById, iconButton } from "./dom.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 /**
  * @typedef {{step: string, done?: number, total?: number}} Stage  what an ingest under way is doing
@@ -34,7 +34,7 @@ export function initDocuments({ currentSession, showError }) {
     try {
       await request;
     } catch (error) {
-      showError(String(/** @type {any} */ (error).message ?? error));
+      showError(errorText(error));
     }
     await refresh();
   };
@@ -50,7 +50,7 @@ export function initDocuments({ currentSession, showError }) {
     for (const file of input.files ?? []) await upload(file);
     input.value = "";
   });
-  refresh().catch((error) => showError(String(error?.message ?? error)));
+  refresh().catch((error) => showError(errorText(error)));
   return { refresh, upload };
 }
 
@@ -63,7 +63,7 @@ async function uploadWithProgress(file, session, showError) {
     const { status } = await api.uploadDocument(file, session, (fraction) => { bar.value = fraction; });
     if (status === 200) showError(`${file.name}: ${t("duplicateDocument")}`);
   } catch (error) {
-    const message = String(/** @type {any} */ (error).message ?? error);
+    const message = errorText(error);
     showError(message.startsWith(file.name) ? message : `${file.name}: ${message}`);  // the server may name it already
   } finally {
     bar.hidden = true;

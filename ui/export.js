@@ -1,7 +1,7 @@
 // @ts-check
 /** Export (a download link built from the choices) and import of an export (JSON, or the zip with pictures). */
 import { api } from "./api.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 /** @param {{currentSession: () => string|null, onImported: () => void, showError: (m: string) => void}} hooks */
 export function initExport(hooks) {
@@ -34,7 +34,7 @@ export function initExport(hooks) {
       note.hidden = false;
       hooks.onImported();
     } catch (error) {
-      hooks.showError(String(/** @type {any} */ (error).message ?? error));
+      hooks.showError(errorText(error));
     }
   });
   update();

@@ -324,6 +324,29 @@ const en = {
   signInToken: "Token",
   signIn: "Sign in",
   signInWrong: "Wrong token",
+  // server errors by their code (the server's own message is shown when a code is not listed here)
+  err_queue_full: "Too many requests are waiting for the model. Try again shortly.",
+  err_model_cooling_down: "The model failed to load and is resting before the next try. Try again shortly.",
+  err_model_missing: "The model file is missing or not set. Check the model settings.",
+  err_model_load_failed: "The model could not be loaded (out of memory or a damaged file).",
+  err_model_too_large: "The model does not fit the GPU memory budget. Lower its context or GPU layers.",
+  err_context_overflow: "The message does not fit the model's context. Send a shorter message.",
+  err_input_too_long: "The message is too long.",
+  err_image_too_large: "The picture is too large.",
+  err_unsupported_image: "That file is not a picture this page can use (png, jpeg, webp, gif or bmp).",
+  err_too_many_images: "Too many pictures in one message.",
+  err_vision_not_configured: "No picture model is set up, so pictures cannot be read.",
+  err_image_not_configured: "No image generator is set up, so pictures cannot be drawn.",
+  err_file_too_large: "The file is too large.",
+  err_corrupt_file: "The file is damaged and cannot be read.",
+  err_encrypted_document: "The document is encrypted (password protected) and cannot be read.",
+  err_unsupported_type: "This kind of file cannot be read.",
+  err_storage_full: "The disk is full: nothing was saved. Free some space and try again.",
+  err_storage_busy: "The database is busy. Try again shortly.",
+  err_sandbox_busy: "Too many code runs are waiting. Try again shortly.",
+  err_remote_backend_unreachable: "The model server on the other machine cannot be reached.",
+  err_session_not_found: "That conversation no longer exists.",
+  err_internal_error: "Something went wrong on the server. The details are in its log.",
 };
 
 /** @type {Record<string, string>} */
@@ -649,9 +672,44 @@ const ko = {
   signInToken: "토큰",
   signIn: "로그인",
   signInWrong: "토큰이 맞지 않습니다",
+  err_queue_full: "모델을 기다리는 요청이 너무 많습니다. 잠시 후 다시 시도하세요.",
+  err_model_cooling_down: "모델을 불러오지 못해 잠시 쉬는 중입니다. 잠시 후 다시 시도하세요.",
+  err_model_missing: "모델 파일이 없거나 설정되지 않았습니다. 모델 설정을 확인하세요.",
+  err_model_load_failed: "모델을 불러오지 못했습니다 (메모리 부족 또는 손상된 파일).",
+  err_model_too_large: "모델이 GPU 메모리 예산에 맞지 않습니다. 컨텍스트나 GPU 레이어를 줄이세요.",
+  err_context_overflow: "메시지가 모델의 컨텍스트에 들어가지 않습니다. 더 짧게 보내 주세요.",
+  err_input_too_long: "메시지가 너무 깁니다.",
+  err_image_too_large: "그림이 너무 큽니다.",
+  err_unsupported_image: "이 페이지에서 쓸 수 있는 그림 파일이 아닙니다 (png, jpeg, webp, gif, bmp).",
+  err_too_many_images: "한 메시지의 그림이 너무 많습니다.",
+  err_vision_not_configured: "그림을 읽는 모델이 설정되지 않았습니다.",
+  err_image_not_configured: "그림을 그리는 모델이 설정되지 않았습니다.",
+  err_file_too_large: "파일이 너무 큽니다.",
+  err_corrupt_file: "파일이 손상되어 읽을 수 없습니다.",
+  err_encrypted_document: "암호가 걸린 문서라서 읽을 수 없습니다.",
+  err_unsupported_type: "읽을 수 없는 종류의 파일입니다.",
+  err_storage_full: "디스크가 가득 차서 저장하지 못했습니다. 공간을 비운 뒤 다시 시도하세요.",
+  err_storage_busy: "데이터베이스가 바쁩니다. 잠시 후 다시 시도하세요.",
+  err_sandbox_busy: "코드 실행을 기다리는 요청이 너무 많습니다. 잠시 후 다시 시도하세요.",
+  err_remote_backend_unreachable: "다른 컴퓨터의 모델 서버에 연결할 수 없습니다.",
+  err_session_not_found: "이 대화는 더 이상 없습니다.",
+  err_internal_error: "서버에서 문제가 생겼습니다. 자세한 내용은 서버 로그에 있습니다.",
 };
 
 const lang = (navigator.language || "ko").toLowerCase().startsWith("en") ? "en" : "ko";
+
+/**
+ * A server error in the page's language, by its code; the server's own message (which names the
+ * file, the setting or the limit) follows as the detail, and stands alone for codes not listed.
+ * @param {unknown} error an HttpError, a stream's error event, or anything thrown
+ */
+export function errorText(error) {
+  const { code, message } = /** @type {{code?: string, message?: string}} */ (error ?? {});
+  const text = String(message ?? error);
+  const key = `err_${code}`;
+  const known = (lang === "ko" ? ko : en)[key] ?? en[key];
+  return known ? `${known} (${text})` : text;
+}
 
 /** @param {string} key */
 export function t(key) {

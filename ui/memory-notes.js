@@ -4,7 +4,7 @@
  *  the conversation's "이 대화에서 기억 사용 안 함" switch. */
 import { api } from "./api.js";
 import { el } from "./dom.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 const SAVED_KEYS = { added: "memoryAdded", updated: "memoryUpdated", unchanged: "memoryUnchanged",
                      forgotten: "memoryForgotten", not_found: "memoryNotFound" };
@@ -37,7 +37,7 @@ export function showMemorySaved(node, event) {
         await undo(event);
         note.replaceChildren(el("span", "memory-note-label", t("memoryUndone")));
       } catch (error) {
-        note.append(el("span", "memory-error", String(/** @type {any} */ (error).message ?? error)));
+        note.append(el("span", "memory-error", errorText(error)));
         button.removeAttribute("disabled");
       }
     });
@@ -71,7 +71,7 @@ export async function rememberText(text, showError) {
     const memory = await api.addMemory(fact);
     return /** @type {import("./api.js").Memory} */ (memory);
   } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
+    showError(errorText(error));
     return null;
   }
 }
@@ -90,7 +90,7 @@ export function initMemorySwitch(currentSession, showError) {
       await api.setSessionMemory(id, box.checked);
     } catch (error) {
       box.checked = !box.checked;
-      showError(String(/** @type {any} */ (error).message ?? error));
+      showError(errorText(error));
     }
   });
   return {

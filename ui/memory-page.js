@@ -4,7 +4,7 @@
  *  change patches the list it changed. */
 import { api } from "./api.js";
 import { byId, el } from "./dom.js";
-import { applyI18n, t } from "./i18n.js";
+import { applyI18n, errorText, t } from "./i18n.js";
 import { initPersonaEditor } from "./persona-editor.js";
 
 /** @type {{id: string, name: string, icon: string}[]} */
@@ -23,7 +23,7 @@ async function attempt(change) {
     await change();
     return true;
   } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
+    showError(errorText(error));
     return false;
   }
 }
@@ -72,7 +72,7 @@ function memoryRow(memory) {
 
 async function loadMemories() {
   const q = /** @type {HTMLInputElement} */ (byId("memory-search")).value.trim();
-  const memories = await api.memories(q).catch((error) => { showError(String(error.message)); return []; });
+  const memories = await api.memories(q).catch((error) => { showError(errorText(error)); return []; });
   byId("memory-list").replaceChildren(...memories.map(memoryRow));
   byId("memory-empty").hidden = memories.length > 0 || Boolean(q);
 }

@@ -3,7 +3,7 @@
  * which one serves chat, image questions and image generation ("사용"). */
 import { byId, el } from "./dom.js";
 import { api } from "./api.js";
-import { applyI18n, t } from "./i18n.js";
+import { applyI18n, errorText, t } from "./i18n.js";
 
 /**
  * @typedef {{verdict: string, estimate_mb: number, full_mb: number, budget_mb: number, layers?: number,
@@ -133,7 +133,7 @@ function settingsForm(model) {
       note.textContent = later.length ? `${t("savedNextLoad")}: ${later.join(", ")}` : t("savedNow");
       showError("");
     } catch (error) {
-      showError(String(/** @type {any} */ (error).message ?? error));
+      showError(errorText(error));
     }
   });
   details.append(form);
@@ -168,7 +168,7 @@ async function act(request) {
     await request;
     showError("");
   } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
+    showError(errorText(error));
   }
   await refresh();
 }
@@ -186,7 +186,7 @@ async function useFor(role, modelId) {
     for (const m of listing.models) m.active_for = ROLE_ORDER.filter((r) => active[r] === m.id);
     draw(listing);
   } catch (error) {
-    showError(String(/** @type {any} */ (error).message ?? error));
+    showError(errorText(error));
   }
 }
 
@@ -217,4 +217,4 @@ function draw(payload) {
 
 applyI18n();
 byId("models-rescan").addEventListener("click", () => act(api.rescanModels()));
-refresh().catch((error) => showError(String(error?.message ?? error)));
+refresh().catch((error) => showError(errorText(error)));

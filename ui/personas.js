@@ -3,6 +3,7 @@
  *  the open conversation's persona in the header (a conversation keeps the one it started with). */
 import { api } from "./api.js";
 import { el } from "./dom.js";
+import { errorText } from "./i18n.js";
 
 /** @typedef {{id: string, name: string, description: string, icon: string, color: string, memory: string}} Persona */
 
@@ -44,7 +45,7 @@ export function initPersonas(showError, onChoose) {
       select?.append(option);
     }
     draw();
-  }).catch((error) => showError(String(error?.message ?? error)));
+  }).catch((error) => showError(errorText(error)));
   select?.addEventListener("change", () => {
     if (shown !== null) onChoose(); // shows the new chat, which calls show(null, …)
     else draw();

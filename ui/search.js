@@ -1,7 +1,7 @@
 // @ts-check
 /** Message search in the sidebar: results with the match marked; a click opens the turn. */
 import { api } from "./api.js";
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 
 /** A snippet with its matches in <mark>, built as DOM (the text is user and model text). @param {{text: string, highlights: number[][]}} snippet */
 function marked(snippet) {
@@ -49,7 +49,7 @@ export function initSearch(hooks) {
         return item;
       }) : [Object.assign(document.createElement("li"), { className: "muted small", textContent: t("searchNone") })]));
     } catch (error) {
-      hooks.showError(String(/** @type {any} */ (error).message ?? error));
+      hooks.showError(errorText(error));
     }
   };
   input.addEventListener("input", () => { clearTimeout(timer); timer = window.setTimeout(run, 250); });

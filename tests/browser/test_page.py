@@ -214,3 +214,17 @@ def test_a_remote_chat_model_is_named_and_answers_in_the_page(page: Page, isolat
             expect(last_answer(page).locator(".message-body")).to_have_text("먼 곳에서 왔어요")
             shot(page, "chat-remote")
     assert upstream.prompts[-1][-1] == {"role": "user", "content": "어디서 왔어요?"}
+
+
+def test_a_server_error_is_told_in_the_pages_language_with_the_servers_detail(page: Page, isolated_data, tmp_path):
+    """The page translates an error by its code (ko here); the server's message stays as the detail."""
+    settings = make_settings(isolated_data)
+    settings.chat.model_path = tmp_path / "없는-모델.gguf"
+    settings.server.preload_chat = False
+    with serve(create_app(settings)) as url:
+        open_app(page, url)
+        send(page, "안녕")
+        error = page.locator(".message.assistant .message-error")
+        expect(error).to_contain_text("모델 파일이 없거나 설정되지 않았습니다", timeout=20_000)
+        expect(error).to_contain_text("없는-모델.gguf")  # the detail: which file, which setting
+        shot(page, "error-in-korean")
