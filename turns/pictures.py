@@ -37,6 +37,7 @@ from core.events import (
     PictureMade,
     PicturesDone,
     StepProgress,
+    TurnSaved,
 )
 from core.threads import run_blocking, stream_events
 from image_engine import SAMPLERS, SCHEDULERS
@@ -153,7 +154,8 @@ class ImageTurn:
 
     async def begin(self) -> AsyncGenerator[Event, None]:
         if self.recorder is not None:
-            await self.recorder.save_request(self.params.prompt, self.uploaded)
+            placed = await self.recorder.save_request(self.params.prompt, self.uploaded)
+            yield TurnSaved(placed | {"kind": "image"})
         if self.uploaded:
             yield ImagesStored((self.uploaded.id,))
 

@@ -85,10 +85,12 @@ class PictureRecorder:
         self.sessions, self.session_id = sessions, session_id
         self.request_saved = False
 
-    async def save_request(self, prompt: str, uploaded: StoredImage | None) -> None:
-        await self.sessions.add_turn(self.session_id, "user", prompt, images=[uploaded] if uploaded else [],
-                                     kind="image")
+    async def save_request(self, prompt: str, uploaded: StoredImage | None) -> dict[str, Any]:
+        """The prompt saved; where it sits in the tree (the page places it, as a chat message)."""
+        turn = await self.sessions.add_turn(self.session_id, "user", prompt, images=[uploaded] if uploaded else [],
+                                            kind="image")
         self.request_saved = True
+        return await self.sessions.placement(turn["id"])
 
     async def save_result(self, made: list[tuple[StoredImage, int, dict[str, Any]]], finish: str, model: str,
                           params: GenerationParams) -> int:

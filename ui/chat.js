@@ -85,10 +85,10 @@ export class ChatController {
     setTitle(session?.title ?? "");
     for (const turn of turns) {
       if (turn.kind === "image") {
-        showImageTurn(this, turn);
+        this.views.set(turn.id, showImageTurn(this, turn));
         continue;
       }
-      const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl));
+      const view = new MessageView(turn.role, turn.text, (turn.images ?? []).map(imageUrl)).show();
       view.setTurnId(turn.id);
       view.showEmotion(turn.labels);
       if (turn.role === "assistant") {
@@ -133,7 +133,7 @@ export class ChatController {
 
   /** @param {number} turnId */
   focusTurn(turnId) {
-    const node = document.querySelector(`.message[data-turn-id="${turnId}"]`);
+    const node = this.views.get(turnId)?.node;
     if (!node) return;
     node.scrollIntoView({ block: "center" });
     node.classList.add("focused");
@@ -150,24 +150,26 @@ export class ChatController {
     const from = this.views?.get(turnId);
     if (!from) return;
     const kept = text === null ? this.questionOf(from) : null; // a regenerated answer keeps its question
-    // regenerate keeps the question and replaces its answer; an edit replaces the message itself
-    for (let node = /** @type {Element|null} */ (from.node); node;) {
-      const next = node.nextElementSibling;
-      node.remove();
-      node = next;
+    // regenerate keeps the question and replaces its answer; an edit replaces the message itself:
+    // the branch on show from this turn on leaves the screen (the page state knows which turns)
+    const at = pageState.path.findIndex((turn) => turn.id === turnId);
+    for (const turn of pageState.path.slice(at)) {
+      this.views.get(turn.id)?.node.remove();
+      this.views.delete(turn.id);
     }
-    const question = text !== null ? new MessageView("user", text) : kept;
-    const answer = new MessageView("assistant");
+    document.querySelector(".window-marker")?.remove();
+    const question = text !== null ? new MessageView("user", text).show() : kept;
+    const answer = new MessageView("assistant").show();
     const body = text === null ? { regenerate: turnId, session_id: this.sessionId }
                                : { edit: turnId, message: text, session_id: this.sessionId };
     await this.runStream("/chat_stream_sse_fetch", body, answer, (event) => this.onAnswerEvent(event, question, answer));
     await this.afterAnswer(question, answer);
   }
 
-  /** The question an answer on screen replied to (the message before it). @param {MessageView} answer */
+  /** The question an answer on screen replied to (the turn before it on the branch). @param {MessageView} answer */
   questionOf(answer) {
-    const id = Number(answer.node.previousElementSibling?.getAttribute("data-turn-id"));
-    return this.views.get(id) ?? null;
+    const at = pageState.path.findIndex((turn) => turn.id === answer.turnId);
+    return at > 0 ? this.views.get(pageState.path[at - 1].id) ?? null : null;
   }
 
   newChat() {
@@ -188,8 +190,8 @@ export class ChatController {
     const images = attached.images ?? [];
     const options = this.hooks.composerOptions();
     const imageIds = options.followUp ? this.lastImageIds : [];
-    const question = new MessageView("user", text, attached.previews ?? []);
-    const answer = new MessageView("assistant");
+    const question = new MessageView("user", text, attached.previews ?? []).show();
+    const answer = new MessageView("assistant").show();
     const body = { message: text, session_id: this.sessionId, images, image_ids: imageIds, doc_scope: options.docScope,
                    ...(this.sessionId ? {} : { persona_id: this.hooks.personaForNew() }),
                    ...(images.length || imageIds.length ? {} : { tools: options.tools, allow_run_python: options.allowRunPython }) };
@@ -207,10 +209,10 @@ export class ChatController {
    */
   async afterAnswer(question, answer) {
     const sessionId = this.sessionId;
-    const answerId = Number(answer.node.dataset.turnId);
+    const answerId = answer.turnId;
     if (answerId) this.hooks.codeRunner.decorate(answer.node, answerId, sessionId);
     await this.hooks.onStreamEnd("chat");
-    const ids = [Number(question?.node.dataset.turnId), answerId].filter(Boolean);
+    const ids = /** @type {number[]} */ ([question?.turnId, answerId].filter(Boolean));
     if (!sessionId || !answerId || !this.hooks.analysis) return;
     for (let attempt = 0; attempt < LABEL_TRIES; attempt += 1) { // one request, unless the labeller is slow
       const labels = await api.labels(sessionId, ids, LABEL_WAIT_S).catch(() => null);

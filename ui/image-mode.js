@@ -28,16 +28,16 @@ export function initImageMode({ config, showError }) {
 
   /** @param {boolean} value */
   const setOn = (value) => {
-    if (value && !image) {
-      showError(t("imageOff"));
-      return;
-    }
-    pageState.setMode(value ? "image" : "chat"); // the composer's mode lives in the page state
-    byId("image-panel").hidden = !value;
-    toggle.setAttribute("aria-pressed", String(value));
-    toggle.classList.toggle("active", value);
-    input.placeholder = value ? t("imageModeOn") : basePlaceholder;
+    if (value && !image) showError(t("imageOff"));
+    else pageState.setMode(value ? "image" : "chat"); // the composer's mode lives in the page state
   };
+  pageState.onChange(() => { // the controls show the state's mode, whoever changed it
+    const on = pageState.mode === "image";
+    byId("image-panel").hidden = !on;
+    toggle.setAttribute("aria-pressed", String(on));
+    toggle.classList.toggle("active", on);
+    input.placeholder = on ? t("imageModeOn") : basePlaceholder;
+  });
   /** @param {string|null} id */
   const setInit = (id) => {
     initImageId = id;

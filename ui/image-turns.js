@@ -3,6 +3,7 @@
  *  stream or restored from a stored turn. */
 import { t } from "./i18n.js";
 import { MessageView } from "./messages.js";
+import { pageState } from "./state.js";
 import { imageUrl } from "./urls.js";
 
 /** @typedef {import("./chat.js").ChatController} ChatController */
@@ -12,12 +13,17 @@ import { imageUrl } from "./urls.js";
  * @param {ChatController} chat @param {string} prompt @param {Record<string, unknown>} params
  */
 export async function generateImage(chat, prompt, params) {
-  const request = new MessageView("user", prompt, params.init_image_id ? [imageUrl(String(params.init_image_id))] : []);
+  const request = new MessageView("user", prompt, params.init_image_id ? [imageUrl(String(params.init_image_id))] : []).show();
   request.node.classList.add("image-request");
-  const answer = new MessageView("assistant");
+  const answer = new MessageView("assistant").show();
   answer.node.classList.add("image-answer");
   try {
     await chat.runStream("/api/images/generate", { ...params, session_id: chat.sessionId }, answer, (event) => {
+      if (event.type === "turn") keep(chat, request, { ...event, kind: "image", text: prompt });
+      else if (event.type === "done" && event.turn_id && request.turnId) {
+        keep(chat, answer, { id: event.turn_id, role: "assistant", kind: "image", parent_id: request.turnId,
+                             sibling_ids: [event.turn_id], text: "" });
+      }
       if (event.type === "progress") {
         const batch = event.images > 1 ? ` · ${event.image}/${event.images}` : "";
         answer.setProgress(event.step, event.steps, `${t("imgProgress")} ${event.step}/${event.steps}${batch}`);
@@ -35,17 +41,31 @@ export async function generateImage(chat, prompt, params) {
   await chat.hooks.onStreamEnd("image");
 }
 
-/** A stored image-generation turn: the prompt, or the pictures it made. @param {ChatController} chat @param {any} turn */
+/** A saved image turn: in the page's state and among the conversation's views (no controls: a
+ *  picture request is not edited or answered again). @param {ChatController} chat @param {MessageView} view
+ *  @param {import("./api.js").Placement & {kind: string, text: string}} placed */
+function keep(chat, view, placed) {
+  pageState.place(placed);
+  view.setTurnId(placed.id);
+  chat.views.set(placed.id, view);
+}
+
+/** A stored image-generation turn: the prompt, or the pictures it made.
+ * @param {ChatController} chat @param {any} turn @returns {MessageView} */
 export function showImageTurn(chat, turn) {
   if (turn.role === "user") {
-    new MessageView("user", turn.text, (turn.images ?? []).map(imageUrl)).node.classList.add("image-request");
-    return;
+    const request = new MessageView("user", turn.text, (turn.images ?? []).map(imageUrl)).show();
+    request.node.classList.add("image-request");
+    request.setTurnId(turn.id);
+    return request;
   }
-  const view = new MessageView("assistant");
+  const view = new MessageView("assistant").show();
+  view.setTurnId(turn.id);
   view.node.classList.add("image-answer");
   for (const picture of turn.pictures ?? []) {
     const caption = picture.seed === undefined ? "" : `seed ${picture.seed} · ${picture.width}×${picture.height}`;
     view.addPicture({ id: picture.id, src: imageUrl(picture.id), caption }, chat.hooks.onUseImage);
   }
   view.finish(turn);
+  return view;
 }

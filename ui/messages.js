@@ -25,6 +25,8 @@ export class MessageView {
   constructor(role, text = "", images = []) {
     this.role = role;
     this.text = text;
+    /** @type {number|null} the stored turn, once saved */
+    this.turnId = null;
     this.node = document.createElement("article");
     this.node.className = `message ${role}`;
     this.node.dataset.role = role;
@@ -58,9 +60,14 @@ export class MessageView {
     /** @type {ToolSteps|undefined} */
     this.steps = undefined;
     this.render();
+  }
+
+  /** Put the message at the end of the conversation on screen. @returns {this} */
+  show() {
     emptyState().hidden = true;
     list().appendChild(this.node);
     this.scroll();
+    return this;
   }
 
   /** @param {boolean} [streaming] only the unfinished last block is drawn again */
@@ -203,7 +210,8 @@ export class MessageView {
 
   /** The stored turn this view shows (labels and later actions find it by id). @param {number} id */
   setTurnId(id) {
-    this.node.dataset.turnId = String(id);
+    this.turnId = id;
+    this.node.dataset.turnId = String(id); // for the page's own links (search hits, run restore) and tests
   }
 
   /**

@@ -78,3 +78,30 @@ def test_image_mode_off_without_a_model_says_why(page: Page, isolated_data):
         page.click("#image-mode-toggle")
         expect(page.locator("#image-panel")).to_be_hidden()
         expect(page.locator("#composer-error")).to_contain_text("AIONE_IMAGE__MODEL_PATH")
+
+
+def test_answering_again_before_a_picture_takes_the_picture_off_the_screen_as_the_server_does(page: Page,
+                                                                                            image_server: str):
+    """The page finds the turns after the one answered again in its state (the branch on show),
+    pictures drawn in this visit included, not by walking the DOM."""
+    open_app(page, image_server)
+    page.fill("#chat-input", "안녕")
+    page.keyboard.press("Enter")
+    answer = page.locator(".message.assistant").first
+    expect(answer.locator(".turn-regenerate")).to_be_visible(timeout=30_000)
+    page.fill("#chat-input", "/image 작은 집")
+    page.keyboard.press("Enter")
+    expect(page.locator(".message.assistant .picture img")).to_have_count(1, timeout=120_000)
+    expect(page.locator("#send-button")).to_be_visible(timeout=30_000)
+    assert page.locator(".message.image-request").get_attribute("data-turn-id")  # placed from the stream
+
+    answer.locator(".turn-regenerate").click()
+    expect(page.locator(".message.assistant .message-body").last).not_to_be_empty(timeout=30_000)
+    expect(page.locator("#send-button")).to_be_visible(timeout=30_000)
+    expect(page.locator(".message.image-request")).to_have_count(0)
+    expect(page.locator(".picture")).to_have_count(0)
+    expect(page.locator(".message")).to_have_count(2)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    expect(page.locator(".message")).to_have_count(2)  # the server's branch on show is the same
+    expect(page.locator(".picture")).to_have_count(0)
