@@ -35,7 +35,7 @@ from core.contracts import Engine, SlotLease, refuse_images
 from core.errors import AppError, ModelCoolingDown, ModelTooLarge, NotFound, SlotBusy
 from core.events import Queued, Ready, SlotEvent
 from models.gpu_probe import GpuProbe
-from models.registry import ModelRegistry
+from models.registry import ROLES, ModelRegistry
 from models.remote import RemoteGate, RemoteLease, RemoteModel
 from models.swaps import EarlySwap, Resident, Swapper, SwapPlan
 from models.waiting_line import Ticket, WaitingLine
@@ -173,6 +173,7 @@ class ModelSlot:
             "residents": {name: _resident_view(r, name in self._holders, now) for name, r in residents.items()},
             "cooldowns": {name: round(c.until - now, 1) for name, c in self._swapper.cooldowns.items()
                           if c.until > now},
+            "routes": {role: self.registry.explain(role) for role in ROLES if self.registry.has(self.registry.resolve(role))},
             "remote": {name: {"url": self.registry.remote[name].base_url, "running": gate.running,
                               "waiting": gate.waiting} for name, gate in self._gates.items()},
         }

@@ -123,6 +123,7 @@ def test_choosing_a_model_makes_the_next_answer_come_from_it_with_its_own_settin
         assert answer(url, "hello again")["model"] == "deep-Q4_1.gguf"
         slot = httpx.get(url + "/api/slot").json()
         assert slot["resident"] == f"chat-{deep['id']}"
+        assert slot["routes"]["chat"] == f"chat -> chat-{deep['id']}: chosen for the chat role in the model library"
         detail = httpx.get(f"{url}/api/models/{deep['id']}").json()
         assert detail["loaded_context"] == 512 and detail["active_for"] == ["chat"]  # read back from llama.cpp
         later = httpx.put(f"{url}/api/models/{deep['id']}/settings", json={"n_ctx": 1024})
