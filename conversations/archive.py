@@ -26,7 +26,7 @@ from store.image_files import ImageStore
 from store.runs import RunStore
 from store.sessions import TURN_METRICS, SessionStore
 
-RUN_FIELDS = ("id", "turn_id", "language", "code", "stdout", "stderr", "exit_code", "timed_out", "killed", "reason",
+RUN_FIELDS = ("id", "turn_id", "block", "language", "code", "stdout", "stderr", "exit_code", "timed_out", "killed", "reason",
               "duration_ms", "images", "isolation", "created")
 
 IMAGE_ID = r"^[0-9a-f]{32}$"
@@ -143,6 +143,7 @@ class ImportedRun(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(pattern=IMAGE_ID)
     turn_id: int | None = None
+    block: int | None = Field(None, ge=0, le=10_000)  # absent in archives made before runs knew their block
     language: Literal["python"] = "python"
     code: str = Field(max_length=200_000)
     stdout: str = Field(max_length=2_000_000)

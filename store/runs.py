@@ -37,10 +37,16 @@ async def m007_sandbox_runs(db: aiosqlite.Connection) -> None:
     await db.execute("CREATE INDEX sandbox_runs_by_session ON sandbox_runs(session_id, created)")
 
 
-MIGRATIONS = [m007_sandbox_runs]
+async def m015_run_block(db: aiosqlite.Connection) -> None:
+    # Which code block of its answer a run ran (0-based), so the page shows it under that block;
+    # runs saved before know only their code.
+    await db.execute("ALTER TABLE sandbox_runs ADD COLUMN block INTEGER")
 
-COLUMNS = ("id", "session_id", "turn_id", "language", "code", "stdout", "stderr", "exit_code", "timed_out", "killed",
-           "reason", "duration_ms", "images", "isolation", "created")
+
+MIGRATIONS = [m007_sandbox_runs, m015_run_block]
+
+COLUMNS = ("id", "session_id", "turn_id", "block", "language", "code", "stdout", "stderr", "exit_code", "timed_out",
+           "killed", "reason", "duration_ms", "images", "isolation", "created")
 
 
 class RunStore:

@@ -26,23 +26,28 @@ const RESULT_CHARS = 4000; // of each stream, in the message sent to the model
  */
 export function initCodeRunner({ sandbox, onSendResult }) {
   const config = sandbox ?? { enabled: false, isolation: "unavailable", reason: "" };
+  /** @type {Map<string, CodeBlockRunner>} the runnable blocks on screen, by answer and block */
+  const runners = new Map();
   return {
     decorate(node, turnId, sessionId) {
-      for (const block of node.querySelectorAll(".code-block")) {
+      node.querySelectorAll(".code-block").forEach((block, index) => {
         const lang = /** @type {HTMLElement} */ (block).dataset.lang?.toLowerCase() ?? "";
-        if (!RUNNABLE.has(lang) || block.querySelector(".run-button")) continue;
-        new CodeBlockRunner(/** @type {HTMLElement} */ (block), turnId, sessionId, config, onSendResult);
-      }
+        if (!RUNNABLE.has(lang) || runners.get(`${turnId}:${index}`)?.block === block) return;
+        runners.set(`${turnId}:${index}`, new CodeBlockRunner(/** @type {HTMLElement} */ (block), { turnId, index,
+          sessionId }, config, onSendResult));
+      });
     },
     async restore(sessionId) {
       if (!sessionId || !config.enabled) return;
       const { runs } = await api.get(`/api/sandbox/runs?session_id=${encodeURIComponent(sessionId)}`)
         .catch(() => ({ runs: [] }));
       for (const run of runs) { // oldest first: the latest run of a block is the one left on show
-        const blocks = document.querySelectorAll(`.message[data-turn-id="${Number(run.turn_id)}"] .code-block`);
-        for (const block of blocks) {
-          const runner = /** @type {any} */ (block).runner;
-          if (runner && runner.code() === run.code) runner.showStored(run);
+        if (run.block !== null && run.block !== undefined) {
+          runners.get(`${run.turn_id}:${run.block}`)?.showStored(run);
+          continue;
+        }
+        for (const [key, runner] of runners) { // a run saved before runs knew their block: by its code
+          if (key.startsWith(`${run.turn_id}:`) && runner.code() === run.code) runner.showStored(run);
         }
       }
     },
@@ -68,14 +73,15 @@ function runButton(config, onRun) {
 
 class CodeBlockRunner {
   /**
-   * @param {HTMLElement} block @param {number} turnId @param {string|null} sessionId
+   * @param {HTMLElement} block @param {{turnId: number, index: number, sessionId: string|null}} place
+   *   the answer it is in, which of its code blocks, and the conversation
    * @param {SandboxConfig} config @param {(text: string) => void} onSendResult
    */
-  constructor(block, turnId, sessionId, config, onSendResult) {
-    /** @type {any} */ (block).runner = this;
+  constructor(block, place, config, onSendResult) {
     this.block = block;
-    this.turnId = turnId;
-    this.sessionId = sessionId;
+    this.turnId = place.turnId;
+    this.index = place.index;
+    this.sessionId = place.sessionId;
     this.onSendResult = onSendResult;
     this.original = block.querySelector("pre code")?.textContent ?? "";
     /** @type {HTMLTextAreaElement|null} */
@@ -145,7 +151,7 @@ class CodeBlockRunner {
     this.runButton.disabled = true;
     this.stopButton.hidden = false;
     this.status.textContent = t("codeStarting");
-    const body = { code, language: "python", session_id: this.sessionId, turn_id: this.turnId };
+    const body = { code, language: "python", session_id: this.sessionId, turn_id: this.turnId, block: this.index };
     try {
       for await (const event of streamEvents("/api/sandbox/run", body)) {
         const e = /** @type {any} */ (event);
@@ -213,8 +219,10 @@ class CodeBlockRunner {
     this.sendButton.hidden = false;
   }
 
-  /** A run stored earlier (the session reopened). @param {any} run */
+  /** A run stored earlier (the session reopened); an edited run shows its code in the editor. @param {any} run */
   showStored(run) {
+    if (run.code !== this.original && !this.editor) this.toggleEditor();
+    if (this.editor) this.editor.value = run.code;
     this.reset(run.code);
     if (run.stdout) this.write("stdout", run.stdout);
     if (run.stderr) this.write("stderr", run.stderr);

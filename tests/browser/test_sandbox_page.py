@@ -87,13 +87,34 @@ def test_run_stop_edit_and_send_the_result(page: Page, fake):
     sent = engine.prompts[-1][-1]["content"]
     assert "편집됨" in sent and "ZeroDivisionError" in sent and "1 / 0" in sent and "종료 코드 1" in sent
 
-    # Reopened, each block shows its last run (the edited one failed; the sleep was stopped).
+    # Reopened, each block shows its last run (the sleep was stopped; the edited run failed, and
+    # its code is back in the editor): runs are kept by answer and block, not matched by code text.
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     blocks = page.locator(".message.assistant").first.locator(".code-block")
     expect(blocks.nth(1).locator(".run-status")).to_contain_text("중지됨")
-    expect(blocks.nth(0).locator(".run-output")).to_contain_text("줄 2")  # the edited code is not this block's
+    expect(blocks.nth(0).locator(".run-output .stderr")).to_contain_text("ZeroDivisionError")
+    expect(blocks.nth(0).locator(".code-editor")).to_have_value("print('편집됨')\n1 / 0")
     shot(page, "sandbox-restored")
+
+
+def test_two_blocks_with_the_same_code_keep_their_own_runs(page: Page, isolated_data):
+    same = "```python\nimport random\nprint(random.random())\n```"
+    engine = FakeChatEngine(replies=[[f"하나:\n\n{same}\n\n둘:\n\n{same}"]])
+    with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
+        open_app(page, url)
+        page.fill("#chat-input", "코드 두 개")
+        page.press("#chat-input", "Enter")
+        blocks = page.locator(".message.assistant .code-block")
+        expect(blocks).to_have_count(2)
+        blocks.nth(1).locator(".run-button").click()
+        expect(blocks.nth(1).locator(".run-status")).to_contain_text("종료 코드 0")
+        printed = blocks.nth(1).locator(".run-output").inner_text()
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        blocks = page.locator(".message.assistant .code-block")
+        expect(blocks.nth(1).locator(".run-output")).to_have_text(printed)
+        expect(blocks.nth(0).locator(".run-panel")).to_be_hidden()  # the first block never ran
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from core.errors import AppError, InvalidInput, NotFound
 from core.events import RunFinished
-from sandbox.recording import recorded
+from sandbox.recording import RunOwner, recorded
 from store.sessions import SessionStore
 from web.json_body import read_json
 from web.params import require_text
@@ -28,10 +28,11 @@ class RunRequest(BaseModel):
     language: Literal["python"] = "python"
     session_id: str | None = Field(None, max_length=64)
     turn_id: int | None = Field(None, ge=1)
+    block: int | None = Field(None, ge=0, le=10_000)  # which code block of the answer (0-based)
     stream: bool = True
 
 
-async def _owner(sessions: SessionStore, body: RunRequest) -> tuple[str | None, int | None]:
+async def _owner(sessions: SessionStore, body: RunRequest) -> RunOwner:
     """The session (and answer) the run belongs to: 404 for unknown ones, 400 for a mismatch."""
     session_id = body.session_id
     if body.turn_id is not None:
@@ -41,7 +42,7 @@ async def _owner(sessions: SessionStore, body: RunRequest) -> tuple[str | None, 
         session_id = turn["session_id"]
     if session_id is not None:
         await sessions.get_session(session_id)
-    return session_id, body.turn_id
+    return RunOwner(session_id, body.turn_id, body.block if body.turn_id is not None else None)
 
 
 @router.post("/run")
@@ -52,11 +53,10 @@ async def run(request: Request, sandbox: SandboxDep, settings: AppSettings, sess
     sandbox.check_admission()  # 503 when code cannot run here, before reading anything
     body = await read_json(request, RunRequest)
     require_text(body.code, "code", settings.sandbox.max_code_chars, "code")
-    session_id, turn_id = await _owner(sessions, body)
+    owner = await _owner(sessions, body)
     sandbox.check_admission()  # 503 / 429 now, as JSON, before any stream starts
     run_id = sandbox.new_run_id()
-    events = recorded(runs, images, sandbox.isolation.kind, sandbox.run(body.code, run_id), body.code, session_id,
-                      turn_id)
+    events = recorded(runs, images, sandbox.isolation.kind, sandbox.run(body.code, run_id), body.code, owner)
     if body.stream:
         return EventSourceResponse(sse_stream(events), ping=15, sep="\r\n")
     async with aclosing(events):
