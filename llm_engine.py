@@ -116,6 +116,17 @@ class Sampled:
     tokens: int = 0
 
 
+def llama_settings(cfg: ChatModel, n_ctx: int) -> dict[str, Any]:
+    """Llama()'s arguments from a chat model's settings (the file and the context aside)."""
+    import llama_cpp
+
+    cache_type = getattr(llama_cpp, f"GGML_TYPE_{cfg.cache_type.upper()}")
+    return {"n_ctx": n_ctx, "n_gpu_layers": cfg.n_gpu_layers, "n_threads": cfg.n_threads,
+            "n_batch": min(cfg.n_batch, n_ctx), "use_mmap": cfg.use_mmap, "type_k": cache_type, "type_v": cache_type,
+            "flash_attn": cfg.flash_attn or cfg.cache_type != "f16",
+            "seed": llama_cpp.LLAMA_DEFAULT_SEED if cfg.seed < 0 else cfg.seed, "verbose": False}
+
+
 def completion(llm: Any, cfg: ChatModel, tokens: list[int], max_tokens: int, sampling: Sampling, prompt: Prompt,
                stop: threading.Event, sampled: Sampled) -> Generator[tuple[str, str | None], None, None]:
     """(text, "trimmed" when the length ended it) per chunk of one llama.cpp completion."""
@@ -228,29 +239,14 @@ class LlmEngine:
             self.n_ctx = cfg.n_ctx
 
     def load(self, progress: Callable[[float], None] | None = None) -> None:
-        import llama_cpp
-        from llama_cpp import LLAMA_DEFAULT_SEED, Llama
+        from llama_cpp import Llama
 
         path = check_gguf_file(self.cfg.model_path, self.model_setting, self.name)
         if self._next_ctx is not None:  # a context chosen while the model was loaded
             self.n_ctx, self._next_ctx = self._next_ctx, None
-        cache_type = getattr(llama_cpp, f"GGML_TYPE_{self.cfg.cache_type.upper()}")
         try:
             with _load_progress(progress):
-                self._llm = Llama(
-                    model_path=str(path),
-                    n_ctx=self.n_ctx,
-                    n_gpu_layers=self.cfg.n_gpu_layers,
-                    n_threads=self.cfg.n_threads,
-                    n_batch=min(self.cfg.n_batch, self.n_ctx),
-                    use_mmap=self.cfg.use_mmap,
-                    type_k=cache_type,
-                    type_v=cache_type,
-                    flash_attn=self.cfg.flash_attn or self.cfg.cache_type != "f16",
-                    seed=LLAMA_DEFAULT_SEED if self.cfg.seed < 0 else self.cfg.seed,
-                    verbose=False,
-                    **self._llama_args(),
-                )
+                self._llm = Llama(model_path=str(path), **llama_settings(self.cfg, self.n_ctx), **self._llama_args())
             self._after_load(self._llm)
             if self._formatter_for != path:  # the template comes from the file: reuse it across reloads
                 self._formatter, self._formatter_for = self._template_formatter(), path

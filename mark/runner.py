@@ -30,6 +30,7 @@ from models.image_families import family_defaults
 from rag_engine import RagEngine
 from settings import ChatModel, ImageModel
 from store.db import now_iso
+from store.image_files import ImageStore
 from turns.answer import AnswerTurn
 from turns.pictures import ImageTurn
 from turns.references import with_references
@@ -173,24 +174,6 @@ class MarkRunner:
             self._pictures[key] = stored.id
         return self._pictures[key]
 
-    async def _image_speed(self, engine: str) -> dict:
-        """One picture at the model's default size through the slot: seconds per step and per picture."""
-
-        cfg = self.slot.registry.config(engine)
-        assert isinstance(cfg, ImageModel)  # the caller found an ImageGenerator under this name
-        defaults = family_defaults(cfg)
-        params = GenerationParams("a red lighthouse by the sea at dusk", "", min(defaults.width, cfg.max_width),
-                                  min(defaults.height, cfg.max_height), min(defaults.steps, cfg.max_steps),
-                                  defaults.cfg_scale, 1, "euler_a", "discrete", 1)
-        lease = self.slot.lease(engine, Priority.BACKGROUND, ImageGenerator)
-        turn = await Turn.start(lease, lambda: (None, ImageTurn(params, self.images)))
-        done = next((event for event in await turn.run_to_end() if isinstance(event, PicturesDone)), None)
-        picture = (done.timings.get("pictures") or [{}])[0] if done else {}
-        per_picture = picture.get("total_s", sum(v for k, v in picture.items() if k in ("encode_s", "sampling_s", "decode_s")))
-        return {"kind": "image", "size": f"{params.width}x{params.height}", "steps": params.steps,
-                "seconds_per_step": picture.get("per_step_s"), "seconds_per_picture": round(per_picture, 3),
-                "total_ms": done.timings.get("total_ms") if done else None}
-
     async def close(self) -> None:
         if self._rag is not None:
             await run_blocking(self._rag.close)
@@ -207,7 +190,7 @@ class MarkRunner:
         try:
             for model, (engine, kind) in zip(run.request["models"], engines):
                 if kind == "image":
-                    run.speed[model] = await self._image_speed(engine)
+                    run.speed[model] = await image_speed(self.slot, self.images, engine)
                     run.step()
                     continue
                 run.speed[model] = await self._speed(run, engine, kind)
@@ -366,3 +349,21 @@ async def timed_load(slot: ModelSlot, engine: str) -> float | None:
     lease = slot.lease(engine, Priority.BACKGROUND)
     await (await Turn.start(lease, lambda: (None, LoadOnly(engine)), reload=True)).run_to_end(on_event)
     return marks["ready"] - marks["loading"] if "ready" in marks else None
+
+
+async def image_speed(slot: ModelSlot, images: ImageStore, engine: str) -> dict[str, Any]:
+    """One picture at the model's default size through the slot: seconds per step and per picture."""
+    cfg = slot.registry.config(engine)
+    assert isinstance(cfg, ImageModel)  # the caller found an ImageGenerator under this name
+    defaults = family_defaults(cfg)
+    params = GenerationParams("a red lighthouse by the sea at dusk", "", min(defaults.width, cfg.max_width),
+                              min(defaults.height, cfg.max_height), min(defaults.steps, cfg.max_steps),
+                              defaults.cfg_scale, 1, "euler_a", "discrete", 1)
+    lease = slot.lease(engine, Priority.BACKGROUND, ImageGenerator)
+    turn = await Turn.start(lease, lambda: (None, ImageTurn(params, images)))
+    done = next((event for event in await turn.run_to_end() if isinstance(event, PicturesDone)), None)
+    picture = (done.timings.get("pictures") or [{}])[0] if done else {}
+    per_picture = picture.get("total_s", sum(v for k, v in picture.items() if k in ("encode_s", "sampling_s", "decode_s")))
+    return {"kind": "image", "size": f"{params.width}x{params.height}", "steps": params.steps,
+            "seconds_per_step": picture.get("per_step_s"), "seconds_per_picture": round(per_picture, 3),
+            "total_ms": done.timings.get("total_ms") if done else None}

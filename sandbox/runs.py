@@ -246,16 +246,6 @@ class Sandbox:
                 pass
 
     # ---- one process --------------------------------------------------------------------------
-    def _bwrap_command(self, settings_json: str, seccomp_fd: int | None) -> list[str]:
-        assert self._bwrap is not None
-        command = [self._bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-                   "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", *self._mounts]
-        for name, value in _environment(WORKSPACE, "/tmp").items():
-            command += ["--setenv", name, value]
-        if seccomp_fd is not None:
-            command += ["--seccomp", str(seccomp_fd)]
-        return command + ["--", self._python, "-I", "-u", "-c", RUNNER_SOURCE, settings_json]
-
     async def _execute(self, code: str, isolation: Isolation, handle: _Run) -> AsyncGenerator[RunOutput | RunResult, None]:
         """Start the process, stream its output, end it on time; the last item is the RunResult."""
         started = time.monotonic()
@@ -267,7 +257,10 @@ class Sandbox:
                 if self._seccomp is not None:
                     seccomp_read = _filter_fd(self._seccomp)
                     pass_fds.append(seccomp_read)
-                command = self._bwrap_command(_runner_settings(self.cfg, self._packages, WORKSPACE, picture_write, True), seccomp_read)
+                assert self._bwrap is not None
+                command = bwrap_command(self._bwrap, self._mounts, self._python,
+                                        _runner_settings(self.cfg, self._packages, WORKSPACE, picture_write, True),
+                                        seccomp_read)
                 env, cwd = {}, None
             elif isolation.kind == "unisolated":  # the user's explicit choice: a temporary folder, rlimits, a scrubbed environment
                 scratch = tempfile.mkdtemp(prefix="aione-run-")
@@ -405,6 +398,18 @@ def process_cap(max_processes: int) -> str:
     if seccomp.supported():
         return "no child processes (seccomp): the server runs as root, where RLIMIT_NPROC does not apply"
     return "not capped: the server runs as root on a machine without the seccomp filter"
+
+
+def bwrap_command(bwrap: str, mounts: list[str], python: str, settings_json: str, seccomp_fd: int | None) -> list[str]:
+    """The sandbox's command line: a fresh namespace of everything, no capabilities, a clean
+    environment, the file system `mounts`, and the runner in isolated mode."""
+    command = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+               "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox", "--clearenv", *mounts]
+    for name, value in _environment(WORKSPACE, "/tmp").items():
+        command += ["--setenv", name, value]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
+    return command + ["--", python, "-I", "-u", "-c", RUNNER_SOURCE, settings_json]
 
 
 def _runner_settings(cfg: SandboxSettings, packages: str | None, workspace: str, picture_fd: int,

@@ -190,7 +190,7 @@ class SessionStore:
         chunks an answer used) after `parent_id` (default: the end of the active branch); it
         becomes the active branch's end. kind "image": an image-generation request or its pictures."""
         session = await self.get_session(session_id)
-        turn = self._turn_record(session_id, role, text, kind, sources, metrics)
+        turn = turn_record(session_id, role, text, kind, sources, metrics)
         turn["parent_id"] = session["active_leaf"] if parent_id is ACTIVE_LEAF else parent_id
         async with self._db.writing() as db:
             turn["id"] = await insert_turn(db, turn)
@@ -221,24 +221,12 @@ class SessionStore:
         if sessions and self.on_turn_saved is not None:
             self.on_turn_saved(0)  # the labeller looks from the start again: imported turns without labels get them
 
-    @staticmethod
-    def _turn_record(session_id: str, role: str, text: str, kind: str, sources: list[dict] | None,
-                     metrics: dict) -> dict:
-        unknown = set(metrics) - set(TURN_METRICS)
-        if unknown:
-            raise ValueError(f"unknown turn fields: {sorted(unknown)}")
-        turn: dict[str, Any] = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
-        turn.update({key: metrics.get(key) for key in TURN_METRICS})
-        turn["dropped_turns"] = turn["dropped_turns"] or 0
-        turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
-        return turn
-
     # ---- an answer written while it streams (checkpointed, so a crash keeps it) ---------------
     async def start_answer(self, session_id: str, model: str) -> int:
         """An assistant turn marked "streaming" at the end of the active branch; its id. Written by
         insert_turn like every turn (finish_answer indexes its text and logs it whole)."""
         session = await self.get_session(session_id)
-        turn = self._turn_record(session_id, "assistant", "", "chat", None, {"model": model, "finish_reason": STREAMING})
+        turn = turn_record(session_id, "assistant", "", "chat", None, {"model": model, "finish_reason": STREAMING})
         turn["parent_id"] = session["active_leaf"]
         async with self._db.writing() as db:
             turn_id = await insert_turn(db, turn)
@@ -256,7 +244,7 @@ class SessionStore:
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"turn not found: {turn_id}", code="turn_not_found")
-        turn = self._turn_record(row["session_id"], "assistant", text, "chat", sources, metrics)
+        turn = turn_record(row["session_id"], "assistant", text, "chat", sources, metrics)
         turn["created"], turn["id"] = row["created"], turn_id
         async with self._db.writing() as db:
             await db.execute(
@@ -355,6 +343,19 @@ class SessionStore:
         sent with images lists their ids under "images"; "id" is the turn's."""
         return [{"role": t["role"], "content": t["text"], "images": t["images"], "id": t["id"]}
                 for t in await self.list_turns(session_id, leaf=leaf) if t["text"] and t["kind"] == "chat"]
+
+
+def turn_record(session_id: str, role: str, text: str, kind: str, sources: list[dict] | None,
+                metrics: dict) -> dict:
+    """A turn row to insert: its metrics (only known ones), its sources as JSON."""
+    unknown = set(metrics) - set(TURN_METRICS)
+    if unknown:
+        raise ValueError(f"unknown turn fields: {sorted(unknown)}")
+    turn: dict[str, Any] = {"session_id": session_id, "role": role, "text": text, "created": now_iso(), "kind": kind}
+    turn.update({key: metrics.get(key) for key in TURN_METRICS})
+    turn["dropped_turns"] = turn["dropped_turns"] or 0
+    turn["sources"] = json.dumps(sources, ensure_ascii=False) if sources else None
+    return turn
 
 
 async def insert_turn(db: aiosqlite.Connection, turn: dict) -> int:

@@ -434,7 +434,7 @@ def test_for_a_normal_user_the_process_cap_is_rlimit_nproc_inside_the_namespace(
     with the system Python, caps a fork bomb at max_processes by RLIMIT_NPROC alone (no seccomp)."""
     import subprocess
 
-    from sandbox.runs import WORKSPACE, _runner_settings, find_bwrap
+    from sandbox.runs import WORKSPACE, _runner_settings, bwrap_command, find_bwrap
 
     bwrap, python = find_bwrap(None), Path("/usr/bin/python3")
     if not (bwrap and python.is_file() and _reachable_by_others(Path(bwrap))):
@@ -442,7 +442,8 @@ def test_for_a_normal_user_the_process_cap_is_rlimit_nproc_inside_the_namespace(
     sandbox = Sandbox(SandboxSettings(python_path=python, max_processes=8))
     assert asyncio.run(sandbox.probe()).kind == "bubblewrap"
     read, write = os.pipe()
-    command = sandbox._bwrap_command(_runner_settings(sandbox.cfg, sandbox._packages, WORKSPACE, write, True), None)
+    command = bwrap_command(sandbox._bwrap, sandbox._mounts, sandbox._python,
+                            _runner_settings(sandbox.cfg, sandbox._packages, WORKSPACE, write, True), None)
     code = textwrap.dedent(FORK_BOMB).encode()
     done = subprocess.run(command, input=code, capture_output=True, pass_fds=[write], timeout=60, user=65534,
                           group=65534, extra_groups=[], start_new_session=True)
