@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.contracts import ChatEngine, ChatInput, ContextFit, Finish, PreparedPrompt, Prompt
@@ -42,6 +42,20 @@ from turns.turn_memory import TurnMemory
 MAX_TOOL_STEPS = 3  # tool calls answered in one chat answer; then it must answer in text
 
 
+@dataclass
+class Prompted:
+    """What the engine made of the question: its model, how long the request waited for it, and
+    what the prompt held (the first pass's window; the last pass's, a tool step's being longer)."""
+
+    model: str = ""
+    engine_name: str = ""
+    wait_ms: float = 0.0
+    fit: ContextFit | None = None
+    last_fit: ContextFit | None = None
+    cached_tokens: int = 0
+    dropped_turns: int = 0  # history messages left out to fit
+
+
 class AnswerTurn:
     """An answer as runner work. `recorder` None: a stateless answer (nothing saved);
     `references` None: no documents take part."""
@@ -58,20 +72,14 @@ class AnswerTurn:
         self.windows, self.memory = windows, memory
         self.conversation: Conversation | None = None
         self.raw_message = question.message  # as stored (the prompt's may carry document passages)
-        self.fit: ContextFit | None = None
-        self.last_fit: ContextFit | None = None
-        self.engine_name = ""
+        self.prompted = Prompted()  # what the engine's prompt held (set when the model is there)
         self.chat_tools = chat_tools
         if chat_tools is not None:
             self.question = replace(question, tool_plan=chat_tools.plan())
         self.checkpoint_s = checkpoint_s
         self.started = time.perf_counter()
         self.sources: list[dict[str, Any]] = []
-        self.model = ""
         self.passes: list[Pass] = []  # the first, then one per tool step: the answer is their sum
-        self.dropped_turns = 0
-        self.cached_tokens = 0
-        self.wait_ms = 0.0
         self.request_turn: dict[str, Any] | None = None
 
     async def begin(self) -> AsyncGenerator[Event, None]:
@@ -102,17 +110,17 @@ class AnswerTurn:
             yield NoDocumentsMatched()
 
     async def run(self, engine: ChatEngine, stop: threading.Event) -> AsyncGenerator[Event, None]:
-        self.wait_ms = (time.perf_counter() - self.started) * 1000
-        self.model, self.engine_name = engine.model_label, engine.name
+        waited_ms = (time.perf_counter() - self.started) * 1000
         prompt = await run_blocking(engine.prepare, self.question)
-        self.fit = self.last_fit = prompt.context if isinstance(prompt, Prompt) else None
-        self.cached_tokens, self.dropped_turns = prompt.cached_tokens, prompt.dropped_messages
-        dropped_now = (self.fit.dropped[1] - self.fit.dropped[0]) if self.fit and self.fit.dropped else 0
-        if dropped_now or (self.fit is None and prompt.dropped_messages):  # news only when this turn dropped some
+        fit = prompt.context if isinstance(prompt, Prompt) else None
+        self.prompted = Prompted(engine.model_label, engine.name, waited_ms, fit, fit, prompt.cached_tokens,
+                                 prompt.dropped_messages)
+        dropped_now = (fit.dropped[1] - fit.dropped[0]) if fit and fit.dropped else 0
+        if dropped_now or (fit is None and prompt.dropped_messages):  # news only when this turn dropped some
             yield HistoryTrimmed(dropped_now or prompt.dropped_messages)
-        yield Generating(self.model)
+        yield Generating(self.prompted.model)
         if self.recorder is not None:
-            self.recorder.start_answer(self.model)
+            self.recorder.start_answer(self.prompted.model)
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
@@ -145,7 +153,7 @@ class AnswerTurn:
                    *({"role": "tool", "content": results.get(c.id, ""), "tool_call_id": c.id} for c in calls)]
         self.question = replace(question, history=history, message="")
         prompt = await run_blocking(engine.prepare, self.question)
-        self.last_fit = (prompt.context if isinstance(prompt, Prompt) else None) or self.last_fit
+        self.prompted.last_fit = (prompt.context if isinstance(prompt, Prompt) else None) or self.prompted.last_fit
         async with aclosing(self._tokens(engine, prompt, stop)) as tokens:
             async for token in tokens:
                 yield token
@@ -204,18 +212,19 @@ class AnswerTurn:
             return None
         steps = self.chat_tools.steps if self.chat_tools is not None else []
         return await self.recorder.save_answer(self._text(), self.sources + steps + self._memory_entries(),
-                                               self.model, figured.as_turn(self.dropped_turns))
+                                               self.prompted.model, figured.as_turn(self.prompted.dropped_turns))
 
     def _memory_entries(self) -> list[dict[str, Any]]:
         """The memories the prompt held, kept with the answer (the page shows them again)."""
         if self.memory is None:
             return []
-        return [{"type": "memory", **used} for used in self.memory.used(self.fit.memories if self.fit else None)]
+        fit = self.prompted.fit
+        return [{"type": "memory", **used} for used in self.memory.used(fit.memories if fit else None)]
 
     def _context(self, answer: dict[str, Any] | None) -> dict[str, Any] | None:
         """The done frame's view of the context: tokens used of n_ctx after this answer, where
         the model's window starts, how many turns come before it (summarised or fallen out)."""
-        fit = self.fit
+        fit = self.prompted.fit
         if fit is None:
             return None
         ids: list[int | None] = self.conversation.ids if self.conversation is not None else []
@@ -225,29 +234,31 @@ class AnswerTurn:
 
     def _used_tokens(self) -> int:
         """The context after this answer: the last pass's prompt and what was generated."""
-        return (self.last_fit.prompt_tokens if self.last_fit else 0) + sum(p.tokens for p in self.passes)
+        last_fit = self.prompted.last_fit
+        return (last_fit.prompt_tokens if last_fit else 0) + sum(p.tokens for p in self.passes)
 
     async def finish(self) -> Event:
         result = self._figures()
         answer = await self._save(result)
         used: list[dict[str, Any]] = []
         if self.memory is not None:
-            used = await self.memory.mark_used(self.fit.memories if self.fit else None)
+            used = await self.memory.mark_used(self.prompted.fit.memories if self.prompted.fit else None)
             if answer is not None and self.question.session_id is not None:
-                self.memory.after_answer(self.question.session_id, self.engine_name)
+                self.memory.after_answer(self.question.session_id, self.prompted.engine_name)
         if self.windows is not None and self.conversation is not None and answer is not None:
             question_id = (self.request_turn or {}).get("id")
             conversation = replace(self.conversation, system_prompt=self.question.system_prompt,
                                    memory=self.question.memory)  # the upkeep warms the prefix the next turn reads
-            await self.windows.after_answer(conversation, self.fit, self.engine_name,
+            await self.windows.after_answer(conversation, self.prompted.fit, self.prompted.engine_name,
                                             (question_id, self.raw_message), (answer["id"], self._text()),
                                             self._used_tokens())
         return ChatDone(
-            turn_id=answer["id"] if answer else None, finish_reason=result.finish_reason, model=self.model,
-            usage=Usage(result.prompt_tokens, result.completion_tokens, self.cached_tokens),
-            timings={"wait_ms": round(self.wait_ms, 1), "ttft_ms": result.ttft_ms, "tokens_per_s": result.tokens_per_s,
+            turn_id=answer["id"] if answer else None, finish_reason=result.finish_reason, model=self.prompted.model,
+            usage=Usage(result.prompt_tokens, result.completion_tokens, self.prompted.cached_tokens),
+            timings={"wait_ms": round(self.prompted.wait_ms, 1), "ttft_ms": result.ttft_ms,
+                     "tokens_per_s": result.tokens_per_s,
                      "total_ms": round((time.perf_counter() - self.started) * 1000, 1)},
-            dropped_turns=self.dropped_turns, answer=answer, question=self.request_turn,
+            dropped_turns=self.prompted.dropped_turns, answer=answer, question=self.request_turn,
             context=self._context(answer), memories_used=tuple(used))
 
     async def save_partial(self, reason: str) -> None:
