@@ -222,7 +222,10 @@ class CodeBlockRunner {
   /** A run stored earlier (the session reopened); an edited run shows its code in the editor. @param {any} run */
   showStored(run) {
     if (run.code !== this.original && !this.editor) this.toggleEditor();
-    if (this.editor) this.editor.value = run.code;
+    if (this.editor) {
+      this.editor.value = run.code;
+      this.editor.rows = Math.min(24, run.code.split("\n").length + 1);
+    }
     this.reset(run.code);
     if (run.stdout) this.write("stdout", run.stdout);
     if (run.stderr) this.write("stderr", run.stderr);
