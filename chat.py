@@ -206,7 +206,6 @@ async def _preload_chat(slot: ModelSlot, scanned: asyncio.Task) -> None:
     await asyncio.wait([scanned])
     try:
         lease = slot.lease("chat", Priority.BACKGROUND)
-        lease.check_files()
         preload = await Turn.start(lease, lambda: (None, LoadOnly("chat")))
     except AppError as exc:
         log.warning("chat model not preloaded: %s", exc.message)

@@ -185,3 +185,28 @@ async def test_a_streaming_answer_is_checkpointed_and_a_crash_leaves_it_interrup
     finally:
         await reopened.close()
     await frames.aclose()
+
+
+async def test_a_turn_reads_its_model_files_once_and_a_missing_model_is_an_error_after_the_request_is_saved(
+        store, isolated_data):
+    from core.errors import ModelMissing
+
+    class Counted(FakeChatEngine):
+        missing = False
+        checks = 0
+
+        def check_files(self) -> None:
+            self.checks += 1
+            if self.missing:
+                raise ModelMissing("chat model file not found: x.gguf. Set AIONE_CHAT__MODEL_PATH to a GGUF file")
+
+    engine = Counted()
+    services = services_for(make_settings(isolated_data), store, ModelSlot({"chat": engine}))
+    session = await store.create_session()
+    assert (await run_turn(services, session["id"], "hi"))[-1]["type"] == "done" and engine.checks == 1
+    engine.missing = True
+    frames = await run_turn(services, session["id"], "again")
+    assert frames[-1]["type"] == "error" and frames[-1]["code"] == "model_missing" and engine.checks == 2
+    turns = await store.list_turns(session["id"])
+    assert (turns[-2]["text"], turns[-1]["finish_reason"]) == ("again", "error")  # the request was kept, the error said
+    assert "load chat" in engine.log and engine.log.count("load chat") == 1  # never a load attempt when missing

@@ -77,12 +77,13 @@ class Turn(Generic[E]):
         """The lease back (idempotent): the end of `events()` does it too."""
         self.lease.release()
 
-    def _files_present(self) -> bool:
+    def _missing_files(self) -> AppError | None:
+        """The engine's files, checked once per turn (a file read): what is wrong, or None."""
         try:
             self.lease.check_files()
-            return True
-        except AppError:
-            return False  # said after the request is saved (below), never a load attempt
+            return None
+        except AppError as exc:
+            return exc
 
     async def events(self) -> AsyncGenerator[Event, None]:
         work, lease = self.work, self.lease
@@ -91,12 +92,14 @@ class Turn(Generic[E]):
         if self.session_id is not None:
             yield SessionStarted(self.session_id)
         try:
-            if self._files_present():
+            missing = self._missing_files()
+            if missing is None:
                 lease.start_swap()  # the model loads while begin() saves the request
             async with aclosing(work.begin()) as before:
                 async for event in before:
                     yield event
-            lease.check_files()  # a missing model is an error event, not a load attempt
+            if missing is not None:
+                raise missing  # said after the request is saved: an error event, never a load attempt
             async with lease:  # released as soon as the model is done: the saving below needs no slot
                 async with aclosing(lease.acquire(self.reload)) as waiting:
                     async for event in waiting:

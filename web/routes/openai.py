@@ -310,7 +310,6 @@ async def images_generations(request: Request, settings: AppSettings, slot: Slot
                                    sampler=body.sampler, scheduler=body.scheduler, batch_count=body.n)
     params = validate_request(request_body, settings.image, family_defaults(settings.image))
     lease = slot.lease("image", Priority.IMAGE, ImageGenerator)
-    lease.check_files()
     turn = await Turn.start(lease, lambda: (None, ImageTurn(params, images)))  # no recorder: nothing is stored
     pictures: list[PictureMade] = []
 
