@@ -74,8 +74,7 @@ class ModelRegistry:
 
     def engine(self, name: str) -> Engine:
         """The engine behind a name or role, to read or change its settings (to run it: lease it)."""
-        engine = self.resolve(name)
-        return self.local[engine] if engine in self.local else self.remote[engine]
+        return self.named(self.resolve(name))
 
     def named(self, name: str) -> Engine:
         """The engine registered under exactly this name (a lease's, resolved when it was taken)."""

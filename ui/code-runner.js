@@ -30,6 +30,7 @@ export function initCodeRunner({ sandbox, onSendResult }) {
   const runners = new Map();
   return {
     decorate(node, turnId, sessionId) {
+      for (const [key, runner] of runners) if (!runner.block.isConnected) runners.delete(key); // answered again, or another chat
       node.querySelectorAll(".code-block").forEach((block, index) => {
         const lang = /** @type {HTMLElement} */ (block).dataset.lang?.toLowerCase() ?? "";
         if (!RUNNABLE.has(lang) || runners.get(`${turnId}:${index}`)?.block === block) return;
