@@ -114,6 +114,21 @@ def test_a_run_is_stored_exported_and_a_chat_goes_first(isolated_data):
         assert httpx.get(f"{url}/api/bench/runs/{run_id}").json()["status"] == "done"  # kept across restarts
 
 
+def test_the_load_of_a_model_already_loaded_is_timed_through_the_slot(isolated_data):
+    """A resident model reported no load time before: PKC Mark unloads it and loads it again."""
+    engine = FakeChatEngine()
+    engine.load_seconds = 0.2
+    with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
+        with httpx.stream("POST", url + "/chat_stream_sse_fetch", json={"message": "hi"}, timeout=60) as r:
+            assert read_frames(r)[-2]["type"] == "done"
+        assert engine.log == ["load chat"]  # resident now
+        run_id = httpx.post(url + "/api/bench/runs", json={"models": ["chat"], "tasks": ["reasoning"], "seeds": 1,
+                                                           "quick": True}).json()["id"]
+        run = wait(url, run_id)
+    assert run["status"] == "done" and engine.log[:3] == ["load chat", "unload chat", "load chat"]
+    assert 0.2 <= run["speed"]["chat"]["load_s"] < 5  # the reload, timed from Loading to Ready
+
+
 def test_cancel_frees_the_slot_and_bad_runs_are_refused(isolated_data):
     engine = FakeChatEngine(token_seconds=0.05)
     with serve(create_app(make_settings(isolated_data), engines={"chat": engine})) as url:
