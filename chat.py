@@ -192,10 +192,12 @@ def _warm_up(rag: RagEngine) -> None:
 
 
 def _start_analyzer(settings: Settings, embedder, labels: LabelStore, slot: ModelSlot) -> TurnAnalyzer:
-    """The background labeller: it waits while any model generates (a token never waits for it)."""
+    """The background labeller: it waits until the models have been idle a moment (a token or a swap
+    never waits for it)."""
     classifiers = classifiers_from_settings(settings.analysis, embedder, settings.paths.data / "classifiers")
-    analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: slot.busy, batch_size=settings.analysis.batch_size,
-                            keywords_keep_s=settings.analysis.keywords_keep_s)
+    quiet_s = settings.analysis.quiet_s
+    analyzer = TurnAnalyzer(labels, classifiers, busy=lambda: slot.quiet_for() < quiet_s,
+                            batch_size=settings.analysis.batch_size, keywords_keep_s=settings.analysis.keywords_keep_s)
     analyzer.start()
     return analyzer
 

@@ -300,6 +300,9 @@ class Analysis(BaseModel):
     threads: int = Field(1, ge=1, le=64, description="CPU threads of the transformers classifier; the worker also "
                          "runs at low priority and waits while a model is generating.")
     batch_size: int = Field(16, ge=1, le=512, description="Turns labelled per batch.")
+    quiet_s: float = Field(1.0, ge=0.0, le=600.0, description="Seconds the models must have been idle before the "
+                           "labeller starts a batch: a message sent right after an answer, and its model swap, "
+                           "never share the CPU with it.")
     keywords_keep_s: float = Field(
         60.0, ge=0, le=86_400, description="Seconds the Korean morphological analyser (kiwipiepy, ~230 MB) stays "
         "loaded after the labeller's last batch (it loads again in about half a second); 0 keeps it loaded.")

@@ -448,3 +448,26 @@ async def test_an_early_swap_that_fails_is_an_error_at_acquire_and_a_release_let
         seen = await statuses(again)
         assert seen[-1] == ("ready", "vision") and ("loading", "vision") not in seen  # it waited, loaded once
     assert engines["vision"].loaded and log.count("load vision") == 1
+
+
+async def test_quiet_for_counts_from_the_last_release_or_swap_end():
+    """Background CPU work (the labeller) waits for a pause: quiet_for is 0 while a model is held
+    or loading, and counts from the moment the slot was given back, not from the last poll."""
+    now = [100.0]
+    slot, _, _ = make_slot(clock=lambda: now[0])
+    now[0] = 103.0
+    assert slot.quiet_for() == 3.0  # nothing happened since the server started
+    async with slot.lease("chat") as lease:
+        async for _ in lease.acquire():
+            assert slot.quiet_for() == 0.0  # loading
+        now[0] = 110.0
+        assert slot.quiet_for() == 0.0  # held
+    assert slot.quiet_for() == 0.0  # given back just now
+    now[0] = 110.4
+    assert slot.quiet_for() == pytest.approx(0.4)
+    lease = slot.lease("vision")
+    lease.enqueue()  # granted at once: busy from its place in the line, before its swap starts
+    assert slot.quiet_for() == 0.0
+    lease.release()
+    now[0] = 111.0
+    assert slot.quiet_for() == pytest.approx(0.6)
