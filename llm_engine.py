@@ -368,6 +368,7 @@ class LlmEngine:
         llm = self._llm
         if llm is None:
             return False
+        self._kv.settle()
         tokens = prompt.tokens[:-1]  # the next turn re-evaluates the last token anyway
         done = self._reusable_prefix(tokens + [-1])
         llm.n_tokens = done
@@ -377,6 +378,7 @@ class LlmEngine:
                 return False
             llm.eval(tokens[done:done + step])
             done = llm.n_tokens
+        self._kv.keep_soon(llm)
         return True
 
     # ---- generation ---------------------------------------------------------------------
@@ -386,6 +388,7 @@ class LlmEngine:
         grammar of the tools' schemas (its arguments valid), and closed."""
         if self._llm is None:
             raise ModelLoadError(f"{self.name} model is not loaded", code="model_not_loaded")
+        self._kv.settle()
         said, sampled, reason, opener = "", Sampled(), "done", False
         with closing(completion(self._llm, self.cfg, prompt.tokens, prompt.max_new_tokens, prompt.sampling, prompt,
                                 stop, sampled)) as chunks:
@@ -404,6 +407,7 @@ class LlmEngine:
             yield from self._constrained_call(prompt, said, stop, sampled)
         if stop.is_set():
             reason = "stopped"
+        self._kv.keep_soon(self._llm)  # while the answer is saved: a swap after it then copies nothing
         yield Finish(reason, len(prompt.tokens), sampled.tokens)
 
     def _constrained_call(self, prompt: Prompt, said: str, stop: threading.Event, sampled: Sampled) -> Iterator[Token]:

@@ -7,6 +7,7 @@ prefix again.
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -29,18 +30,30 @@ class KvStore:
         self.max_sessions = max_sessions
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, SavedKv] = OrderedDict()
+        self._lock = threading.Lock()  # copies are put from their own thread (models/kv_keeper.py)
 
     def put(self, session_id: str, saved: SavedKv) -> None:
-        self._entries.pop(session_id, None)
-        if self.max_sessions == 0 or saved.nbytes > self.max_bytes:
-            return
-        self._entries[session_id] = saved
-        while len(self._entries) > self.max_sessions or self.nbytes > self.max_bytes:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries.pop(session_id, None)
+            if self.max_sessions == 0 or saved.nbytes > self.max_bytes:
+                return
+            self._entries[session_id] = saved
+            while len(self._entries) > self.max_sessions or self._nbytes() > self.max_bytes:
+                self._entries.popitem(last=False)
+
+    def holds(self, session_id: str, token_ids: np.ndarray) -> bool:
+        """Whether the entry is the state of exactly these tokens (then it is the most recent)."""
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is None or not np.array_equal(entry.token_ids, token_ids):
+                return False
+            self._entries.move_to_end(session_id)
+            return True
 
     def take(self, session_id: str) -> SavedKv | None:
         """Remove and return the entry: once restored, the live KV cache is the newer copy."""
-        return self._entries.pop(session_id, None)
+        with self._lock:
+            return self._entries.pop(session_id, None)
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._entries
@@ -50,7 +63,12 @@ class KvStore:
 
     @property
     def nbytes(self) -> int:
+        with self._lock:
+            return self._nbytes()
+
+    def _nbytes(self) -> int:
         return sum(e.nbytes for e in self._entries.values())
 
     def sessions(self) -> list[str]:
-        return list(self._entries)
+        with self._lock:
+            return list(self._entries)

@@ -239,6 +239,35 @@ def test_kv_restore_after_a_reload_continues_exactly_and_skips_the_prefix():
     assert len(e.kv_store) == 1  # saved again at the last unload
 
 
+def test_the_cache_is_copied_after_the_answer_and_an_unload_then_copies_nothing(monkeypatch):
+    """The copy of a conversation's cache is made beside the saving of the answer (issue 31, item
+    8): the unload of a swap right after it finds the copy current; a cache changed since (the
+    next turn) is copied again at the unload."""
+    copies = []
+    real = llama_cpp.llama_state_seq_get_data
+    monkeypatch.setattr(llama_cpp, "llama_state_seq_get_data", lambda *a: copies.append(1) or real(*a))
+    e = engine(n_ctx=2048)
+    e.kv_store = KvStore(4, 512 * MIB)
+    e.load()
+    try:
+        first, _ = answer_in_session(e, LONG, [], "a")
+        e._kv.settle()
+        assert len(copies) == 1 and e.kv_store.sessions() == ["chat:a"]
+        assert e.kv_store.holds("chat:a", e.llama.input_ids[: e.llama.n_tokens])
+    finally:
+        e.unload()
+    assert len(copies) == 1  # the unload found the copy current
+    e.load()
+    try:
+        history = [{"role": "user", "content": LONG}, {"role": "assistant", "content": first}]
+        prompt = e.prepare(ChatInput(history, FOLLOW_UP, system_prompt=SYSTEM, session_id="a"))
+        assert prompt.cached_tokens > 800  # restored from the copy made after the answer
+        e.llama.eval(prompt.tokens[prompt.cached_tokens:])  # the cache changes after that copy
+    finally:
+        e.unload()
+    assert len(copies) == 2 and len(e.kv_store) == 1  # copied again at the unload
+
+
 def test_switching_conversations_keeps_each_ones_cache():
     e = engine(n_ctx=2048)
     e.kv_store = KvStore(4, 512 * MIB)

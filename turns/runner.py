@@ -4,7 +4,7 @@ kind only brings its work, and it owns the lease from its place in the line to i
 
     turn = await Turn.start(lease, setup)   # a place in the line now (404 / 429 / 503 / 507 before
                                             # anything is stored), then the caller's setup, which
-                                            # says the session and the work
+                                            # says the session and the work; then the swap begins
     turn.events():
       SessionStarted -> work.begin()  (save the request; sources, images ...)
                      -> the lease: slot events until Ready
@@ -55,14 +55,18 @@ Setup = Callable[[], "Awaitable[tuple[str | None, TurnWork[E]]] | tuple[str | No
 
 class Turn(Generic[E]):
     def __init__(self, lease: SlotLease[E], session_id: str | None, work: TurnWork[E],
-                 reload: bool = False) -> None:
-        """`session_id` None: a request outside the page's sessions (/v1, background work)."""
+                 reload: bool = False, missing: AppError | None = None) -> None:
+        """`session_id` None: a request outside the page's sessions (/v1, background work);
+        `missing`: what is wrong with the model's files (said once the request is saved)."""
         self.lease, self.session_id, self.work, self.reload = lease, session_id, work, reload
+        self._missing = missing
 
     @classmethod
     async def start(cls, lease: SlotLease[E], setup: Setup[E], reload: bool = False) -> Turn[E]:
         """A place in the line, then the caller's setup (validate further, store the upload, make
-        the session); the place is given back if the setup fails. `reload`: a resident model is
+        the session); the place is given back if the setup fails. Then, when granted with a
+        model to load, its swap begins at once, while the response starts and the request saves
+        itself (a request refused by its setup loads nothing). `reload`: a resident model is
         loaded again (PKC Mark times the load)."""
         lease.enqueue()
         try:
@@ -71,19 +75,14 @@ class Turn(Generic[E]):
         except BaseException:
             lease.release()
             raise
-        return cls(lease, session_id, work, reload)
+        missing = _missing_files(lease)
+        if missing is None:
+            lease.start_swap()
+        return cls(lease, session_id, work, reload, missing)
 
     def close(self) -> None:
         """The lease back (idempotent): the end of `events()` does it too."""
         self.lease.release()
-
-    def _missing_files(self) -> AppError | None:
-        """The engine's files, checked once per turn (a file read): what is wrong, or None."""
-        try:
-            self.lease.check_files()
-            return None
-        except AppError as exc:
-            return exc
 
     async def events(self) -> AsyncGenerator[Event, None]:
         work, lease = self.work, self.lease
@@ -92,14 +91,11 @@ class Turn(Generic[E]):
         if self.session_id is not None:
             yield SessionStarted(self.session_id)
         try:
-            missing = self._missing_files()
-            if missing is None:
-                lease.start_swap()  # the model loads while begin() saves the request
-            async with aclosing(work.begin()) as before:
+            async with aclosing(work.begin()) as before:  # the model loads meanwhile
                 async for event in before:
                     yield event
-            if missing is not None:
-                raise missing  # said after the request is saved: an error event, never a load attempt
+            if self._missing is not None:
+                raise self._missing  # said after the request is saved: an error event, never a load attempt
             async with lease:  # released as soon as the model is done: the saving below needs no slot
                 async with aclosing(lease.acquire(self.reload)) as waiting:
                     async for event in waiting:
@@ -135,6 +131,15 @@ class Turn(Generic[E]):
         finally:
             self.close()
         return seen
+
+
+def _missing_files(lease: SlotLease[E]) -> AppError | None:
+    """The engine's files, checked once per turn (a file read): what is wrong, or None."""
+    try:
+        lease.check_files()
+        return None
+    except AppError as exc:
+        return exc
 
 
 async def _save_partial(work: TurnWork[E], reason: str) -> None:
