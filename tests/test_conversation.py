@@ -6,6 +6,7 @@ import threading
 from contextlib import aclosing
 from dataclasses import dataclass
 
+import anyio
 import pytest
 
 from core.contracts import ChatEngine, ChatInput
@@ -210,3 +211,27 @@ async def test_a_turn_reads_its_model_files_once_and_a_missing_model_is_an_error
     turns = await store.list_turns(session["id"])
     assert (turns[-2]["text"], turns[-1]["finish_reason"]) == ("again", "error")  # the request was kept, the error said
     assert "load chat" in engine.log and engine.log.count("load chat") == 1  # never a load attempt when missing
+
+
+async def test_the_swap_begins_when_the_request_passes_its_setup_not_when_its_stream_is_read(store, isolated_data):
+    """The model loads while the response starts (issue 31, item 8); a request its setup refuses
+    loads nothing."""
+    engine = FakeChatEngine()
+    slot = ModelSlot({"chat": engine})
+    session = await store.create_session()
+    work = AnswerTurn(ChatInput([], "hi", session_id=session["id"]), SessionRecorder(store, session["id"]))
+
+    def refused() -> tuple:
+        raise ValueError("bad upload")
+
+    with pytest.raises(ValueError):
+        await Turn.start(slot.lease("chat", Priority.CHAT, ChatEngine), refused)
+    assert engine.log == [] and slot.state()["queue"] == 0
+    turn = await Turn.start(slot.lease("chat", Priority.CHAT, ChatEngine), lambda: (session["id"], work))
+    for _ in range(50):  # no event read yet
+        if engine.loaded:
+            break
+        await anyio.sleep(0.01)
+    assert engine.log == ["load chat"] and engine.loaded
+    frames = [frame(event) async for event in turn.events()]
+    assert frames[-1]["type"] == "done" and engine.log == ["load chat"]  # the turn used that load
