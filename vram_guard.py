@@ -153,7 +153,7 @@ class ModelSlot:
 
     @property
     def busy(self) -> bool:
-        """A model is loaded for someone or generating (the CPU labeller waits meanwhile)."""
+        """A model is held by a request (loading or generating) or a swap runs."""
         return bool(self._holders) or self._swapper.swapping
 
     def quiet_for(self) -> float:
