@@ -25,6 +25,7 @@ from core.errors import AppError, SlotBusy
 from core.events import Queued, Ready, SlotEvent, Token, ToolCallMade
 from models.context_window import system_with_memories
 from settings import ChatModel, ImageModel, RemoteRole, VisionModel, env_name
+from tools.syntax import arguments_object
 
 if TYPE_CHECKING:
     import httpx
@@ -172,7 +173,7 @@ class RemoteAnswers(RemoteModel):
             reason = "stopped"
         for index, call in enumerate(calls[key] for key in sorted(calls)):
             text = call["arguments"] or "{}"
-            yield ToolCallMade(index, call["id"] or f"call_{index}", call["name"], text, _object_or_empty(text))
+            yield ToolCallMade(index, call["id"] or f"call_{index}", call["name"], text, arguments_object(text))
         yield Finish(reason, usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or sent)
 
 
@@ -378,12 +379,3 @@ class RemoteLease:
         self._granted = True
         yield Ready(self.engine_name)
 
-
-def _object_or_empty(text: str) -> dict[str, Any]:
-    """A remote call's arguments, parsed once here; text that is not a JSON object parses to {}
-    (the caller still gets the text as the server wrote it)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}

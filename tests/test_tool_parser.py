@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.contracts import Prompt, ToolPlan
+from core.events import ToolCallMade
 from tools.parser import CallParser, ParsedCall
-from tools.syntax import as_messages, call_format, call_schema, template_family
+from tools.syntax import arguments_object, as_messages, call_format, call_schema, template_family
 from turns.tool_calls import ToolCalls
 
 NAMES = ("search_documents", "run_python")
@@ -147,3 +148,17 @@ def test_after_an_opener_in_auto_mode_the_call_is_generated_again_under_the_sche
     assert isinstance(out[-1], Finish) and out[-1].completion_tokens == 3 + 2  # the first pass stopped at the opener
     parsed = parse("generic", [text])
     assert parsed == ["Let me run it.\n", ParsedCall("run_python", '{"code":"1"}')]
+
+
+def test_a_calls_arguments_are_parsed_once_where_it_is_made_and_one_rule_reads_any_writers():
+    """ParsedCall and ToolCallMade compare without `args`, so the other tests cannot see them:
+    the parsed object travels with the text (the chat tools and PKC Mark read it), and text that
+    is no JSON object reads as {} wherever it comes from (a remote server, a client's history)."""
+    text = '<tool_call>{"name": "search_documents", "arguments": "{\\"query\\": \\"연차\\", \\"k\\": 3}"}</tool_call>'
+    (call,) = [item for item in parse("generic", [text]) if isinstance(item, ParsedCall)]
+    assert call.arguments == '{"query":"연차","k":3}' and call.args == {"query": "연차", "k": 3}
+    calls = ToolCalls(Prompt([1], [], None, 0, 16, tool_format="generic", tool_names=NAMES, max_calls=1))
+    (made,) = [e for e in [*calls.feed(text), *calls.finish()] if isinstance(e, ToolCallMade)]
+    assert made.args == {"query": "연차", "k": 3} and made.arguments == call.arguments
+    assert arguments_object('{"a": [1]}') == {"a": [1]} and arguments_object({"b": 2}) == {"b": 2}
+    assert arguments_object("[1, 2]") == {} and arguments_object("not json") == {} and arguments_object("") == {}

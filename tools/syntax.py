@@ -106,7 +106,7 @@ def as_messages(history: list[dict[str, Any]], native: bool) -> list[dict[str, A
         elif calls and native:
             out.append({"role": "assistant", "content": turn.get("content") or "", "tool_calls": [
                 {"id": c["id"], "type": "function", "function": {"name": c["function"]["name"],
-                                                                   "arguments": _object(c["function"]["arguments"])}}
+                                                                   "arguments": arguments_object(c["function"]["arguments"])}}
                 for c in calls]})
         elif calls:
             written = "\n".join(f'<tool_call>{{"name": {json.dumps(c["function"]["name"])}, "arguments": '
@@ -117,7 +117,9 @@ def as_messages(history: list[dict[str, Any]], native: bool) -> list[dict[str, A
     return _merge_users(out) if not native else out
 
 
-def _object(arguments: str | dict[str, Any]) -> dict[str, Any]:
+def arguments_object(arguments: str | dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments as an object, whoever wrote them (a model's text, a remote server, a
+    client's history): text that is not a JSON object is {} (the text itself stays as written)."""
     if isinstance(arguments, dict):
         return arguments
     try:
